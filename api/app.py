@@ -1,0 +1,46 @@
+"""create_app(settings): routers, error handlers, middleware and the process's services."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.auth import Authenticator
+from api.dependencies import Services
+from api.routes import discovery, groups, health, users
+from api.settings import ApiSettings
+from metrics.http import RequestMetricsMiddleware
+from storage.database import Database, open_database
+from storage.settings import DatabaseSettings
+
+OnStart = Callable[[Database], None]
+UNMEASURED_PATHS = ("/metrics", "/healthz", "/readyz")
+
+
+def create_app(settings: ApiSettings, database: DatabaseSettings, *,
+               on_start: OnStart | None = None) -> FastAPI:
+    """The ASGI app. ``on_start`` lets the composition root hook the relay to the database
+    (the embedded mode wakes the relay after each commit that recorded effects)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        db = await open_database(database.database_url, pool_size=database.database_pool_size,
+                                 busy_timeout_ms=database.database_busy_timeout_ms)
+        app.state.services = Services(settings, db, Authenticator(db, settings.auth_cache_seconds))
+        if on_start is not None:
+            on_start(db)
+        try:
+            yield
+        finally:
+            await db.close()
+
+    app = FastAPI(title="printsync", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    errors.install(app)
+    for module in (users, groups, discovery, health):
+        app.include_router(module.router)
+    app.add_middleware(RequestMetricsMiddleware, skip_paths=UNMEASURED_PATHS)
+    return app

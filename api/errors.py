@@ -1,0 +1,125 @@
+"""The one place exceptions become SCIM error responses (RFC 7644 §3.12).
+
+    Exception
+    ├── storage.scim.errors.ScimError      its own status and scimType (400, 409 uniqueness)
+    ├── api.errors.Unauthorized            401  missing or wrong token
+    ├── api.errors.Forbidden               403  tenant disabled
+    ├── api.errors.PayloadTooLarge         413
+    ├── api.errors.UnsupportedMediaType    415
+    ├── api.errors.TooManyRequests         429 with Retry-After
+    ├── storage.errors.ResourceNotFound    404
+    ├── storage.errors.VersionMismatch     412
+    ├── storage.errors.DatabaseUnavailable 503 with Retry-After
+    ├── starlette HTTPException            its status (unknown route 404, wrong method 405)
+    └── anything else                      500, traceback logged, nothing revealed
+
+Every body is ``application/scim+json`` with ``status`` as a string and a ``detail``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from storage.errors import DatabaseUnavailable, ResourceNotFound, VersionMismatch
+from storage.scim.errors import ScimError
+from storage.scim.schema import ERROR
+
+log = logging.getLogger("printsync.api")
+MEDIA_TYPE = "application/scim+json"
+
+
+class HttpError(Exception):
+    status = 400
+    scim_type: str | None = None
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+
+
+class Unauthorized(HttpError):
+    status = 401
+
+
+class Forbidden(HttpError):
+    status = 403
+
+
+class PayloadTooLarge(HttpError):
+    status = 413
+
+
+class UnsupportedMediaType(HttpError):
+    status = 415
+
+
+class TooManyRequests(HttpError):
+    status = 429
+
+
+def error_response(status: int, detail: str, scim_type: str | None = None,
+                   headers: dict[str, str] | None = None) -> Response:
+    body: dict[str, object] = {"schemas": [ERROR], "status": str(status)}
+    if scim_type:
+        body["scimType"] = scim_type
+    body["detail"] = detail
+    return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE,
+                    headers=headers)
+
+
+async def _scim(_: Request, error: Exception) -> Response:
+    assert isinstance(error, ScimError)
+    return error_response(error.status, error.detail, error.scim_type)
+
+
+async def _http(_: Request, error: Exception) -> Response:
+    assert isinstance(error, HttpError)
+    headers = dict(error.headers)
+    if error.status == 401:
+        headers.setdefault("WWW-Authenticate", 'Bearer realm="printsync"')
+    return error_response(error.status, error.detail, error.scim_type, headers)
+
+
+async def _not_found(_: Request, error: Exception) -> Response:
+    assert isinstance(error, ResourceNotFound)
+    return error_response(404, f"{error.resource} {error.resource_id} not found")
+
+
+async def _version(_: Request, error: Exception) -> Response:
+    assert isinstance(error, VersionMismatch)
+    return error_response(412, "the resource has changed; its current version is "
+                          f"{error.current}", headers={"ETag": error.current})
+
+
+async def _unavailable(_: Request, error: Exception) -> Response:
+    log.warning("database unavailable: %s", type(error).__name__)
+    return error_response(503, "the service is temporarily unavailable; retry later",
+                          headers={"Retry-After": "5"})
+
+
+async def _starlette(_: Request, error: Exception) -> Response:
+    assert isinstance(error, StarletteHTTPException)
+    detail = {404: "no such endpoint", 405: "method not allowed"}.get(
+        error.status_code, str(error.detail))
+    return error_response(error.status_code, detail, headers=error.headers)
+
+
+async def _unexpected(_: Request, error: Exception) -> Response:
+    log.error("unhandled error", exc_info=error)
+    return error_response(500, "internal server error")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(ScimError, _scim)
+    app.add_exception_handler(HttpError, _http)
+    app.add_exception_handler(ResourceNotFound, _not_found)
+    app.add_exception_handler(VersionMismatch, _version)
+    app.add_exception_handler(DatabaseUnavailable, _unavailable)
+    app.add_exception_handler(StarletteHTTPException, _starlette)
+    app.add_exception_handler(Exception, _unexpected)

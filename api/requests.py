@@ -1,0 +1,109 @@
+"""Reading SCIM requests: bodies, media types and list parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from api.errors import PayloadTooLarge, UnsupportedMediaType
+from storage.documents import ListQuery
+from storage.scim.errors import InvalidSyntax, InvalidValue
+from storage.scim.schema import SEARCH_REQUEST
+
+
+async def json_body(request: Request, max_bytes: int) -> Any:
+    """The parsed JSON body; 413 past ``max_bytes``, 415 for a non-JSON media type,
+    400 invalidSyntax for malformed JSON or invalid UTF-8."""
+    content_type = request.headers.get("content-type")
+    if content_type is not None and "json" not in content_type.lower():
+        raise UnsupportedMediaType(
+            "send the body as application/scim+json or application/json")
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > max_bytes:
+        raise PayloadTooLarge(f"the body exceeds {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"the body exceeds {max_bytes} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise InvalidSyntax("the request body is empty")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise InvalidSyntax(f"the body is not valid JSON: {error.msg}") from None
+
+
+def _integer(raw: str | None, name: str) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidValue(f"{name} must be an integer") from None
+
+
+def _order(raw: str | None) -> str:
+    if raw is None or raw == "":
+        return "ascending"
+    lowered = raw.lower()
+    if lowered not in ("ascending", "descending"):
+        raise InvalidValue("sortOrder must be ascending or descending")
+    return lowered
+
+
+def list_query(params: dict[str, str]) -> ListQuery:
+    """List parameters from a query string (keys are case-insensitive)."""
+    lowered = {key.lower(): value for key, value in params.items()}
+    filter_text = lowered.get("filter")
+    start = _integer(lowered.get("startindex"), "startIndex")
+    return ListQuery(
+        filter=filter_text if filter_text not in (None, "") else None,
+        start_index=1 if start is None else start,
+        count=_integer(lowered.get("count"), "count"),
+        sort_by=lowered.get("sortby") or None,
+        sort_order=_order(lowered.get("sortorder")),  # type: ignore[arg-type]
+    )
+
+
+def search_query(body: Any) -> tuple[ListQuery, str | None, str | None]:
+    """A POST /.search body: the list query and the raw attributes/excludedAttributes."""
+    if not isinstance(body, dict):
+        raise InvalidSyntax("a SearchRequest must be a JSON object")
+    lowered = {str(key).lower(): value for key, value in body.items()}
+    schemas = lowered.get("schemas")
+    if not isinstance(schemas, list) or SEARCH_REQUEST not in schemas:
+        raise InvalidValue(f"schemas must contain {SEARCH_REQUEST}")
+
+    def text(name: str) -> str | None:
+        value = lowered.get(name.lower())
+        if value is None:
+            return None
+        if isinstance(value, list) and all(isinstance(item, str) for item in value):
+            return ",".join(value)
+        if not isinstance(value, str):
+            raise InvalidValue(f"{name} must be a string")
+        return value
+
+    def number(name: str) -> int | None:
+        value = lowered.get(name.lower())
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidValue(f"{name} must be an integer")
+        return value
+
+    start = number("startIndex")
+    query = ListQuery(
+        filter=text("filter") or None,
+        start_index=1 if start is None else start,
+        count=number("count"),
+        sort_by=text("sortBy") or None,
+        sort_order=_order(text("sortOrder")),  # type: ignore[arg-type]
+    )
+    return query, text("attributes"), text("excludedAttributes")

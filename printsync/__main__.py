@@ -1,0 +1,3 @@
+from printsync.cli import main
+
+main()

@@ -1,0 +1,118 @@
+"""Table definitions: the records printsync keeps (private to ``storage``).
+
+Each SCIM resource is stored twice over: its full SCIM document as JSON text (``doc``), which reads
+answer byte for byte, and the handful of columns that uniqueness rules, Entra's lookups and the
+indexes need. Those columns are derived from the document on every write, in one place
+(``storage.scim.resources``), so the two never disagree.
+
+Timestamps are ISO 8601 UTC strings of fixed width (``2026-01-02T03:04:05.123456Z``): they sort and
+compare as text the same way on SQLite and PostgreSQL, which keeps filter SQL portable.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Timestamp = sa.String(32)
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("previous_token_hash", sa.String(64), nullable=True, index=True),
+    sa.Column("previous_token_expires_at", Timestamp, nullable=True),
+    sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("notify", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("connector", sa.String(32), nullable=False, server_default="ledger"),
+    sa.Column("connector_config", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("id", sa.String(36), nullable=False, unique=True),
+    sa.Column("user_name", sa.Text, nullable=False),
+    sa.Column("user_name_ci", sa.Text, nullable=False),
+    sa.Column("external_id", sa.Text, nullable=True),
+    sa.Column("display_name", sa.Text, nullable=True),
+    sa.Column("work_email_ci", sa.Text, nullable=True),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_modified", Timestamp, nullable=False),
+    sa.Column("doc", sa.Text, nullable=False),
+    # The username the print account was last brought in line under (set by the workers), so
+    # that a userName change can retire the account kept under the old name.
+    sa.Column("print_username", sa.Text, nullable=True),
+    sa.UniqueConstraint("tenant_id", "user_name_ci"),
+    sa.UniqueConstraint("tenant_id", "external_id"),
+    sa.Index("ix_users_tenant_id_work_email_ci", "tenant_id", "work_email_ci"),
+    sa.Index("ix_users_tenant_id_pk", "tenant_id", "pk"),
+    sa.Index("ix_users_tenant_id_last_modified", "tenant_id", "last_modified"),
+)
+
+groups = sa.Table(
+    "groups",
+    metadata,
+    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("id", sa.String(36), nullable=False, unique=True),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("display_name_ci", sa.Text, nullable=False),
+    sa.Column("external_id", sa.Text, nullable=True),
+    sa.Column("member_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("last_modified", Timestamp, nullable=False),
+    sa.Column("doc", sa.Text, nullable=False),
+    sa.UniqueConstraint("tenant_id", "display_name_ci"),
+    sa.UniqueConstraint("tenant_id", "external_id"),
+    sa.Index("ix_groups_tenant_id_pk", "tenant_id", "pk"),
+    sa.Index("ix_groups_tenant_id_last_modified", "tenant_id", "last_modified"),
+)
+
+memberships = sa.Table(
+    "memberships",
+    metadata,
+    sa.Column("group_pk", sa.Integer, sa.ForeignKey("groups.pk"), primary_key=True),
+    sa.Column("user_pk", sa.Integer, sa.ForeignKey("users.pk"), primary_key=True),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Index("ix_memberships_user_pk", "user_pk"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("subject_id", sa.String(36), nullable=False),
+    sa.Column("effect_key", sa.String(200), nullable=False, unique=True),
+    sa.Column("payload", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", Timestamp, nullable=False),
+    sa.Column("claimed_until", Timestamp, nullable=True),
+    sa.Column("dispatched_at", Timestamp, nullable=True),
+    sa.Column("completed_at", Timestamp, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),
+    sa.Index("ix_outbox_tenant_id_state", "tenant_id", "state"),
+)

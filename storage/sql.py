@@ -1,0 +1,73 @@
+"""Statements compiled once per dialect into the driver's own parameter style.
+
+The SCIM path never builds SQL per request: each statement is a SQLAlchemy Core construct (or, for
+filters, SQL text with ``:name`` placeholders) compiled once into a ``Statement``, whose text goes
+straight to the driver (``sqlite3`` with ``?``, asyncpg with ``$n``, which prepares and caches it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine.interfaces import Dialect as SADialect
+
+Dialect = Literal["sqlite", "postgresql"]
+
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
+_DIALECTS: dict[Dialect, SADialect] = {
+    "sqlite": sqlite.dialect(paramstyle="named"),
+    "postgresql": postgresql.asyncpg.dialect(),  # type: ignore[no-untyped-call]
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    """SQL text in the driver's style and the parameter names in positional order."""
+
+    sql: str
+    names: tuple[str, ...]
+    constants: Mapping[str, Any] = field(default_factory=dict)
+
+    def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        if self.constants:
+            merged = {**self.constants, **params}
+            return tuple(merged[name] for name in self.names)
+        return tuple(params[name] for name in self.names)
+
+
+def _positional(sql: str, dialect: Dialect) -> Statement:
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if dialect == "sqlite":
+            names.append(name)
+            return "?"
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
+
+    return Statement(_NAMED.sub(number, sql), tuple(names))
+
+
+def compile_core(statement: sa.sql.ClauseElement, dialect: Dialect) -> Statement:
+    """Compile a Core construct whose parameters are all ``bindparam(name)``."""
+    compiled = statement.compile(dialect=_DIALECTS[dialect])
+    constants = {name: bind.value for name, bind in compiled.binds.items()
+                 if not bind.required and bind.value is not None and bind.callable is None}
+    if dialect == "postgresql":
+        return Statement(str(compiled), tuple(compiled.positiontup or ()), constants)
+    positional = _positional(str(compiled), dialect)
+    return Statement(positional.sql, positional.names, constants)
+
+
+@lru_cache(maxsize=4096)
+def compile_text(sql: str, dialect: Dialect) -> Statement:
+    """Convert SQL text with ``:name`` placeholders (cached by text)."""
+    return _positional(sql, dialect)

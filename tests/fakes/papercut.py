@@ -1,0 +1,523 @@
+"""A fake PaperCut NG/MF Web Services server for tests.
+
+It speaks XML-RPC on ``127.0.0.1`` at ``/rpc/api/xmlrpc`` with the real
+``api.<method>`` names, checks the auth token (first parameter) on every call,
+accepts strings only where PaperCut expects strings, and refuses with an
+``xmlrpc.client.Fault`` where PaperCut does (creating a user that exists,
+touching a user or group that does not). Switches simulate an outage: answer
+with an HTTP status such as 503, or hang before answering.
+
+Use the ``papercut_server`` fixture, or ``papercut_server_factory`` to start
+servers with other options. Import them into a test module or a conftest under
+their ``_fixture`` names, so that test parameters do not shadow the import::
+
+    from tests.fakes.papercut import papercut_server_fixture  # noqa: F401
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import socketserver
+import threading
+import xmlrpc.client
+import xmlrpc.server
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import Any, Self
+
+import pytest
+
+__all__ = [
+    "DEFAULT_TOKEN",
+    "RPC_PATH",
+    "FakePaperCutServer",
+    "papercut_server",
+    "papercut_server_factory",
+    "papercut_server_factory_fixture",
+    "papercut_server_fixture",
+]
+
+RPC_PATH = "/rpc/api/xmlrpc"
+DEFAULT_TOKEN = "fake-papercut-token"
+
+#: Properties a new internal user starts with; ``card-pin`` and ``password``
+#: can be set but not read back, as in PaperCut.
+_INITIAL_PROPERTIES = {
+    "full-name": "",
+    "email": "",
+    "department": "",
+    "office": "",
+    "notes": "",
+    "primary-card-number": "",
+    "secondary-card-number": "",
+    "card-pin": "",
+    "disabled-print": "false",
+    "restricted": "false",
+    "balance": "0.00",
+    "internal": "true",
+    "password": "",
+}
+_WRITE_ONLY = frozenset({"card-pin", "password"})
+_READ_ONLY = frozenset({"internal"})
+_BOOLEAN = frozenset({"disabled-print", "restricted"})
+
+
+class _Refused(xmlrpc.client.Fault):
+    def __init__(self, message: str) -> None:
+        super().__init__(1, message)
+
+
+def _text(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise _Refused(f"{what} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _count(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _Refused(f"{what} must be a non-negative integer")
+    return value
+
+
+class _Api:
+    """The PaperCut methods; each takes the parameters after the auth token."""
+
+    def __init__(self, fake: FakePaperCutServer) -> None:
+        self._fake = fake
+
+    # Users
+
+    def isUserExists(self, user: object) -> bool:
+        return _text(user, "username") in self._fake.users
+
+    def addNewInternalUser(
+        self,
+        user: object,
+        password: object,
+        full_name: object,
+        email: object,
+        card_id: object,
+        pin: object,
+    ) -> bool:
+        name = _text(user, "username")
+        if not name:
+            raise _Refused("username is required")
+        if name in self._fake.users:
+            raise _Refused(f"User already exists: {name}")
+        properties = dict(_INITIAL_PROPERTIES)
+        properties["password"] = _text(password, "password")
+        properties["full-name"] = _text(full_name, "full name")
+        properties["email"] = _text(email, "email")
+        properties["primary-card-number"] = _text(card_id, "card number")
+        properties["card-pin"] = _text(pin, "PIN")
+        if not properties["password"]:
+            raise _Refused("password is required")
+        self._fake.users[name] = properties
+        return True
+
+    def getUserProperty(self, user: object, name: object) -> str:
+        return self._read(self._user(user), _text(name, "property name"))
+
+    def getUserProperties(self, user: object, names: object) -> list[str]:
+        properties = self._user(user)
+        if not isinstance(names, list):
+            raise _Refused("property names must be an array")
+        return [self._read(properties, _text(name, "property name")) for name in names]
+
+    def setUserProperty(self, user: object, name: object, value: object) -> bool:
+        properties = self._user(user)
+        self._write(properties, _text(name, "property name"), _text(value, "property value"))
+        return True
+
+    def setUserProperties(self, user: object, pairs: object) -> bool:
+        properties = self._user(user)
+        if not isinstance(pairs, list):
+            raise _Refused("properties must be an array of [name, value] arrays")
+        checked: list[tuple[str, str]] = []
+        for pair in pairs:
+            if not isinstance(pair, list) or len(pair) != 2:
+                raise _Refused("each property must be a [name, value] array")
+            checked.append((_text(pair[0], "property name"), _text(pair[1], "property value")))
+        staged = dict(properties)
+        for name, value in checked:
+            self._write(staged, name, value)
+        properties.update(staged)
+        return True
+
+    def renameUserAccount(self, old: object, new: object) -> bool:
+        old_name, new_name = _text(old, "username"), _text(new, "new username")
+        properties = self._user(old_name)
+        if new_name in self._fake.users:
+            raise _Refused(f"User already exists: {new_name}")
+        del self._fake.users[old_name]
+        self._fake.users[new_name] = properties
+        for members in self._fake.groups.values():
+            if old_name in members:
+                members.discard(old_name)
+                members.add(new_name)
+        return True
+
+    def deleteExistingUser(self, user: object, redact: object) -> bool:
+        name = _text(user, "username")
+        self._user(name)
+        if not isinstance(redact, bool):
+            raise _Refused("redact must be a boolean")
+        del self._fake.users[name]
+        for members in self._fake.groups.values():
+            members.discard(name)
+        self._fake.deleted.append((name, redact))
+        return True
+
+    def listUserAccounts(self, offset: object, limit: object) -> list[str]:
+        start = _count(offset, "offset")
+        return sorted(self._fake.users)[start : start + _count(limit, "limit")]
+
+    def lookUpUserNameByCardNo(self, card: object) -> str:
+        number = _text(card, "card number")
+        for name, properties in sorted(self._fake.users.items()):
+            if number and number in (
+                properties["primary-card-number"],
+                properties["secondary-card-number"],
+            ):
+                return name
+        return ""
+
+    # Groups
+
+    def getUserGroups(self, user: object) -> list[str]:
+        name = _text(user, "username")
+        self._user(name)
+        return sorted(group for group, members in self._fake.groups.items() if name in members)
+
+    def addUserToGroup(self, user: object, group: object) -> bool:
+        name = _text(user, "username")
+        self._user(name)
+        self._members(group, changing=True).add(name)
+        return True
+
+    def removeUserFromGroup(self, user: object, group: object) -> bool:
+        name = _text(user, "username")
+        self._user(name)
+        self._members(group, changing=True).discard(name)
+        return True
+
+    def getGroupMembers(self, group: object, offset: object, limit: object) -> list[str]:
+        start = _count(offset, "offset")
+        members = sorted(self._members(group))
+        return members[start : start + _count(limit, "limit")]
+
+    def isGroupExists(self, group: object) -> bool:
+        return self._fake.find_group(_text(group, "group name")) is not None
+
+    def addNewGroup(self, group: object) -> bool:
+        name = _text(group, "group name")
+        if not name.strip():
+            raise _Refused("group name is required")
+        if self._fake.find_group(name) is not None:
+            raise _Refused(f"Group already exists: {name}")
+        self._fake.groups[name] = set()
+        return True
+
+    def removeGroup(self, group: object) -> bool:
+        name = _text(group, "group name")
+        existing = self._fake.find_group(name)
+        if existing is None:
+            raise _Refused(f"Group does not exist: {name}")
+        if existing.startswith("["):
+            raise _Refused(f"Built-in group cannot be removed: {existing}")
+        del self._fake.groups[existing]
+        return True
+
+    def listUserGroups(self, offset: object, limit: object) -> list[str]:
+        start = _count(offset, "offset")
+        return sorted(self._fake.groups)[start : start + _count(limit, "limit")]
+
+    # Helpers
+
+    def _user(self, user: object) -> dict[str, str]:
+        name = _text(user, "username")
+        try:
+            return self._fake.users[name]
+        except KeyError:
+            raise _Refused(f"User does not exist: {name}") from None
+
+    def _members(self, group: object, *, changing: bool = False) -> set[str]:
+        name = _text(group, "group name")
+        existing = self._fake.find_group(name)
+        if existing is None:
+            raise _Refused(f"Group does not exist: {name}")
+        if changing and existing.startswith("["):
+            raise _Refused(f"Built-in group membership cannot be changed: {existing}")
+        return self._fake.groups[existing]
+
+    @staticmethod
+    def _read(properties: dict[str, str], name: str) -> str:
+        if name not in properties or name in _WRITE_ONLY:
+            raise _Refused(f"Unknown or unreadable property: {name}")
+        return properties[name]
+
+    @staticmethod
+    def _write(properties: dict[str, str], name: str, value: str) -> None:
+        if name not in properties or name in _READ_ONLY:
+            raise _Refused(f"Unknown or read-only property: {name}")
+        if name in _BOOLEAN and value not in ("true", "false"):
+            raise _Refused(f"Property {name} takes 'true' or 'false'")
+        properties[name] = value
+
+
+class _Dispatcher:
+    """Checks the token and routes ``api.<method>`` to :class:`_Api`."""
+
+    def __init__(self, fake: FakePaperCutServer) -> None:
+        self._fake = fake
+        self._api = _Api(fake)
+
+    def _dispatch(self, method: str, params: tuple[Any, ...]) -> object:
+        prefix, _, name = method.partition(".")
+        handler: Callable[..., object] | None = getattr(self._api, name, None)
+        if prefix != "api" or name.startswith("_") or handler is None:
+            raise _Refused(f"Unknown method: {method}")
+        if not params or params[0] != self._fake.token:
+            raise _Refused("Web services authentication failed: invalid auth token")
+        with self._fake.lock:
+            hook = self._fake.before.get(method)
+            if hook is not None:
+                hook(tuple(params[1:]))
+            try:
+                return handler(*params[1:])
+            except TypeError:
+                raise _Refused(f"Wrong number of parameters for {method}") from None
+
+
+class _Handler(xmlrpc.server.SimpleXMLRPCRequestHandler):
+    rpc_paths = (RPC_PATH,)
+    server: _HttpServer
+
+    def do_POST(self) -> None:
+        fake = self.server.fake
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        try:
+            params, method = xmlrpc.client.loads(body)
+        except Exception:
+            params, method = (), None
+        status, delay = fake.admit(method or "<unparseable>", params)
+        if delay > 0 and fake.wait_released(delay):
+            return
+        if status is not None:
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.rfile = io.BytesIO(body)
+        super().do_POST()
+
+    def log_message(self, fmt: str, *args: Any) -> None:
+        """Keep test output quiet."""
+
+
+class _HttpServer(socketserver.ThreadingMixIn, xmlrpc.server.SimpleXMLRPCServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, fake: FakePaperCutServer) -> None:
+        self.fake = fake
+        super().__init__(
+            ("127.0.0.1", 0),
+            requestHandler=_Handler,
+            logRequests=False,
+            allow_none=False,
+        )
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients that gave up (timeouts) close their sockets; that is expected here."""
+
+
+class FakePaperCutServer:
+    """An in-process PaperCut stand-in; start it, point a connector at ``url``.
+
+    State, for assertions and seeding (guard changes made while a client is
+    running with ``lock``):
+
+    - ``users``: username -> property name -> string value
+    - ``groups``: group name -> set of member usernames
+    - ``deleted``: ``(username, redact)`` for each ``deleteExistingUser``
+    - ``calls``: how many requests each method received, including those
+      answered by an outage switch; ``params`` the parameters of each request
+      after the token, in order.
+
+    ``before`` maps a method name (``"api.setUserProperties"``) to a callable
+    run with the parameters after the token just before the method, under
+    ``lock``: use it to change the state mid-operation, as a concurrent client
+    would, or raise an ``xmlrpc.client.Fault``.
+    """
+
+    def __init__(self, token: str = DEFAULT_TOKEN) -> None:
+        self.token = token
+        self.lock = threading.RLock()
+        self.users: dict[str, dict[str, str]] = {}
+        self.groups: dict[str, set[str]] = {}
+        self.deleted: list[tuple[str, bool]] = []
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.params: list[tuple[str, tuple[Any, ...]]] = []
+        self.before: dict[str, Callable[[tuple[Any, ...]], object]] = {}
+        self._outage_status: int | None = None
+        self._failures_left = 0
+        self._failure_status = 503
+        self._failure_method: str | None = None
+        self._hang_seconds = 0.0
+        self._released = threading.Event()
+        self._http: _HttpServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # Lifecycle
+
+    def start(self) -> Self:
+        if self._http is not None:
+            raise RuntimeError("the fake PaperCut server is already running")
+        self._released.clear()
+        self._http = _HttpServer(self)
+        self._http.register_instance(_Dispatcher(self))
+        self._thread = threading.Thread(
+            target=self._http.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-papercut",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._released.set()
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._http is None:
+            raise RuntimeError("the fake PaperCut server is not running")
+        return int(self._http.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}{RPC_PATH}"
+
+    # Outage switches
+
+    def set_outage(self, status: int | None = 503) -> None:
+        """Answer every request with HTTP ``status``; ``None`` ends the outage."""
+        with self.lock:
+            self._outage_status = status
+
+    def fail_next(self, count: int, status: int = 503, *, method: str | None = None) -> None:
+        """Answer the next ``count`` requests (to ``method`` only, if given) with
+        HTTP ``status``, then recover."""
+        with self.lock:
+            self._failures_left = count
+            self._failure_status = status
+            self._failure_method = method
+
+    def set_hang(self, seconds: float) -> None:
+        """Wait ``seconds`` before answering each request (0 answers at once)."""
+        with self.lock:
+            self._hang_seconds = seconds
+
+    # Seeding and inspection
+
+    def add_user(self, username: str, **properties: str) -> None:
+        """Create an internal user; keyword names use ``_`` for ``-``."""
+        values = dict(_INITIAL_PROPERTIES, password="seeded")
+        for name, value in properties.items():
+            key = name.replace("_", "-")
+            if key not in values:
+                raise KeyError(key)
+            values[key] = value
+        with self.lock:
+            self.users[username] = values
+
+    def add_group(self, name: str, members: tuple[str, ...] = ()) -> None:
+        with self.lock:
+            self.groups[name] = set(members)
+
+    def find_group(self, name: str) -> str | None:
+        """The stored spelling of group ``name``, compared case-insensitively."""
+        key = name.casefold()
+        return next((group for group in self.groups if group.casefold() == key), None)
+
+    def user_groups(self, username: str) -> set[str]:
+        with self.lock:
+            return {group for group, members in self.groups.items() if username in members}
+
+    def reset_calls(self) -> None:
+        with self.lock:
+            self.calls.clear()
+            self.params.clear()
+
+    # Used by the request handler
+
+    def admit(self, method: str, params: tuple[Any, ...]) -> tuple[int | None, float]:
+        """Record a request; return the HTTP status to fail it with and the delay."""
+        with self.lock:
+            self.calls[method] += 1
+            self.params.append((method, tuple(params[1:])))
+            status = self._outage_status
+            if (
+                status is None
+                and self._failures_left > 0
+                and self._failure_method in (None, method)
+            ):
+                self._failures_left -= 1
+                status = self._failure_status
+            return status, self._hang_seconds
+
+    def wait_released(self, seconds: float) -> bool:
+        """Sleep for ``seconds``; true if the server is being stopped meanwhile."""
+        return self._released.wait(seconds)
+
+
+@pytest.fixture(name="papercut_server")
+def papercut_server_fixture() -> Iterator[FakePaperCutServer]:
+    """A running fake PaperCut server with the default token."""
+    with FakePaperCutServer() as server:
+        yield server
+
+
+@pytest.fixture(name="papercut_server_factory")
+def papercut_server_factory_fixture() -> Iterator[Callable[..., FakePaperCutServer]]:
+    """Start fake PaperCut servers with custom options; all stop after the test."""
+    servers: list[FakePaperCutServer] = []
+
+    def start(token: str = DEFAULT_TOKEN) -> FakePaperCutServer:
+        server = FakePaperCutServer(token=token).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+# The fixtures under their own names too, for ``from ... import papercut_server``.
+papercut_server = papercut_server_fixture
+papercut_server_factory = papercut_server_factory_fixture
