@@ -107,7 +107,8 @@ async def _starlette(_: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
     detail = {404: "no such endpoint", 405: "method not allowed"}.get(
         error.status_code, str(error.detail))
-    return error_response(error.status_code, detail, headers=error.headers)
+    headers = dict(error.headers) if error.headers else None
+    return error_response(error.status_code, detail, headers=headers)
 
 
 async def _unexpected(_: Request, error: Exception) -> Response:

@@ -51,7 +51,7 @@ class Stored:
 @lru_cache(maxsize=2)
 def _statements(dialect: Dialect) -> dict[str, Statement]:
     p = sa.bindparam
-    derived = {name: p(name) for name in ("display_name", "display_name_ci", "external_id")}
+    derived: dict[str, Any] = {name: p(name) for name in ("display_name", "display_name_ci", "external_id")}
     by_id = sa.and_(groups.c.tenant_id == p("tenant"), groups.c.id == p("id"))
     if dialect == "postgresql":
         ids_match = "u.id = ANY(CAST(:ids AS text[]))"

@@ -23,7 +23,7 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the schema up to ``revision`` (creating the SQLite file if needed)."""
     url = parse_url(database_url)
     if url.dialect == "sqlite" and url.path not in (None, ":memory:"):
-        Path(url.path).parent.mkdir(parents=True, exist_ok=True)  # type: ignore[arg-type]
+        Path(url.path).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(database_url), revision)
 
 

@@ -200,4 +200,5 @@ async def _row(db: Database, name: str) -> Row:
         row = await conn.fetchone(_statements(db.dialect)["by_name"], {"name": name})
     if row is None:
         raise TenantNotFound(name)
-    return row
+    found: Row = row
+    return found

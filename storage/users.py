@@ -43,7 +43,7 @@ class Stored:
 @lru_cache(maxsize=2)
 def _statements(dialect: Dialect) -> dict[str, Statement]:
     p = sa.bindparam
-    derived = {name: p(name) for name in (
+    derived: dict[str, Any] = {name: p(name) for name in (
         "user_name", "user_name_ci", "external_id", "display_name", "work_email_ci", "active")}
     by_id = sa.and_(users.c.tenant_id == p("tenant"), users.c.id == p("id"))
     return {
