@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from api import responses
 from api.dependencies import context
+from api.errors import error_response
 from storage.documents import MAX_PAGE_SIZE
 from storage.errors import ResourceNotFound
 from storage.scim.schema import RESOURCE_TYPES, SCHEMAS, SERVICE_PROVIDER_CONFIG
@@ -82,3 +83,11 @@ async def get_schema(request: Request, tenant_name: str, schema_id: str) -> Resp
             return responses.resource(orjson.dumps(schema.document(
                 f"{ctx.base}/Schemas/{schema.id}")))
     raise ResourceNotFound("Schema", schema_id)
+
+
+@router.post("/scim/v2/{tenant_name}/.search")
+async def search_everything(request: Request, tenant_name: str) -> Response:
+    """RFC 7644 §3.4.3 lets a server decline root-level searches across resource types."""
+    await context(request, tenant_name)
+    return error_response(501, "searching several resource types at once is not supported; "
+                          "use /Users/.search or /Groups/.search")

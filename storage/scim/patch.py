@@ -610,6 +610,8 @@ class _Patcher:
                     continue
                 path = _path(self.resource, key)
             else:
+                if key.lower() in ("schemas", "meta"):
+                    continue
                 path = _path(self.resource, f"{schema.id}:{key}")
             self._at(op, path, raw, nested=nested)
 
