@@ -12,10 +12,13 @@ from storage.documents import ListQuery
 from storage.scim.errors import InvalidSyntax, InvalidValue
 from storage.scim.schema import SEARCH_REQUEST
 
+_INT64 = 2**63 - 1
+
 
 async def json_body(request: Request, max_bytes: int) -> Any:
     """The parsed JSON body; 413 past ``max_bytes``, 415 for a non-JSON media type,
-    400 invalidSyntax for malformed JSON or invalid UTF-8."""
+    400 invalidSyntax for malformed JSON or invalid UTF-8, 400 invalidValue for a string
+    holding NUL (no database column can store it)."""
     content_type = request.headers.get("content-type")
     if content_type is not None and "json" not in content_type.lower():
         raise UnsupportedMediaType(
@@ -34,16 +37,40 @@ async def json_body(request: Request, max_bytes: int) -> Any:
     if not raw.strip():
         raise InvalidSyntax("the request body is empty")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise InvalidSyntax(f"the body is not valid JSON: {error.msg}") from None
+    if b"\\u0000" in raw and _holds_nul(body):
+        raise InvalidValue("the body holds a NUL character (\\u0000) in a string")
+    return body
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether any string (key or value) in a parsed JSON document contains NUL."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def _bounded(value: int) -> int:
+    """Paging integers clamped to 64 bits: past that no page exists anyway."""
+    return max(-_INT64, min(value, _INT64))
 
 
 def _integer(raw: str | None, name: str) -> int | None:
     if raw is None or raw == "":
         return None
     try:
-        return int(raw)
+        return _bounded(int(raw))
     except ValueError:
         raise InvalidValue(f"{name} must be an integer") from None
 
@@ -96,7 +123,7 @@ def search_query(body: Any) -> tuple[ListQuery, str | None, str | None]:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidValue(f"{name} must be an integer")
-        return value
+        return _bounded(value)
 
     start = number("startIndex")
     query = ListQuery(

@@ -11,6 +11,7 @@ import click
 import orjson
 
 from api.settings import get_settings as get_api_settings
+from printsync import effects_commands
 from storage import migrate, tenants
 from storage.database import Database, open_database, parse_url
 from storage.errors import TenantNotFound
@@ -172,18 +173,32 @@ def tenant_enable(name: str) -> None:
 @click.option("--host", default=None, help="Bind address (PRINTSYNC_HOST).")
 @click.option("--port", default=None, type=int, help="Port (PRINTSYNC_PORT).")
 def serve(host: str | None, port: int | None) -> None:
-    """Run the SCIM API (and, in the embedded mode, the effect workers)."""
+    """Run the SCIM API and the outbox relay.
+
+    Without PRINTSYNC_BROKER_URL (the embedded mode) this process also runs the effect workers
+    on an in-memory broker: nothing else needs to run. With a Redis or RabbitMQ URL the relay only
+    enqueues, and `printsync worker` applies the effects.
+    """
     import uvicorn
 
     from api.app import create_app
+    from workers.__main__ import Pipeline
 
     api_settings = get_api_settings()
     database = get_database_settings()
     if parse_url(database.database_url).dialect == "sqlite":
         migrate.upgrade(database.database_url)
-    app = create_app(api_settings, database)
-    uvicorn.run(app, host=host or api_settings.host, port=port or api_settings.port,
-                log_level="warning", access_log=False)
+    pipeline = Pipeline.from_environment()
+    app = create_app(api_settings, database, on_start=pipeline.attach)
+    pipeline.start()
+    try:
+        uvicorn.run(app, host=host or api_settings.host, port=port or api_settings.port,
+                    log_level="warning", access_log=False)
+    finally:
+        pipeline.stop()
+
+
+effects_commands.register(cli, run, emit)
 
 
 def main() -> None:

@@ -51,7 +51,8 @@ class Stored:
 @lru_cache(maxsize=2)
 def _statements(dialect: Dialect) -> dict[str, Statement]:
     p = sa.bindparam
-    derived: dict[str, Any] = {name: p(name) for name in ("display_name", "display_name_ci", "external_id")}
+    derived: dict[str, Any] = {
+        name: p(name) for name in ("display_name", "display_name_ci", "external_id")}
     by_id = sa.and_(groups.c.tenant_id == p("tenant"), groups.c.id == p("id"))
     if dialect == "postgresql":
         ids_match = "u.id = ANY(CAST(:ids AS text[]))"
@@ -85,8 +86,10 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             "DELETE FROM memberships WHERE group_pk = :group AND user_pk IN"
             f" (SELECT u.pk FROM users u WHERE u.tenant_id = :tenant AND {ids_match})"
             " RETURNING user_pk", dialect),
-        "clear": compile_text(
-            "DELETE FROM memberships WHERE group_pk = :group RETURNING user_pk", dialect),
+        "keep_only": compile_text(
+            "DELETE FROM memberships WHERE group_pk = :group AND user_pk NOT IN"
+            f" (SELECT u.pk FROM users u WHERE u.tenant_id = :tenant AND {ids_match})"
+            " RETURNING user_pk", dialect),
         "ids_of": compile_text(
             "SELECT u.pk, u.id FROM users u WHERE u.tenant_id = :tenant AND u.pk IN"
             " (SELECT value FROM json_each(:pks))" if dialect == "sqlite" else
@@ -197,8 +200,8 @@ async def replace(db: Database, tenant_id: int, group_id: str, body: object, *, 
 async def patch(db: Database, tenant_id: int, group_id: str, body: object, *, base: str,
                 if_match: str | None = None) -> Stored:
     def change(old: dict[str, Any]) -> tuple[dict[str, Any], list[scim_patch.MemberChange]]:
-        result = scim_patch.apply(GROUP_TYPE, client_attributes(old), body)
-        return result.doc, list(result.members)
+        result = scim_patch.apply(GROUP_TYPE, old, body)
+        return client_attributes(result.doc), list(result.members)
 
     return await _rewrite(db, tenant_id, group_id, base, if_match, change)
 
@@ -257,7 +260,8 @@ async def _change_members(conn: Connection, dialect: Dialect, tenant_id: int, gr
             if missing:
                 raise InvalidValue(f"member {sorted(missing)[0]} is not a user of this tenant")
         if change.op == "replace":
-            rows = await conn.fetchall(statements["clear"], {"group": group_pk})
+            rows = await conn.fetchall(statements["keep_only"], {
+                "group": group_pk, "tenant": tenant_id, "ids": _array(dialect, ids)})
             changed_pks.update(row[0] for row in rows)
             delta -= len(rows)
         if change.op in ("add", "replace") and ids:
@@ -282,13 +286,15 @@ async def _change_members(conn: Connection, dialect: Dialect, tenant_id: int, gr
     return True, delta
 
 
-async def delete(db: Database, tenant_id: int, group_id: str) -> None:
+async def delete(db: Database, tenant_id: int, group_id: str, *,
+                 if_match: str | None = None) -> None:
     statements = _statements(db.dialect)
     async with db.transaction() as conn:
         row = await conn.fetchone(statements["lock"], {"tenant": tenant_id, "id": group_id})
         if row is None:
             raise ResourceNotFound("Group", group_id)
         pk, version, text = row[0], row[1], row[2]
+        check_version(if_match, version)
         await conn.execute(statements["drop_memberships"], {"pk": pk})
         await conn.execute(statements["delete"], {"pk": pk})
         await outbox.record(

@@ -116,3 +116,95 @@ outbox = sa.Table(
     sa.Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),
     sa.Index("ix_outbox_tenant_id_state", "tenant_id", "state"),
 )
+
+# Operations: the provisioning log and failure notifications -------------------------------------
+
+provisioning_log = sa.Table(
+    "provisioning_log",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
+              autoincrement=True),
+    sa.Column("time", Timestamp, nullable=False),
+    sa.Column("tenant_id", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(8), nullable=False),
+    sa.Column("operation", sa.String(64), nullable=False),
+    sa.Column("target_id", sa.Text, nullable=True),
+    sa.Column("target_name", sa.Text, nullable=True),
+    sa.Column("target_name_ci", sa.Text, nullable=True),
+    sa.Column("result", sa.String(16), nullable=False),
+    sa.Column("status", sa.Integer, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    # (tenant, time) with source and result in the index: health counts are index-only scans.
+    sa.Index("ix_provisioning_log_tenant_id_time_source_result", "tenant_id", "time", "source",
+             "result"),
+    sa.Index("ix_provisioning_log_tenant_id_target_id", "tenant_id", "target_id"),
+    sa.Index("ix_provisioning_log_tenant_id_target_name_ci", "tenant_id", "target_name_ci"),
+)
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("key", sa.String(200), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("recipients", sa.Text, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("claimed_until", Timestamp, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Column("sent_at", Timestamp, nullable=True),
+    sa.Index("ix_notifications_state", "state"),
+    sa.Index("ix_notifications_tenant_id_kind_created_at", "tenant_id", "kind", "created_at"),
+)
+
+# Which failures a digest reported: an effect that dies again after a retry (a later dead_at)
+# is a new failure and is reported again; the same death never is.
+notification_effects = sa.Table(
+    "notification_effects",
+    metadata,
+    sa.Column("effect_id", sa.Integer, sa.ForeignKey("outbox.id", ondelete="CASCADE"),
+              primary_key=True),
+    sa.Column("dead_at", Timestamp, primary_key=True),
+    sa.Column("notification_id", sa.Integer, sa.ForeignKey("notifications.id"), nullable=False),
+    sa.Index("ix_notification_effects_notification_id", "notification_id"),
+)
+
+# The built-in print-account ledger (the default connector) ---------------------------------------
+
+print_accounts = sa.Table(
+    "print_accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("username", sa.Text, nullable=False),
+    sa.Column("username_ci", sa.Text, nullable=False),
+    sa.Column("full_name", sa.Text, nullable=False, server_default=""),
+    sa.Column("email", sa.Text, nullable=False, server_default=""),
+    sa.Column("department", sa.Text, nullable=False, server_default=""),
+    sa.Column("office", sa.Text, nullable=False, server_default=""),
+    sa.Column("card_number", sa.Text, nullable=False, server_default=""),
+    sa.Column("secondary_card_number", sa.Text, nullable=False, server_default=""),
+    sa.Column("pin", sa.Text, nullable=False, server_default=""),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("groups", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("redacted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("deleted_at", Timestamp, nullable=True),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("tenant_id", "username_ci"),
+)
+
+ledger_groups = sa.Table(
+    "ledger_groups",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("name_ci", sa.Text, nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.UniqueConstraint("tenant_id", "name_ci"),
+)

@@ -128,7 +128,7 @@ async def patch(db: Database, tenant_id: int, user_id: str, body: object, *, bas
     """PATCH: operations applied to the current document, all or nothing."""
 
     def change(old: dict[str, Any]) -> dict[str, Any]:
-        return scim_patch.apply(USER_TYPE, client_attributes(old), body).doc
+        return client_attributes(scim_patch.apply(USER_TYPE, old, body).doc)
 
     return await _rewrite(db, tenant_id, user_id, base, if_match, change)
 
@@ -161,7 +161,8 @@ async def _rewrite(db: Database, tenant_id: int, user_id: str, base: str, if_mat
     return Stored(user_id, version, text)
 
 
-async def delete(db: Database, tenant_id: int, user_id: str) -> None:
+async def delete(db: Database, tenant_id: int, user_id: str, *,
+                 if_match: str | None = None) -> None:
     """Delete the user and its memberships; record the account deletion with what the worker
     needs once the row is gone."""
     statements = _statements(db.dialect)
@@ -170,6 +171,7 @@ async def delete(db: Database, tenant_id: int, user_id: str) -> None:
         if row is None:
             raise ResourceNotFound("User", user_id)
         pk, version, text = row[0], row[1], row[2]
+        check_version(if_match, version)
         names = [r[0] for r in await conn.fetchall(statements["group_names"], {"pk": pk})]
         await _drop(conn, statements, pk)
         await outbox.record(

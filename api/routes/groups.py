@@ -92,5 +92,6 @@ async def patch_group(request: Request, tenant_name: str, group_id: str) -> Resp
 @router.delete("/scim/v2/{tenant_name}/Groups/{group_id}")
 async def delete_group(request: Request, tenant_name: str, group_id: str) -> Response:
     ctx = await context(request, tenant_name)
-    await groups.delete(ctx.services.db, ctx.tenant.id, group_id)
+    await groups.delete(ctx.services.db, ctx.tenant.id, group_id,
+                        if_match=request.headers.get("if-match"))
     return responses.empty(204)

@@ -82,5 +82,6 @@ async def patch_user(request: Request, tenant_name: str, user_id: str) -> Respon
 @router.delete("/scim/v2/{tenant_name}/Users/{user_id}")
 async def delete_user(request: Request, tenant_name: str, user_id: str) -> Response:
     ctx = await context(request, tenant_name)
-    await users.delete(ctx.services.db, ctx.tenant.id, user_id)
+    await users.delete(ctx.services.db, ctx.tenant.id, user_id,
+                       if_match=request.headers.get("if-match"))
     return responses.empty(204)

@@ -7,9 +7,9 @@ expression. Filters always run in the database.
 Grammar: ``eq ne co sw ew gt ge lt le pr``; ``not`` > ``and`` > ``or``; parentheses; value paths
 ``attr[filter]`` (``and``/``or``/``not`` inside) and ``attr[filter].sub op value``; JSON string
 literals with escapes, numbers, ``true``, ``false``, ``null``. Attribute names, operators, keywords
-and schema URN prefixes are case-insensitive. An unqualified name that the core schema lacks is
-looked up in the extensions, so Entra's ``manager eq "id"`` means the enterprise
-``manager.value``.
+and schema URN prefixes are case-insensitive. Leniencies: ``not`` may omit its parentheses, and an
+unqualified name that the core schema lacks is looked up in the extensions, so Entra's ``manager
+eq "id"`` means the enterprise ``manager.value``.
 
 Semantics, identical on both databases:
 
@@ -28,9 +28,9 @@ Semantics, identical on both databases:
   literally; ``gt``/``ge``/``lt``/``le`` compare code points (``COLLATE "C"`` on PostgreSQL).
 - Booleans take ``true``/``false``, or the strings ``"true"``/``"false"`` in any case; ordering and
   substring operators on booleans are invalid.
-- ``dateTime`` literals (xsd:dateTime, any offset) are normalized to the stored fixed-width UTC
-  text ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` and compared as text; digits past microseconds are rounded
-  in the direction that keeps the comparison exact.
+- ``dateTime`` literals (xsd:dateTime; any offset, none meaning UTC) are normalized to the stored
+  fixed-width UTC text ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` and compared as text; digits past
+  microseconds are rounded in the direction that keeps the comparison exact.
 - Case-insensitive comparisons on JSON values use SQL ``lower()``, which on SQLite folds ASCII
   only; the indexed ``*_ci`` columns are folded in Python and have no such limit.
 
@@ -399,8 +399,9 @@ class _Parser:
         if op == "pr":
             return Present(path)
         if op not in _OPERATORS:
-            raise InvalidFilter(f"unknown operator {_quote(token.text)} at position "
-                                f"{token.position}")
+            raise InvalidFilter(
+                f"unknown operator {_quote(token.text)} at position {token.position}"
+            )
         value = self._next()
         if value.kind == "null":
             return Comparison(path, op, Value(None, -1))
@@ -474,7 +475,7 @@ def _datetime(op: str, name: str) -> Converter:
         found = _DATETIME.fullmatch(str(value))
         if found is None:
             raise InvalidFilter(
-                f"{name} needs an xsd:dateTime value such as \"2026-01-02T03:04:05Z\""
+                f'{name} needs an xsd:dateTime value such as "2026-01-02T03:04:05Z"'
             )
         fraction = found.group(7) or ""
         extra = fraction[6:].rstrip("0")
@@ -488,16 +489,23 @@ def _datetime(op: str, name: str) -> Converter:
             tz = timezone(sign * timedelta(hours=hours, minutes=minutes))
         try:
             moment = datetime(
-                int(found.group(1)), int(found.group(2)), int(found.group(3)),
-                int(found.group(4)), int(found.group(5)), int(found.group(6)),
-                int((fraction + "000000")[:6]), tzinfo=tz,
+                int(found.group(1)),
+                int(found.group(2)),
+                int(found.group(3)),
+                int(found.group(4)),
+                int(found.group(5)),
+                int(found.group(6)),
+                int((fraction + "000000")[:6]),
+                tzinfo=tz,
             ).astimezone(UTC)
             if extra and op in ("ge", "lt"):
                 moment += _ONE_MICROSECOND
         except (ValueError, OverflowError):
             raise InvalidFilter(f"{name} has a dateTime value out of range") from None
-        text = (f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
-                f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond:06d}")
+        text = (
+            f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}T{moment.hour:02d}:"
+            f"{moment.minute:02d}:{moment.second:02d}.{moment.microsecond:06d}"
+        )
         if extra and op == "eq":
             text += extra
         return text + "Z"
@@ -636,7 +644,6 @@ class _Scope:
 
 class _RootScope(_Scope):
     def __init__(self, compiler: _Compiler) -> None:
-        self._compiler = compiler
         resource = compiler.resource
         self._resource = resource
         self._columns = _COLUMNS.get(resource.name, {})
@@ -666,8 +673,13 @@ class _RootScope(_Scope):
             key = (attribute.name.lower(), None if sub is None else sub.name.lower())
             column = self._columns.get(key)
             if column is not None:
-                return _Scalar(resolved.target, name, sql=column.sql, lowered=column.lowered,
-                               case_exact=column.case_exact)
+                return _Scalar(
+                    resolved.target,
+                    name,
+                    sql=column.sql,
+                    lowered=column.lowered,
+                    case_exact=column.case_exact,
+                )
             ref = _JsonRef(self.document, (attribute.name,))
         else:
             ref = _JsonRef(self.document, (resolved.schema.id, attribute.name))
@@ -713,8 +725,7 @@ class _RelationScope(_Scope):
         return _Scalar(sub, name, sql=sql, lowered=column.lowered, case_exact=column.case_exact)
 
 
-def _json_target(attribute: Attribute, name: str, ref: _JsonRef, sub: Attribute | None
-                 ) -> _Target:
+def _json_target(attribute: Attribute, name: str, ref: _JsonRef, sub: Attribute | None) -> _Target:
     if attribute.multi_valued:
         return _Array(attribute, name, ref, sub)
     if attribute.type == "complex":
@@ -853,8 +864,10 @@ class _Compiler:
             return self.exists(target, lambda inner: self.node(node.filter, inner))
         if isinstance(target, _Object):
             return self.node(node.filter, _NestedScope(target.attribute, target.name, target.ref))
-        raise InvalidFilter(f"{_quote(node.path)} is not a complex attribute; "
-                            f"'[...]' filters only complex attributes")
+        raise InvalidFilter(
+            f"{_quote(node.path)} is not a complex attribute; "
+            f"'[...]' filters only complex attributes"
+        )
 
     def _work_email(self, target: _Array, node: Node) -> str | None:
         """``emails[type eq "work" and value eq X]``: the indexed ``work_email_ci`` column."""
@@ -882,12 +895,16 @@ class _Compiler:
             m = f"m{n}"
             if target.kind == "members":
                 r = f"mu{n}"
-                head = (f"EXISTS (SELECT 1 FROM memberships {m} JOIN users {r} ON {r}.pk = "
-                        f"{m}.user_pk WHERE {m}.group_pk = g.pk")
+                head = (
+                    f"EXISTS (SELECT 1 FROM memberships {m} JOIN users {r} ON {r}.pk = "
+                    f"{m}.user_pk WHERE {m}.group_pk = g.pk"
+                )
             else:
                 r = f"gg{n}"
-                head = (f"EXISTS (SELECT 1 FROM memberships {m} JOIN groups {r} ON {r}.pk = "
-                        f"{m}.group_pk WHERE {m}.user_pk = u.pk")
+                head = (
+                    f"EXISTS (SELECT 1 FROM memberships {m} JOIN groups {r} ON {r}.pk = "
+                    f"{m}.group_pk WHERE {m}.user_pk = u.pk"
+                )
             inner = build(_RelationScope(target, r))
             return head + (f" AND ({inner}))" if inner else ")")
         e = f"e{n}"
@@ -897,8 +914,10 @@ class _Compiler:
             guard = f"{e}.type = 'object'"
         else:
             array = self.json_node(target.ref)
-            source = (f"json_array_elements(CASE WHEN json_typeof({array}) = 'array' "
-                      f"THEN {array} END) AS {e}")
+            source = (
+                f"json_array_elements(CASE WHEN json_typeof({array}) = 'array' "
+                f"THEN {array} END) AS {e}"
+            )
             element = f"{e}.value"
             guard = f"json_typeof({e}.value) = 'object'"
         inner = build(_NestedScope(target.attribute, target.name, _JsonRef(element, ())))
@@ -918,12 +937,17 @@ class _Compiler:
             if self.sqlite:
                 return f"json_array_length({target.ref.base}, {self.json_path(target.ref)}) > 0"
             node = self.json_node(target.ref)
-            return (f"CASE WHEN json_typeof({node}) = 'array' THEN json_array_length({node}) > 0 "
-                    f"ELSE FALSE END")
+            return (
+                f"CASE WHEN json_typeof({node}) = 'array' THEN json_array_length({node}) > 0 "
+                f"ELSE FALSE END"
+            )
         if isinstance(target, _Object):
             scope = _NestedScope(target.attribute, target.name, target.ref)
-            parts = [self.present(scope.resolve(sub.name))
-                     for sub in target.attribute.sub_attributes if sub.returned != "never"]
+            parts = [
+                self.present(scope.resolve(sub.name))
+                for sub in target.attribute.sub_attributes
+                if sub.returned != "never"
+            ]
             return "(" + " OR ".join(parts) + ")"
         typed = target.attribute.type == "boolean" or target.attribute.type in _NUMBER_TYPES
         if target.constant is not None:
@@ -932,7 +956,8 @@ class _Compiler:
             return f"{target.sql} IS NOT NULL" if typed else f"{target.sql} <> ''"
         if typed:
             kind: Literal["boolean", "number"] = (
-                "boolean" if target.attribute.type == "boolean" else "number")
+                "boolean" if target.attribute.type == "boolean" else "number"
+            )
             return self.json_is(target.ref, kind)
         return f"{self.json_text(target.ref)} <> ''"
 
@@ -951,8 +976,10 @@ class _Compiler:
             if op not in _SQL_OPERATORS:
                 raise InvalidFilter(f"'{op}' is not defined for the dateTime {_quote(target.name)}")
             if kind != "string":
-                raise InvalidFilter(f"{_quote(target.name)} is a dateTime; compare it with a "
-                                    f"string such as \"2026-01-02T03:04:05Z\"")
+                raise InvalidFilter(
+                    f"{_quote(target.name)} is a dateTime; compare it with a "
+                    f'string such as "2026-01-02T03:04:05Z"'
+                )
             converter = _datetime(op, target.name)
             return f"{self.text(target)} {_SQL_OPERATORS[op]} {self.slot(value, converter)}"
         if attribute.type in _NUMBER_TYPES:
@@ -962,23 +989,25 @@ class _Compiler:
     @staticmethod
     def _implied(target: _Array | _Relation | _Object) -> str:
         if target.attribute.sub("value") is None:
-            raise InvalidFilter(f"{_quote(target.name)} is complex; name one of its "
-                                f"sub-attributes")
+            raise InvalidFilter(f"{_quote(target.name)} is complex; name one of its sub-attributes")
         return "value"
 
     def _compare_boolean(self, target: _Scalar, op: str, value: Value, kind: str) -> str:
         if op != "eq":
             raise InvalidFilter(f"'{op}' is not defined for the boolean {_quote(target.name)}")
         if kind not in ("boolean", "string"):
-            raise InvalidFilter(f"{_quote(target.name)} is a boolean; compare it with true or "
-                                f"false")
+            raise InvalidFilter(
+                f"{_quote(target.name)} is a boolean; compare it with true or false"
+            )
         if target.ref is None:
             return f"{self.text(target)} = {self.slot(value, _boolean(target.name, False))}"
         placeholder = self.slot(value, _boolean(target.name, True))
         if self.sqlite:
             return f"json_type({target.ref.base}, {self.json_path(target.ref)}) = {placeholder}"
-        return (f"(json_typeof({self.json_node(target.ref)}) = 'boolean' AND "
-                f"{self.json_text(target.ref)} = {placeholder})")
+        return (
+            f"(json_typeof({self.json_node(target.ref)}) = 'boolean' AND "
+            f"{self.json_text(target.ref)} = {placeholder})"
+        )
 
     def _compare_number(self, target: _Scalar, op: str, value: Value, kind: str) -> str:
         if op not in _SQL_OPERATORS:
@@ -989,17 +1018,22 @@ class _Compiler:
         if target.ref is None:
             return f"{self.text(target)} {sql_op} {self.slot(value, _identity)}"
         if self.sqlite:
-            return (f"({self.json_is(target.ref, 'number')} AND {self.json_text(target.ref)} "
-                    f"{sql_op} {self.slot(value, _identity)})")
-        return (f"(CASE WHEN {self.json_is(target.ref, 'number')} THEN "
-                f"CAST({self.json_text(target.ref)} AS numeric) END) {sql_op} "
-                f"CAST({self.slot(value, _identity)} AS numeric)")
+            return (
+                f"({self.json_is(target.ref, 'number')} AND {self.json_text(target.ref)} "
+                f"{sql_op} {self.slot(value, _identity)})"
+            )
+        return (
+            f"(CASE WHEN {self.json_is(target.ref, 'number')} THEN "
+            f"CAST({self.json_text(target.ref)} AS numeric) END) {sql_op} "
+            f"CAST({self.slot(value, _identity)} AS numeric)"
+        )
 
     def _compare_string(self, target: _Scalar, op: str, value: Value, kind: str) -> str:
         attribute = target.attribute
         if kind != "string":
-            raise InvalidFilter(f"{_quote(target.name)} is a string; compare it with a string "
-                                f"literal")
+            raise InvalidFilter(
+                f"{_quote(target.name)} is a string; compare it with a string literal"
+            )
         if attribute.type == "binary" and op in ("gt", "ge", "lt", "le"):
             raise InvalidFilter(f"'{op}' is not defined for the binary {_quote(target.name)}")
         exact = attribute.case_exact if target.case_exact is None else target.case_exact
@@ -1034,8 +1068,9 @@ class _Compiler:
     @staticmethod
     def _sortable_value(target: _Array | _Object, path: str) -> str:
         if target.attribute.sub("value") is None:
-            raise InvalidValue(f"cannot sort by the complex {_quote(path)}; name one of its "
-                               f"sub-attributes")
+            raise InvalidValue(
+                f"cannot sort by the complex {_quote(path)}; name one of its sub-attributes"
+            )
         return "value"
 
     def _sort_scalar(self, target: _Scalar) -> str:
@@ -1049,11 +1084,12 @@ class _Compiler:
                 expression = f'{expression} COLLATE "C"'
         elif attribute.type in _NUMBER_TYPES and target.ref is not None:
             if self.sqlite:
-                expression = (f"CASE WHEN {self.json_is(target.ref, 'number')} "
-                              f"THEN {expression} END")
+                expression = f"CASE WHEN {self.json_is(target.ref, 'number')} THEN {expression} END"
             else:
-                expression = (f"CASE WHEN {self.json_is(target.ref, 'number')} "
-                              f"THEN CAST({expression} AS numeric) END")
+                expression = (
+                    f"CASE WHEN {self.json_is(target.ref, 'number')} "
+                    f"THEN CAST({expression} AS numeric) END"
+                )
         return expression
 
     def _sort_array(self, target: _Array, sub: str) -> str:
@@ -1066,8 +1102,10 @@ class _Compiler:
         else:
             array = self.json_node(target.ref)
             element = f"{e}.value"
-            source = (f"json_array_elements(CASE WHEN json_typeof({array}) = 'array' "
-                      f"THEN {array} END) WITH ORDINALITY AS {e}(value, n)")
+            source = (
+                f"json_array_elements(CASE WHEN json_typeof({array}) = 'array' "
+                f"THEN {array} END) WITH ORDINALITY AS {e}(value, n)"
+            )
             guard, position = f"json_typeof({e}.value) = 'object'", f"{e}.n"
         scope = _NestedScope(target.attribute, target.name, _JsonRef(element, ()))
         value = scope.resolve(sub)
@@ -1080,8 +1118,10 @@ class _Compiler:
             if self.sqlite:
                 first = f"json_type({element}, {self.json_path(primary)}) = 'true'"
             else:
-                first = (f"(json_typeof({self.json_node(primary)}) = 'boolean' AND "
-                         f"{self.json_text(primary)} = 'true')")
+                first = (
+                    f"(json_typeof({self.json_node(primary)}) = 'boolean' AND "
+                    f"{self.json_text(primary)} = 'true')"
+                )
             order = f"COALESCE({first}, FALSE) DESC, {position}"
         return f"(SELECT {expression} FROM {source} WHERE {guard} ORDER BY {order} LIMIT 1)"
 

@@ -36,7 +36,8 @@ def live_server(database_url: str) -> Iterator[tuple[str, str]]:
     app = create_app(make_app_settings(public_url=public),
                      DatabaseSettings(database_url=database_url))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+                                           log_level="warning", lifespan="on",
+                                           log_config=None))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

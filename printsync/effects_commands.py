@@ -1,0 +1,154 @@
+"""``printsync worker``, ``printsync accounts …`` and ``printsync effects …``.
+
+:func:`register` adds them to the ``printsync`` group; ``printsync.cli`` passes its database
+runner and JSON printer so that both modules share one way of opening the database.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import click
+
+from storage import ledger, outbox, tenants
+from storage.database import Database
+
+Runner = Callable[[Callable[[Database], Awaitable[Any]]], Any]
+Printer = Callable[[Any], None]
+
+SWEEPER = "workers.relay:run_sweeper"
+SETUP = "workers.broker:setup"
+
+
+def register(cli: click.Group, run: Runner, emit: Printer) -> None:
+    """Add the worker, accounts and effects commands to ``cli``."""
+
+    @cli.command()
+    @click.option(
+        "--processes", type=int, default=None, help="Worker processes (PRINTSYNC_WORKER_PROCESSES)."
+    )
+    @click.option(
+        "--threads", type=int, default=None, help="Threads per process (PRINTSYNC_WORKER_THREADS)."
+    )
+    @click.option(
+        "--sweeper/--no-sweeper",
+        default=True,
+        show_default=True,
+        help="Also run a sweeping relay process.",
+    )
+    def worker(processes: int | None, threads: int | None, sweeper: bool) -> None:
+        """Run Dramatiq worker processes for a Redis or RabbitMQ broker.
+
+        Needs PRINTSYNC_BROKER_URL (redis://… or amqp://…); without it, `printsync serve` runs
+        the effects in its own process. The API processes (`printsync serve`) keep running the
+        relay, which only enqueues; this command also runs a sweeper, so effects recorded by an
+        API process that died before sending them are still delivered.
+        """
+        from dramatiq.cli import main as dramatiq_main
+        from dramatiq.cli import make_argument_parser
+
+        from workers.settings import get_settings
+
+        settings = get_settings()
+        if settings.embedded:
+            raise click.UsageError(
+                "PRINTSYNC_BROKER_URL is not set: in the embedded mode `printsync serve` runs "
+                "the workers itself"
+            )
+        argv = [
+            SETUP,
+            "--processes",
+            str(processes or settings.worker_processes),
+            "--threads",
+            str(threads or settings.worker_threads),
+            "--worker-shutdown-timeout",
+            "30000",
+        ]
+        if sweeper:
+            argv += ["--fork-function", SWEEPER]
+        parser = make_argument_parser()  # type: ignore[no-untyped-call]
+        sys.exit(dramatiq_main(parser.parse_args(argv)))  # type: ignore[no-untyped-call]
+
+    @cli.group()
+    def accounts() -> None:
+        """Print accounts of the built-in ledger."""
+
+    @accounts.command("list")
+    @click.option("--tenant", "tenant_name", required=True)
+    @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+    def accounts_list(tenant_name: str, as_json: bool) -> None:
+        """List a tenant's ledger accounts: userName, enabled, card numbers, groups."""
+
+        async def work(db: Database) -> tuple[tenants.Tenant, list[ledger.Account]]:
+            tenant = await tenants.get(db, tenant_name)
+            return tenant, await ledger.list_accounts(db, tenant.id)
+
+        tenant, found = run(work)
+        rows = [account.summary() for account in found]
+        if as_json:
+            emit(rows)
+            return
+        if tenant.connector != "ledger":
+            click.echo(
+                f"tenant {tenant.name} uses the {tenant.connector} connector; "
+                "its accounts are kept there",
+                err=True,
+            )
+        for row in rows:
+            state = "enabled" if row["enabled"] else "disabled"
+            cards = (
+                ",".join(card for card in (row["cardNumber"], row["secondaryCardNumber"]) if card)
+                or "-"
+            )
+            click.echo(f"{row['userName']:<40} {state:<9} {cards:<24} {', '.join(row['groups'])}")
+
+    @cli.group()
+    def effects() -> None:
+        """Effects in the outbox: what the workers apply to the print system."""
+
+    @effects.command("list")
+    @click.option("--tenant", "tenant_name", required=True)
+    @click.option("--state", type=click.Choice(list(outbox.STATES)), default=None)
+    @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+    @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+    def effects_list(tenant_name: str, state: str | None, limit: int, as_json: bool) -> None:
+        """List a tenant's effects, newest first."""
+
+        async def work(db: Database) -> list[outbox.Effect]:
+            tenant = await tenants.get(db, tenant_name)
+            return await outbox.list_effects(db, tenant.id, state=state, limit=limit)
+
+        rows = [effect.summary() for effect in run(work)]
+        if as_json:
+            emit(rows)
+            return
+        for row in rows:
+            error = f"  {row['last_error']}" if row["last_error"] else ""
+            click.echo(
+                f"{row['id']:>8} {row['state']:<8} {row['kind']:<15} "
+                f"{row['attempts']:>2}x {row['subject']}{error}"
+            )
+
+    @effects.command("retry")
+    @click.argument("effect_id", type=int, required=False)
+    @click.option("--dead", "all_dead", is_flag=True, help="Retry every dead effect.")
+    @click.option("--tenant", "tenant_name", required=True)
+    def effects_retry(effect_id: int | None, all_dead: bool, tenant_name: str) -> None:
+        """Make a dead effect (ID) or all dead effects (--dead) pending again."""
+        if (effect_id is None) == (not all_dead):
+            raise click.UsageError("give either an effect ID or --dead")
+
+        async def work(db: Database) -> int:
+            tenant = await tenants.get(db, tenant_name)
+            if all_dead:
+                return await outbox.retry_dead(db, tenant.id)
+            assert effect_id is not None
+            return int(await outbox.retry(db, tenant.id, effect_id))
+
+        count = run(work)
+        if effect_id is not None and not count:
+            raise click.ClickException(f"effect {effect_id} of tenant {tenant_name} is not dead")
+        noun = "effect" if count == 1 else "effects"
+        click.echo(f"{count} {noun} pending again; the sweeper sends them shortly")

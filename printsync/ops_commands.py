@@ -1,0 +1,205 @@
+"""Operator commands: ``printsync tenant status`` and ``printsync log``.
+
+:func:`register` adds them to the ``printsync`` command group (``status`` under its ``tenant``
+group, which it creates if missing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+import orjson
+
+from storage import health, notifications, provisioning_log, tenants
+from storage.database import Database, open_database
+from storage.errors import TenantNotFound
+from storage.health import Health
+from storage.provisioning_log import Entry, LogQuery
+from storage.settings import get_settings as get_database_settings
+
+T = TypeVar("T")
+
+
+def _run(work: Callable[[Database], Awaitable[T]]) -> T:
+    async def main() -> T:
+        settings = get_database_settings()
+        db = await open_database(
+            settings.database_url, pool_size=2, busy_timeout_ms=settings.database_busy_timeout_ms
+        )
+        try:
+            return await work(db)
+        finally:
+            await db.close()
+
+    try:
+        return asyncio.run(main())
+    except TenantNotFound as error:
+        raise click.ClickException(f"no tenant named {error}") from None
+
+
+def _emit(data: Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+
+
+def _when(stamp: str | None) -> str:
+    return "never" if stamp is None else stamp[:19].replace("T", " ")
+
+
+_COLOURS = {health.HEALTHY: "green", health.DEGRADED: "yellow", health.FAILING: "red"}
+
+
+@click.command("status")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def tenant_status(name: str | None, as_json: bool) -> None:
+    """Sync health of every tenant, or of NAME with its numbers."""
+    if name is None:
+        healths = _run(health.read_all)
+        if as_json:
+            _emit([item.as_dict() for item in healths])
+            return
+        if not healths:
+            click.echo("no tenants")
+        for item in healths:
+            label = click.style(f"{item.state:<9}", fg=_COLOURS[item.state])
+            click.echo(f"{item.tenant:<24} {label} {item.reason}")
+        return
+
+    async def work(db: Database) -> tuple[Health, list[notifications.Notification]]:
+        tenant = await tenants.get(db, name)
+        return await health.read(db, tenant), await notifications.recent(db, tenant.id, 5)
+
+    state, mails = _run(work)
+    if as_json:
+        _emit({**state.as_dict(), "notifications": [mail.summary() for mail in mails]})
+        return
+    _print_detail(state, mails)
+
+
+def _print_detail(state: Health, mails: list[notifications.Notification]) -> None:
+    numbers = state.numbers
+    click.echo(f"Tenant:   {state.tenant}")
+    click.echo("State:    " + click.style(state.state, fg=_COLOURS[state.state], bold=True))
+    click.echo(f"Reason:   {state.reason}")
+    others = [f for f in state.findings if f.sentence not in state.reason]
+    for finding in others:
+        click.echo(f"          also ({finding.state}): {finding.sentence}")
+    window = health.describe_duration(numbers.window_seconds)
+    click.echo(f"Window:   last {window}")
+    click.echo(
+        f"SCIM:     {numbers.scim_requests} requests, {numbers.scim_succeeded} succeeded, "
+        f"{numbers.scim_client_errors} client errors, "
+        f"{numbers.scim_server_errors} server errors"
+    )
+    click.echo(
+        f"Effects:  {numbers.effects_succeeded} succeeded, "
+        f"{numbers.effects_retrying} retrying, {numbers.effects_dead} gave up"
+    )
+    lag = numbers.oldest_pending_age_seconds
+    click.echo(
+        "Pending:  "
+        + ("none" if lag is None else f"oldest waiting {health.describe_duration(lag)}")
+    )
+    click.echo(f"Last successful SCIM request: {_when(numbers.last_success_at)}")
+    if mails:
+        click.echo("Notifications:")
+        for mail in mails:
+            click.echo(
+                f"  {_when(mail.created_at)}  {mail.kind:<8} {mail.state:<8} "
+                f"{', '.join(mail.recipients)}"
+            )
+
+
+@click.command("log")
+@click.option("--tenant", "tenant_name", default=None, help="Only this tenant.")
+@click.option(
+    "--user",
+    "target",
+    default=None,
+    help="A user or group: its id, or its userName/displayName (any case).",
+)
+@click.option("--result", type=click.Choice(list(provisioning_log.RESULTS)), default=None)
+@click.option(
+    "--since", default=None, help="ISO 8601 time, or a duration back from now such as 15m, 2h, 7d."
+)
+@click.option("--until", default=None, help="ISO 8601 time or duration (exclusive).")
+@click.option(
+    "--limit",
+    default=provisioning_log.DEFAULT_LIMIT,
+    show_default=True,
+    type=click.IntRange(1, provisioning_log.MAX_LIMIT),
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def log(
+    tenant_name: str | None,
+    target: str | None,
+    result: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """The provisioning log, newest first: what happened to users and groups, and why."""
+    since_stamp = _time_option(since, "--since")
+    until_stamp = _time_option(until, "--until")
+
+    async def work(db: Database) -> tuple[list[Entry], dict[int, str]]:
+        names = {tenant.id: tenant.name for tenant in await tenants.list_all(db)}
+        tenant_id = None
+        if tenant_name is not None:
+            tenant_id = (await tenants.get(db, tenant_name)).id
+        query = LogQuery(
+            tenant_id=tenant_id,
+            target=target,
+            result=result,
+            since=since_stamp,
+            until=until_stamp,
+            limit=limit,
+        )
+        return await provisioning_log.search(db, query), names
+
+    entries, names = _run(work)
+    if as_json:
+        _emit([{**entry.as_dict(), "tenant": names.get(entry.tenant_id)} for entry in entries])
+        return
+    if not entries:
+        click.echo("no entries")
+    for entry in entries:
+        click.echo(_line(entry, names.get(entry.tenant_id, str(entry.tenant_id))))
+
+
+def _time_option(value: str | None, name: str) -> str | None:
+    if not value:
+        return None
+    try:
+        return provisioning_log.parse_time(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint=name) from None
+
+
+def _line(entry: Entry, tenant: str) -> str:
+    target = entry.target_name or ""
+    if entry.target_id:
+        target = f"{target} ({entry.target_id})" if target else entry.target_id
+    status = "" if entry.status is None else f" {entry.status}"
+    error = f"  {entry.error}" if entry.error else ""
+    return (
+        f"{_when(entry.time)}  {tenant:<16} {entry.source:<6} {entry.operation:<16} "
+        f"{target or '-'}  {entry.result}{status}{error}"
+    )
+
+
+def register(cli_group: click.Group) -> None:
+    """Add ``tenant status`` and ``log`` to the ``printsync`` group."""
+    tenant_group = cli_group.commands.get("tenant")
+    if not isinstance(tenant_group, click.Group):
+        tenant_group = click.Group("tenant", help="Tenants and their Secret Tokens.")
+        cli_group.add_command(tenant_group)
+    tenant_group.add_command(tenant_status)
+    cli_group.add_command(log)
+
+
+__all__ = ["log", "register", "tenant_status"]

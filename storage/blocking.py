@@ -1,0 +1,124 @@
+"""Storage for threads: a synchronous facade over the async storage functions.
+
+Dramatiq runs actors on plain threads, and the relay runs on its own thread. Each such thread gets
+its own event loop and its own :class:`~storage.database.Database` (a SQLite connection, or an
+asyncpg pool of one connection bound to that loop), created on first use;
+:meth:`BlockingDatabase.run` runs one storage coroutine to completion on the calling thread's
+loop::
+
+    store = BlockingDatabase(url)
+    effect = store.run(outbox.begin, effect_id, lease_seconds=60)
+
+Nothing is shared between threads, so there is no locking here and no hop to another thread: a
+SQLite transaction still runs from BEGIN to COMMIT without yielding, and SQLite's own locking
+(``BEGIN IMMEDIATE`` with a busy timeout) orders the writers of all threads and processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Concatenate, ParamSpec, TypeVar
+
+from storage.database import Database, open_database, parse_url
+from storage.sql import Dialect
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Slot:
+    loop: asyncio.AbstractEventLoop
+    db: Database
+    thread: threading.Thread
+
+
+class BlockingDatabase:
+    """One database URL, opened once per calling thread."""
+
+    def __init__(self, url: str, *, pool_size: int = 1, busy_timeout_ms: int = 5000) -> None:
+        self.url = url
+        self.dialect: Dialect = parse_url(url).dialect
+        self._pool_size = pool_size
+        self._busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._slots: list[_Slot] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def run(
+        self,
+        function: Callable[Concatenate[Database, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run ``function(db, *args, **kwargs)`` on this thread's loop and database."""
+        slot = self._slot()
+        return slot.loop.run_until_complete(function(slot.db, *args, **kwargs))
+
+    def database(self) -> Database:
+        """This thread's database (for code that runs on this thread's loop)."""
+        return self._slot().db
+
+    def _slot(self) -> _Slot:
+        if self._closed:
+            raise RuntimeError("the database facade is closed")
+        slot: _Slot | None = getattr(self._local, "slot", None)
+        if slot is not None:
+            return slot
+        loop = asyncio.new_event_loop()
+        try:
+            db = loop.run_until_complete(
+                open_database(
+                    self.url, pool_size=self._pool_size, busy_timeout_ms=self._busy_timeout_ms
+                )
+            )
+        except BaseException:
+            loop.close()
+            raise
+        slot = _Slot(loop, db, threading.current_thread())
+        self._local.slot = slot
+        with self._lock:
+            self._slots.append(slot)
+        return slot
+
+    def close_thread(self) -> None:
+        """Close the calling thread's database, if it has one (not from inside a running
+        event loop)."""
+        slot: _Slot | None = getattr(self._local, "slot", None)
+        if slot is None:
+            return
+        del self._local.slot
+        with self._lock:
+            self._slots.remove(slot)
+        self._close(slot)
+
+    def close(self) -> None:
+        """Close every thread's database. Call it once the threads that used it have stopped.
+
+        The closing runs on a thread of its own, so that it works from inside a running event
+        loop as well."""
+        with self._lock:
+            self._closed = True
+            slots, self._slots = self._slots, []
+        idle = [slot for slot in slots if not slot.loop.is_running()]  # busy: owner exits anyway
+        if not idle:
+            return
+
+        def close_idle() -> None:
+            for slot in idle:
+                self._close(slot)
+
+        closer = threading.Thread(target=close_idle, name="database-closer")
+        closer.start()
+        closer.join()
+
+    @staticmethod
+    def _close(slot: _Slot) -> None:
+        try:
+            slot.loop.run_until_complete(slot.db.close())
+        finally:
+            slot.loop.close()

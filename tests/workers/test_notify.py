@@ -1,0 +1,312 @@
+"""Failure digests and recovery mails, delivered to a real (aiosmtpd) SMTP server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from typing import TypeVar
+
+from pydantic import SecretStr
+
+from storage import clock, notifications, outbox, provisioning_log, tenants
+from storage.database import Database, open_database
+from storage.health import HealthBoard
+from storage.tenants import Tenant
+from tests.fakes.smtp import FakeSmtpServer, smtp_server_fixture  # noqa: F401
+from workers.mail import SmtpSender
+from workers.notify import NotifySettings, RunReport, notify_loop, run_once
+
+T = TypeVar("T")
+SENDER = "printsync@example.org"
+RECIPIENTS = ("ops@acme.example", "it@acme.example")
+SETTINGS = NotifySettings(notify_window_seconds=3600, mail_from=SENDER)
+
+
+def run(database_url: str, work: Callable[[Database], Awaitable[T]]) -> T:
+    async def main() -> T:
+        db = await open_database(database_url, pool_size=2)
+        try:
+            return await work(db)
+        finally:
+            await db.close()
+
+    return asyncio.run(main())
+
+
+def sender_for(server: FakeSmtpServer) -> SmtpSender:
+    return SmtpSender(server.url, SENDER, timeout=5, local_hostname="printsync.test")
+
+
+def body(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert part is not None
+    content = part.get_content()
+    assert isinstance(content, str)
+    return content
+
+
+async def dead_effects(db: Database, tenant: Tenant, *names: str,
+                       error: str = "PaperCut refused the call (invalid email)") -> None:
+    """Record one account.delete effect per userName and let it die."""
+    async with db.transaction() as conn:
+        for name in names:
+            await outbox.record(conn, db.dialect, tenant_id=tenant.id,
+                                kind=outbox.ACCOUNT_DELETE, subject_id=f"id-{name}",
+                                key=f"account.delete:id-{name}:v1",
+                                payload={"userName": name, "groups": []})
+    for effect in await outbox.list_effects(db, tenant.id, state=outbox.PENDING):
+        await outbox.give_up(db, effect.id, error=error)
+
+
+async def once(db: Database, server: FakeSmtpServer, now: datetime,
+               board: HealthBoard | None = None) -> RunReport:
+    return await run_once(db, sender_for(server), settings=SETTINGS, now=now, board=board)
+
+
+def test_run_once_dead_effects_send_one_digest_to_tenant_recipients(
+        database_url: str, smtp_server: FakeSmtpServer) -> None:
+    async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
+        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        await tenants.create(db, "globex", notify=("ops@globex.example",))
+        await dead_effects(db, acme, "ada@acme.com", "bob@acme.com")
+        now = clock.now()
+        first = await once(db, smtp_server, now)
+        again = await once(db, smtp_server, now + timedelta(seconds=30))
+        redelivered = await once(db, smtp_server, now + timedelta(minutes=5))
+        return first, again, redelivered
+
+    first, again, redelivered = run(database_url, work)
+    assert len(first.created) == 1 and first.created[0].startswith("digest:acme:")
+    assert first.sent == first.created
+    assert again.created == again.sent == redelivered.created == redelivered.sent == []
+    assert len(smtp_server.messages) == 1
+    received = smtp_server.messages[0]
+    assert received.mail_from == SENDER
+    assert sorted(received.rcpt_tos) == sorted(RECIPIENTS)
+    message = received.message
+    assert message["Subject"] == "printsync: 2 provisioning failures for tenant acme"
+    assert message["Auto-Submitted"] == "auto-generated"
+    text = body(message)
+    assert '"ada@acme.com"' in text and '"bob@acme.com"' in text
+    assert "account.delete" in text
+    assert "PaperCut refused the call (invalid email)" in text
+
+
+def test_run_once_smtp_down_then_up_delivers_digest_once(
+        sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
+    async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
+        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        await dead_effects(db, acme, "ada@acme.com")
+        now = clock.now()
+        smtp_server.stop()
+        down = await once(db, smtp_server, now)
+        smtp_server.start()
+        up = await once(db, smtp_server, now + timedelta(minutes=1))
+        after = await once(db, smtp_server, now + timedelta(minutes=2))
+        return down, up, after
+
+    down, up, after = run(sqlite_url, work)
+    assert len(down.created) == 1
+    assert down.retried == down.created and down.sent == []
+    assert up.created == [] and up.sent == down.created
+    assert after.sent == [] and after.retried == []
+    assert len(smtp_server.messages) == 1
+    assert smtp_server.messages[0].message["Subject"] == (
+        "printsync: 1 provisioning failure for tenant acme")
+
+
+def test_run_once_same_message_id_on_retry(sqlite_url: str,
+                                           smtp_server: FakeSmtpServer) -> None:
+    async def work(db: Database) -> list[notifications.Notification]:
+        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        await dead_effects(db, acme, "ada@acme.com")
+        now = clock.now()
+        smtp_server.data_reply = "451 4.3.0 try again later"
+        await once(db, smtp_server, now)
+        smtp_server.data_reply = None
+        await once(db, smtp_server, now + timedelta(minutes=1))
+        return await notifications.recent(db, acme.id)
+
+    mails = run(sqlite_url, work)
+    assert [(mail.kind, mail.state, mail.attempts) for mail in mails] == [("digest", "sent", 2)]
+    assert len(smtp_server.messages) == 1
+    assert smtp_server.messages[0].message["Message-ID"].endswith("@example.org>")
+
+
+def test_run_once_new_failures_wait_for_next_window_and_old_ones_are_not_repeated(
+        sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
+    async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
+        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        await dead_effects(db, acme, "ada@acme.com")
+        now = clock.now()
+        first = await once(db, smtp_server, now)
+        await dead_effects(db, acme, "carol@acme.com")
+        same_window = await once(db, smtp_server, now + timedelta(minutes=10))
+        next_window = await once(db, smtp_server, now + timedelta(minutes=61))
+        return first, same_window, next_window
+
+    first, same_window, next_window = run(sqlite_url, work)
+    assert len(first.sent) == 1
+    assert same_window.created == []
+    assert len(next_window.sent) == 1 and next_window.sent != first.sent
+    assert len(smtp_server.messages) == 2
+    second = body(smtp_server.messages[1].message)
+    assert '"carol@acme.com"' in second
+    assert "ada@acme.com" not in second
+
+
+def test_run_once_across_window_boundary_still_one_digest_per_window_length(
+        sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
+    async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
+        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        await dead_effects(db, acme, "ada@acme.com")
+        hour = 3600
+        boundary = datetime.fromtimestamp((clock.now().timestamp() // hour + 2) * hour,
+                                          tz=UTC)
+        before = await once(db, smtp_server, boundary - timedelta(minutes=1))
+        await dead_effects(db, acme, "carol@acme.com")
+        after = await once(db, smtp_server, boundary + timedelta(minutes=1))
+        later = await once(db, smtp_server, boundary + timedelta(minutes=60))
+        return before, after, later
+
+    before, after, later = run(sqlite_url, work)
+    assert len(before.sent) == 1
+    assert after.created == []
+    assert len(later.sent) == 1
+    assert len(smtp_server.messages) == 2
+
+
+def test_run_once_tenant_heals_sends_one_recovery_mail(
+        database_url: str, smtp_server: FakeSmtpServer) -> None:
+    async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
+        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        await dead_effects(db, acme, "ada@acme.com")
+        now = clock.now()
+        await once(db, smtp_server, now)
+        still_degraded = await once(db, smtp_server, now + timedelta(minutes=30))
+        healed = await once(db, smtp_server, now + timedelta(minutes=90))
+        later = await once(db, smtp_server, now + timedelta(minutes=200))
+        return still_degraded, healed, later
+
+    still_degraded, healed, later = run(database_url, work)
+    assert still_degraded.healths[0].state == "degraded"
+    assert still_degraded.created == []
+    assert healed.healths[0].state == "healthy"
+    assert len(healed.created) == 1 and healed.created[0].startswith("recovery:acme:")
+    assert healed.sent == healed.created
+    assert later.created == later.sent == []
+    assert [m.message["Subject"] for m in smtp_server.messages] == [
+        "printsync: 1 provisioning failure for tenant acme",
+        "printsync: provisioning recovered for tenant acme",
+    ]
+    recovery = smtp_server.messages[1]
+    assert sorted(recovery.rcpt_tos) == sorted(RECIPIENTS)
+    assert "Failures had been reported since" in body(recovery.message)
+
+
+def test_run_once_failing_requests_send_digest_with_reason_and_requests(
+        sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
+    async def work(db: Database) -> RunReport:
+        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        now = clock.now()
+        stamp = clock.stamp(now - timedelta(minutes=5))
+        await provisioning_log.write(db, [
+            provisioning_log.entry(acme.id, "POST /Users", "client_error", source="scim",
+                                   target_name=f"user{n}@acme.com", status=409,
+                                   error="userName is already taken", time=stamp)
+            for n in range(12)
+        ])
+        board = HealthBoard()
+        report = await once(db, smtp_server, now, board)
+        assert [row.state for row in board.rows()] == ["failing"]
+        return report
+
+    report = run(sqlite_url, work)
+    assert len(report.sent) == 1
+    message = smtp_server.messages[0].message
+    assert message["Subject"] == "printsync: provisioning is failing for tenant acme"
+    text = body(message)
+    assert "100% of SCIM requests in the last hour failed (12 of 12; 0 server errors)." in text
+    assert 'POST /Users for "user0@acme.com"' in text
+    assert "HTTP 409" in text and "userName is already taken" in text
+
+
+def test_run_once_failing_with_dead_effects_lists_both(
+        sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
+    async def work(db: Database) -> RunReport:
+        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        await dead_effects(db, acme, *(f"u{n}@acme.com" for n in range(6)))
+        return await once(db, smtp_server, clock.now())
+
+    report = run(sqlite_url, work)
+    assert report.healths[0].state == "failing"
+    text = body(smtp_server.messages[0].message)
+    assert text.startswith('Provisioning for tenant "acme" is failing.')
+    assert "100% of effects in the last hour failed (6 of 6" in text
+    assert '"u5@acme.com"' in text
+
+
+def test_run_once_without_recipients_or_sender_sends_nothing(
+        sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
+    async def work(db: Database) -> tuple[RunReport, RunReport]:
+        quiet, _ = await tenants.create(db, "quiet")
+        await dead_effects(db, quiet, "ada@quiet.com")
+        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        await dead_effects(db, acme, "ada@acme.com")
+        without_sender = await run_once(db, None, settings=SETTINGS)
+        with_sender = await once(db, smtp_server, clock.now())
+        return without_sender, with_sender
+
+    without_sender, with_sender = run(sqlite_url, work)
+    assert without_sender.created == [] and len(without_sender.healths) == 2
+    assert [key.split(":")[1] for key in with_sender.created] == ["acme"]
+    assert len(smtp_server.messages) == 1
+
+
+def test_run_once_recipients_refused_marks_failed_and_stops(
+        sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
+    async def work(db: Database) -> tuple[RunReport, RunReport, list[notifications.Notification]]:
+        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        await dead_effects(db, acme, "ada@acme.com")
+        for address in RECIPIENTS:
+            smtp_server.refuse_recipient(address)
+        now = clock.now()
+        first = await once(db, smtp_server, now)
+        second = await once(db, smtp_server, now + timedelta(minutes=1))
+        return first, second, await notifications.recent(db, acme.id)
+
+    first, second, mails = run(sqlite_url, work)
+    assert first.failed == first.created and len(first.failed) == 1
+    assert second.failed == second.retried == second.sent == []
+    assert mails[0].state == "failed"
+    assert mails[0].last_error is not None and "recipients refused" in mails[0].last_error
+    assert smtp_server.messages == []
+
+
+def test_notify_loop_sends_then_stops(sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
+    async def work(db: Database) -> None:
+        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        await dead_effects(db, acme, "ada@acme.com")
+        stop = asyncio.Event()
+        settings = NotifySettings(notify_interval_seconds=0.05, mail_from=SENDER)
+        task = asyncio.create_task(notify_loop(stop, settings, db,
+                                               sender=sender_for(smtp_server)))
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            if smtp_server.messages:
+                break
+        await asyncio.sleep(0.15)  # a few more runs: still one mail
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)
+
+    run(sqlite_url, work)
+    assert len(smtp_server.messages) == 1
+
+
+def test_settings_sender_needs_smtp_url() -> None:
+    assert NotifySettings(smtp_url=None).sender() is None
+    configured = NotifySettings(smtp_url=SecretStr("smtp://127.0.0.1:2525"), mail_from=SENDER)
+    sender = configured.sender()
+    assert sender is not None and sender.sender == SENDER

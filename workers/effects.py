@@ -1,0 +1,370 @@
+"""Applying one effect: load it, converge the print system to the current state, mark it.
+
+Effects are level-triggered. A message carries only an effect's id; the effect names a user or
+group; the worker reads that subject as it is *now* and brings the print system into line with it.
+Running an effect twice, late or out of order therefore does no harm: the second run finds the
+print system already in line, and an old effect applies the newest state.
+
+A print account belongs to a username, so what an account should look like is decided per
+username (:meth:`Effects.desired_account`):
+
+- a user of the tenant has that userName and is active: the account exists with the user's
+  current name, e-mail, department, office, card numbers and groups, and may print;
+- that user is inactive (disabled, unassigned, out of scope): access is revoked (printing blocked,
+  card numbers and PIN cleared, group memberships removed);
+- nobody has that userName (deleted, or renamed away): access is revoked, and once the retention
+  period after the deletion has passed the account is deleted with its personal data redacted. A
+  user who comes back under the name before then finds the account kept.
+
+Concurrent effects for one subject may interleave their downstream calls. Each one therefore
+re-reads the desired state after converging and converges again if it changed meanwhile: whoever
+writes last has converged to the newest state.
+
+Failures (see :mod:`workers.errors`): a transient error counts an attempt in the outbox, sets the
+next attempt time with exponential backoff and raises Dramatiq's ``Retry`` with that delay; after
+the last attempt the effect is ``dead``. A permanent error (a refusal, invalid data, a broken
+configuration) makes it ``dead`` at once and is re-raised for the actor's ``throws``. Listeners in
+:data:`on_dead` are told about every effect that goes dead.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import structlog
+from dramatiq import Retry
+from dramatiq.common import compute_backoff
+
+from metrics import catalog
+from storage import accounts, clock, outbox
+from storage.blocking import BlockingDatabase
+from storage.errors import DatabaseUnavailable, TenantNotFound
+from workers.connectors import Connector, PrintAccount
+from workers.errors import DownstreamError, PermanentError, TransientError
+from workers.registry import ConnectorRegistry
+from workers.settings import WorkerSettings
+
+_log = structlog.get_logger(__name__)
+
+DeadListener = Callable[[outbox.Effect], None]
+
+#: Called with each effect that has just gone dead (notification digests subscribe here).
+on_dead: list[DeadListener] = []
+
+#: How often an effect converges again when its subject keeps changing under it.
+MAX_ROUNDS = 5
+_MAX_ERROR = 1000
+
+Absent = Literal["revoke", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    """What the print account under ``username`` should be."""
+
+    username: str
+    account: PrintAccount | None  # ensure this account
+    revoke: bool = False  # the user exists but is inactive
+    # neither: nobody has the username any more
+
+    @property
+    def present(self) -> bool:
+        return self.account is not None or self.revoke
+
+
+class Effects:
+    """Applies effects against one database; safe to use from many threads."""
+
+    def __init__(
+        self, store: BlockingDatabase, connectors: ConnectorRegistry, settings: WorkerSettings
+    ) -> None:
+        self.store = store
+        self.connectors = connectors
+        self.settings = settings
+
+    @classmethod
+    def from_settings(
+        cls, settings: WorkerSettings, database_url: str, *, busy_timeout_ms: int = 5000
+    ) -> Effects:
+        store = BlockingDatabase(database_url, busy_timeout_ms=busy_timeout_ms)
+        return cls(store, ConnectorRegistry(store, settings), settings)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- One attempt ---------------------------------------------------------------------------
+
+    def run(self, effect_id: int, *, kind: str | None = None) -> None:
+        """One attempt at an effect; a duplicate or finished effect is skipped."""
+        effect = self.store.run(outbox.begin, effect_id, lease_seconds=self.settings.lease_seconds)
+        if effect is None:
+            _log.debug("effect_skipped", effect_id=effect_id)
+            return
+        if kind is not None and effect.kind != kind:
+            self._dead(
+                effect,
+                PermanentError(f"effect is a {effect.kind}, not a {kind}", operation="dispatch"),
+                "unknown",
+            )
+            return
+        with structlog.contextvars.bound_contextvars(effect_key=effect.effect_key):
+            self._attempt(effect)
+
+    def _attempt(self, effect: outbox.Effect) -> None:
+        started = time.perf_counter()
+        connector_name = "unknown"
+        try:
+            connector = self._connector(effect.tenant_id)
+            connector_name = connector.name
+            follow_up = self.converge(effect, connector)
+        except PermanentError as error:
+            self._count_error(connector_name, error, "permanent")
+            self._dead(effect, error, connector_name)
+            raise
+        except TransientError as error:
+            self._count_error(connector_name, error, "transient")
+            self._transient(effect, error, connector_name)
+        except DatabaseUnavailable:
+            raise  # cannot be recorded now; Dramatiq retries the message
+        except Exception as error:  # a fault of ours: retried like a transient one, and logged
+            _log.exception("effect_crashed", effect_id=effect.id, kind=effect.kind)
+            self._transient(
+                effect,
+                TransientError(f"internal error: {type(error).__name__}", operation="internal"),
+                connector_name,
+            )
+        else:
+            self.store.run(
+                outbox.complete, effect.id, tenant_id=effect.tenant_id, follow_up=follow_up
+            )
+            catalog.EFFECTS.labels(effect.kind, connector_name, "succeeded").inc()
+        finally:
+            catalog.EFFECT_DURATION.labels(effect.kind, connector_name).observe(
+                time.perf_counter() - started
+            )
+
+    def exhausted(self, effect_id: int, *, retries: int) -> None:
+        """Dramatiq gave up on the effect's message: make it dead if it is still pending."""
+        dead = self.store.run(
+            outbox.give_up,
+            effect_id,
+            error=f"retries exhausted after {retries} retries",
+            count_attempt=False,
+        )
+        if dead is not None:
+            catalog.EFFECTS.labels(dead.kind, "unknown", "dead").inc()
+            self._notify(dead)
+
+    def _connector(self, tenant_id: int) -> Connector:
+        try:
+            return self.connectors.connector_for(tenant_id)
+        except TenantNotFound:
+            raise PermanentError("the tenant no longer exists", operation="configure") from None
+
+    def _transient(
+        self, effect: outbox.Effect, error: DownstreamError, connector_name: str
+    ) -> None:
+        text = _error_text(error)
+        if effect.attempts + 1 > self.settings.max_retries:
+            self._dead(effect, error, connector_name, outcome="dead")
+            return
+        _, delay_ms = compute_backoff(
+            effect.attempts,
+            factor=self.settings.min_backoff_ms,
+            max_backoff=self.settings.max_backoff_ms,
+        )
+        self.store.run(
+            outbox.fail_transient,
+            effect.id,
+            error=text,
+            delay_seconds=delay_ms / 1000,
+            lease_seconds=self.settings.lease_seconds,
+        )
+        catalog.EFFECTS.labels(effect.kind, connector_name, "retried").inc()
+        _log.warning(
+            "effect_retry",
+            effect_id=effect.id,
+            kind=effect.kind,
+            attempt=effect.attempts + 1,
+            delay_ms=delay_ms,
+            error=text,
+        )
+        raise Retry(text, delay=delay_ms)
+
+    def _dead(
+        self,
+        effect: outbox.Effect,
+        error: DownstreamError,
+        connector_name: str,
+        outcome: Literal["failed", "dead"] = "failed",
+    ) -> None:
+        text = _error_text(error)
+        dead = self.store.run(outbox.give_up, effect.id, error=text)
+        catalog.EFFECTS.labels(effect.kind, connector_name, outcome).inc()
+        _log.error(
+            "effect_dead",
+            effect_id=effect.id,
+            kind=effect.kind,
+            error=text,
+            attempts=effect.attempts + 1,
+        )
+        if dead is not None:
+            self._notify(dead)
+
+    @staticmethod
+    def _notify(dead: outbox.Effect) -> None:
+        for listener in list(on_dead):
+            try:
+                listener(dead)
+            except Exception:
+                _log.exception("dead_listener_failed", effect_id=dead.id)
+
+    @staticmethod
+    def _count_error(
+        connector_name: str, error: DownstreamError, error_class: Literal["transient", "permanent"]
+    ) -> None:
+        catalog.DOWNSTREAM_ERRORS.labels(
+            connector_name, error.operation or "unknown", error_class
+        ).inc()
+
+    # -- Converging ----------------------------------------------------------------------------
+
+    def converge(self, effect: outbox.Effect, connector: Connector) -> outbox.Scheduled | None:
+        """Bring the print system in line for this effect; returns an effect to schedule."""
+        if effect.kind == outbox.ACCOUNT_SYNC:
+            return self._sync_account(effect, connector)
+        if effect.kind == outbox.ACCOUNT_DELETE:
+            username = _payload_name(effect, "userName")
+            self.converge_accounts(effect.tenant_id, [username], connector, absent="revoke")
+            return self._purge_later(effect, username)
+        if effect.kind == outbox.ACCOUNT_PURGE:
+            username = _payload_name(effect, "userName")
+            self.converge_accounts(effect.tenant_id, [username], connector, absent="delete")
+            return None
+        if effect.kind == outbox.GROUP_SYNC:
+            self._sync_group(effect, connector)
+            return None
+        if effect.kind == outbox.GROUP_DELETE:
+            self._delete_group(effect, connector)
+            return None
+        raise PermanentError(f"unknown effect kind {effect.kind!r}", operation="dispatch")
+
+    def _sync_account(self, effect: outbox.Effect, connector: Connector) -> outbox.Scheduled | None:
+        user = self.store.run(accounts.user_by_id, effect.tenant_id, effect.subject_id)
+        if user is None:
+            return None  # deleted since: the deletion's own effect takes care of the account
+        names = [user.user_name]
+        previous = user.print_username
+        renamed = previous is not None and previous.lower() != user.user_name.lower()
+        if renamed:
+            assert previous is not None
+            names.append(previous)
+        desired = self.converge_accounts(effect.tenant_id, names, connector, absent="revoke")
+        if previous != user.user_name:
+            self.store.run(accounts.set_print_username, effect.tenant_id, user.id, user.user_name)
+        if renamed and not desired[1].present:
+            assert previous is not None
+            return self._purge_later(effect, previous)
+        return None
+
+    def _purge_later(self, effect: outbox.Effect, username: str) -> outbox.Scheduled:
+        due = clock.later(self.settings.retention_seconds, clock.parse(effect.created_at))
+        return outbox.Scheduled(
+            kind=outbox.ACCOUNT_PURGE,
+            subject_id=effect.subject_id,
+            key=f"{outbox.ACCOUNT_PURGE}:{effect.subject_id}:{username.lower()}:e{effect.id}",
+            payload={"userName": username},
+            due_at=due,
+        )
+
+    def desired_account(self, tenant_id: int, username: str) -> Desired:
+        """What the print account named ``username`` should be, from the current records."""
+        user = self.store.run(accounts.user_by_name, tenant_id, username)
+        if user is None:
+            return Desired(username, None)
+        if not user.active:
+            return Desired(user.user_name, None, revoke=True)
+        try:
+            account = PrintAccount(
+                username=user.user_name,
+                full_name=user.full_name,
+                email=user.email,
+                department=user.department,
+                office=user.office,
+                card_number=user.card_number,
+                secondary_card_number=user.secondary_card_number,
+                groups=user.groups,
+                enabled=True,
+            )
+        except (ValueError, TypeError) as error:
+            raise PermanentError(f"invalid user data: {error}", operation="build_account") from None
+        return Desired(user.user_name, account)
+
+    def converge_accounts(
+        self, tenant_id: int, usernames: Sequence[str], connector: Connector, *, absent: Absent
+    ) -> list[Desired]:
+        """Converge the accounts of ``usernames`` until their desired state holds still."""
+        for _ in range(MAX_ROUNDS):
+            desired = [self.desired_account(tenant_id, name) for name in usernames]
+            for wanted in desired:
+                if wanted.account is not None:
+                    connector.ensure_account(wanted.account)
+                elif wanted.revoke or absent == "revoke":
+                    connector.revoke_access(wanted.username)
+                else:
+                    connector.delete_account(wanted.username, redact=True)
+            if [self.desired_account(tenant_id, name) for name in usernames] == desired:
+                return desired
+        raise TransientError(
+            "the user kept changing while the account was updated", operation="converge"
+        )
+
+    def _sync_group(self, effect: outbox.Effect, connector: Connector) -> None:
+        previous = effect.payload.get("previous")
+        for _ in range(MAX_ROUNDS):
+            group = self.store.run(accounts.group_by_id, effect.tenant_id, effect.subject_id)
+            if group is None:
+                return  # deleted since: the deletion's effect removes it downstream
+            taken = None
+            if isinstance(previous, str) and previous.lower() != group.display_name.lower():
+                taken = self.store.run(accounts.group_by_name, effect.tenant_id, previous)
+            if (
+                isinstance(previous, str)
+                and previous
+                and previous != group.display_name
+                and taken is None
+            ):
+                connector.rename_group(previous, group.display_name)
+            else:
+                connector.ensure_group(group.display_name)
+            again = self.store.run(accounts.group_by_id, effect.tenant_id, effect.subject_id)
+            if again == group:
+                return
+        raise TransientError("the group kept changing while it was updated", operation="converge")
+
+    def _delete_group(self, effect: outbox.Effect, connector: Connector) -> None:
+        name = _payload_name(effect, "displayName")
+        for _ in range(MAX_ROUNDS):
+            current = self.store.run(accounts.group_by_name, effect.tenant_id, name)
+            if current is None:
+                connector.delete_group(name)
+            else:  # a group of that name exists again: it stays
+                connector.ensure_group(current.display_name)
+            if self.store.run(accounts.group_by_name, effect.tenant_id, name) == current:
+                return
+        raise TransientError("the group kept changing while it was deleted", operation="converge")
+
+
+def _payload_name(effect: outbox.Effect, key: str) -> str:
+    value = effect.payload.get(key)
+    if not isinstance(value, str) or not value:
+        raise PermanentError(f"the effect's payload has no {key}", operation="dispatch")
+    return value
+
+
+def _error_text(error: DownstreamError) -> str:
+    text = " ".join(str(error).split())
+    return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 3] + "..."

@@ -1,0 +1,88 @@
+"""The built-in print-account ledger as a :class:`~workers.connectors.Connector`.
+
+It keeps one tenant's print accounts in printsync's own database (``storage.ledger``), so a tenant
+without a print server still gets a reviewable record of who may print, with which cards and
+groups. Every method is one short transaction; a database that is unreachable or locked is a
+transient error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from storage import ledger
+from storage.blocking import BlockingDatabase
+from storage.errors import DatabaseUnavailable
+from workers.connectors import PrintAccount
+from workers.errors import TransientError
+
+T = TypeVar("T")
+
+
+class LedgerConnector:
+    """The ledger of one tenant."""
+
+    def __init__(self, store: BlockingDatabase, tenant_id: int) -> None:
+        self._store = store
+        self._tenant_id = tenant_id
+
+    @property
+    def name(self) -> str:
+        return "ledger"
+
+    def __repr__(self) -> str:
+        return f"LedgerConnector(tenant_id={self._tenant_id})"
+
+    def ensure_account(self, account: PrintAccount) -> None:
+        self._call(
+            "ensure_account",
+            lambda: self._store.run(
+                ledger.ensure_account,
+                self._tenant_id,
+                username=account.username,
+                full_name=account.full_name,
+                email=account.email,
+                department=account.department,
+                office=account.office,
+                card_number=account.card_number,
+                secondary_card_number=account.secondary_card_number,
+                enabled=account.enabled,
+                groups=account.groups,
+            ),
+        )
+
+    def revoke_access(self, username: str) -> None:
+        self._call(
+            "revoke_access", lambda: self._store.run(ledger.revoke, self._tenant_id, username)
+        )
+
+    def delete_account(self, username: str, *, redact: bool = True) -> None:
+        self._call(
+            "delete_account",
+            lambda: self._store.run(ledger.delete, self._tenant_id, username, redact=redact),
+        )
+
+    def ensure_group(self, name: str) -> None:
+        self._call(
+            "ensure_group", lambda: self._store.run(ledger.ensure_group, self._tenant_id, name)
+        )
+
+    def delete_group(self, name: str) -> None:
+        self._call(
+            "delete_group", lambda: self._store.run(ledger.delete_group, self._tenant_id, name)
+        )
+
+    def rename_group(self, old: str, new: str) -> None:
+        self._call(
+            "rename_group", lambda: self._store.run(ledger.rename_group, self._tenant_id, old, new)
+        )
+
+    @staticmethod
+    def _call(operation: str, work: Callable[[], T]) -> T:
+        try:
+            return work()
+        except DatabaseUnavailable as error:
+            raise TransientError(
+                f"ledger database unavailable ({error})", operation=operation
+            ) from None
