@@ -48,6 +48,7 @@ class Authenticator:
                 self._cache[digest] = (tenant, now + self._ttl)
         if not hmac.compare_digest(tenant.name.encode(), tenant_name.encode()):
             raise Unauthorized("a valid bearer token is required")
+        request.state.audit_tenant = tenant.id  # the provisioning log records this request
         if tenant.disabled:
             raise Forbidden("this tenant is disabled")
         return tenant

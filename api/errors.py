@@ -73,31 +73,41 @@ def error_response(status: int, detail: str, scim_type: str | None = None,
                     headers=headers)
 
 
-async def _scim(_: Request, error: Exception) -> Response:
+def _note(request: Request, detail: str) -> None:
+    """Leave the error's detail for the provisioning log (api.audit)."""
+    request.state.audit_error = detail
+
+
+async def _scim(request: Request, error: Exception) -> Response:
     assert isinstance(error, ScimError)
+    _note(request, error.detail)
     return error_response(error.status, error.detail, error.scim_type)
 
 
-async def _http(_: Request, error: Exception) -> Response:
+async def _http(request: Request, error: Exception) -> Response:
     assert isinstance(error, HttpError)
+    _note(request, error.detail)
     headers = dict(error.headers)
     if error.status == 401:
         headers.setdefault("WWW-Authenticate", 'Bearer realm="printsync"')
     return error_response(error.status, error.detail, error.scim_type, headers)
 
 
-async def _not_found(_: Request, error: Exception) -> Response:
+async def _not_found(request: Request, error: Exception) -> Response:
     assert isinstance(error, ResourceNotFound)
+    _note(request, f"{error.resource} not found")
     return error_response(404, f"{error.resource} {error.resource_id} not found")
 
 
-async def _version(_: Request, error: Exception) -> Response:
+async def _version(request: Request, error: Exception) -> Response:
     assert isinstance(error, VersionMismatch)
+    _note(request, "version mismatch")
     return error_response(412, "the resource has changed; its current version is "
                           f"{error.current}", headers={"ETag": error.current})
 
 
-async def _unavailable(_: Request, error: Exception) -> Response:
+async def _unavailable(request: Request, error: Exception) -> Response:
+    _note(request, "database unavailable")
     log.warning("database unavailable: %s", type(error).__name__)
     return error_response(503, "the service is temporarily unavailable; retry later",
                           headers={"Retry-After": "5"})
@@ -111,7 +121,8 @@ async def _starlette(_: Request, error: Exception) -> Response:
     return error_response(error.status_code, detail, headers=headers)
 
 
-async def _unexpected(_: Request, error: Exception) -> Response:
+async def _unexpected(request: Request, error: Exception) -> Response:
+    _note(request, f"internal error: {type(error).__name__}")
     log.error("unhandled error", exc_info=error)
     return error_response(500, "internal server error")
 

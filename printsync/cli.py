@@ -11,7 +11,7 @@ import click
 import orjson
 
 from api.settings import get_settings as get_api_settings
-from printsync import effects_commands
+from printsync import effects_commands, ops_commands
 from storage import migrate, tenants
 from storage.database import Database, open_database, parse_url
 from storage.errors import TenantNotFound
@@ -199,6 +199,7 @@ def serve(host: str | None, port: int | None) -> None:
 
 
 effects_commands.register(cli, run, emit)
+ops_commands.register(cli)
 
 
 def main() -> None:

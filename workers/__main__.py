@@ -27,6 +27,7 @@ from storage.settings import get_settings as get_database_settings
 from workers.actors import Actors, declare
 from workers.broker import build_broker
 from workers.effects import Effects
+from workers.operations import Operations
 from workers.relay import Relay
 from workers.settings import DAY_SECONDS, WorkerSettings, get_settings
 
@@ -65,6 +66,9 @@ class Pipeline:
             after_pass=self._forget_dead_letters,
         )
         self.worker: dramatiq.Worker | None = None
+        self.operations: Operations | None = None
+        if self.run_worker:
+            self.operations = Operations(settings, database_url, busy_timeout_ms=busy_timeout_ms)
 
     @classmethod
     def from_environment(cls) -> Pipeline:
@@ -82,6 +86,8 @@ class Pipeline:
                 worker_timeout=CONSUMER_TIMEOUT_MS,
             )
             self.worker.start()
+        if self.operations is not None:
+            self.operations.start()
         self.relay.start()
         self.relay.wake()  # a first pass picks up what a previous process left behind
         _log.info("pipeline_started", broker=self.settings.broker, worker=self.run_worker)
@@ -92,6 +98,8 @@ class Pipeline:
         db.listeners.append(self.relay.wake)
 
     def stop(self, timeout: float = 10.0) -> None:
+        if self.operations is not None:
+            self.operations.stop(timeout)
         self.relay.stop(timeout)
         if self.worker is not None:
             self.worker.stop(timeout=int(timeout * 1000))

@@ -39,7 +39,7 @@ from dramatiq import Retry
 from dramatiq.common import compute_backoff
 
 from metrics import catalog
-from storage import accounts, clock, outbox
+from storage import accounts, clock, outbox, provisioning_log
 from storage.blocking import BlockingDatabase
 from storage.errors import DatabaseUnavailable, TenantNotFound
 from workers.connectors import Connector, PrintAccount
@@ -141,6 +141,7 @@ class Effects:
                 outbox.complete, effect.id, tenant_id=effect.tenant_id, follow_up=follow_up
             )
             catalog.EFFECTS.labels(effect.kind, connector_name, "succeeded").inc()
+            self._log_outcome(effect, "success")
         finally:
             catalog.EFFECT_DURATION.labels(effect.kind, connector_name).observe(
                 time.perf_counter() - started
@@ -184,6 +185,7 @@ class Effects:
             lease_seconds=self.settings.lease_seconds,
         )
         catalog.EFFECTS.labels(effect.kind, connector_name, "retried").inc()
+        self._log_outcome(effect, "retried", text)
         _log.warning(
             "effect_retry",
             effect_id=effect.id,
@@ -204,6 +206,7 @@ class Effects:
         text = _error_text(error)
         dead = self.store.run(outbox.give_up, effect.id, error=text)
         catalog.EFFECTS.labels(effect.kind, connector_name, outcome).inc()
+        self._log_outcome(effect, outcome, text)
         _log.error(
             "effect_dead",
             effect_id=effect.id,
@@ -213,6 +216,13 @@ class Effects:
         )
         if dead is not None:
             self._notify(dead)
+
+    def _log_outcome(self, effect: outbox.Effect, result: str, error: str | None = None) -> None:
+        """Add the outcome to the provisioning log; never let logging fail the effect."""
+        try:
+            self.store.run(provisioning_log.record_effect, effect, result, error=error)
+        except Exception:
+            _log.exception("provisioning_log_failed", effect_id=effect.id)
 
     @staticmethod
     def _notify(dead: outbox.Effect) -> None:

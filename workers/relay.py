@@ -170,11 +170,17 @@ def run_sweeper() -> int:
         batch_size=settings.relay_batch_size,
         prune_after_seconds=settings.done_retention_days * DAY_SECONDS,
     )
+    from workers.operations import Operations
+
+    operations = Operations(settings, database.database_url,
+                            busy_timeout_ms=database.database_busy_timeout_ms, serve_metrics=True)
+    operations.start()
     _log.info("sweeper_started", interval=settings.sweep_interval_seconds)
     try:
         relay.safe_pass()
         relay.run()
     finally:
+        operations.stop()
         store.close()
         actors.broker.close()
     return 0

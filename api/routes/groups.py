@@ -26,6 +26,9 @@ async def create_group(request: Request, tenant_name: str) -> Response:
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
     created = await groups.create(ctx.services.db, ctx.tenant.id, body, base=ctx.base)
+    request.state.audit_target_id = created.id
+    if isinstance(body, dict):
+        request.state.audit_target_name = body.get("displayName")
     shape = Shape.of(dict(request.query_params))
     stored = await groups.get(ctx.services.db, ctx.tenant.id, created.id,
                               members=shape.wants_members())

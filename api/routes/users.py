@@ -22,6 +22,9 @@ async def create_user(request: Request, tenant_name: str) -> Response:
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
     stored = await users.create(ctx.services.db, ctx.tenant.id, body, base=ctx.base)
+    request.state.audit_target_id = stored.id
+    if isinstance(body, dict):
+        request.state.audit_target_name = body.get("userName")
     shape = Shape.of(dict(request.query_params))
     return responses.resource(shape.apply(USER_TYPE, stored.doc), version=stored.version,
                               status=201, location=f"{ctx.base}/Users/{stored.id}")

@@ -1,0 +1,83 @@
+"""What a worker-side process does besides running effects: keep tenant health current, send
+failure and recovery digests, and export the outbox and health gauges.
+
+One ``Operations`` runs in the embedded ``printsync serve`` process and in the sweeper process
+of ``printsync worker``, so exactly one place per deployment mails digests and publishes the
+scrape-time gauges.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import structlog
+
+from metrics import exposition
+from metrics.collectors import OutboxCollector, OutboxSnapshot, TenantHealthCollector
+from storage import outbox
+from storage.blocking import BlockingDatabase
+from storage.health import HealthBoard
+from workers import notify
+from workers.settings import WorkerSettings
+
+_log = structlog.get_logger(__name__)
+
+#: How often the outbox gauges are re-read (seconds); a scrape never waits on the database.
+GAUGE_REFRESH_SECONDS = 10.0
+
+
+class Operations:
+    def __init__(self, settings: WorkerSettings, database_url: str, *,
+                 busy_timeout_ms: int = 5000, serve_metrics: bool = False) -> None:
+        self.settings = settings
+        self.board = HealthBoard()
+        self.stop_event = threading.Event()
+        self._store = BlockingDatabase(database_url, busy_timeout_ms=busy_timeout_ms)
+        self._snapshot = OutboxSnapshot()
+        self._serve_metrics = serve_metrics
+        self._threads: list[threading.Thread] = []
+        self._server: Any = None
+        self._collectors = (
+            OutboxCollector(lambda: self._snapshot, kinds=outbox.KINDS),
+            TenantHealthCollector(self.board.rows),
+        )
+
+    def start(self) -> None:
+        for collector in self._collectors:
+            exposition.register_scrape_collector(collector)
+        self._spawn("printsync-gauges", self._refresh_gauges)
+        self._spawn("printsync-notify", self._notify)
+        if self._serve_metrics and self.settings.worker_metrics_port:
+            self._server, _ = exposition.serve_metrics(self.settings.worker_metrics_host,
+                                                       self.settings.worker_metrics_port)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.stop_event.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        for collector in self._collectors:
+            exposition.unregister_scrape_collector(collector)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        self._store.close()
+
+    def _spawn(self, name: str, target: Any) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _refresh_gauges(self) -> None:
+        while not self.stop_event.is_set():
+            try:
+                self._snapshot = self._store.run(outbox.pending_stats).snapshot()
+            except Exception:
+                _log.exception("gauge_refresh_failed")
+            self.stop_event.wait(GAUGE_REFRESH_SECONDS)
+
+    def _notify(self) -> None:
+        try:
+            notify.run_blocking(self.stop_event, notify.NotifySettings(), board=self.board)
+        except Exception:
+            _log.exception("notify_loop_failed")
