@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
+from api.audit import AuditMiddleware
 from api.auth import Authenticator
 from api.dependencies import Services
-from api.routes import discovery, groups, health, users
+from api.routes import admin, discovery, groups, health, users
 from api.settings import ApiSettings
 from metrics.http import RequestMetricsMiddleware
+from storage import provisioning_log
 from storage.database import Database, open_database
 from storage.settings import DatabaseSettings
 
@@ -30,17 +32,23 @@ def create_app(settings: ApiSettings, database: DatabaseSettings, *,
         db = await open_database(database.database_url, pool_size=database.database_pool_size,
                                  busy_timeout_ms=database.database_busy_timeout_ms)
         app.state.services = Services(settings, db, Authenticator(db, settings.auth_cache_seconds))
+        log = provisioning_log.LogBuffer(provisioning_log.get_settings())
+        log.start(db)
+        app.state.provisioning_log = log
         if on_start is not None:
             on_start(db)
         try:
             yield
         finally:
+            app.state.provisioning_log = None
+            await log.close(db)
             await db.close()
 
     app = FastAPI(title="printsync", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     errors.install(app)
-    for module in (users, groups, discovery, health):
+    for module in (users, groups, discovery, health, admin):
         app.include_router(module.router)
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(RequestMetricsMiddleware, skip_paths=UNMEASURED_PATHS)
     return app
