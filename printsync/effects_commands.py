@@ -6,7 +6,9 @@ runner and JSON printer so that both modules share one way of opening the databa
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +22,23 @@ Printer = Callable[[Any], None]
 
 SWEEPER = "workers.relay:run_sweeper"
 SETUP = "workers.broker:setup"
+MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _multiprocess_metrics() -> None:
+    """Worker processes export metrics through one multiprocess directory, which must be set
+    before ``prometheus_client`` is first imported: when it is not set, choose one, wipe it,
+    and start this command again with it in the environment."""
+    if os.environ.get(MULTIPROC_VARIABLE):
+        from metrics.exposition import prepare_multiproc_dir
+
+        prepare_multiproc_dir(os.environ[MULTIPROC_VARIABLE])
+        os.environ.setdefault("dramatiq_prom_db", os.environ[MULTIPROC_VARIABLE])
+        return
+    directory = tempfile.mkdtemp(prefix="printsync-metrics-")
+    os.environ[MULTIPROC_VARIABLE] = directory
+    os.environ["dramatiq_prom_db"] = directory
+    os.execv(sys.executable, [sys.executable, "-m", "printsync", *sys.argv[1:]])  # noqa: S606
 
 
 def register(cli: click.Group, run: Runner, emit: Printer) -> None:
@@ -46,6 +65,7 @@ def register(cli: click.Group, run: Runner, emit: Printer) -> None:
         relay, which only enqueues; this command also runs a sweeper, so effects recorded by an
         API process that died before sending them are still delivered.
         """
+        _multiprocess_metrics()
         from dramatiq.cli import main as dramatiq_main
         from dramatiq.cli import make_argument_parser
 

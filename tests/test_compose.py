@@ -1,0 +1,98 @@
+"""compose.yaml: it parses, its services are the full stack, every printsync command it runs
+exists in the CLI, every PRINTSYNC_ variable it sets exists in a settings model, and every file
+it mounts is in the repository. (No container engine runs here; this is what can be checked.)"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from api.settings import ApiSettings
+from printsync.cli import cli
+from storage.health import HealthPolicy
+from storage.provisioning_log import LogSettings
+from storage.settings import DatabaseSettings
+from workers.notify import NotifySettings
+from workers.settings import WorkerSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS_MODELS = (ApiSettings, DatabaseSettings, WorkerSettings, NotifySettings, LogSettings,
+                   HealthPolicy)
+
+
+def _compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return data
+
+
+def _known_variables() -> set[str]:
+    names: set[str] = set()
+    for model in SETTINGS_MODELS:
+        prefix = str(model.model_config.get("env_prefix", ""))
+        names.update((prefix + field).upper() for field in model.model_fields)
+    return names
+
+
+def _command(service: dict[str, Any]) -> list[str]:
+    command = service.get("command", [])
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def test_compose_parses_with_the_full_stack() -> None:
+    services = _compose()["services"]
+    assert {"api", "worker", "migrate", "postgres", "redis", "prometheus", "grafana",
+            "mailpit"} <= set(services)
+    assert services["api"]["deploy"]["replicas"] >= 2
+    for name in ("postgres", "redis", "api"):
+        assert "healthcheck" in services[name], name
+    assert services["api"]["depends_on"]["migrate"]["condition"] == \
+        "service_completed_successfully"
+
+
+def test_compose_printsync_commands_exist_in_the_cli() -> None:
+    checked = 0
+    for name, service in _compose()["services"].items():
+        argv = _command(service)
+        if not argv or argv[0] != "printsync":
+            continue
+        context = cli.make_context("printsync", argv[1:], resilient_parsing=True)
+        group: click.Command = cli
+        words = [word for word in argv[1:] if not word.startswith("-")]
+        for word in words:
+            if not isinstance(group, click.Group):
+                break
+            found = group.get_command(context, word)
+            assert found is not None, f"{name}: unknown command {word!r}"
+            group = found
+        checked += 1
+    assert checked >= 3
+
+
+def test_compose_printsync_variables_exist_in_settings_models() -> None:
+    known = _known_variables()
+    anchor = _compose().get("x-printsync-env", {})
+    services = _compose()["services"]
+    variables = set(anchor)
+    for service in services.values():
+        environment = service.get("environment") or {}
+        if isinstance(environment, dict):
+            variables.update(environment)
+    printsync = {name for name in variables if name.startswith("PRINTSYNC_")}
+    assert printsync, "compose sets no PRINTSYNC_ variables"
+    assert printsync <= known, printsync - known
+
+
+def test_compose_mounted_files_exist() -> None:
+    for service in _compose()["services"].values():
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":", 1)[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), source
+    prometheus = yaml.safe_load((ROOT / "metrics/prometheus/prometheus.yml").read_text())
+    targets = {t for job in prometheus["scrape_configs"] for c in job["static_configs"]
+               for t in c["targets"]}
+    assert targets == {"api:8000", "worker:9300"}
