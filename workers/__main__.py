@@ -68,7 +68,8 @@ class Pipeline:
         self.worker: dramatiq.Worker | None = None
         self.operations: Operations | None = None
         if self.run_worker:
-            self.operations = Operations(settings, database_url, busy_timeout_ms=busy_timeout_ms)
+            self.operations = Operations(settings, database_url, busy_timeout_ms=busy_timeout_ms,
+                                         serve_metrics=True)
 
     @classmethod
     def from_environment(cls) -> Pipeline:

@@ -370,7 +370,12 @@ async def notify_loop(
 
 
 def run_blocking(
-    stop: threading.Event, settings: NotifySettings, *, board: HealthBoard | None = None
+    stop: threading.Event,
+    settings: NotifySettings,
+    *,
+    board: HealthBoard | None = None,
+    database_url: str | None = None,
+    busy_timeout_ms: int = 5000,
 ) -> None:
     """:func:`notify_loop` for a thread of its own: runs until ``stop`` is set (and sets
     ``stop`` itself if the loop ends for another reason, such as an unreachable database)."""
@@ -379,9 +384,14 @@ def run_blocking(
         done = asyncio.Event()
         watcher = asyncio.get_running_loop().run_in_executor(None, stop.wait)
         watcher.add_done_callback(lambda _: done.set())
+        db = None
+        if database_url is not None:
+            db = await open_database(database_url, pool_size=2, busy_timeout_ms=busy_timeout_ms)
         try:
-            await notify_loop(done, settings, board=board)
+            await notify_loop(done, settings, db, board=board)
         finally:
+            if db is not None:
+                await db.close()
             stop.set()
             await watcher
 

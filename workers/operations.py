@@ -27,12 +27,19 @@ _log = structlog.get_logger(__name__)
 GAUGE_REFRESH_SECONDS = 10.0
 
 
+def refresh_seconds() -> float:
+    """Read at each pass so a test can shorten it."""
+    return GAUGE_REFRESH_SECONDS
+
+
 class Operations:
     def __init__(self, settings: WorkerSettings, database_url: str, *,
                  busy_timeout_ms: int = 5000, serve_metrics: bool = False) -> None:
         self.settings = settings
         self.board = HealthBoard()
         self.stop_event = threading.Event()
+        self._database_url = database_url
+        self._busy_timeout_ms = busy_timeout_ms
         self._store = BlockingDatabase(database_url, busy_timeout_ms=busy_timeout_ms)
         self._snapshot = OutboxSnapshot()
         self._serve_metrics = serve_metrics
@@ -74,10 +81,12 @@ class Operations:
                 self._snapshot = self._store.run(outbox.pending_stats).snapshot()
             except Exception:
                 _log.exception("gauge_refresh_failed")
-            self.stop_event.wait(GAUGE_REFRESH_SECONDS)
+            self.stop_event.wait(refresh_seconds())
 
     def _notify(self) -> None:
         try:
-            notify.run_blocking(self.stop_event, notify.NotifySettings(), board=self.board)
+            notify.run_blocking(self.stop_event, notify.NotifySettings(), board=self.board,
+                                database_url=self._database_url,
+                                busy_timeout_ms=self._busy_timeout_ms)
         except Exception:
             _log.exception("notify_loop_failed")
