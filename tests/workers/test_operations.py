@@ -18,7 +18,7 @@ from storage import health, outbox
 from storage import settings as storage_settings
 from storage.health import HealthPolicy
 from tests.fakes.papercut import FakePaperCutServer
-from tests.fakes.papercut import papercut_server_fixture as papercut_server_fixture  # noqa: F401
+from tests.fakes.papercut import papercut_server_fixture as papercut_server_fixture
 from tests.fakes.smtp import free_port
 from tests.workers.test_pipeline import (
     Probe,
@@ -31,8 +31,8 @@ from tests.workers.test_pipeline import (
     settings,
     user_body,
 )
-from tests.workers.test_pipeline import make_site as make_site  # noqa: F401
-from tests.workers.test_pipeline import probe as probe  # noqa: F401
+from tests.workers.test_pipeline import make_site as make_site
+from tests.workers.test_pipeline import probe as probe
 from workers import operations
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -71,7 +71,7 @@ def quick_gauges(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("papercut_token", "quick_gauges")
 def test_operations_traffic_and_failing_print_system_show_in_metrics_and_health(
-    make_site: Callable[..., Site], papercut_server: FakePaperCutServer,  # noqa: F811
+    make_site: Callable[..., Site], papercut_server: FakePaperCutServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     port = free_port()
@@ -145,7 +145,7 @@ def test_operations_traffic_and_failing_print_system_show_in_metrics_and_health(
 
 
 def test_provisioning_log_tells_what_happened_to_a_user(
-    make_site: Callable[..., Site], probe: Probe,  # noqa: F811
+    make_site: Callable[..., Site], probe: Probe,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     site = make_site(settings())
