@@ -184,7 +184,14 @@ def serve(host: str | None, port: int | None) -> None:
     from api.app import create_app
     from workers.__main__ import Pipeline
 
+    from metrics.logs import configure_logging
+
     api_settings = get_api_settings()
+    production = api_settings.environment == "production"
+    configure_logging(json_output=production)
+    admin = api_settings.admin_token
+    if production and admin is not None and len(admin.get_secret_value()) < 24:
+        raise click.UsageError("PRINTSYNC_ADMIN_TOKEN must be a long random secret (24+ chars)")
     database = get_database_settings()
     if parse_url(database.database_url).dialect == "sqlite":
         migrate.upgrade(database.database_url)
