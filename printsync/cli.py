@@ -182,9 +182,8 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from api.app import create_app
-    from workers.__main__ import Pipeline
-
     from metrics.logs import configure_logging
+    from workers.__main__ import Pipeline
 
     api_settings = get_api_settings()
     production = api_settings.environment == "production"

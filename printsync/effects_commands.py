@@ -37,7 +37,7 @@ def _multiprocess_metrics() -> None:
         return
     directory = tempfile.mkdtemp(prefix="printsync-metrics-")
     os.environ[MULTIPROC_VARIABLE] = directory
-    os.environ["dramatiq_prom_db"] = directory
+    os.environ["dramatiq_prom_db"] = directory  # noqa: SIM112 (Dramatiq reads this name)
     os.execv(sys.executable, [sys.executable, "-m", "printsync", *sys.argv[1:]])  # noqa: S606
 
 
