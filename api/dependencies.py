@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
 from api.auth import Authenticator
+from api.ratelimit import RateLimiter
 from api.settings import ApiSettings
 from storage.database import Database
 from storage.tenants import Tenant
@@ -14,11 +15,19 @@ from storage.tenants import Tenant
 
 @dataclass(slots=True)
 class Services:
-    """Built once by ``create_app``'s lifespan and kept on ``app.state.services``."""
+    """Built once by ``create_app``'s lifespan and kept on ``app.state.services``.
+
+    ``limiter`` is built from ``settings`` with the services, so each app (and each test's app)
+    starts with full buckets.
+    """
 
     settings: ApiSettings
     db: Database
     auth: Authenticator
+    limiter: RateLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limiter = RateLimiter.from_settings(self.settings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +38,9 @@ class Context:
 
 
 async def context(request: Request, tenant_name: str) -> Context:
+    """Authenticate the request for ``tenant_name``, then take one token from the tenant's rate
+    limit (401/403, then 429, before any body is read or any resource is touched)."""
     services: Services = request.app.state.services
     tenant = await services.auth.tenant(request, tenant_name)
+    services.limiter.admit(tenant.name)
     return Context(services, tenant, services.settings.tenant_url(tenant.name))

@@ -19,13 +19,16 @@ Every body is ``application/scim+json`` with ``status`` as a string and a ``deta
 from __future__ import annotations
 
 import logging
+import traceback
 
 import orjson
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from storage.errors import DatabaseUnavailable, ResourceNotFound, VersionMismatch
+from storage.provisioning_log import clean_error
 from storage.scim.errors import ScimError
 from storage.scim.schema import ERROR
 
@@ -123,8 +126,49 @@ async def _starlette(_: Request, error: Exception) -> Response:
 
 async def _unexpected(request: Request, error: Exception) -> Response:
     _note(request, f"internal error: {type(error).__name__}")
-    log.error("unhandled error", exc_info=error)
+    log.error("unhandled error\n%s", _masked_traceback(error))
     return error_response(500, "internal server error")
+
+
+def _masked_traceback(error: BaseException) -> str:
+    """The traceback with every exception message masked (``clean_error``): a message may quote
+    request data, a token or a card number."""
+    lines = traceback.format_tb(error.__traceback__)
+    cause = error.__cause__ or error.__context__
+    for _ in range(5):
+        if cause is None:
+            break
+        lines.append(f"raised from {type(cause).__qualname__}: {clean_error(str(cause))}\n")
+        cause = cause.__cause__ or cause.__context__
+    lines.append(f"{type(error).__qualname__}: {clean_error(str(error))}")
+    return "".join(lines)
+
+
+class _CatchAll:
+    """Unexpected exceptions become the bare 500 inside the middleware stack. Left to
+    Starlette's ServerErrorMiddleware they would be re-raised to the server, which logs them
+    again, unmasked."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as error:
+            response = await _unexpected(Request(scope), error)
+            if not started:
+                await response(scope, receive, send)
 
 
 def install(app: FastAPI) -> None:
@@ -134,4 +178,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(VersionMismatch, _version)
     app.add_exception_handler(DatabaseUnavailable, _unavailable)
     app.add_exception_handler(StarletteHTTPException, _starlette)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(Exception, _unexpected)  # errors raised outside _CatchAll
+    app.add_middleware(_CatchAll)  # innermost when added first (create_app does)

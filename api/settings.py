@@ -22,6 +22,11 @@ class ApiSettings(BaseSettings):
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     default_page_size: int = Field(default=100, ge=1, le=1000)
     auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    #: Requests per second each tenant may make, refilled continuously (0 disables the limit).
+    #: Entra ID needs at least 25 per tenant (ENTRA.md section 6).
+    rate_limit_per_second: float = Field(default=100.0, ge=0, allow_inf_nan=False)
+    #: Requests a tenant may make at once after a quiet spell: the bucket's size (0 disables).
+    rate_limit_burst: int = Field(default=200, ge=0)
 
     @field_validator("public_url")
     @classmethod

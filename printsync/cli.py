@@ -4,6 +4,7 @@ storage and metrics together."""
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -49,6 +50,11 @@ def emit(data: Any) -> None:
 @click.version_option(package_name="printsync")
 def cli() -> None:
     """printsync: SCIM 2.0 provisioning from Microsoft Entra ID into the print system."""
+    from metrics.logs import configure_logging
+
+    # Logs go to standard error, so a command's output (e.g. --json) stays clean.
+    production = get_api_settings().environment == "production"
+    configure_logging(json_output=production, stream=sys.__stderr__ or sys.stderr)
 
 
 @cli.group()
@@ -182,12 +188,10 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from api.app import create_app
-    from metrics.logs import configure_logging
     from workers.__main__ import Pipeline
 
     api_settings = get_api_settings()
     production = api_settings.environment == "production"
-    configure_logging(json_output=production)
     admin = api_settings.admin_token
     if production and admin is not None and len(admin.get_secret_value()) < 24:
         raise click.UsageError("PRINTSYNC_ADMIN_TOKEN must be a long random secret (24+ chars)")

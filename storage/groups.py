@@ -9,7 +9,6 @@ its attributes.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -28,6 +27,7 @@ from storage.documents import (
     client_attributes,
     dump,
     list_page,
+    new_id,
 )
 from storage.errors import ResourceNotFound
 from storage.records import groups, memberships, users
@@ -54,10 +54,14 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
     derived: dict[str, Any] = {
         name: p(name) for name in ("display_name", "display_name_ci", "external_id")}
     by_id = sa.and_(groups.c.tenant_id == p("tenant"), groups.c.id == p("id"))
+    # The member ids drive the lookup through the unique index on users.id, so resolving and
+    # adding members costs the same whatever the tenant's size (SQLite would otherwise pick the
+    # tenant index and scan every user of the tenant).
     if dialect == "postgresql":
-        ids_match = "u.id = ANY(CAST(:ids AS text[]))"
+        by_ids = "users u WHERE u.tenant_id = :tenant AND u.id = ANY(CAST(:ids AS text[]))"
     else:
-        ids_match = "u.id IN (SELECT value FROM json_each(:ids))"
+        by_ids = ("json_each(:ids) j CROSS JOIN users u"
+                  " WHERE u.id = j.value AND u.tenant_id = :tenant")
     return {
         "insert": compile_core(sa.insert(groups).values(
             tenant_id=p("tenant"), id=p("id"), version=1, member_count=0, created_at=p("now"),
@@ -75,20 +79,19 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             .select_from(memberships.join(users, users.c.pk == memberships.c.user_pk))
             .where(memberships.c.group_pk == p("pk")).order_by(memberships.c.user_pk), dialect),
         "resolve": compile_text(
-            f"SELECT u.pk, u.id FROM users u WHERE u.tenant_id = :tenant AND {ids_match}",
+            f"SELECT u.pk, u.id FROM {by_ids}",
             dialect),
         "add": compile_text(
             "INSERT INTO memberships (group_pk, user_pk, tenant_id)"
-            " SELECT :group, u.pk, :tenant FROM users u"
-            f" WHERE u.tenant_id = :tenant AND {ids_match}"
+            f" SELECT :group, u.pk, :tenant FROM {by_ids}"
             " ON CONFLICT (group_pk, user_pk) DO NOTHING RETURNING user_pk", dialect),
         "remove": compile_text(
             "DELETE FROM memberships WHERE group_pk = :group AND user_pk IN"
-            f" (SELECT u.pk FROM users u WHERE u.tenant_id = :tenant AND {ids_match})"
+            f" (SELECT u.pk FROM {by_ids})"
             " RETURNING user_pk", dialect),
         "keep_only": compile_text(
             "DELETE FROM memberships WHERE group_pk = :group AND user_pk NOT IN"
-            f" (SELECT u.pk FROM users u WHERE u.tenant_id = :tenant AND {ids_match})"
+            f" (SELECT u.pk FROM {by_ids})"
             " RETURNING user_pk", dialect),
         "ids_of": compile_text(
             "SELECT u.pk, u.id FROM users u WHERE u.tenant_id = :tenant AND u.pk IN"
@@ -111,7 +114,7 @@ def _array(dialect: Dialect, values: Sequence[Any]) -> Any:
 
 async def create(db: Database, tenant_id: int, body: object, *, base: str) -> Stored:
     attrs, member_ids = resources.validate_group(body)
-    group_id = str(uuid.uuid4())
+    group_id = new_id()
     now = clock.stamp()
     doc = assemble(attrs, resource_type="Group", resource_id=group_id, created=now, modified=now,
                    version=1, location=_location(base, group_id))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -20,6 +19,7 @@ from storage.documents import (
     client_attributes,
     dump,
     list_page,
+    new_id,
 )
 from storage.errors import ResourceNotFound
 from storage.records import groups, memberships, users
@@ -82,7 +82,7 @@ def _row_params(doc: dict[str, Any]) -> dict[str, Any]:
 async def create(db: Database, tenant_id: int, body: object, *, base: str) -> Stored:
     """Validate and store a new user; record its print-account effect."""
     attrs = resources.validate(USER_TYPE, body)
-    user_id = str(uuid.uuid4())
+    user_id = new_id()
     now = clock.stamp()
     doc = assemble(attrs, resource_type="User", resource_id=user_id, created=now, modified=now,
                    version=1, location=_location(base, user_id))

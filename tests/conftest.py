@@ -208,7 +208,9 @@ class Service:
 
 
 def make_app_settings(**overrides: Any) -> ApiSettings:
-    values: dict[str, Any] = {"public_url": PUBLIC_URL, "auth_cache_seconds": 0}
+    # Rate limiting is off unless a test turns it on (tests/security/test_rate_limit.py).
+    values: dict[str, Any] = {"public_url": PUBLIC_URL, "auth_cache_seconds": 0,
+                              "rate_limit_per_second": 0}
     values.update(overrides)
     return ApiSettings(**values)
 

@@ -6,23 +6,22 @@ Members are read from membership rows only when the projection asks for them, so
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from api import responses
 from api.dependencies import context
 from api.requests import json_body, list_query, search_query
+from api.routes.plain import plain_routes
 from api.shaping import Shape
 from storage import groups
 from storage.documents import etag
 from storage.scim.schema import GROUP_TYPE
 
-router = APIRouter()
 
-
-@router.post("/scim/v2/{tenant_name}/Groups")
-async def create_group(request: Request, tenant_name: str) -> Response:
+async def create_group(request: Request) -> Response:
+    tenant_name: str = request.path_params["tenant_name"]
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
     created = await groups.create(ctx.services.db, ctx.tenant.id, body, base=ctx.base)
@@ -36,8 +35,9 @@ async def create_group(request: Request, tenant_name: str) -> Response:
                               status=201, location=f"{ctx.base}/Groups/{stored.id}")
 
 
-@router.get("/scim/v2/{tenant_name}/Groups/{group_id}")
-async def get_group(request: Request, tenant_name: str, group_id: str) -> Response:
+async def get_group(request: Request) -> Response:
+    tenant_name: str = request.path_params["tenant_name"]
+    group_id: str = request.path_params["group_id"]
     ctx = await context(request, tenant_name)
     shape = Shape.of(dict(request.query_params))
     stored = await groups.get(ctx.services.db, ctx.tenant.id, group_id,
@@ -48,8 +48,8 @@ async def get_group(request: Request, tenant_name: str, group_id: str) -> Respon
     return responses.resource(shape.apply(GROUP_TYPE, stored.doc), version=stored.version)
 
 
-@router.get("/scim/v2/{tenant_name}/Groups")
-async def list_groups(request: Request, tenant_name: str) -> Response:
+async def list_groups(request: Request) -> Response:
+    tenant_name: str = request.path_params["tenant_name"]
     ctx = await context(request, tenant_name)
     params = dict(request.query_params)
     shape = Shape.of(params)
@@ -59,8 +59,8 @@ async def list_groups(request: Request, tenant_name: str) -> Response:
     return responses.listing(page.total, page.start_index, docs)
 
 
-@router.post("/scim/v2/{tenant_name}/Groups/.search")
-async def search_groups(request: Request, tenant_name: str) -> Response:
+async def search_groups(request: Request) -> Response:
+    tenant_name: str = request.path_params["tenant_name"]
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
     query, attributes, excluded = search_query(body)
@@ -71,8 +71,9 @@ async def search_groups(request: Request, tenant_name: str) -> Response:
     return responses.listing(page.total, page.start_index, docs)
 
 
-@router.put("/scim/v2/{tenant_name}/Groups/{group_id}")
-async def replace_group(request: Request, tenant_name: str, group_id: str) -> Response:
+async def replace_group(request: Request) -> Response:
+    tenant_name: str = request.path_params["tenant_name"]
+    group_id: str = request.path_params["group_id"]
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
     await groups.replace(ctx.services.db, ctx.tenant.id, group_id, body, base=ctx.base,
@@ -83,8 +84,9 @@ async def replace_group(request: Request, tenant_name: str, group_id: str) -> Re
     return responses.resource(shape.apply(GROUP_TYPE, stored.doc), version=stored.version)
 
 
-@router.patch("/scim/v2/{tenant_name}/Groups/{group_id}")
-async def patch_group(request: Request, tenant_name: str, group_id: str) -> Response:
+async def patch_group(request: Request) -> Response:
+    tenant_name: str = request.path_params["tenant_name"]
+    group_id: str = request.path_params["group_id"]
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
     stored = await groups.patch(ctx.services.db, ctx.tenant.id, group_id, body, base=ctx.base,
@@ -92,9 +94,21 @@ async def patch_group(request: Request, tenant_name: str, group_id: str) -> Resp
     return responses.empty(204, stored.version)
 
 
-@router.delete("/scim/v2/{tenant_name}/Groups/{group_id}")
-async def delete_group(request: Request, tenant_name: str, group_id: str) -> Response:
+async def delete_group(request: Request) -> Response:
+    tenant_name: str = request.path_params["tenant_name"]
+    group_id: str = request.path_params["group_id"]
     ctx = await context(request, tenant_name)
     await groups.delete(ctx.services.db, ctx.tenant.id, group_id,
                         if_match=request.headers.get("if-match"))
     return responses.empty(204)
+
+
+routes: list[Route] = plain_routes([
+    ("POST", "/scim/v2/{tenant_name}/Groups", create_group),
+    ("GET", "/scim/v2/{tenant_name}/Groups/{group_id}", get_group),
+    ("GET", "/scim/v2/{tenant_name}/Groups", list_groups),
+    ("POST", "/scim/v2/{tenant_name}/Groups/.search", search_groups),
+    ("PUT", "/scim/v2/{tenant_name}/Groups/{group_id}", replace_group),
+    ("PATCH", "/scim/v2/{tenant_name}/Groups/{group_id}", patch_group),
+    ("DELETE", "/scim/v2/{tenant_name}/Groups/{group_id}", delete_group),
+])

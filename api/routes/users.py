@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from api import responses
 from api.dependencies import context
 from api.requests import json_body, list_query, search_query
+from api.routes.plain import plain_routes
 from api.shaping import Shape
 from storage import users
 from storage.documents import etag
 from storage.scim.schema import USER_TYPE
 
-router = APIRouter()
 
-
-@router.post("/scim/v2/{tenant_name}/Users")
-async def create_user(request: Request, tenant_name: str) -> Response:
+async def create_user(request: Request) -> Response:
+    tenant_name: str = request.path_params["tenant_name"]
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
     stored = await users.create(ctx.services.db, ctx.tenant.id, body, base=ctx.base)
@@ -30,8 +29,9 @@ async def create_user(request: Request, tenant_name: str) -> Response:
                               status=201, location=f"{ctx.base}/Users/{stored.id}")
 
 
-@router.get("/scim/v2/{tenant_name}/Users/{user_id}")
-async def get_user(request: Request, tenant_name: str, user_id: str) -> Response:
+async def get_user(request: Request) -> Response:
+    tenant_name: str = request.path_params["tenant_name"]
+    user_id: str = request.path_params["user_id"]
     ctx = await context(request, tenant_name)
     stored = await users.get(ctx.services.db, ctx.tenant.id, user_id)
     if_none_match = request.headers.get("if-none-match")
@@ -41,8 +41,8 @@ async def get_user(request: Request, tenant_name: str, user_id: str) -> Response
     return responses.resource(shape.apply(USER_TYPE, stored.doc), version=stored.version)
 
 
-@router.get("/scim/v2/{tenant_name}/Users")
-async def list_users(request: Request, tenant_name: str) -> Response:
+async def list_users(request: Request) -> Response:
+    tenant_name: str = request.path_params["tenant_name"]
     ctx = await context(request, tenant_name)
     params = dict(request.query_params)
     page = await users.list_(ctx.services.db, ctx.tenant.id, list_query(params))
@@ -51,8 +51,8 @@ async def list_users(request: Request, tenant_name: str) -> Response:
     return responses.listing(page.total, page.start_index, docs)
 
 
-@router.post("/scim/v2/{tenant_name}/Users/.search")
-async def search_users(request: Request, tenant_name: str) -> Response:
+async def search_users(request: Request) -> Response:
+    tenant_name: str = request.path_params["tenant_name"]
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
     query, attributes, excluded = search_query(body)
@@ -62,8 +62,9 @@ async def search_users(request: Request, tenant_name: str) -> Response:
     return responses.listing(page.total, page.start_index, docs)
 
 
-@router.put("/scim/v2/{tenant_name}/Users/{user_id}")
-async def replace_user(request: Request, tenant_name: str, user_id: str) -> Response:
+async def replace_user(request: Request) -> Response:
+    tenant_name: str = request.path_params["tenant_name"]
+    user_id: str = request.path_params["user_id"]
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
     stored = await users.replace(ctx.services.db, ctx.tenant.id, user_id, body, base=ctx.base,
@@ -72,8 +73,9 @@ async def replace_user(request: Request, tenant_name: str, user_id: str) -> Resp
     return responses.resource(shape.apply(USER_TYPE, stored.doc), version=stored.version)
 
 
-@router.patch("/scim/v2/{tenant_name}/Users/{user_id}")
-async def patch_user(request: Request, tenant_name: str, user_id: str) -> Response:
+async def patch_user(request: Request) -> Response:
+    tenant_name: str = request.path_params["tenant_name"]
+    user_id: str = request.path_params["user_id"]
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
     stored = await users.patch(ctx.services.db, ctx.tenant.id, user_id, body, base=ctx.base,
@@ -82,9 +84,21 @@ async def patch_user(request: Request, tenant_name: str, user_id: str) -> Respon
     return responses.resource(shape.apply(USER_TYPE, stored.doc), version=stored.version)
 
 
-@router.delete("/scim/v2/{tenant_name}/Users/{user_id}")
-async def delete_user(request: Request, tenant_name: str, user_id: str) -> Response:
+async def delete_user(request: Request) -> Response:
+    tenant_name: str = request.path_params["tenant_name"]
+    user_id: str = request.path_params["user_id"]
     ctx = await context(request, tenant_name)
     await users.delete(ctx.services.db, ctx.tenant.id, user_id,
                        if_match=request.headers.get("if-match"))
     return responses.empty(204)
+
+
+routes: list[Route] = plain_routes([
+    ("POST", "/scim/v2/{tenant_name}/Users", create_user),
+    ("GET", "/scim/v2/{tenant_name}/Users/{user_id}", get_user),
+    ("GET", "/scim/v2/{tenant_name}/Users", list_users),
+    ("POST", "/scim/v2/{tenant_name}/Users/.search", search_users),
+    ("PUT", "/scim/v2/{tenant_name}/Users/{user_id}", replace_user),
+    ("PATCH", "/scim/v2/{tenant_name}/Users/{user_id}", patch_user),
+    ("DELETE", "/scim/v2/{tenant_name}/Users/{user_id}", delete_user),
+])

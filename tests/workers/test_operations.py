@@ -161,7 +161,7 @@ def test_provisioning_log_tells_what_happened_to_a_user(
         result = invoke(site.url, ["log", "--tenant", client.name, "--user",
                                    "STORY@example.com", "--json"], monkeypatch)
         assert result.exit_code == 0, result.output
-        entries: list[dict[str, Any]] = orjson.loads(result.output)
+        entries: list[dict[str, Any]] = orjson.loads(result.stdout)
         operations_seen = {entry["operation"] for entry in entries}
         wanted = {"POST /Users", "PATCH /Users", "DELETE /Users", "account.sync"}
         return entries if wanted <= operations_seen else None

@@ -380,11 +380,11 @@ def test_cli_lists_accounts_and_effects_and_retries_dead(
         storage_settings.get_settings.cache_clear()
 
     assert listed.exit_code == 0, listed.output
-    [row] = orjson.loads(listed.output)
+    [row] = orjson.loads(listed.stdout)
     assert (row["userName"], row["enabled"], row["cardNumber"], row["groups"]) == (
         "jdoe@example.com", True, "100200", [])
     assert dead_listed.exit_code == 0, dead_listed.output
-    [effect] = orjson.loads(dead_listed.output)
+    [effect] = orjson.loads(dead_listed.stdout)
     assert (effect["id"], effect["state"], effect["kind"]) == (dead.id, "dead", "account.sync")
     assert TOKEN_ENV in effect["last_error"]
     assert retried.exit_code == 0 and "1 effect pending again" in retried.output
