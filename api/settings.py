@@ -20,7 +20,6 @@ class ApiSettings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     admin_token: SecretStr | None = None
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    default_page_size: int = Field(default=100, ge=1, le=1000)
     auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     #: Requests per second each tenant may make, refilled continuously (0 disables the limit).
     #: Entra ID needs at least 25 per tenant (ENTRA.md section 6).

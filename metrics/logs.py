@@ -55,6 +55,8 @@ SENSITIVE_KEYS: Final = frozenset(
 SENSITIVE_SUFFIXES: Final = ("token", "secret", "password", "passwd", "pin", "cardnumber", "apikey")
 
 _BEARER: Final = re.compile(r"(?i)\b(bearer)\s+[^\s,;\"']+")
+#: printsync Secret Tokens (``pst_`` + 43 characters) and long digit runs (card numbers, PINs).
+_SECRET_TEXT: Final = re.compile(r"\bpst_[A-Za-z0-9_-]{16,}|\b\d{6,}\b")
 _KEY_SEPARATORS: Final = str.maketrans("", "", "_-. ")
 
 
@@ -80,6 +82,7 @@ def redact_value(value: object, depth: int = 0) -> object:
     if isinstance(value, str):
         if "earer" in value or "EARER" in value:
             value = _BEARER.sub(r"\1 " + REDACTED, value)
+        value = _SECRET_TEXT.sub(REDACTED, value)
     elif depth < _MAX_DEPTH:
         if isinstance(value, Mapping):
             value = {

@@ -863,6 +863,11 @@ def _equal(attribute: Attribute, actual: object, expected: object) -> bool:
     return actual == expected
 
 
+_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"?')
+
+
 def _quote(text: str) -> str:
-    """``text`` quoted for an error detail, cut short so a detail stays readable."""
-    return repr(text if len(text) <= 100 else text[:100] + "...")
+    """``text`` quoted for an error detail, cut short so a detail stays readable. String
+    literals inside a path's filter are masked: they may hold a card number."""
+    masked = _LITERAL.sub('"…"', text)
+    return repr(masked if len(masked) <= 100 else masked[:100] + "...")
