@@ -22,15 +22,19 @@ OnStart = Callable[[Database], None]
 UNMEASURED_PATHS = ("/metrics", "/healthz", "/readyz")
 
 
-def create_app(settings: ApiSettings, database: DatabaseSettings, *,
-               on_start: OnStart | None = None) -> FastAPI:
+def create_app(
+    settings: ApiSettings, database: DatabaseSettings, *, on_start: OnStart | None = None
+) -> FastAPI:
     """The ASGI app. ``on_start`` lets the composition root hook the relay to the database
     (the embedded mode wakes the relay after each commit that recorded effects)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        db = await open_database(database.database_url, pool_size=database.database_pool_size,
-                                 busy_timeout_ms=database.database_busy_timeout_ms)
+        db = await open_database(
+            database.database_url,
+            pool_size=database.database_pool_size,
+            busy_timeout_ms=database.database_busy_timeout_ms,
+        )
         app.state.services = Services(settings, db, Authenticator(db, settings.auth_cache_seconds))
         log = provisioning_log.LogBuffer(provisioning_log.get_settings())
         log.start(db)
@@ -44,8 +48,9 @@ def create_app(settings: ApiSettings, database: DatabaseSettings, *,
             await log.close(db)
             await db.close()
 
-    app = FastAPI(title="printsync", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+    app = FastAPI(
+        title="printsync", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     errors.install(app)
     # Users and Groups carry nearly all the traffic: plain Starlette routes (api.routes.plain).
     app.router.routes.extend([*users.routes, *groups.routes])

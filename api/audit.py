@@ -51,6 +51,10 @@ def _append(scope: Scope, state: dict[str, Any], tenant_id: int, status: int) ->
         if candidate and candidate != ".search":
             target_id = candidate
     log.append(
-        tenant_id, f"{scope['method']} /{resource}", status, target_id=target_id,
-        target_name=state.get("audit_target_name"), error=state.get("audit_error"),
+        tenant_id,
+        f"{scope['method']} /{resource}",
+        status,
+        target_id=target_id,
+        target_name=state.get("audit_target_name"),
+        error=state.get("audit_error"),
     )

@@ -66,14 +66,14 @@ class TooManyRequests(HttpError):
     status = 429
 
 
-def error_response(status: int, detail: str, scim_type: str | None = None,
-                   headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int, detail: str, scim_type: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
     body: dict[str, object] = {"schemas": [ERROR], "status": str(status)}
     if scim_type:
         body["scimType"] = scim_type
     body["detail"] = detail
-    return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE,
-                    headers=headers)
+    return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def _note(request: Request, detail: str) -> None:
@@ -105,21 +105,26 @@ async def _not_found(request: Request, error: Exception) -> Response:
 async def _version(request: Request, error: Exception) -> Response:
     assert isinstance(error, VersionMismatch)
     _note(request, "version mismatch")
-    return error_response(412, "the resource has changed; its current version is "
-                          f"{error.current}", headers={"ETag": error.current})
+    return error_response(
+        412,
+        f"the resource has changed; its current version is {error.current}",
+        headers={"ETag": error.current},
+    )
 
 
 async def _unavailable(request: Request, error: Exception) -> Response:
     _note(request, "database unavailable")
     log.warning("database unavailable: %s", type(error).__name__)
-    return error_response(503, "the service is temporarily unavailable; retry later",
-                          headers={"Retry-After": "5"})
+    return error_response(
+        503, "the service is temporarily unavailable; retry later", headers={"Retry-After": "5"}
+    )
 
 
 async def _starlette(_: Request, error: Exception) -> Response:
     assert isinstance(error, StarletteHTTPException)
     detail = {404: "no such endpoint", 405: "method not allowed"}.get(
-        error.status_code, str(error.detail))
+        error.status_code, str(error.detail)
+    )
     headers = dict(error.headers) if error.headers else None
     return error_response(error.status_code, detail, headers=headers)
 

@@ -21,8 +21,7 @@ async def json_body(request: Request, max_bytes: int) -> Any:
     holding NUL (no database column can store it)."""
     content_type = request.headers.get("content-type")
     if content_type is not None and "json" not in content_type.lower():
-        raise UnsupportedMediaType(
-            "send the body as application/scim+json or application/json")
+        raise UnsupportedMediaType("send the body as application/scim+json or application/json")
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > max_bytes:
         raise PayloadTooLarge(f"the body exceeds {max_bytes} bytes")

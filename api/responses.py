@@ -10,16 +10,19 @@ from storage.documents import etag
 from storage.scim.schema import LIST_RESPONSE
 
 MEDIA_TYPE = "application/scim+json"
-_LIST_HEAD = ('{"schemas":["' + LIST_RESPONSE + '"],"totalResults":%d,"itemsPerPage":%d,'
-              '"startIndex":%d,"Resources":[')
+_LIST_HEAD = (
+    '{"schemas":["' + LIST_RESPONSE + '"],"totalResults":%d,"itemsPerPage":%d,'
+    '"startIndex":%d,"Resources":['
+)
 
 
 class ScimResponse(Response):
     media_type = MEDIA_TYPE
 
 
-def resource(body: str | bytes, *, version: int | None = None, status: int = 200,
-             location: str | None = None) -> ScimResponse:
+def resource(
+    body: str | bytes, *, version: int | None = None, status: int = 200, location: str | None = None
+) -> ScimResponse:
     headers: dict[str, str] = {}
     if version is not None:
         headers["ETag"] = etag(version)

@@ -36,5 +36,6 @@ class Shape:
         if self.plain:
             return text
         doc = orjson.loads(text)
-        return orjson.dumps(projection.project(resource, doc, self.attributes,
-                                               self.excluded)).decode()
+        return orjson.dumps(
+            projection.project(resource, doc, self.attributes, self.excluded)
+        ).decode()

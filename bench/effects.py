@@ -66,8 +66,10 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def user_body(index: int, run: str) -> dict[str, object]:
     return {
-        "schemas": [USER, PRINTSYNC_USER], "userName": f"user{index}-{run}@example.com",
-        "displayName": f"User {index}", "active": True,
+        "schemas": [USER, PRINTSYNC_USER],
+        "userName": f"user{index}-{run}@example.com",
+        "displayName": f"User {index}",
+        "active": True,
         "emails": [{"value": f"user{index}@example.com", "type": "work", "primary": True}],
         PRINTSYNC_USER: {"cardNumber": f"{100000 + index}"},
     }
@@ -98,8 +100,9 @@ def fresh_database(database_url: str | None) -> Iterator[str]:
         admin.dispose()
 
 
-async def create_users(db: Database, tenant_id: int, count: int, run: str,
-                       rate: float | None, writers: int) -> None:
+async def create_users(
+    db: Database, tenant_id: int, count: int, run: str, rate: float | None, writers: int
+) -> None:
     """Create ``count`` users: paced at ``rate`` per second, or as fast as ``writers``
     concurrent writers manage (on SQLite they take turns: its writes never suspend)."""
     started = time.perf_counter()
@@ -119,8 +122,9 @@ async def create_users(db: Database, tenant_id: int, count: int, run: str,
     await asyncio.gather(*(writer() for _ in range(writers)))
 
 
-async def wait_done(db: Database, tenant_id: int, count: int,
-                    patience: float) -> list[outbox.Effect]:
+async def wait_done(
+    db: Database, tenant_id: int, count: int, patience: float
+) -> list[outbox.Effect]:
     deadline = time.monotonic() + patience
     while True:
         found = await outbox.list_effects(db, tenant_id, limit=count + 10)
@@ -132,45 +136,69 @@ async def wait_done(db: Database, tenant_id: int, count: int,
         await asyncio.sleep(0.05)
 
 
-async def phase(db: Database, broker: str, name: str, count: int, rate: float | None,
-                patience: float, writers: int = 8) -> Result:
+async def phase(
+    db: Database,
+    broker: str,
+    name: str,
+    count: int,
+    rate: float | None,
+    patience: float,
+    writers: int = 8,
+) -> Result:
     tenant, _ = await tenants.create(db, f"{name}-{uuid.uuid4().hex[:6]}")
     await create_users(db, tenant.id, count, uuid.uuid4().hex[:6], rate, writers)
     done = await wait_done(db, tenant.id, count, patience)
     latencies = [
         (clock.parse(e.completed_at) - clock.parse(e.created_at)).total_seconds() * 1000
-        for e in done if e.completed_at is not None]
+        for e in done
+        if e.completed_at is not None
+    ]
     first = min(clock.parse(e.created_at) for e in done)
     last = max(clock.parse(e.completed_at) for e in done if e.completed_at is not None)
     span = max((last - first).total_seconds(), 1e-6)
-    return Result(broker, name, len(done), len(done) / span, percentile(latencies, 0.5),
-                  percentile(latencies, 0.99))
+    return Result(
+        broker,
+        name,
+        len(done),
+        len(done) / span,
+        percentile(latencies, 0.5),
+        percentile(latencies, 0.99),
+    )
 
 
-def worker_env(database_url: str, settings: WorkerSettings, redis_url: str,
-               processes: int) -> dict[str, str]:
+def worker_env(
+    database_url: str, settings: WorkerSettings, redis_url: str, processes: int
+) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PRINTSYNC_")}
-    env.update({
-        "PRINTSYNC_DATABASE_URL": database_url,
-        "PRINTSYNC_BROKER_URL": redis_url,
-        "PRINTSYNC_QUEUE_NAME": settings.queue_name,
-        "PRINTSYNC_WORKER_PROCESSES": str(processes),
-        "PRINTSYNC_WORKER_THREADS": str(settings.worker_threads),
-        "PRINTSYNC_SWEEP_INTERVAL_SECONDS": str(settings.sweep_interval_seconds),
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])),
-    })
+    env.update(
+        {
+            "PRINTSYNC_DATABASE_URL": database_url,
+            "PRINTSYNC_BROKER_URL": redis_url,
+            "PRINTSYNC_QUEUE_NAME": settings.queue_name,
+            "PRINTSYNC_WORKER_PROCESSES": str(processes),
+            "PRINTSYNC_WORKER_THREADS": str(settings.worker_threads),
+            "PRINTSYNC_SWEEP_INTERVAL_SECONDS": str(settings.sweep_interval_seconds),
+            "PYTHONPATH": os.pathsep.join(
+                filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])
+            ),
+        }
+    )
     return env
 
 
 @contextlib.contextmanager
-def redis_worker(database_url: str, settings: WorkerSettings, redis_url: str, processes: int,
-                 log: Path) -> Iterator[None]:
+def redis_worker(
+    database_url: str, settings: WorkerSettings, redis_url: str, processes: int, log: Path
+) -> Iterator[None]:
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "printsync", "worker"], cwd=REPO_ROOT,
-            env=worker_env(database_url, settings, redis_url, processes), stdout=sink,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            [sys.executable, "-m", "printsync", "worker"],
+            cwd=REPO_ROOT,
+            env=worker_env(database_url, settings, redis_url, processes),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield
     finally:
@@ -192,22 +220,34 @@ async def run_broker(broker: str, args: argparse.Namespace) -> list[Result]:
     with fresh_database(args.database_url) as url:
         settings = WorkerSettings(
             broker_url=None if broker == "embedded" else args.redis_url,
-            queue_name=f"bench-{uuid.uuid4().hex[:8]}", worker_threads=args.threads,
-            sweep_interval_seconds=1.0, lease_seconds=120)
+            queue_name=f"bench-{uuid.uuid4().hex[:8]}",
+            worker_threads=args.threads,
+            sweep_interval_seconds=1.0,
+            lease_seconds=120,
+        )
         pipeline = Pipeline(settings, url, worker=broker == "embedded")
         db = await open_database(url, pool_size=8)
         pipeline.attach(db)
-        context = contextlib.nullcontext() if broker == "embedded" else redis_worker(
-            url, settings, args.redis_url, args.processes,
-            Path(tempfile.gettempdir()) / f"printsync-bench-worker-{os.getpid()}.log")
+        context = (
+            contextlib.nullcontext()
+            if broker == "embedded"
+            else redis_worker(
+                url,
+                settings,
+                args.redis_url,
+                args.processes,
+                Path(tempfile.gettempdir()) / f"printsync-bench-worker-{os.getpid()}.log",
+            )
+        )
         try:
             with context:
                 pipeline.start()
                 await phase(db, broker, "warmup", 20, None, args.timeout)
                 results = [
                     await phase(db, broker, "burst", args.effects, None, args.timeout),
-                    await phase(db, broker, "paced", int(args.rate * args.seconds), args.rate,
-                                args.timeout),
+                    await phase(
+                        db, broker, "paced", int(args.rate * args.seconds), args.rate, args.timeout
+                    ),
                 ]
         finally:
             pipeline.stop()
@@ -216,27 +256,36 @@ async def run_broker(broker: str, args: argparse.Namespace) -> list[Result]:
 
 
 def table(results: list[Result]) -> str:
-    lines = [f"{'broker':<10} {'phase':<6} {'effects':>8} {'effects/s':>10} {'p50 ms':>9} "
-             f"{'p99 ms':>9}"]
+    lines = [
+        f"{'broker':<10} {'phase':<6} {'effects':>8} {'effects/s':>10} {'p50 ms':>9} {'p99 ms':>9}"
+    ]
     for r in results:
-        lines.append(f"{r.broker:<10} {r.phase:<6} {r.effects:>8} {r.per_second:>10.1f} "
-                     f"{r.p50_ms:>9.1f} {r.p99_ms:>9.1f}")
+        lines.append(
+            f"{r.broker:<10} {r.phase:<6} {r.effects:>8} {r.per_second:>10.1f} "
+            f"{r.p50_ms:>9.1f} {r.p99_ms:>9.1f}"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.effects", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--brokers", default="embedded,redis",
-                        help="comma-separated: embedded, redis")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.effects",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--brokers", default="embedded,redis", help="comma-separated: embedded, redis"
+    )
     parser.add_argument("--effects", type=int, default=1000, help="effects in the burst phase")
     parser.add_argument("--rate", type=float, default=50.0, help="effects/s in the paced phase")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the paced phase")
     parser.add_argument("--threads", type=int, default=8, help="worker threads per process")
     parser.add_argument("--processes", type=int, default=1, help="Redis worker processes")
-    parser.add_argument("--database-url", default=None,
-                        help="PostgreSQL server to create a scratch database on "
-                             "(default: a temporary SQLite file)")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="PostgreSQL server to create a scratch database on (default: a temporary SQLite file)",
+    )
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
@@ -245,12 +294,15 @@ def main(argv: list[str] | None = None) -> int:
         if broker not in ("embedded", "redis"):
             parser.error(f"unknown broker {broker!r}")
         results += asyncio.run(run_broker(broker, args))
-    backend = "sqlite" if args.database_url is None else sa.make_url(args.database_url) \
-        .get_backend_name()
+    backend = (
+        "sqlite" if args.database_url is None else sa.make_url(args.database_url).get_backend_name()
+    )
     print(f"printsync effects pipeline, {backend}, ledger connector, {args.threads} threads")
     print(table(results))
-    print("p50/p99: commit-to-done latency of each effect; effects/s: effects / (last done -"
-          " first commit)")
+    print(
+        "p50/p99: commit-to-done latency of each effect; effects/s: effects / (last done -"
+        " first commit)"
+    )
     return 0
 
 

@@ -85,7 +85,7 @@ class _RandomPool:
                 self._block = os.urandom(self.BLOCK)
                 offset = 0
             self._offset = offset + 16
-            return self._block[offset:offset + 16]
+            return self._block[offset : offset + 16]
 
 
 _random = _RandomPool()

@@ -27,8 +27,9 @@ def run(work: Callable[[Database], Awaitable[T]]) -> T:
 
     async def main() -> T:
         settings = get_database_settings()
-        db = await open_database(settings.database_url, pool_size=2,
-                                 busy_timeout_ms=settings.database_busy_timeout_ms)
+        db = await open_database(
+            settings.database_url, pool_size=2, busy_timeout_ms=settings.database_busy_timeout_ms
+        )
         try:
             return await work(db)
         finally:
@@ -85,32 +86,52 @@ def tenant() -> None:
 @tenant.command("create")
 @click.argument("name")
 @click.option("--notify", multiple=True, help="Failure-notification recipient (repeatable).")
-@click.option("--connector", type=click.Choice(list(tenants.CONNECTORS)), default="ledger",
-              show_default=True)
+@click.option(
+    "--connector", type=click.Choice(list(tenants.CONNECTORS)), default="ledger", show_default=True
+)
 @click.option("--papercut-url", default=None, help="PaperCut server, e.g. http://host:9191.")
-@click.option("--papercut-token-env", default=None,
-              help="Name of the environment variable holding the PaperCut auth token.")
+@click.option(
+    "--papercut-token-env",
+    default=None,
+    help="Name of the environment variable holding the PaperCut auth token.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def tenant_create(name: str, notify: tuple[str, ...], connector: str, papercut_url: str | None,
-                  papercut_token_env: str | None, as_json: bool) -> None:
+def tenant_create(
+    name: str,
+    notify: tuple[str, ...],
+    connector: str,
+    papercut_url: str | None,
+    papercut_token_env: str | None,
+    as_json: bool,
+) -> None:
     """Create a tenant; print its Tenant URL and Secret Token (shown only once)."""
     config: dict[str, Any] = {}
     if connector == "papercut":
         if not papercut_url or not papercut_token_env:
-            raise click.UsageError("--connector papercut needs --papercut-url and "
-                                   "--papercut-token-env")
+            raise click.UsageError(
+                "--connector papercut needs --papercut-url and --papercut-token-env"
+            )
         config = {"url": papercut_url, "token_env": papercut_token_env}
 
     async def work(db: Database) -> tuple[tenants.Tenant, str]:
-        return await tenants.create(db, name, notify=notify, connector=connector,
-                                    connector_config=config)
+        return await tenants.create(
+            db, name, notify=notify, connector=connector, connector_config=config
+        )
 
     created, token = run(work)
     url = get_api_settings().tenant_url(created.name)
     if as_json:
-        click.echo(orjson.dumps({"name": created.name, "tenant_url": url, "token": token,
-                                 "notify": list(created.notify),
-                                 "connector": created.connector}).decode())
+        click.echo(
+            orjson.dumps(
+                {
+                    "name": created.name,
+                    "tenant_url": url,
+                    "token": token,
+                    "notify": list(created.notify),
+                    "connector": created.connector,
+                }
+            ).decode()
+        )
         return
     click.echo(f"Tenant:       {created.name}")
     click.echo(f"Tenant URL:   {url}")
@@ -135,8 +156,9 @@ def tenant_list(as_json: bool) -> None:
 
 @tenant.command("rotate-token")
 @click.argument("name")
-@click.option("--overlap", default=0.0, show_default=True,
-              help="Seconds the previous token keeps working.")
+@click.option(
+    "--overlap", default=0.0, show_default=True, help="Seconds the previous token keeps working."
+)
 @click.option("--json", "as_json", is_flag=True)
 def tenant_rotate(name: str, overlap: float, as_json: bool) -> None:
     """Issue a new Secret Token."""
@@ -202,8 +224,13 @@ def serve(host: str | None, port: int | None) -> None:
     app = create_app(api_settings, database, on_start=pipeline.attach)
     pipeline.start()
     try:
-        uvicorn.run(app, host=host or api_settings.host, port=port or api_settings.port,
-                    log_level="warning", access_log=False)
+        uvicorn.run(
+            app,
+            host=host or api_settings.host,
+            port=port or api_settings.port,
+            log_level="warning",
+            access_log=False,
+        )
     finally:
         pipeline.stop()
 

@@ -46,7 +46,7 @@ class _IdSource:
                 self._block = os.urandom(self.BLOCK)
                 offset = 0
             self._offset = offset + 16
-            raw = bytearray(self._block[offset:offset + 16])
+            raw = bytearray(self._block[offset : offset + 16])
         raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
         raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
         h = raw.hex()
@@ -78,16 +78,27 @@ def check_version(if_match: str | None, version: int) -> None:
     raise VersionMismatch(current)
 
 
-def assemble(attrs: dict[str, Any], *, resource_type: str, resource_id: str, created: str,
-             modified: str, version: int, location: str) -> dict[str, Any]:
+def assemble(
+    attrs: dict[str, Any],
+    *,
+    resource_type: str,
+    resource_id: str,
+    created: str,
+    modified: str,
+    version: int,
+    location: str,
+) -> dict[str, Any]:
     """The stored SCIM document: schemas, id, the client's attributes, then meta."""
     doc: dict[str, Any] = {"schemas": attrs.get("schemas", []), "id": resource_id}
     for key, value in attrs.items():
         if key not in ("schemas", "id", "meta"):
             doc[key] = value
     doc["meta"] = {
-        "resourceType": resource_type, "created": created, "lastModified": modified,
-        "location": location, "version": etag(version),
+        "resourceType": resource_type,
+        "created": created,
+        "lastModified": modified,
+        "location": location,
+        "version": etag(version),
     }
     return doc
 
@@ -127,8 +138,17 @@ def clamp(query: ListQuery, default_count: int) -> tuple[int, int]:
     return start - 1, max(0, min(count, MAX_PAGE_SIZE))
 
 
-async def list_page(conn: Connection, dialect: Dialect, resource: ResourceType, *, table: str,
-                    alias: str, tenant_id: int, query: ListQuery, default_count: int) -> Page:
+async def list_page(
+    conn: Connection,
+    dialect: Dialect,
+    resource: ResourceType,
+    *,
+    table: str,
+    alias: str,
+    tenant_id: int,
+    query: ListQuery,
+    default_count: int,
+) -> Page:
     """Run a filtered, sorted, paged list in the database.
 
     The total is counted only when the page does not already tell it: a match query that finds
@@ -149,10 +169,13 @@ async def list_page(conn: Connection, dialect: Dialect, resource: ResourceType, 
     docs: list[str] = []
     ids: list[str] = []
     if limit:
-        sql = (f"SELECT {alias}.id, {alias}.doc FROM {table} {alias} WHERE {where}"
-               f" ORDER BY {order} LIMIT :limit OFFSET :offset")
-        rows = await conn.fetchall(compile_text(sql, dialect),
-                                   {**params, "limit": limit, "offset": offset})
+        sql = (
+            f"SELECT {alias}.id, {alias}.doc FROM {table} {alias} WHERE {where}"
+            f" ORDER BY {order} LIMIT :limit OFFSET :offset"
+        )
+        rows = await conn.fetchall(
+            compile_text(sql, dialect), {**params, "limit": limit, "offset": offset}
+        )
         ids = [row[0] for row in rows]
         docs = [row[1] for row in rows]
     if limit and len(docs) < limit and (docs or offset == 0):

@@ -122,8 +122,12 @@ outbox = sa.Table(
 provisioning_log = sa.Table(
     "provisioning_log",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True,
-              autoincrement=True),
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
     sa.Column("time", Timestamp, nullable=False),
     sa.Column("tenant_id", sa.Integer, nullable=False),
     sa.Column("source", sa.String(8), nullable=False),
@@ -135,8 +139,9 @@ provisioning_log = sa.Table(
     sa.Column("status", sa.Integer, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
     # (tenant, time) with source and result in the index: health counts are index-only scans.
-    sa.Index("ix_provisioning_log_tenant_id_time_source_result", "tenant_id", "time", "source",
-             "result"),
+    sa.Index(
+        "ix_provisioning_log_tenant_id_time_source_result", "tenant_id", "time", "source", "result"
+    ),
     sa.Index("ix_provisioning_log_tenant_id_target_id", "tenant_id", "target_id"),
     sa.Index("ix_provisioning_log_tenant_id_target_name_ci", "tenant_id", "target_name_ci"),
 )
@@ -166,8 +171,9 @@ notifications = sa.Table(
 notification_effects = sa.Table(
     "notification_effects",
     metadata,
-    sa.Column("effect_id", sa.Integer, sa.ForeignKey("outbox.id", ondelete="CASCADE"),
-              primary_key=True),
+    sa.Column(
+        "effect_id", sa.Integer, sa.ForeignKey("outbox.id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("dead_at", Timestamp, primary_key=True),
     sa.Column("notification_id", sa.Integer, sa.ForeignKey("notifications.id"), nullable=False),
     sa.Index("ix_notification_effects_notification_id", "notification_id"),

@@ -59,8 +59,11 @@ def _positional(sql: str, dialect: Dialect) -> Statement:
 def compile_core(statement: sa.sql.ClauseElement, dialect: Dialect) -> Statement:
     """Compile a Core construct whose parameters are all ``bindparam(name)``."""
     compiled: Any = statement.compile(dialect=_DIALECTS[dialect])
-    constants = {name: bind.value for name, bind in compiled.binds.items()
-                 if not bind.required and bind.value is not None and bind.callable is None}
+    constants = {
+        name: bind.value
+        for name, bind in compiled.binds.items()
+        if not bind.required and bind.value is not None and bind.callable is None
+    }
     if dialect == "postgresql":
         return Statement(str(compiled), tuple(compiled.positiontup or ()), constants)
     positional = _positional(str(compiled), dialect)

@@ -43,8 +43,11 @@ class Tenant:
     def summary(self) -> dict[str, Any]:
         """What may be shown to an operator (never the token or connector secrets)."""
         return {
-            "name": self.name, "disabled": self.disabled, "notify": list(self.notify),
-            "connector": self.connector, "created_at": self.created_at,
+            "name": self.name,
+            "disabled": self.disabled,
+            "notify": list(self.notify),
+            "connector": self.connector,
+            "created_at": self.created_at,
         }
 
 
@@ -56,10 +59,18 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-_COLUMNS = (tenants.c.id, tenants.c.name, tenants.c.disabled, tenants.c.notify,
-            tenants.c.connector, tenants.c.connector_config, tenants.c.created_at,
-            tenants.c.token_hash, tenants.c.previous_token_hash,
-            tenants.c.previous_token_expires_at)
+_COLUMNS = (
+    tenants.c.id,
+    tenants.c.name,
+    tenants.c.disabled,
+    tenants.c.notify,
+    tenants.c.connector,
+    tenants.c.connector_config,
+    tenants.c.created_at,
+    tenants.c.token_hash,
+    tenants.c.previous_token_hash,
+    tenants.c.previous_token_expires_at,
+)
 
 
 @lru_cache(maxsize=2)
@@ -67,31 +78,65 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
     p = sa.bindparam
     return {
         "by_hash": compile_core(
-            sa.select(*_COLUMNS).where(sa.or_(tenants.c.token_hash == p("hash"),
-                                              tenants.c.previous_token_hash == p("hash"))),
-            dialect),
+            sa.select(*_COLUMNS).where(
+                sa.or_(
+                    tenants.c.token_hash == p("hash"), tenants.c.previous_token_hash == p("hash")
+                )
+            ),
+            dialect,
+        ),
         "by_name": compile_core(sa.select(*_COLUMNS).where(tenants.c.name == p("name")), dialect),
         "all": compile_core(sa.select(*_COLUMNS).order_by(tenants.c.name), dialect),
-        "insert": compile_core(sa.insert(tenants).values(
-            name=p("name"), token_hash=p("hash"), disabled=p("disabled"), notify=p("notify"),
-            connector=p("connector"), connector_config=p("connector_config"),
-            created_at=p("now")).returning(tenants.c.id), dialect),
-        "rotate": compile_core(sa.update(tenants).where(tenants.c.name == p("name")).values(
-            token_hash=p("hash"), previous_token_hash=p("previous"),
-            previous_token_expires_at=p("expires")), dialect),
-        "set_disabled": compile_core(sa.update(tenants).where(tenants.c.name == p("name")).values(
-            disabled=p("disabled")), dialect),
-        "set_notify": compile_core(sa.update(tenants).where(tenants.c.name == p("name")).values(
-            notify=p("notify")), dialect),
-        "set_connector": compile_core(sa.update(tenants).where(tenants.c.name == p("name")).values(
-            connector=p("connector"), connector_config=p("connector_config")), dialect),
+        "insert": compile_core(
+            sa.insert(tenants)
+            .values(
+                name=p("name"),
+                token_hash=p("hash"),
+                disabled=p("disabled"),
+                notify=p("notify"),
+                connector=p("connector"),
+                connector_config=p("connector_config"),
+                created_at=p("now"),
+            )
+            .returning(tenants.c.id),
+            dialect,
+        ),
+        "rotate": compile_core(
+            sa.update(tenants)
+            .where(tenants.c.name == p("name"))
+            .values(
+                token_hash=p("hash"),
+                previous_token_hash=p("previous"),
+                previous_token_expires_at=p("expires"),
+            ),
+            dialect,
+        ),
+        "set_disabled": compile_core(
+            sa.update(tenants).where(tenants.c.name == p("name")).values(disabled=p("disabled")),
+            dialect,
+        ),
+        "set_notify": compile_core(
+            sa.update(tenants).where(tenants.c.name == p("name")).values(notify=p("notify")),
+            dialect,
+        ),
+        "set_connector": compile_core(
+            sa.update(tenants)
+            .where(tenants.c.name == p("name"))
+            .values(connector=p("connector"), connector_config=p("connector_config")),
+            dialect,
+        ),
     }
 
 
 def _tenant(row: Row) -> Tenant:
     return Tenant(
-        id=row[0], name=row[1], disabled=bool(row[2]), notify=tuple(orjson.loads(row[3])),
-        connector=row[4], connector_config=orjson.loads(row[5]), created_at=row[6],
+        id=row[0],
+        name=row[1],
+        disabled=bool(row[2]),
+        notify=tuple(orjson.loads(row[3])),
+        connector=row[4],
+        connector_config=orjson.loads(row[5]),
+        created_at=row[6],
     )
 
 
@@ -99,13 +144,19 @@ def validate_name(name: str) -> str:
     if not NAME_PATTERN.match(name):
         raise InvalidValue(
             "tenant name must be 1-63 lower-case letters, digits or '-', starting with a letter "
-            "or digit")
+            "or digit"
+        )
     return name
 
 
-async def create(db: Database, name: str, *, notify: tuple[str, ...] = (),
-                 connector: str = "ledger", connector_config: dict[str, Any] | None = None,
-                 ) -> tuple[Tenant, str]:
+async def create(
+    db: Database,
+    name: str,
+    *,
+    notify: tuple[str, ...] = (),
+    connector: str = "ledger",
+    connector_config: dict[str, Any] | None = None,
+) -> tuple[Tenant, str]:
     """Create a tenant and return it with its token (the only time the token is known)."""
     validate_name(name)
     if connector not in CONNECTORS:
@@ -114,12 +165,18 @@ async def create(db: Database, name: str, *, notify: tuple[str, ...] = (),
     statements = _statements(db.dialect)
     try:
         async with db.transaction() as conn:
-            await conn.fetchone(statements["insert"], {
-                "name": name, "hash": hash_token(token), "disabled": False,
-                "notify": orjson.dumps(list(notify)).decode(), "connector": connector,
-                "connector_config": orjson.dumps(connector_config or {}).decode(),
-                "now": clock.stamp(),
-            })
+            await conn.fetchone(
+                statements["insert"],
+                {
+                    "name": name,
+                    "hash": hash_token(token),
+                    "disabled": False,
+                    "notify": orjson.dumps(list(notify)).decode(),
+                    "connector": connector,
+                    "connector_config": orjson.dumps(connector_config or {}).decode(),
+                    "now": clock.stamp(),
+                },
+            )
     except Uniqueness as error:
         raise Uniqueness(f"tenant {name} already exists") from error
     return await get(db, name), token
@@ -150,8 +207,12 @@ async def authenticate(db: Database, token: str) -> Tenant | None:
     current, previous, expires = row[7], row[8], row[9]
     if hmac.compare_digest(current, digest):
         return _tenant(row)
-    if previous is not None and hmac.compare_digest(previous, digest) and expires is not None \
-            and expires > clock.stamp():
+    if (
+        previous is not None
+        and hmac.compare_digest(previous, digest)
+        and expires is not None
+        and expires > clock.stamp()
+    ):
         return _tenant(row)
     return None
 
@@ -163,36 +224,48 @@ async def rotate_token(db: Database, name: str, *, overlap_seconds: float = 0) -
     previous = tenant_row[7] if overlap_seconds > 0 else None
     expires = clock.later(overlap_seconds) if overlap_seconds > 0 else None
     async with db.transaction() as conn:
-        await conn.execute(_statements(db.dialect)["rotate"], {
-            "name": name, "hash": hash_token(token), "previous": previous, "expires": expires,
-        })
+        await conn.execute(
+            _statements(db.dialect)["rotate"],
+            {
+                "name": name,
+                "hash": hash_token(token),
+                "previous": previous,
+                "expires": expires,
+            },
+        )
     return token
 
 
 async def set_disabled(db: Database, name: str, disabled: bool) -> None:
     await _row(db, name)
     async with db.transaction() as conn:
-        await conn.execute(_statements(db.dialect)["set_disabled"],
-                           {"name": name, "disabled": disabled})
+        await conn.execute(
+            _statements(db.dialect)["set_disabled"], {"name": name, "disabled": disabled}
+        )
 
 
 async def set_notify(db: Database, name: str, notify: tuple[str, ...]) -> None:
     await _row(db, name)
     async with db.transaction() as conn:
-        await conn.execute(_statements(db.dialect)["set_notify"],
-                           {"name": name, "notify": orjson.dumps(list(notify)).decode()})
+        await conn.execute(
+            _statements(db.dialect)["set_notify"],
+            {"name": name, "notify": orjson.dumps(list(notify)).decode()},
+        )
 
 
-async def set_connector(db: Database, name: str, connector: str,
-                        config: dict[str, Any]) -> None:
+async def set_connector(db: Database, name: str, connector: str, config: dict[str, Any]) -> None:
     if connector not in CONNECTORS:
         raise InvalidValue(f"connector must be one of {', '.join(CONNECTORS)}")
     await _row(db, name)
     async with db.transaction() as conn:
-        await conn.execute(_statements(db.dialect)["set_connector"], {
-            "name": name, "connector": connector,
-            "connector_config": orjson.dumps(config).decode(),
-        })
+        await conn.execute(
+            _statements(db.dialect)["set_connector"],
+            {
+                "name": name,
+                "connector": connector,
+                "connector_config": orjson.dumps(config).decode(),
+            },
+        )
 
 
 async def _row(db: Database, name: str) -> Row:

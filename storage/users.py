@@ -43,30 +43,64 @@ class Stored:
 @lru_cache(maxsize=2)
 def _statements(dialect: Dialect) -> dict[str, Statement]:
     p = sa.bindparam
-    derived: dict[str, Any] = {name: p(name) for name in (
-        "user_name", "user_name_ci", "external_id", "display_name", "work_email_ci", "active")}
+    derived: dict[str, Any] = {
+        name: p(name)
+        for name in (
+            "user_name",
+            "user_name_ci",
+            "external_id",
+            "display_name",
+            "work_email_ci",
+            "active",
+        )
+    }
     by_id = sa.and_(users.c.tenant_id == p("tenant"), users.c.id == p("id"))
     return {
-        "insert": compile_core(sa.insert(users).values(
-            tenant_id=p("tenant"), id=p("id"), version=p("version"), created_at=p("now"),
-            last_modified=p("now"), doc=p("doc"), **derived), dialect),
+        "insert": compile_core(
+            sa.insert(users).values(
+                tenant_id=p("tenant"),
+                id=p("id"),
+                version=p("version"),
+                created_at=p("now"),
+                last_modified=p("now"),
+                doc=p("doc"),
+                **derived,
+            ),
+            dialect,
+        ),
         "get": compile_core(sa.select(users.c.version, users.c.doc).where(by_id), dialect),
         "lock": compile_core(
-            sa.select(users.c.pk, users.c.version, users.c.doc, users.c.created_at,
-                      users.c.active)
-            .where(by_id).with_for_update(), dialect),
-        "update": compile_core(sa.update(users).where(users.c.pk == p("pk")).values(
-            version=p("version"), last_modified=p("now"), doc=p("doc"), **derived), dialect),
+            sa.select(users.c.pk, users.c.version, users.c.doc, users.c.created_at, users.c.active)
+            .where(by_id)
+            .with_for_update(),
+            dialect,
+        ),
+        "update": compile_core(
+            sa.update(users)
+            .where(users.c.pk == p("pk"))
+            .values(version=p("version"), last_modified=p("now"), doc=p("doc"), **derived),
+            dialect,
+        ),
         "group_names": compile_core(
             sa.select(groups.c.display_name)
             .select_from(memberships.join(groups, groups.c.pk == memberships.c.group_pk))
-            .where(memberships.c.user_pk == p("pk")).order_by(groups.c.display_name), dialect),
+            .where(memberships.c.user_pk == p("pk"))
+            .order_by(groups.c.display_name),
+            dialect,
+        ),
         "drop_memberships": compile_core(
-            sa.delete(memberships).where(memberships.c.user_pk == p("pk")), dialect),
+            sa.delete(memberships).where(memberships.c.user_pk == p("pk")), dialect
+        ),
         "touch_groups": compile_core(
-            sa.update(groups).where(groups.c.pk.in_(
-                sa.select(memberships.c.group_pk).where(memberships.c.user_pk == p("pk"))))
-            .values(member_count=groups.c.member_count - 1), dialect),
+            sa.update(groups)
+            .where(
+                groups.c.pk.in_(
+                    sa.select(memberships.c.group_pk).where(memberships.c.user_pk == p("pk"))
+                )
+            )
+            .values(member_count=groups.c.member_count - 1),
+            dialect,
+        ),
         "delete": compile_core(sa.delete(users).where(users.c.pk == p("pk")), dialect),
     }
 
@@ -84,26 +118,47 @@ async def create(db: Database, tenant_id: int, body: object, *, base: str) -> St
     attrs = resources.validate(USER_TYPE, body)
     user_id = new_id()
     now = clock.stamp()
-    doc = assemble(attrs, resource_type="User", resource_id=user_id, created=now, modified=now,
-                   version=1, location=_location(base, user_id))
+    doc = assemble(
+        attrs,
+        resource_type="User",
+        resource_id=user_id,
+        created=now,
+        modified=now,
+        version=1,
+        location=_location(base, user_id),
+    )
     text = dump(doc)
     statements = _statements(db.dialect)
     async with db.transaction() as conn:
-        await conn.execute(statements["insert"], {
-            "tenant": tenant_id, "id": user_id, "version": 1, "now": now, "doc": text,
-            **_row_params(doc),
-        })
-        await outbox.record(conn, db.dialect, tenant_id=tenant_id, kind=outbox.ACCOUNT_SYNC,
-                            subject_id=user_id, key=f"{outbox.ACCOUNT_SYNC}:{user_id}:v1",
-                            now=now)
+        await conn.execute(
+            statements["insert"],
+            {
+                "tenant": tenant_id,
+                "id": user_id,
+                "version": 1,
+                "now": now,
+                "doc": text,
+                **_row_params(doc),
+            },
+        )
+        await outbox.record(
+            conn,
+            db.dialect,
+            tenant_id=tenant_id,
+            kind=outbox.ACCOUNT_SYNC,
+            subject_id=user_id,
+            key=f"{outbox.ACCOUNT_SYNC}:{user_id}:v1",
+            now=now,
+        )
     db.effects_committed()
     return Stored(user_id, 1, text)
 
 
 async def get(db: Database, tenant_id: int, user_id: str) -> Stored:
     async with db.reader() as conn:
-        row = await conn.fetchone(_statements(db.dialect)["get"],
-                                  {"tenant": tenant_id, "id": user_id})
+        row = await conn.fetchone(
+            _statements(db.dialect)["get"], {"tenant": tenant_id, "id": user_id}
+        )
     if row is None:
         raise ResourceNotFound("User", user_id)
     return Stored(user_id, row[0], row[1])
@@ -111,20 +166,41 @@ async def get(db: Database, tenant_id: int, user_id: str) -> Stored:
 
 async def list_(db: Database, tenant_id: int, query: ListQuery) -> Page:
     async with db.reader() as conn:
-        return await list_page(conn, db.dialect, USER_TYPE, table="users", alias="u",
-                               tenant_id=tenant_id, query=query,
-                               default_count=DEFAULT_PAGE_SIZE)
+        return await list_page(
+            conn,
+            db.dialect,
+            USER_TYPE,
+            table="users",
+            alias="u",
+            tenant_id=tenant_id,
+            query=query,
+            default_count=DEFAULT_PAGE_SIZE,
+        )
 
 
-async def replace(db: Database, tenant_id: int, user_id: str, body: object, *, base: str,
-                  if_match: str | None = None) -> Stored:
+async def replace(
+    db: Database,
+    tenant_id: int,
+    user_id: str,
+    body: object,
+    *,
+    base: str,
+    if_match: str | None = None,
+) -> Stored:
     """PUT: the new document replaces the old one whole."""
     attrs = resources.validate(USER_TYPE, body)
     return await _rewrite(db, tenant_id, user_id, base, if_match, lambda _old: attrs)
 
 
-async def patch(db: Database, tenant_id: int, user_id: str, body: object, *, base: str,
-                if_match: str | None = None) -> Stored:
+async def patch(
+    db: Database,
+    tenant_id: int,
+    user_id: str,
+    body: object,
+    *,
+    base: str,
+    if_match: str | None = None,
+) -> Stored:
     """PATCH: operations applied to the current document, all or nothing."""
 
     def change(old: dict[str, Any]) -> dict[str, Any]:
@@ -133,8 +209,9 @@ async def patch(db: Database, tenant_id: int, user_id: str, body: object, *, bas
     return await _rewrite(db, tenant_id, user_id, base, if_match, change)
 
 
-async def _rewrite(db: Database, tenant_id: int, user_id: str, base: str, if_match: str | None,
-                   change: Any) -> Stored:
+async def _rewrite(
+    db: Database, tenant_id: int, user_id: str, base: str, if_match: str | None, change: Any
+) -> Stored:
     statements = _statements(db.dialect)
     async with db.transaction() as conn:
         row = await conn.fetchone(statements["lock"], {"tenant": tenant_id, "id": user_id})
@@ -148,21 +225,42 @@ async def _rewrite(db: Database, tenant_id: int, user_id: str, base: str, if_mat
             return Stored(user_id, version, old_text)
         now = clock.stamp()
         version += 1
-        doc = assemble(attrs, resource_type="User", resource_id=user_id, created=created,
-                       modified=now, version=version, location=_location(base, user_id))
+        doc = assemble(
+            attrs,
+            resource_type="User",
+            resource_id=user_id,
+            created=created,
+            modified=now,
+            version=version,
+            location=_location(base, user_id),
+        )
         text = dump(doc)
-        await conn.execute(statements["update"], {
-            "pk": pk, "version": version, "now": now, "doc": text, **_row_params(doc),
-        })
-        await outbox.record(conn, db.dialect, tenant_id=tenant_id, kind=outbox.ACCOUNT_SYNC,
-                            subject_id=user_id,
-                            key=f"{outbox.ACCOUNT_SYNC}:{user_id}:v{version}", now=now)
+        await conn.execute(
+            statements["update"],
+            {
+                "pk": pk,
+                "version": version,
+                "now": now,
+                "doc": text,
+                **_row_params(doc),
+            },
+        )
+        await outbox.record(
+            conn,
+            db.dialect,
+            tenant_id=tenant_id,
+            kind=outbox.ACCOUNT_SYNC,
+            subject_id=user_id,
+            key=f"{outbox.ACCOUNT_SYNC}:{user_id}:v{version}",
+            now=now,
+        )
     db.effects_committed()
     return Stored(user_id, version, text)
 
 
-async def delete(db: Database, tenant_id: int, user_id: str, *,
-                 if_match: str | None = None) -> None:
+async def delete(
+    db: Database, tenant_id: int, user_id: str, *, if_match: str | None = None
+) -> None:
     """Delete the user and its memberships; record the account deletion with what the worker
     needs once the row is gone."""
     statements = _statements(db.dialect)
@@ -175,9 +273,14 @@ async def delete(db: Database, tenant_id: int, user_id: str, *,
         names = [r[0] for r in await conn.fetchall(statements["group_names"], {"pk": pk})]
         await _drop(conn, statements, pk)
         await outbox.record(
-            conn, db.dialect, tenant_id=tenant_id, kind=outbox.ACCOUNT_DELETE,
-            subject_id=user_id, key=f"{outbox.ACCOUNT_DELETE}:{user_id}:v{version}",
-            payload={"userName": orjson.loads(text).get("userName"), "groups": names})
+            conn,
+            db.dialect,
+            tenant_id=tenant_id,
+            kind=outbox.ACCOUNT_DELETE,
+            subject_id=user_id,
+            key=f"{outbox.ACCOUNT_DELETE}:{user_id}:v{version}",
+            payload={"userName": orjson.loads(text).get("userName"), "groups": names},
+        )
     db.effects_committed()
 
 

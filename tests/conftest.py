@@ -91,9 +91,16 @@ def worker_id(request: pytest.FixtureRequest) -> str:
 def _truncate(url: str) -> None:
     engine = sa.create_engine(sa.make_url(url).set(drivername="postgresql+psycopg"))
     with engine.begin() as conn:
-        existing = conn.execute(sa.text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
-            " AND tablename <> 'alembic_version'")).scalars().all()
+        existing = (
+            conn.execute(
+                sa.text(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                    " AND tablename <> 'alembic_version'"
+                )
+            )
+            .scalars()
+            .all()
+        )
         names = ", ".join(f'"{name}"' for name in existing)
         if names:
             conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
@@ -209,8 +216,11 @@ class Service:
 
 def make_app_settings(**overrides: Any) -> ApiSettings:
     # Rate limiting is off unless a test turns it on (tests/security/test_rate_limit.py).
-    values: dict[str, Any] = {"public_url": PUBLIC_URL, "auth_cache_seconds": 0,
-                              "rate_limit_per_second": 0}
+    values: dict[str, Any] = {
+        "public_url": PUBLIC_URL,
+        "auth_cache_seconds": 0,
+        "rate_limit_per_second": 0,
+    }
     values.update(overrides)
     return ApiSettings(**values)
 

@@ -12,8 +12,9 @@ import sqlalchemy as sa
 
 from storage import migrate
 
-POSTGRES = os.environ.get("PRINTSYNC_TEST_POSTGRES_URL",
-                          "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES = os.environ.get(
+    "PRINTSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def main() -> int:
@@ -21,8 +22,9 @@ def main() -> int:
         url = f"sqlite:///{folder}/drift.sqlite3"
         migrate.upgrade(url)
         migrate.check(url)
-    admin = sa.create_engine(sa.make_url(POSTGRES).set(drivername="postgresql+psycopg"),
-                             isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        sa.make_url(POSTGRES).set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
     name = f"printsync_drift_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))

@@ -20,8 +20,14 @@ from workers.notify import NotifySettings
 from workers.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS_MODELS = (ApiSettings, DatabaseSettings, WorkerSettings, NotifySettings, LogSettings,
-                   HealthPolicy)
+SETTINGS_MODELS = (
+    ApiSettings,
+    DatabaseSettings,
+    WorkerSettings,
+    NotifySettings,
+    LogSettings,
+    HealthPolicy,
+)
 
 
 def _compose() -> dict[str, Any]:
@@ -44,13 +50,20 @@ def _command(service: dict[str, Any]) -> list[str]:
 
 def test_compose_parses_with_the_full_stack() -> None:
     services = _compose()["services"]
-    assert {"api", "worker", "migrate", "postgres", "redis", "prometheus", "grafana",
-            "mailpit"} <= set(services)
+    assert {
+        "api",
+        "worker",
+        "migrate",
+        "postgres",
+        "redis",
+        "prometheus",
+        "grafana",
+        "mailpit",
+    } <= set(services)
     assert services["api"]["deploy"]["replicas"] >= 2
     for name in ("postgres", "redis", "api"):
         assert "healthcheck" in services[name], name
-    assert services["api"]["depends_on"]["migrate"]["condition"] == \
-        "service_completed_successfully"
+    assert services["api"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
 
 
 def test_compose_printsync_commands_exist_in_the_cli() -> None:
@@ -93,6 +106,10 @@ def test_compose_mounted_files_exist() -> None:
             if source.startswith("./"):
                 assert (ROOT / source).exists(), source
     prometheus = yaml.safe_load((ROOT / "metrics/prometheus/prometheus.yml").read_text())
-    targets = {t for job in prometheus["scrape_configs"] for c in job["static_configs"]
-               for t in c["targets"]}
+    targets = {
+        t
+        for job in prometheus["scrape_configs"]
+        for c in job["static_configs"]
+        for t in c["targets"]
+    }
     assert targets == {"api:8000", "worker:9300"}

@@ -68,8 +68,9 @@ class Pipeline:
         self.worker: dramatiq.Worker | None = None
         self.operations: Operations | None = None
         if self.run_worker:
-            self.operations = Operations(settings, database_url, busy_timeout_ms=busy_timeout_ms,
-                                         serve_metrics=True)
+            self.operations = Operations(
+                settings, database_url, busy_timeout_ms=busy_timeout_ms, serve_metrics=True
+            )
 
     @classmethod
     def from_environment(cls) -> Pipeline:

@@ -33,8 +33,14 @@ def refresh_seconds() -> float:
 
 
 class Operations:
-    def __init__(self, settings: WorkerSettings, database_url: str, *,
-                 busy_timeout_ms: int = 5000, serve_metrics: bool = False) -> None:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        database_url: str,
+        *,
+        busy_timeout_ms: int = 5000,
+        serve_metrics: bool = False,
+    ) -> None:
         self.settings = settings
         self.board = HealthBoard()
         self.stop_event = threading.Event()
@@ -56,8 +62,9 @@ class Operations:
         self._spawn("printsync-gauges", self._refresh_gauges)
         self._spawn("printsync-notify", self._notify)
         if self._serve_metrics and self.settings.worker_metrics_port:
-            self._server, _ = exposition.serve_metrics(self.settings.worker_metrics_host,
-                                                       self.settings.worker_metrics_port)
+            self._server, _ = exposition.serve_metrics(
+                self.settings.worker_metrics_host, self.settings.worker_metrics_port
+            )
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stop_event.set()
@@ -85,8 +92,12 @@ class Operations:
 
     def _notify(self) -> None:
         try:
-            notify.run_blocking(self.stop_event, notify.NotifySettings(), board=self.board,
-                                database_url=self._database_url,
-                                busy_timeout_ms=self._busy_timeout_ms)
+            notify.run_blocking(
+                self.stop_event,
+                notify.NotifySettings(),
+                board=self.board,
+                database_url=self._database_url,
+                busy_timeout_ms=self._busy_timeout_ms,
+            )
         except Exception:
             _log.exception("notify_loop_failed")

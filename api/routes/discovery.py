@@ -29,20 +29,23 @@ def service_provider_config(base: str, max_body_bytes: int) -> dict[str, Any]:
         "changePassword": {"supported": False},
         "sort": {"supported": True},
         "etag": {"supported": True},
-        "authenticationSchemes": [{
-            "type": "oauthbearertoken",
-            "name": "Bearer token",
-            "description": "The tenant's Secret Token in an Authorization: Bearer header.",
-            "primary": True,
-        }],
-        "meta": {"resourceType": "ServiceProviderConfig",
-                 "location": f"{base}/ServiceProviderConfig"},
+        "authenticationSchemes": [
+            {
+                "type": "oauthbearertoken",
+                "name": "Bearer token",
+                "description": "The tenant's Secret Token in an Authorization: Bearer header.",
+                "primary": True,
+            }
+        ],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": f"{base}/ServiceProviderConfig",
+        },
     }
 
 
 def _list(resources: list[dict[str, Any]]) -> Response:
-    return responses.listing(len(resources), 1,
-                             [orjson.dumps(item).decode() for item in resources])
+    return responses.listing(len(resources), 1, [orjson.dumps(item).decode() for item in resources])
 
 
 @router.get("/scim/v2/{tenant_name}/ServiceProviderConfig")
@@ -55,8 +58,9 @@ async def get_service_provider_config(request: Request, tenant_name: str) -> Res
 @router.get("/scim/v2/{tenant_name}/ResourceTypes")
 async def list_resource_types(request: Request, tenant_name: str) -> Response:
     ctx = await context(request, tenant_name)
-    return _list([rt.document(f"{ctx.base}/ResourceTypes/{rt.name}")
-                  for rt in RESOURCE_TYPES.values()])
+    return _list(
+        [rt.document(f"{ctx.base}/ResourceTypes/{rt.name}") for rt in RESOURCE_TYPES.values()]
+    )
 
 
 @router.get("/scim/v2/{tenant_name}/ResourceTypes/{name}")
@@ -64,8 +68,9 @@ async def get_resource_type(request: Request, tenant_name: str, name: str) -> Re
     ctx = await context(request, tenant_name)
     for rt in RESOURCE_TYPES.values():
         if rt.name == name:
-            return responses.resource(orjson.dumps(rt.document(
-                f"{ctx.base}/ResourceTypes/{rt.name}")))
+            return responses.resource(
+                orjson.dumps(rt.document(f"{ctx.base}/ResourceTypes/{rt.name}"))
+            )
     raise ResourceNotFound("ResourceType", name)
 
 
@@ -80,8 +85,9 @@ async def get_schema(request: Request, tenant_name: str, schema_id: str) -> Resp
     ctx = await context(request, tenant_name)
     for schema in SCHEMAS:
         if schema.id == schema_id:
-            return responses.resource(orjson.dumps(schema.document(
-                f"{ctx.base}/Schemas/{schema.id}")))
+            return responses.resource(
+                orjson.dumps(schema.document(f"{ctx.base}/Schemas/{schema.id}"))
+            )
     raise ResourceNotFound("Schema", schema_id)
 
 
@@ -89,5 +95,8 @@ async def get_schema(request: Request, tenant_name: str, schema_id: str) -> Resp
 async def search_everything(request: Request, tenant_name: str) -> Response:
     """RFC 7644 §3.4.3 lets a server decline root-level searches across resource types."""
     await context(request, tenant_name)
-    return error_response(501, "searching several resource types at once is not supported; "
-                          "use /Users/.search or /Groups/.search")
+    return error_response(
+        501,
+        "searching several resource types at once is not supported; "
+        "use /Users/.search or /Groups/.search",
+    )

@@ -29,10 +29,15 @@ async def create_group(request: Request) -> Response:
     if isinstance(body, dict):
         request.state.audit_target_name = body.get("displayName")
     shape = Shape.of(dict(request.query_params))
-    stored = await groups.get(ctx.services.db, ctx.tenant.id, created.id,
-                              members=shape.wants_members())
-    return responses.resource(shape.apply(GROUP_TYPE, stored.doc), version=stored.version,
-                              status=201, location=f"{ctx.base}/Groups/{stored.id}")
+    stored = await groups.get(
+        ctx.services.db, ctx.tenant.id, created.id, members=shape.wants_members()
+    )
+    return responses.resource(
+        shape.apply(GROUP_TYPE, stored.doc),
+        version=stored.version,
+        status=201,
+        location=f"{ctx.base}/Groups/{stored.id}",
+    )
 
 
 async def get_group(request: Request) -> Response:
@@ -40,8 +45,9 @@ async def get_group(request: Request) -> Response:
     group_id: str = request.path_params["group_id"]
     ctx = await context(request, tenant_name)
     shape = Shape.of(dict(request.query_params))
-    stored = await groups.get(ctx.services.db, ctx.tenant.id, group_id,
-                              members=shape.wants_members())
+    stored = await groups.get(
+        ctx.services.db, ctx.tenant.id, group_id, members=shape.wants_members()
+    )
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and etag(stored.version) in if_none_match:
         return responses.empty(304, stored.version)
@@ -53,8 +59,9 @@ async def list_groups(request: Request) -> Response:
     ctx = await context(request, tenant_name)
     params = dict(request.query_params)
     shape = Shape.of(params)
-    page = await groups.list_(ctx.services.db, ctx.tenant.id, list_query(params),
-                              members=shape.wants_members())
+    page = await groups.list_(
+        ctx.services.db, ctx.tenant.id, list_query(params), members=shape.wants_members()
+    )
     docs = page.docs if shape.plain else [shape.apply(GROUP_TYPE, doc) for doc in page.docs]
     return responses.listing(page.total, page.start_index, docs)
 
@@ -65,8 +72,7 @@ async def search_groups(request: Request) -> Response:
     body = await json_body(request, ctx.services.settings.max_body_bytes)
     query, attributes, excluded = search_query(body)
     shape = Shape(attributes, excluded)
-    page = await groups.list_(ctx.services.db, ctx.tenant.id, query,
-                              members=shape.wants_members())
+    page = await groups.list_(ctx.services.db, ctx.tenant.id, query, members=shape.wants_members())
     docs = page.docs if shape.plain else [shape.apply(GROUP_TYPE, doc) for doc in page.docs]
     return responses.listing(page.total, page.start_index, docs)
 
@@ -76,11 +82,18 @@ async def replace_group(request: Request) -> Response:
     group_id: str = request.path_params["group_id"]
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
-    await groups.replace(ctx.services.db, ctx.tenant.id, group_id, body, base=ctx.base,
-                         if_match=request.headers.get("if-match"))
+    await groups.replace(
+        ctx.services.db,
+        ctx.tenant.id,
+        group_id,
+        body,
+        base=ctx.base,
+        if_match=request.headers.get("if-match"),
+    )
     shape = Shape.of(dict(request.query_params))
-    stored = await groups.get(ctx.services.db, ctx.tenant.id, group_id,
-                              members=shape.wants_members())
+    stored = await groups.get(
+        ctx.services.db, ctx.tenant.id, group_id, members=shape.wants_members()
+    )
     return responses.resource(shape.apply(GROUP_TYPE, stored.doc), version=stored.version)
 
 
@@ -89,8 +102,14 @@ async def patch_group(request: Request) -> Response:
     group_id: str = request.path_params["group_id"]
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
-    stored = await groups.patch(ctx.services.db, ctx.tenant.id, group_id, body, base=ctx.base,
-                                if_match=request.headers.get("if-match"))
+    stored = await groups.patch(
+        ctx.services.db,
+        ctx.tenant.id,
+        group_id,
+        body,
+        base=ctx.base,
+        if_match=request.headers.get("if-match"),
+    )
     return responses.empty(204, stored.version)
 
 
@@ -98,17 +117,20 @@ async def delete_group(request: Request) -> Response:
     tenant_name: str = request.path_params["tenant_name"]
     group_id: str = request.path_params["group_id"]
     ctx = await context(request, tenant_name)
-    await groups.delete(ctx.services.db, ctx.tenant.id, group_id,
-                        if_match=request.headers.get("if-match"))
+    await groups.delete(
+        ctx.services.db, ctx.tenant.id, group_id, if_match=request.headers.get("if-match")
+    )
     return responses.empty(204)
 
 
-routes: list[Route] = plain_routes([
-    ("POST", "/scim/v2/{tenant_name}/Groups", create_group),
-    ("GET", "/scim/v2/{tenant_name}/Groups/{group_id}", get_group),
-    ("GET", "/scim/v2/{tenant_name}/Groups", list_groups),
-    ("POST", "/scim/v2/{tenant_name}/Groups/.search", search_groups),
-    ("PUT", "/scim/v2/{tenant_name}/Groups/{group_id}", replace_group),
-    ("PATCH", "/scim/v2/{tenant_name}/Groups/{group_id}", patch_group),
-    ("DELETE", "/scim/v2/{tenant_name}/Groups/{group_id}", delete_group),
-])
+routes: list[Route] = plain_routes(
+    [
+        ("POST", "/scim/v2/{tenant_name}/Groups", create_group),
+        ("GET", "/scim/v2/{tenant_name}/Groups/{group_id}", get_group),
+        ("GET", "/scim/v2/{tenant_name}/Groups", list_groups),
+        ("POST", "/scim/v2/{tenant_name}/Groups/.search", search_groups),
+        ("PUT", "/scim/v2/{tenant_name}/Groups/{group_id}", replace_group),
+        ("PATCH", "/scim/v2/{tenant_name}/Groups/{group_id}", patch_group),
+        ("DELETE", "/scim/v2/{tenant_name}/Groups/{group_id}", delete_group),
+    ]
+)

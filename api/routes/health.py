@@ -23,8 +23,11 @@ async def ready(request: Request) -> Response:
     try:
         await tenants.list_all(request.app.state.services.db)
     except (StorageError, OSError) as error:
-        return JSONResponse({"status": "unavailable", "reason": type(error).__name__},
-                            status_code=503, headers={"Retry-After": "5"})
+        return JSONResponse(
+            {"status": "unavailable", "reason": type(error).__name__},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
     return JSONResponse({"status": "ok"})
 
 

@@ -25,8 +25,12 @@ async def create_user(request: Request) -> Response:
     if isinstance(body, dict):
         request.state.audit_target_name = body.get("userName")
     shape = Shape.of(dict(request.query_params))
-    return responses.resource(shape.apply(USER_TYPE, stored.doc), version=stored.version,
-                              status=201, location=f"{ctx.base}/Users/{stored.id}")
+    return responses.resource(
+        shape.apply(USER_TYPE, stored.doc),
+        version=stored.version,
+        status=201,
+        location=f"{ctx.base}/Users/{stored.id}",
+    )
 
 
 async def get_user(request: Request) -> Response:
@@ -67,8 +71,14 @@ async def replace_user(request: Request) -> Response:
     user_id: str = request.path_params["user_id"]
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
-    stored = await users.replace(ctx.services.db, ctx.tenant.id, user_id, body, base=ctx.base,
-                                 if_match=request.headers.get("if-match"))
+    stored = await users.replace(
+        ctx.services.db,
+        ctx.tenant.id,
+        user_id,
+        body,
+        base=ctx.base,
+        if_match=request.headers.get("if-match"),
+    )
     shape = Shape.of(dict(request.query_params))
     return responses.resource(shape.apply(USER_TYPE, stored.doc), version=stored.version)
 
@@ -78,8 +88,14 @@ async def patch_user(request: Request) -> Response:
     user_id: str = request.path_params["user_id"]
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
-    stored = await users.patch(ctx.services.db, ctx.tenant.id, user_id, body, base=ctx.base,
-                               if_match=request.headers.get("if-match"))
+    stored = await users.patch(
+        ctx.services.db,
+        ctx.tenant.id,
+        user_id,
+        body,
+        base=ctx.base,
+        if_match=request.headers.get("if-match"),
+    )
     shape = Shape.of(dict(request.query_params))
     return responses.resource(shape.apply(USER_TYPE, stored.doc), version=stored.version)
 
@@ -88,17 +104,20 @@ async def delete_user(request: Request) -> Response:
     tenant_name: str = request.path_params["tenant_name"]
     user_id: str = request.path_params["user_id"]
     ctx = await context(request, tenant_name)
-    await users.delete(ctx.services.db, ctx.tenant.id, user_id,
-                       if_match=request.headers.get("if-match"))
+    await users.delete(
+        ctx.services.db, ctx.tenant.id, user_id, if_match=request.headers.get("if-match")
+    )
     return responses.empty(204)
 
 
-routes: list[Route] = plain_routes([
-    ("POST", "/scim/v2/{tenant_name}/Users", create_user),
-    ("GET", "/scim/v2/{tenant_name}/Users/{user_id}", get_user),
-    ("GET", "/scim/v2/{tenant_name}/Users", list_users),
-    ("POST", "/scim/v2/{tenant_name}/Users/.search", search_users),
-    ("PUT", "/scim/v2/{tenant_name}/Users/{user_id}", replace_user),
-    ("PATCH", "/scim/v2/{tenant_name}/Users/{user_id}", patch_user),
-    ("DELETE", "/scim/v2/{tenant_name}/Users/{user_id}", delete_user),
-])
+routes: list[Route] = plain_routes(
+    [
+        ("POST", "/scim/v2/{tenant_name}/Users", create_user),
+        ("GET", "/scim/v2/{tenant_name}/Users/{user_id}", get_user),
+        ("GET", "/scim/v2/{tenant_name}/Users", list_users),
+        ("POST", "/scim/v2/{tenant_name}/Users/.search", search_users),
+        ("PUT", "/scim/v2/{tenant_name}/Users/{user_id}", replace_user),
+        ("PATCH", "/scim/v2/{tenant_name}/Users/{user_id}", patch_user),
+        ("DELETE", "/scim/v2/{tenant_name}/Users/{user_id}", delete_user),
+    ]
+)

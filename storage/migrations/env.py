@@ -12,8 +12,7 @@ url = config.get_main_option("sqlalchemy.url")
 
 
 def run_migrations_offline() -> None:
-    context.configure(url=url, target_metadata=metadata, literal_binds=True,
-                      render_as_batch=True)
+    context.configure(url=url, target_metadata=metadata, literal_binds=True, render_as_batch=True)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -35,8 +34,12 @@ def _run(connection: object) -> None:
         connection.exec_driver_sql("SET lock_timeout = '10s'")  # type: ignore[attr-defined]
         connection.exec_driver_sql("SET statement_timeout = '10min'")  # type: ignore[attr-defined]
         connection.commit()  # type: ignore[attr-defined]
-    context.configure(connection=connection, target_metadata=metadata,  # type: ignore[arg-type]
-                      render_as_batch=True, compare_type=True)
+    context.configure(
+        connection=connection,  # type: ignore[arg-type]
+        target_metadata=metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
     with context.begin_transaction():
         context.run_migrations()
 

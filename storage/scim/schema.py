@@ -126,8 +126,9 @@ def _multi(name: str, description: str, types: tuple[str, ...], *extra: Attribut
         sub_attributes=(
             Attribute("value", description=f"The {name} value."),
             Attribute("display", description="A human-readable name."),
-            Attribute("type", description="A label for the value's function.",
-                      canonical_values=types),
+            Attribute(
+                "type", description="A label for the value's function.", canonical_values=types
+            ),
             Attribute("primary", "boolean", "Whether this is the primary value."),
             *extra,
         ),
@@ -135,11 +136,17 @@ def _multi(name: str, description: str, types: tuple[str, ...], *extra: Attribut
 
 
 ID = Attribute(
-    "id", description="Unique identifier assigned by printsync.", case_exact=True,
-    mutability="readOnly", returned="always", uniqueness="server",
+    "id",
+    description="Unique identifier assigned by printsync.",
+    case_exact=True,
+    mutability="readOnly",
+    returned="always",
+    uniqueness="server",
 )
 EXTERNAL_ID = Attribute(
-    "externalId", description="Identifier assigned by the provisioning client.", case_exact=True,
+    "externalId",
+    description="Identifier assigned by the provisioning client.",
+    case_exact=True,
 )
 META = Attribute(
     "meta",
@@ -147,15 +154,27 @@ META = Attribute(
     "Resource metadata.",
     mutability="readOnly",
     sub_attributes=(
-        Attribute("resourceType", description="The resource type.", case_exact=True,
-                  mutability="readOnly"),
+        Attribute(
+            "resourceType", description="The resource type.", case_exact=True, mutability="readOnly"
+        ),
         Attribute("created", "dateTime", "When the resource was created.", mutability="readOnly"),
-        Attribute("lastModified", "dateTime", "When the resource last changed.",
-                  mutability="readOnly"),
-        Attribute("location", "reference", "The resource's URI.", case_exact=True,
-                  mutability="readOnly", reference_types=("uri",)),
-        Attribute("version", description="The resource's version (weak ETag).", case_exact=True,
-                  mutability="readOnly"),
+        Attribute(
+            "lastModified", "dateTime", "When the resource last changed.", mutability="readOnly"
+        ),
+        Attribute(
+            "location",
+            "reference",
+            "The resource's URI.",
+            case_exact=True,
+            mutability="readOnly",
+            reference_types=("uri",),
+        ),
+        Attribute(
+            "version",
+            description="The resource's version (weak ETag).",
+            case_exact=True,
+            mutability="readOnly",
+        ),
     ),
 )
 COMMON = (ID, EXTERNAL_ID, META)
@@ -165,8 +184,12 @@ USER_SCHEMA = Schema(
     "User",
     "User Account",
     (
-        Attribute("userName", description="Unique identifier for the user.", required=True,
-                  uniqueness="server"),
+        Attribute(
+            "userName",
+            description="Unique identifier for the user.",
+            required=True,
+            uniqueness="server",
+        ),
         Attribute(
             "name",
             "complex",
@@ -182,21 +205,30 @@ USER_SCHEMA = Schema(
         ),
         Attribute("displayName", description="The name displayed to end users."),
         Attribute("nickName", description="The casual name."),
-        Attribute("profileUrl", "reference", "A URL to the user's profile.",
-                  reference_types=("external",)),
+        Attribute(
+            "profileUrl", "reference", "A URL to the user's profile.", reference_types=("external",)
+        ),
         Attribute("title", description="The user's title."),
         Attribute("userType", description="The relationship to the organization."),
         Attribute("preferredLanguage", description="Preferred written or spoken language."),
         Attribute("locale", description="Default location for localization."),
         Attribute("timezone", description="Time zone in IANA format."),
         Attribute("active", "boolean", "Whether the user may use the print system."),
-        Attribute("password", description="Never stored or returned.", mutability="writeOnly",
-                  returned="never"),
+        Attribute(
+            "password",
+            description="Never stored or returned.",
+            mutability="writeOnly",
+            returned="never",
+        ),
         _multi("emails", "E-mail addresses.", ("work", "home", "other")),
-        _multi("phoneNumbers", "Phone numbers.", ("work", "home", "mobile", "fax", "pager",
-                                                  "other")),
-        _multi("ims", "Instant messaging addresses.", ("aim", "gtalk", "icq", "xmpp", "msn",
-                                                       "skype", "qq", "yahoo")),
+        _multi(
+            "phoneNumbers", "Phone numbers.", ("work", "home", "mobile", "fax", "pager", "other")
+        ),
+        _multi(
+            "ims",
+            "Instant messaging addresses.",
+            ("aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"),
+        ),
         _multi("photos", "Photo URLs.", ("photo", "thumbnail")),
         Attribute(
             "addresses",
@@ -210,8 +242,11 @@ USER_SCHEMA = Schema(
                 Attribute("region", description="The state or region."),
                 Attribute("postalCode", description="The postal code."),
                 Attribute("country", description="The country."),
-                Attribute("type", description="The kind of address.",
-                          canonical_values=("work", "home", "other")),
+                Attribute(
+                    "type",
+                    description="The kind of address.",
+                    canonical_values=("work", "home", "other"),
+                ),
                 Attribute("primary", "boolean", "Whether this is the primary address."),
             ),
         ),
@@ -223,12 +258,20 @@ USER_SCHEMA = Schema(
             mutability="readOnly",
             sub_attributes=(
                 Attribute("value", description="The group's id.", mutability="readOnly"),
-                Attribute("$ref", "reference", "The group's URI.", mutability="readOnly",
-                          reference_types=("Group",)),
-                Attribute("display", description="The group's displayName.",
-                          mutability="readOnly"),
-                Attribute("type", description="direct or indirect.", mutability="readOnly",
-                          canonical_values=("direct", "indirect")),
+                Attribute(
+                    "$ref",
+                    "reference",
+                    "The group's URI.",
+                    mutability="readOnly",
+                    reference_types=("Group",),
+                ),
+                Attribute("display", description="The group's displayName.", mutability="readOnly"),
+                Attribute(
+                    "type",
+                    description="direct or indirect.",
+                    mutability="readOnly",
+                    canonical_values=("direct", "indirect"),
+                ),
             ),
         ),
         _multi("entitlements", "Entitlements.", ()),
@@ -254,8 +297,9 @@ ENTERPRISE_SCHEMA = Schema(
             sub_attributes=(
                 Attribute("value", description="The manager's id.", case_exact=True),
                 Attribute("$ref", "reference", "The manager's URI.", reference_types=("User",)),
-                Attribute("displayName", description="The manager's displayName.",
-                          mutability="readOnly"),
+                Attribute(
+                    "displayName", description="The manager's displayName.", mutability="readOnly"
+                ),
             ),
         ),
     ),
@@ -266,8 +310,11 @@ PRINTSYNC_SCHEMA = Schema(
     "PrintsyncUser",
     "Print attributes of a user",
     (
-        Attribute("cardNumber", description="Primary card number used to release print jobs.",
-                  case_exact=True),
+        Attribute(
+            "cardNumber",
+            description="Primary card number used to release print jobs.",
+            case_exact=True,
+        ),
         Attribute("secondaryCardNumber", description="Secondary card number.", case_exact=True),
         Attribute("office", description="Office or site of the user."),
     ),
@@ -278,22 +325,34 @@ GROUP_SCHEMA = Schema(
     "Group",
     "Group",
     (
-        Attribute("displayName", description="The group's name.", required=True,
-                  uniqueness="server"),
+        Attribute(
+            "displayName", description="The group's name.", required=True, uniqueness="server"
+        ),
         Attribute(
             "members",
             "complex",
             "Members of the group.",
             multi_valued=True,
             sub_attributes=(
-                Attribute("value", description="The member's id.", case_exact=True,
-                          mutability="immutable"),
-                Attribute("$ref", "reference", "The member's URI.", mutability="immutable",
-                          reference_types=("User", "Group")),
-                Attribute("display", description="The member's displayName.",
-                          mutability="readOnly"),
-                Attribute("type", description="User or Group.", mutability="immutable",
-                          canonical_values=("User", "Group")),
+                Attribute(
+                    "value", description="The member's id.", case_exact=True, mutability="immutable"
+                ),
+                Attribute(
+                    "$ref",
+                    "reference",
+                    "The member's URI.",
+                    mutability="immutable",
+                    reference_types=("User", "Group"),
+                ),
+                Attribute(
+                    "display", description="The member's displayName.", mutability="readOnly"
+                ),
+                Attribute(
+                    "type",
+                    description="User or Group.",
+                    mutability="immutable",
+                    canonical_values=("User", "Group"),
+                ),
             ),
         ),
     ),
@@ -342,11 +401,19 @@ class ResourceType:
 
 
 USER_TYPE = ResourceType(
-    "User", "/Users", "A person who prints.", USER_SCHEMA, (ENTERPRISE_SCHEMA, PRINTSYNC_SCHEMA),
+    "User",
+    "/Users",
+    "A person who prints.",
+    USER_SCHEMA,
+    (ENTERPRISE_SCHEMA, PRINTSYNC_SCHEMA),
     frozenset({USER.lower(), ENTERPRISE_USER.lower(), PRINTSYNC_USER.lower()}),
 )
 GROUP_TYPE = ResourceType(
-    "Group", "/Groups", "A group of users.", GROUP_SCHEMA, (),
+    "Group",
+    "/Groups",
+    "A group of users.",
+    GROUP_SCHEMA,
+    (),
     frozenset({GROUP.lower(), MICROSOFT_GROUP.lower()}),
 )
 RESOURCE_TYPES: dict[ResourceName, ResourceType] = {"User": USER_TYPE, "Group": GROUP_TYPE}
@@ -385,7 +452,7 @@ def split_urn(resource: ResourceType, path: str) -> tuple[Schema, str]:
     for schema in (resource.core, *resource.extensions):
         prefix = schema.id.lower()
         if lowered.startswith(prefix) and len(path) > len(prefix) and path[len(prefix)] == ":":
-            return schema, path[len(prefix) + 1:]
+            return schema, path[len(prefix) + 1 :]
         if lowered == prefix:
             return schema, ""
     return resource.core, path

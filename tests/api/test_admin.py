@@ -21,8 +21,9 @@ ADMIN_TOKEN = "admin-" + "s" * 40
 
 
 def admin_service(database_url: str, admin_token: str | None) -> Iterator[Service]:
-    app = create_app(make_app_settings(admin_token=admin_token),
-                     DatabaseSettings(database_url=database_url))
+    app = create_app(
+        make_app_settings(admin_token=admin_token), DatabaseSettings(database_url=database_url)
+    )
     app.include_router(admin.router)
     with TestClient(app, raise_server_exceptions=False) as http:
         yield Service(http, database_url)
@@ -48,11 +49,19 @@ def write_log(database_url: str, tenant_name: str, *entries: tuple[str, str, str
             rows: list[Entry] = []
             for operation, result, name, minutes in entries:
                 status = {"success": 200, "client_error": 409, "server_error": 500}[result]
-                rows.append(provisioning_log.entry(
-                    tenant.id, operation, result, source="scim", target_id=f"u-{name}",
-                    target_name=name if operation.startswith("POST") else None, status=status,
-                    error=None if result == "success" else "userName is already taken",
-                    time=clock.stamp(now - timedelta(minutes=minutes))))
+                rows.append(
+                    provisioning_log.entry(
+                        tenant.id,
+                        operation,
+                        result,
+                        source="scim",
+                        target_id=f"u-{name}",
+                        target_name=name if operation.startswith("POST") else None,
+                        status=status,
+                        error=None if result == "success" else "userName is already taken",
+                        time=clock.stamp(now - timedelta(minutes=minutes)),
+                    )
+                )
             await provisioning_log.write(db, rows)
         finally:
             await db.close()
@@ -80,10 +89,14 @@ def test_admin_endpoints_without_configured_token_refuse_everyone(sqlite_url: st
 def test_admin_tenants_lists_health_of_every_tenant(service: Service) -> None:
     service.tenant("acme")
     service.tenant("globex")
-    write_log(service.database_url, "acme", *[("POST /Users", "success", f"u{n}", 30)
-                                              for n in range(5)])
-    write_log(service.database_url, "acme", *[("POST /Users", "client_error", f"x{n}", 5)
-                                              for n in range(10)])
+    write_log(
+        service.database_url, "acme", *[("POST /Users", "success", f"u{n}", 30) for n in range(5)]
+    )
+    write_log(
+        service.database_url,
+        "acme",
+        *[("POST /Users", "client_error", f"x{n}", 5) for n in range(10)],
+    )
     response = service.http.get("/admin/tenants", headers=as_admin())
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
@@ -114,38 +127,52 @@ def test_admin_tenant_detail_has_numbers_and_settings(service: Service) -> None:
 def test_admin_log_answers_what_happened_to_a_user(service: Service) -> None:
     service.tenant("acme")
     service.tenant("globex")
-    write_log(service.database_url, "acme",
-              ("POST /Users", "success", "Ada@Acme.com", 40),
-              ("PATCH /Users", "success", "Ada@Acme.com", 30),
-              ("PATCH /Users", "client_error", "Ada@Acme.com", 20),
-              ("DELETE /Users", "success", "Ada@Acme.com", 10),
-              ("POST /Users", "success", "bob@acme.com", 5))
+    write_log(
+        service.database_url,
+        "acme",
+        ("POST /Users", "success", "Ada@Acme.com", 40),
+        ("PATCH /Users", "success", "Ada@Acme.com", 30),
+        ("PATCH /Users", "client_error", "Ada@Acme.com", 20),
+        ("DELETE /Users", "success", "Ada@Acme.com", 10),
+        ("POST /Users", "success", "bob@acme.com", 5),
+    )
     write_log(service.database_url, "globex", ("POST /Users", "success", "ada@acme.com", 1))
-    response = service.http.get("/admin/log", headers=as_admin(),
-                                params={"tenant": "acme", "target": "ada@acme.com"})
+    response = service.http.get(
+        "/admin/log", headers=as_admin(), params={"tenant": "acme", "target": "ada@acme.com"}
+    )
     assert response.status_code == 200
     data = response.json()
     assert data["count"] == 4
     assert [(e["operation"], e["result"]) for e in data["entries"]] == [
-        ("DELETE /Users", "success"), ("PATCH /Users", "client_error"),
-        ("PATCH /Users", "success"), ("POST /Users", "success"),
+        ("DELETE /Users", "success"),
+        ("PATCH /Users", "client_error"),
+        ("PATCH /Users", "success"),
+        ("POST /Users", "success"),
     ]
     assert {e["tenant"] for e in data["entries"]} == {"acme"}
-    errors = service.http.get("/admin/log", headers=as_admin(),
-                              params={"result": "client_error"}).json()
+    errors = service.http.get(
+        "/admin/log", headers=as_admin(), params={"result": "client_error"}
+    ).json()
     assert [e["error"] for e in errors["entries"]] == ["userName is already taken"]
-    recent = service.http.get("/admin/log", headers=as_admin(),
-                              params={"since": "15m", "limit": "1"}).json()
+    recent = service.http.get(
+        "/admin/log", headers=as_admin(), params={"since": "15m", "limit": "1"}
+    ).json()
     assert [e["tenant"] for e in recent["entries"]] == ["globex"]
-    across = service.http.get("/admin/log", headers=as_admin(),
-                              params={"target": "ADA@acme.com"}).json()
+    across = service.http.get(
+        "/admin/log", headers=as_admin(), params={"target": "ADA@acme.com"}
+    ).json()
     assert {e["tenant"] for e in across["entries"]} == {"acme", "globex"}
 
 
 def test_admin_log_bad_parameters_are_400_or_404(service: Service) -> None:
     service.tenant("acme")
-    for params in ({"result": "nope"}, {"since": "yesterday"}, {"limit": "0"},
-                   {"limit": "ten"}, {"limit": "100000"}):
+    for params in (
+        {"result": "nope"},
+        {"since": "yesterday"},
+        {"limit": "0"},
+        {"limit": "ten"},
+        {"limit": "100000"},
+    ):
         response = service.http.get("/admin/log", headers=as_admin(), params=params)
         assert response.status_code == 400, params
         assert response.json()["scimType"] == "invalidValue"

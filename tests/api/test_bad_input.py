@@ -25,8 +25,7 @@ BAD_BODIES = [
 
 
 @pytest.mark.parametrize("raw", BAD_BODIES)
-def test_create_user_malformed_body_is_400_and_stores_nothing(service: Service,
-                                                               raw: bytes) -> None:
+def test_create_user_malformed_body_is_400_and_stores_nothing(service: Service, raw: bytes) -> None:
     acme = service.tenant()
     response = acme.post("/Users", content=raw, headers={"Content-Type": "application/scim+json"})
     assert response.status_code == 400, response.text
@@ -41,15 +40,18 @@ def test_create_user_malformed_body_is_400_and_stores_nothing(service: Service,
 def test_replace_user_malformed_body_leaves_user_unchanged(service: Service) -> None:
     acme = service.tenant()
     created = acme.post("/Users", json=entra_user("keep@contoso.com")).json()
-    response = acme.put(f"/Users/{created['id']}", content=b'{"userName": 5}',
-                        headers={"Content-Type": "application/scim+json"})
+    response = acme.put(
+        f"/Users/{created['id']}",
+        content=b'{"userName": 5}',
+        headers={"Content-Type": "application/scim+json"},
+    )
     assert response.status_code == 400
     assert acme.get(f"/Users/{created['id']}").json() == created
 
 
 def test_list_users_bad_filter_is_400_invalid_filter(service: Service) -> None:
     acme = service.tenant()
-    for expression in ('userName eq', 'userName xx "a"', '((userName eq "a"', 'nosuch eq "a"'):
+    for expression in ("userName eq", 'userName xx "a"', '((userName eq "a"', 'nosuch eq "a"'):
         response = acme.get("/Users", params={"filter": expression})
         assert response.status_code == 400, expression
         assert response.json()["scimType"] == "invalidFilter"

@@ -41,8 +41,14 @@ class Live:
     database_url: str
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base, timeout=30.0, headers={
-            "Authorization": f"Bearer {self.token}", "Content-Type": "application/scim+json"})
+        return httpx.Client(
+            base_url=self.base,
+            timeout=30.0,
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Content-Type": "application/scim+json",
+            },
+        )
 
 
 def _free_port() -> int:
@@ -56,11 +62,15 @@ def live(database_url: str) -> Iterator[Live]:
     port = _free_port()
     public = f"http://127.0.0.1:{port}"
     token = create_tenant(database_url, "race")
-    app = create_app(make_app_settings(public_url=public),
-                     DatabaseSettings(database_url=database_url))
+    app = create_app(
+        make_app_settings(public_url=public), DatabaseSettings(database_url=database_url)
+    )
     # log_config=None: leave the process's logging configuration alone for other tests.
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, log_level="warning", lifespan="on"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -113,6 +123,7 @@ def create_users(live: Live, prefix: str, count: int) -> list[str]:
                 assert response.status_code == 201, response.text
                 ids.append(str(response.json()["id"]))
             return ids
+
         return create
 
     created = in_parallel(live, [job(index) for index in range(THREADS)])
@@ -130,9 +141,14 @@ def test_concurrent_member_adds_to_one_group_lose_no_update(live: Live) -> None:
 
     def job(batch: list[str]) -> Callable[[httpx.Client], list[int]]:
         def add(http: httpx.Client) -> list[int]:
-            return [http.patch(f"/Groups/{group_id}", json=patch(
-                {"op": "Add", "path": "members", "value": [{"value": user_id}]})).status_code
-                for user_id in batch]
+            return [
+                http.patch(
+                    f"/Groups/{group_id}",
+                    json=patch({"op": "Add", "path": "members", "value": [{"value": user_id}]}),
+                ).status_code
+                for user_id in batch
+            ]
+
         return add
 
     statuses = in_parallel(live, [job(batch) for batch in batches])
@@ -155,13 +171,23 @@ def test_concurrent_member_adds_and_removes_keep_every_other_member(live: Live) 
         def churn(http: httpx.Client) -> list[int]:
             statuses = []
             for user_id in batch:
-                statuses.append(http.patch(f"/Groups/{group_id}", json=patch(
-                    {"op": "add", "path": "members", "value": [{"value": user_id}]})).status_code)
+                statuses.append(
+                    http.patch(
+                        f"/Groups/{group_id}",
+                        json=patch({"op": "add", "path": "members", "value": [{"value": user_id}]}),
+                    ).status_code
+                )
             for user_id in batch[::2]:
-                statuses.append(http.patch(f"/Groups/{group_id}", json=patch(
-                    {"op": "Remove", "path": "members",
-                     "value": [{"value": user_id}]})).status_code)
+                statuses.append(
+                    http.patch(
+                        f"/Groups/{group_id}",
+                        json=patch(
+                            {"op": "Remove", "path": "members", "value": [{"value": user_id}]}
+                        ),
+                    ).status_code
+                )
             return statuses
+
         return churn
 
     statuses = in_parallel(live, [job(batch) for batch in batches])
@@ -176,31 +202,48 @@ def test_concurrent_member_adds_and_removes_keep_every_other_member(live: Live) 
 def test_concurrent_patches_of_one_users_attributes_lose_no_update(live: Live) -> None:
     rounds = 15
     with live.client() as http:
-        response = http.post("/Users", json=entra_user(
-            "contended@contoso.com", emails=[{"type": "work", "value": "start@contoso.com"}]))
+        response = http.post(
+            "/Users",
+            json=entra_user(
+                "contended@contoso.com", emails=[{"type": "work", "value": "start@contoso.com"}]
+            ),
+        )
         assert response.status_code == 201, response.text
         user_id = response.json()["id"]
 
     def replacing(path: str, value: str) -> Callable[[httpx.Client], list[int]]:
         def run(http: httpx.Client) -> list[int]:
-            return [http.patch(f"/Users/{user_id}", json=patch(
-                {"op": "Replace", "path": path, "value": value.format(k=k)})).status_code
-                for k in range(rounds)]
+            return [
+                http.patch(
+                    f"/Users/{user_id}",
+                    json=patch({"op": "Replace", "path": path, "value": value.format(k=k)}),
+                ).status_code
+                for k in range(rounds)
+            ]
+
         return run
 
     def adding_roles(worker: int) -> Callable[[httpx.Client], list[int]]:
         def run(http: httpx.Client) -> list[int]:
-            return [http.patch(f"/Users/{user_id}", json=patch(
-                {"op": "Add", "path": "roles", "value": [{"value": f"r{worker}-{k}"}]}))
-                .status_code for k in range(rounds)]
+            return [
+                http.patch(
+                    f"/Users/{user_id}",
+                    json=patch(
+                        {"op": "Add", "path": "roles", "value": [{"value": f"r{worker}-{k}"}]}
+                    ),
+                ).status_code
+                for k in range(rounds)
+            ]
+
         return run
 
     jobs = [
         replacing('emails[type eq "work"].value', "w{k}@contoso.com"),
         replacing("displayName", "Name {k}"),
         replacing('phoneNumbers[type eq "mobile"].value', "+1 555 {k:04d}"),
-        replacing("urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department",
-                  "Dept {k}"),
+        replacing(
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department", "Dept {k}"
+        ),
         *[adding_roles(worker) for worker in range(4)],
     ]
     statuses = in_parallel(live, jobs)
@@ -212,8 +255,10 @@ def test_concurrent_patches_of_one_users_attributes_lose_no_update(live: Live) -
     assert user["displayName"] == f"Name {last}"
     assert user["phoneNumbers"] == [{"type": "mobile", "value": f"+1 555 {last:04d}"}]
     assert user["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] == {
-        "department": f"Dept {last}"}
+        "department": f"Dept {last}"
+    }
     assert sorted(role["value"] for role in user["roles"]) == sorted(
-        f"r{worker}-{k}" for worker in range(4) for k in range(rounds))
+        f"r{worker}-{k}" for worker in range(4) for k in range(rounds)
+    )
     assert user["meta"]["version"] == f'W/"{1 + len(jobs) * rounds}"'
     assert count_rows(live.database_url, "outbox") == 1 + len(jobs) * rounds

@@ -41,7 +41,10 @@ def test_schemas_list_user_group_enterprise_and_printsync_without_nulls(service:
     assert _no_nulls(body)
     printsync = next(s for s in body["Resources"] if "printsync" in s["id"])
     assert {a["name"] for a in printsync["attributes"]} == {
-        "cardNumber", "secondaryCardNumber", "office"}
+        "cardNumber",
+        "secondaryCardNumber",
+        "office",
+    }
     user = next(s for s in body["Resources"] if s["id"].endswith("core:2.0:User"))
     user_name = next(a for a in user["attributes"] if a["name"] == "userName")
     assert user_name["mutability"] == "readWrite"

@@ -38,8 +38,10 @@ def setup(client: TenantClient) -> tuple[dict[str, Any], dict[str, Any], dict[st
     first = versioned(client.post("/Users", json=entra_user("first@contoso.com")), 201)
     second = versioned(client.post("/Users", json=entra_user("second@contoso.com")), 201)
     group = versioned(client.post("/Groups", json=entra_group("Versioned")), 201)
-    response = client.patch(f"/Groups/{group['id']}", json=patch(
-        {"op": "add", "path": "members", "value": [{"value": first["id"]}]}))
+    response = client.patch(
+        f"/Groups/{group['id']}",
+        json=patch({"op": "add", "path": "members", "value": [{"value": first["id"]}]}),
+    )
     assert response.status_code == 204
     group = versioned(client.get(f"/Groups/{group['id']}"))
     assert response.headers["ETag"] == group["meta"]["version"] == 'W/"2"'
@@ -64,10 +66,13 @@ def test_every_resource_response_has_meta_version_equal_to_etag(service: Service
     projected = acme.get(f"/Users/{first['id']}", params={"attributes": "userName"})
     assert projected.headers["ETag"] == plain.headers["ETag"]
     versioned(acme.get(f"/Groups/{group['id']}", params={"excludedAttributes": "members"}))
-    versioned(acme.put(f"/Users/{first['id']}",
-                       json=entra_user("first@contoso.com", title="PUT")))
-    versioned(acme.patch(f"/Users/{first['id']}", json=patch(
-        {"op": "replace", "path": "title", "value": "PATCH"})))
+    versioned(acme.put(f"/Users/{first['id']}", json=entra_user("first@contoso.com", title="PUT")))
+    versioned(
+        acme.patch(
+            f"/Users/{first['id']}",
+            json=patch({"op": "replace", "path": "title", "value": "PATCH"}),
+        )
+    )
     versioned(acme.put(f"/Groups/{group['id']}", json=entra_group("Versioned")))
     for kind in ("Users", "Groups"):
         listed = acme.get(f"/{kind}").json()["Resources"]
@@ -78,36 +83,52 @@ def test_every_resource_response_has_meta_version_equal_to_etag(service: Service
 
 
 @pytest.mark.parametrize("method", ["PATCH", "PUT"])
-def test_update_user_with_stale_if_match_is_412_and_changes_nothing(service: Service,
-                                                                    method: str) -> None:
+def test_update_user_with_stale_if_match_is_412_and_changes_nothing(
+    service: Service, method: str
+) -> None:
     acme = service.tenant()
     first, _, _ = setup(acme)
-    current = versioned(acme.patch(f"/Users/{first['id']}", json=patch(
-        {"op": "replace", "path": "title", "value": "v2"})))
+    current = versioned(
+        acme.patch(
+            f"/Users/{first['id']}", json=patch({"op": "replace", "path": "title", "value": "v2"})
+        )
+    )
     before, counts = acme.get(f"/Users/{first['id']}").json(), rows(service)
     stale = {"If-Match": first["meta"]["version"]}
     if method == "PATCH":
-        response = acme.patch(f"/Users/{first['id']}", headers=stale, json=patch(
-            {"op": "replace", "path": "title", "value": "lost"}))
+        response = acme.patch(
+            f"/Users/{first['id']}",
+            headers=stale,
+            json=patch({"op": "replace", "path": "title", "value": "lost"}),
+        )
     else:
-        response = acme.put(f"/Users/{first['id']}", headers=stale,
-                            json=entra_user("first@contoso.com", title="lost"))
+        response = acme.put(
+            f"/Users/{first['id']}",
+            headers=stale,
+            json=entra_user("first@contoso.com", title="lost"),
+        )
     stale_precondition(response, current["meta"]["version"])
     assert acme.get(f"/Users/{first['id']}").json() == before
     assert rows(service) == counts
 
 
 @pytest.mark.parametrize("method", ["PATCH", "PUT"])
-def test_update_group_with_stale_if_match_is_412_and_changes_nothing(service: Service,
-                                                                     method: str) -> None:
+def test_update_group_with_stale_if_match_is_412_and_changes_nothing(
+    service: Service, method: str
+) -> None:
     acme = service.tenant()
     _, second, group = setup(acme)
     before, counts = acme.get(f"/Groups/{group['id']}").json(), rows(service)
     stale = {"If-Match": 'W/"1"'}
     if method == "PATCH":
-        response = acme.patch(f"/Groups/{group['id']}", headers=stale, json=patch(
-            {"op": "add", "path": "members", "value": [{"value": second["id"]}]},
-            {"op": "replace", "path": "displayName", "value": "Lost"}))
+        response = acme.patch(
+            f"/Groups/{group['id']}",
+            headers=stale,
+            json=patch(
+                {"op": "add", "path": "members", "value": [{"value": second["id"]}]},
+                {"op": "replace", "path": "displayName", "value": "Lost"},
+            ),
+        )
     else:
         body = entra_group("Lost")
         body["members"] = [{"value": second["id"]}]
@@ -118,42 +139,59 @@ def test_update_group_with_stale_if_match_is_412_and_changes_nothing(service: Se
 
 
 @pytest.mark.parametrize("kind", ["Users", "Groups"])
-def test_delete_with_stale_if_match_is_412_and_keeps_the_resource(service: Service,
-                                                                  kind: str) -> None:
+def test_delete_with_stale_if_match_is_412_and_keeps_the_resource(
+    service: Service, kind: str
+) -> None:
     acme = service.tenant()
     first, _, group = setup(acme)
     target = first if kind == "Users" else group
-    acme.patch(f"/{kind}/{target['id']}", json=patch(
-        {"op": "replace", "path": "displayName", "value": "Changed"}))
+    acme.patch(
+        f"/{kind}/{target['id']}",
+        json=patch({"op": "replace", "path": "displayName", "value": "Changed"}),
+    )
     current = acme.get(f"/{kind}/{target['id']}")
     counts = rows(service)
-    response = acme.delete(f"/{kind}/{target['id']}",
-                           headers={"If-Match": target["meta"]["version"]})
+    response = acme.delete(
+        f"/{kind}/{target['id']}", headers={"If-Match": target["meta"]["version"]}
+    )
     stale_precondition(response, current.headers["ETag"])
     assert acme.get(f"/{kind}/{target['id']}").json() == current.json()
     assert rows(service) == counts
-    deleted = acme.delete(f"/{kind}/{target['id']}",
-                          headers={"If-Match": current.headers["ETag"]})
+    deleted = acme.delete(f"/{kind}/{target['id']}", headers={"If-Match": current.headers["ETag"]})
     assert deleted.status_code == 204
     assert acme.get(f"/{kind}/{target['id']}").status_code == 404
 
 
 @pytest.mark.parametrize("if_match", ['W/"{n}"', '"{n}"', "*", 'W/"99", W/"{n}"'])
-def test_update_with_current_if_match_succeeds_and_bumps_version(service: Service,
-                                                                 if_match: str) -> None:
+def test_update_with_current_if_match_succeeds_and_bumps_version(
+    service: Service, if_match: str
+) -> None:
     acme = service.tenant()
     first, second, group = setup(acme)
     header = {"If-Match": if_match.format(n=1)}
-    patched = versioned(acme.patch(f"/Users/{first['id']}", headers=header, json=patch(
-        {"op": "replace", "path": "title", "value": "Matched"})))
+    patched = versioned(
+        acme.patch(
+            f"/Users/{first['id']}",
+            headers=header,
+            json=patch({"op": "replace", "path": "title", "value": "Matched"}),
+        )
+    )
     assert patched["title"] == "Matched"
     assert patched["meta"]["version"] == 'W/"2"'
-    replaced = versioned(acme.put(f"/Users/{second['id']}", headers=header,
-                                  json=entra_user("second@contoso.com", title="Put")))
+    replaced = versioned(
+        acme.put(
+            f"/Users/{second['id']}",
+            headers=header,
+            json=entra_user("second@contoso.com", title="Put"),
+        )
+    )
     assert replaced["meta"]["version"] == 'W/"2"'
     header = {"If-Match": if_match.format(n=2)}
-    response = acme.patch(f"/Groups/{group['id']}", headers=header, json=patch(
-        {"op": "add", "path": "members", "value": [{"value": second["id"]}]}))
+    response = acme.patch(
+        f"/Groups/{group['id']}",
+        headers=header,
+        json=patch({"op": "add", "path": "members", "value": [{"value": second["id"]}]}),
+    )
     assert response.status_code == 204
     assert response.headers["ETag"] == 'W/"3"'
     assert versioned(acme.get(f"/Groups/{group['id']}"))["meta"]["version"] == 'W/"3"'
@@ -179,18 +217,25 @@ def test_version_changes_after_each_patch_and_put(service: Service) -> None:
     first, second, group = setup(acme)
     seen = {first["meta"]["version"]}
     for title in ("a", "b", "c"):
-        patched = versioned(acme.patch(f"/Users/{first['id']}", json=patch(
-            {"op": "replace", "path": "title", "value": title})))
+        patched = versioned(
+            acme.patch(
+                f"/Users/{first['id']}",
+                json=patch({"op": "replace", "path": "title", "value": title}),
+            )
+        )
         assert patched["meta"]["version"] not in seen
         seen.add(patched["meta"]["version"])
-        replaced = versioned(acme.put(f"/Users/{first['id']}",
-                                      json=entra_user("first@contoso.com", title=title * 2)))
+        replaced = versioned(
+            acme.put(f"/Users/{first['id']}", json=entra_user("first@contoso.com", title=title * 2))
+        )
         assert replaced["meta"]["version"] not in seen
         seen.add(replaced["meta"]["version"])
     assert replaced["meta"]["lastModified"] >= first["meta"]["lastModified"]
     old = group["meta"]["version"]
-    response = acme.patch(f"/Groups/{group['id']}", json=patch(
-        {"op": "remove", "path": "members", "value": [{"value": first["id"]}]}))
+    response = acme.patch(
+        f"/Groups/{group['id']}",
+        json=patch({"op": "remove", "path": "members", "value": [{"value": first["id"]}]}),
+    )
     assert response.status_code == 204
     assert response.headers["ETag"] != old
     renamed = versioned(acme.put(f"/Groups/{group['id']}", json=entra_group("Renamed")))
@@ -203,12 +248,21 @@ def test_noop_patch_keeps_version_and_records_nothing(service: Service) -> None:
     acme = service.tenant()
     first, second, group = setup(acme)
     counts = rows(service)
-    user = versioned(acme.patch(f"/Users/{first['id']}", json=patch(
-        {"op": "replace", "path": "userName", "value": "first@contoso.com"},
-        {"op": "Replace", "path": "active", "value": "True"},
-        {"op": "remove", "path": "title"},
-        {"op": "replace", "path": 'emails[type eq "work"].value',
-         "value": "first@contoso.com"})))
+    user = versioned(
+        acme.patch(
+            f"/Users/{first['id']}",
+            json=patch(
+                {"op": "replace", "path": "userName", "value": "first@contoso.com"},
+                {"op": "Replace", "path": "active", "value": "True"},
+                {"op": "remove", "path": "title"},
+                {
+                    "op": "replace",
+                    "path": 'emails[type eq "work"].value',
+                    "value": "first@contoso.com",
+                },
+            ),
+        )
+    )
     assert user["meta"] == first["meta"]
     assert user == first
     noops = (
@@ -223,7 +277,11 @@ def test_noop_patch_keeps_version_and_records_nothing(service: Service) -> None:
         assert response.status_code == 204, operation
         assert response.headers["ETag"] == group["meta"]["version"], operation
     assert acme.get(f"/Groups/{group['id']}").json() == group
-    same = versioned(acme.put(f"/Users/{second['id']}", json={
-        key: value for key, value in second.items() if key not in ("id", "meta")}))
+    same = versioned(
+        acme.put(
+            f"/Users/{second['id']}",
+            json={key: value for key, value in second.items() if key not in ("id", "meta")},
+        )
+    )
     assert same["meta"]["version"] == second["meta"]["version"]
     assert rows(service) == counts

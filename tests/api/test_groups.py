@@ -14,8 +14,12 @@ PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 
 
 def entra_group(name: str) -> dict[str, Any]:
-    return {"schemas": [GROUP, MS_GROUP], "externalId": str(uuid.uuid4()), "displayName": name,
-            "meta": {"resourceType": "Group"}}
+    return {
+        "schemas": [GROUP, MS_GROUP],
+        "externalId": str(uuid.uuid4()),
+        "displayName": name,
+        "meta": {"resourceType": "Group"},
+    }
 
 
 def _user(client: TenantClient, name: str) -> str:
@@ -47,11 +51,16 @@ def test_list_groups_display_name_filter_excluding_members(service: Service) -> 
     acme = service.tenant()
     created = acme.post("/Groups", json=entra_group("Finance")).json()
     user_id = _user(acme, "f@contoso.com")
-    acme.patch(f"/Groups/{created['id']}", json={
-        "schemas": [PATCH],
-        "Operations": [{"op": "Add", "path": "members", "value": [{"value": user_id}]}]})
-    body = acme.get("/Groups", params={"filter": 'displayName eq "finance"',
-                                       "excludedAttributes": "members"}).json()
+    acme.patch(
+        f"/Groups/{created['id']}",
+        json={
+            "schemas": [PATCH],
+            "Operations": [{"op": "Add", "path": "members", "value": [{"value": user_id}]}],
+        },
+    )
+    body = acme.get(
+        "/Groups", params={"filter": 'displayName eq "finance"', "excludedAttributes": "members"}
+    ).json()
     assert body["totalResults"] == 1
     assert "members" not in body["Resources"][0]
     full = acme.get(f"/Groups/{created['id']}").json()
@@ -74,9 +83,13 @@ def test_delete_group_returns_204_then_404_and_drops_memberships(service: Servic
     acme = service.tenant()
     created = acme.post("/Groups", json=entra_group("Temp")).json()
     user_id = _user(acme, "t@contoso.com")
-    acme.patch(f"/Groups/{created['id']}", json={
-        "schemas": [PATCH],
-        "Operations": [{"op": "Add", "path": "members", "value": [{"value": user_id}]}]})
+    acme.patch(
+        f"/Groups/{created['id']}",
+        json={
+            "schemas": [PATCH],
+            "Operations": [{"op": "Add", "path": "members", "value": [{"value": user_id}]}],
+        },
+    )
     assert count_rows(service.database_url, "memberships") == 1
     assert acme.delete(f"/Groups/{created['id']}").status_code == 204
     assert acme.get(f"/Groups/{created['id']}").status_code == 404
@@ -88,9 +101,13 @@ def test_delete_user_drops_its_memberships(service: Service) -> None:
     acme = service.tenant()
     created = acme.post("/Groups", json=entra_group("Team")).json()
     user_id = _user(acme, "leaver@contoso.com")
-    acme.patch(f"/Groups/{created['id']}", json={
-        "schemas": [PATCH],
-        "Operations": [{"op": "Add", "path": "members", "value": [{"value": user_id}]}]})
+    acme.patch(
+        f"/Groups/{created['id']}",
+        json={
+            "schemas": [PATCH],
+            "Operations": [{"op": "Add", "path": "members", "value": [{"value": user_id}]}],
+        },
+    )
     assert acme.delete(f"/Users/{user_id}").status_code == 204
     assert "members" not in acme.get(f"/Groups/{created['id']}").json()
 
@@ -101,8 +118,12 @@ def test_groups_of_other_tenant_are_invisible(service: Service) -> None:
     assert globex.get(f"/Groups/{created['id']}").status_code == 404
     assert globex.post("/Groups", json=entra_group("Shared-Name")).status_code == 201
     outsider = _user(globex, "o@globex.com")
-    response = acme.patch(f"/Groups/{created['id']}", json={
-        "schemas": [PATCH],
-        "Operations": [{"op": "Add", "path": "members", "value": [{"value": outsider}]}]})
+    response = acme.patch(
+        f"/Groups/{created['id']}",
+        json={
+            "schemas": [PATCH],
+            "Operations": [{"op": "Add", "path": "members", "value": [{"value": outsider}]}],
+        },
+    )
     assert response.status_code == 400
     assert count_rows(service.database_url, "memberships") == 0

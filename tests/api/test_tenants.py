@@ -37,8 +37,10 @@ def test_tenants_token_of_one_tenant_cannot_read_or_write_another(service: Servi
         assert response.json()["status"] == "401"
     # globex under its own URL sees nothing of acme's.
     assert globex.get(f"/Users/{created['id']}").status_code == 404
-    assert globex.get("/Users", params={"filter": 'userName eq "ada@acme.com"'}).json()[
-        "totalResults"] == 0
+    assert (
+        globex.get("/Users", params={"filter": 'userName eq "ada@acme.com"'}).json()["totalResults"]
+        == 0
+    )
     assert globex.get("/Users").json()["totalResults"] == 0
     # The same userName is free in another tenant.
     assert globex.post("/Users", json=entra_user("ada@acme.com")).status_code == 201
@@ -92,6 +94,7 @@ def test_tenants_rotated_token_replaces_old_one(service: Service) -> None:
 def test_tenants_tokens_are_stored_only_as_hashes(service: Service) -> None:
     acme = service.tenant()
     import sqlalchemy as sa
+
     url = sa.make_url(service.database_url)
     if url.get_backend_name() == "postgresql":
         url = url.set(drivername="postgresql+psycopg")

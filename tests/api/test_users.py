@@ -39,17 +39,35 @@ def full_user(user_name: str) -> dict[str, Any]:
         "preferredLanguage": "en-US",
         "userType": "Employee",
         "name": {"givenName": "Grace", "familyName": "Hopper", "formatted": "Grace Hopper"},
-        "emails": [{"primary": True, "type": "work", "value": user_name},
-                   {"type": "home", "value": "grace@example.org"}],
-        "phoneNumbers": [{"type": "work", "value": "+1 555 0100"},
-                         {"type": "mobile", "value": "+1 555 0101"},
-                         {"type": "fax", "value": "+1 555 0102"}],
-        "addresses": [{"type": "work", "formatted": "1 Navy Way", "streetAddress": "1 Navy Way",
-                       "locality": "Arlington", "region": "VA", "postalCode": "22201",
-                       "country": "US", "primary": True}],
-        ENTERPRISE: {"employeeNumber": "1906", "costCenter": "CC-7", "organization": "Navy",
-                     "division": "Computing", "department": "COBOL",
-                     "manager": {"value": "b2c3"}},
+        "emails": [
+            {"primary": True, "type": "work", "value": user_name},
+            {"type": "home", "value": "grace@example.org"},
+        ],
+        "phoneNumbers": [
+            {"type": "work", "value": "+1 555 0100"},
+            {"type": "mobile", "value": "+1 555 0101"},
+            {"type": "fax", "value": "+1 555 0102"},
+        ],
+        "addresses": [
+            {
+                "type": "work",
+                "formatted": "1 Navy Way",
+                "streetAddress": "1 Navy Way",
+                "locality": "Arlington",
+                "region": "VA",
+                "postalCode": "22201",
+                "country": "US",
+                "primary": True,
+            }
+        ],
+        ENTERPRISE: {
+            "employeeNumber": "1906",
+            "costCenter": "CC-7",
+            "organization": "Navy",
+            "division": "Computing",
+            "department": "COBOL",
+            "manager": {"value": "b2c3"},
+        },
         PRINTSYNC: {"cardNumber": "0042", "secondaryCardNumber": "0043", "office": "Bldg 9"},
     }
 
@@ -154,8 +172,7 @@ def test_list_users_pagination_echoes_start_index_and_caps_count(service: Servic
     assert body["startIndex"] == 3
     assert body["itemsPerPage"] == 2
     assert body["totalResults"] == 7
-    assert [r["userName"] for r in body["Resources"]] == ["user2@contoso.com",
-                                                          "user3@contoso.com"]
+    assert [r["userName"] for r in body["Resources"]] == ["user2@contoso.com", "user3@contoso.com"]
     tail = acme.get("/Users", params={"startIndex": 6, "count": 5}).json()
     assert tail["totalResults"] == 7
     assert tail["itemsPerPage"] == 2
@@ -203,6 +220,10 @@ def test_create_user_records_print_account_effect_in_same_transaction(service: S
 def test_create_user_accepts_application_json_body(service: Service) -> None:
     acme = service.tenant()
     import orjson
-    response = acme.post("/Users", content=orjson.dumps(entra_user("j@contoso.com")),
-                         headers={"Content-Type": "application/json; charset=utf-8"})
+
+    response = acme.post(
+        "/Users",
+        content=orjson.dumps(entra_user("j@contoso.com")),
+        headers={"Content-Type": "application/json; charset=utf-8"},
+    )
     assert response.status_code == 201

@@ -33,11 +33,14 @@ def live_server(database_url: str) -> Iterator[tuple[str, str]]:
     port = _free_port()
     public = f"http://127.0.0.1:{port}"
     token = create_tenant(database_url, "conformance")
-    app = create_app(make_app_settings(public_url=public),
-                     DatabaseSettings(database_url=database_url))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on",
-                                           log_config=None))
+    app = create_app(
+        make_app_settings(public_url=public), DatabaseSettings(database_url=database_url)
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", log_config=None
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -58,7 +61,10 @@ def test_scim2_tester_every_applicable_check_passes(live_server: tuple[str, str]
         client.discover()
         results = check_server(client)
     counts = Counter(result.status for result in results)
-    failures = [f"{r.title}: {r.reason}" for r in results
-                if r.status not in (Status.SUCCESS, Status.SKIPPED)]
+    failures = [
+        f"{r.title}: {r.reason}"
+        for r in results
+        if r.status not in (Status.SUCCESS, Status.SKIPPED)
+    ]
     assert failures == []
     assert counts[Status.SUCCESS] >= MINIMUM_PASSING

@@ -48,8 +48,12 @@ GARBAGE_TOKEN = "pst_" + "g" * 43
 USER, USER_NAME, EXTERNAL_ID, DISPLAY = "<user>", "<user-name>", "<external-id>", "<display>"
 CARD, GROUP_ID, GROUP_NAME, GROUP_EXTERNAL_ID = "<card>", "<group>", "<group-name>", "<group-ext>"
 # globex's own resources a probe writes to: created afresh for each run of a "fresh" probe.
-OWN_USER, OWN_USER_NAME, OWN_GROUP, OWN_GROUP_NAME = ("<own-user>", "<own-user-name>",
-                                                      "<own-group>", "<own-group-name>")
+OWN_USER, OWN_USER_NAME, OWN_GROUP, OWN_GROUP_NAME = (
+    "<own-user>",
+    "<own-user-name>",
+    "<own-group>",
+    "<own-group-name>",
+)
 # Server-made ids that are neither acme's nor the probe's (carol's, a created resource's).
 OTHER_ID = "<other-id>"
 SERVER_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -76,8 +80,13 @@ def listing(name: str, resource: str, expression: str, **params: str) -> Probe:
 
 
 def search(name: str, resource: str, expression: str, **extra: Any) -> Probe:
-    return Probe(name, "POST", f"/{resource}/.search", 200,
-                 body={"schemas": [SEARCH], "filter": expression, **extra})
+    return Probe(
+        name,
+        "POST",
+        f"/{resource}/.search",
+        200,
+        body={"schemas": [SEARCH], "filter": expression, **extra},
+    )
 
 
 MEMBERSHIP = {"value": USER}
@@ -85,24 +94,37 @@ PROBES: list[Probe] = [
     # Reads by id.
     Probe("get-user", "GET", f"/Users/{USER}", 404),
     Probe("get-user-projected", "GET", f"/Users/{USER}", 404, params={"attributes": "userName"}),
-    Probe("get-user-if-none-match", "GET", f"/Users/{USER}", 404,
-          headers={"If-None-Match": 'W/"1"'}),
+    Probe(
+        "get-user-if-none-match", "GET", f"/Users/{USER}", 404, headers={"If-None-Match": 'W/"1"'}
+    ),
     Probe("get-group", "GET", f"/Groups/{GROUP_ID}", 404),
-    Probe("get-group-without-members", "GET", f"/Groups/{GROUP_ID}", 404,
-          params={"excludedAttributes": "members"}),
-    Probe("get-group-if-none-match", "GET", f"/Groups/{GROUP_ID}", 404,
-          headers={"If-None-Match": 'W/"2"'}),
+    Probe(
+        "get-group-without-members",
+        "GET",
+        f"/Groups/{GROUP_ID}",
+        404,
+        params={"excludedAttributes": "members"},
+    ),
+    Probe(
+        "get-group-if-none-match",
+        "GET",
+        f"/Groups/{GROUP_ID}",
+        404,
+        headers={"If-None-Match": 'W/"2"'},
+    ),
     # Users filters.
     listing("users-id", "Users", f'id eq "{USER}"'),
     listing("users-id-count-zero", "Users", f'id eq "{USER}"', count="0"),
     listing("users-username", "Users", f'userName eq "{USER_NAME}"'),
-    listing("users-username-paged", "Users", f'userName eq "{USER_NAME}"', startIndex="1",
-            count="1"),
+    listing(
+        "users-username-paged", "Users", f'userName eq "{USER_NAME}"', startIndex="1", count="1"
+    ),
     listing("users-username-prefix", "Users", f'userName sw "{USER_NAME}"'),
     listing("users-external-id", "Users", f'externalId eq "{EXTERNAL_ID}"'),
     listing("users-display-name", "Users", f'displayName eq "{DISPLAY}"'),
-    listing("users-email-value-path", "Users",
-            f'emails[type eq "work" and value eq "{USER_NAME}"]'),
+    listing(
+        "users-email-value-path", "Users", f'emails[type eq "work" and value eq "{USER_NAME}"]'
+    ),
     listing("users-email-contains", "Users", f'emails.value co "{USER_NAME}"'),
     listing("users-manager", "Users", f'manager eq "{USER}"'),
     listing("users-manager-qualified", "Users", f'{ENTERPRISE}:manager.value eq "{USER}"'),
@@ -111,77 +133,185 @@ PROBES: list[Probe] = [
     listing("users-groups-display", "Users", f'groups.display eq "{GROUP_NAME}"'),
     listing("users-card-number", "Users", f'{PRINTSYNC}:cardNumber eq "{CARD}"'),
     listing("users-not-id", "Users", f'not (id eq "{USER}")'),
-    listing("users-id-or-present", "Users", f'id eq "{USER}" or userName pr',
-            sortBy="userName", sortOrder="descending"),
-    listing("users-created-and-id", "Users", f'meta.created gt "2000-01-01T00:00:00Z" and '
-            f'id eq "{USER}"'),
-    listing("users-username-projected", "Users", f'userName eq "{USER_NAME}"',
-            attributes="userName,groups"),
+    listing(
+        "users-id-or-present",
+        "Users",
+        f'id eq "{USER}" or userName pr',
+        sortBy="userName",
+        sortOrder="descending",
+    ),
+    listing(
+        "users-created-and-id",
+        "Users",
+        f'meta.created gt "2000-01-01T00:00:00Z" and id eq "{USER}"',
+    ),
+    listing(
+        "users-username-projected",
+        "Users",
+        f'userName eq "{USER_NAME}"',
+        attributes="userName,groups",
+    ),
     # Groups filters.
     listing("groups-id", "Groups", f'id eq "{GROUP_ID}"'),
     listing("groups-display-name", "Groups", f'displayName eq "{GROUP_NAME}"'),
     listing("groups-external-id", "Groups", f'externalId eq "{GROUP_EXTERNAL_ID}"'),
     listing("groups-members", "Groups", f'members eq "{USER}"'),
     listing("groups-members-value-path", "Groups", f'members[value eq "{USER}"]'),
-    listing("groups-members-value", "Groups", f'members.value eq "{USER}"',
-            excludedAttributes="members"),
+    listing(
+        "groups-members-value", "Groups", f'members.value eq "{USER}"', excludedAttributes="members"
+    ),
     listing("groups-members-display", "Groups", f'members.display eq "{DISPLAY}"'),
     listing("groups-members-ne", "Groups", f'members ne "{USER}"'),
     listing("groups-members-present-or-id", "Groups", f'members pr or id eq "{GROUP_ID}"'),
     # POST .search.
     search("search-users-id", "Users", f'id eq "{USER}"'),
-    search("search-users-username", "Users", f'userName eq "{USER_NAME}"',
-           attributes=["userName"]),
+    search("search-users-username", "Users", f'userName eq "{USER_NAME}"', attributes=["userName"]),
     search("search-users-manager", "Users", f'manager eq "{USER}"', count=0),
     search("search-groups-members", "Groups", f'members eq "{USER}"', attributes=["members"]),
     search("search-groups-display-name", "Groups", f'displayName eq "{GROUP_NAME}"'),
     # Writes to acme's ids under globex's URL.
     Probe("put-user", "PUT", f"/Users/{USER}", 404, body=entra_user(USER_NAME)),
-    Probe("put-user-if-match", "PUT", f"/Users/{USER}", 404, body=entra_user(USER_NAME),
-          headers={"If-Match": 'W/"1"'}),
-    Probe("patch-user", "PATCH", f"/Users/{USER}", 404,
-          body=patch_body({"op": "replace", "path": "active", "value": False})),
-    Probe("patch-user-card", "PATCH", f"/Users/{USER}", 404,
-          body=patch_body({"op": "replace", "path": f"{PRINTSYNC}:cardNumber", "value": "1"})),
+    Probe(
+        "put-user-if-match",
+        "PUT",
+        f"/Users/{USER}",
+        404,
+        body=entra_user(USER_NAME),
+        headers={"If-Match": 'W/"1"'},
+    ),
+    Probe(
+        "patch-user",
+        "PATCH",
+        f"/Users/{USER}",
+        404,
+        body=patch_body({"op": "replace", "path": "active", "value": False}),
+    ),
+    Probe(
+        "patch-user-card",
+        "PATCH",
+        f"/Users/{USER}",
+        404,
+        body=patch_body({"op": "replace", "path": f"{PRINTSYNC}:cardNumber", "value": "1"}),
+    ),
     Probe("delete-user", "DELETE", f"/Users/{USER}", 404),
-    Probe("delete-user-if-match", "DELETE", f"/Users/{USER}", 404,
-          headers={"If-Match": 'W/"1"'}),
+    Probe("delete-user-if-match", "DELETE", f"/Users/{USER}", 404, headers={"If-Match": 'W/"1"'}),
     Probe("put-group", "PUT", f"/Groups/{GROUP_ID}", 404, body=entra_group(GROUP_NAME)),
-    Probe("patch-group", "PATCH", f"/Groups/{GROUP_ID}", 404,
-          body=patch_body({"op": "replace", "path": "displayName", "value": "taken over"})),
-    Probe("patch-group-remove-members", "PATCH", f"/Groups/{GROUP_ID}", 404,
-          body=patch_body({"op": "remove", "path": "members"})),
+    Probe(
+        "patch-group",
+        "PATCH",
+        f"/Groups/{GROUP_ID}",
+        404,
+        body=patch_body({"op": "replace", "path": "displayName", "value": "taken over"}),
+    ),
+    Probe(
+        "patch-group-remove-members",
+        "PATCH",
+        f"/Groups/{GROUP_ID}",
+        404,
+        body=patch_body({"op": "remove", "path": "members"}),
+    ),
     Probe("delete-group", "DELETE", f"/Groups/{GROUP_ID}", 404),
     # acme's user as a reference in globex's own resources.
-    Probe("patch-own-group-add-member", "PATCH", f"/Groups/{OWN_GROUP}", 400,
-          body=patch_body({"op": "add", "path": "members", "value": [MEMBERSHIP]})),
-    Probe("patch-own-group-replace-members", "PATCH", f"/Groups/{OWN_GROUP}", 400,
-          body=patch_body({"op": "replace", "path": "members", "value": [MEMBERSHIP]})),
-    Probe("patch-own-group-pathless-members", "PATCH", f"/Groups/{OWN_GROUP}", 400,
-          body=patch_body({"op": "add", "value": {"members": [MEMBERSHIP]}})),
-    Probe("patch-own-group-remove-member", "PATCH", f"/Groups/{OWN_GROUP}", 204,
-          body=patch_body({"op": "remove", "path": f'members[value eq "{USER}"]'})),
-    Probe("patch-own-group-remove-member-list", "PATCH", f"/Groups/{OWN_GROUP}", 204,
-          body=patch_body({"op": "remove", "path": "members", "value": [MEMBERSHIP]})),
-    Probe("put-own-group-with-member", "PUT", f"/Groups/{OWN_GROUP}", 400,
-          body={**entra_group(OWN_GROUP_NAME), "members": [MEMBERSHIP]}),
-    Probe("create-group-with-member", "POST", "/Groups", 400,
-          body={**entra_group("Smuggled"), "members": [MEMBERSHIP]}),
-    Probe("patch-own-user-manager", "PATCH", f"/Users/{OWN_USER}", 200, fresh=True,
-          body=patch_body({"op": "replace", "path": f"{ENTERPRISE}:manager",
-                           "value": {"value": USER}})),
-    Probe("put-own-user-manager", "PUT", f"/Users/{OWN_USER}", 200, fresh=True,
-          body=entra_user(OWN_USER_NAME, externalId=OWN_USER_NAME,
-                          **{ENTERPRISE: {"manager": {"value": USER}}})),
+    Probe(
+        "patch-own-group-add-member",
+        "PATCH",
+        f"/Groups/{OWN_GROUP}",
+        400,
+        body=patch_body({"op": "add", "path": "members", "value": [MEMBERSHIP]}),
+    ),
+    Probe(
+        "patch-own-group-replace-members",
+        "PATCH",
+        f"/Groups/{OWN_GROUP}",
+        400,
+        body=patch_body({"op": "replace", "path": "members", "value": [MEMBERSHIP]}),
+    ),
+    Probe(
+        "patch-own-group-pathless-members",
+        "PATCH",
+        f"/Groups/{OWN_GROUP}",
+        400,
+        body=patch_body({"op": "add", "value": {"members": [MEMBERSHIP]}}),
+    ),
+    Probe(
+        "patch-own-group-remove-member",
+        "PATCH",
+        f"/Groups/{OWN_GROUP}",
+        204,
+        body=patch_body({"op": "remove", "path": f'members[value eq "{USER}"]'}),
+    ),
+    Probe(
+        "patch-own-group-remove-member-list",
+        "PATCH",
+        f"/Groups/{OWN_GROUP}",
+        204,
+        body=patch_body({"op": "remove", "path": "members", "value": [MEMBERSHIP]}),
+    ),
+    Probe(
+        "put-own-group-with-member",
+        "PUT",
+        f"/Groups/{OWN_GROUP}",
+        400,
+        body={**entra_group(OWN_GROUP_NAME), "members": [MEMBERSHIP]},
+    ),
+    Probe(
+        "create-group-with-member",
+        "POST",
+        "/Groups",
+        400,
+        body={**entra_group("Smuggled"), "members": [MEMBERSHIP]},
+    ),
+    Probe(
+        "patch-own-user-manager",
+        "PATCH",
+        f"/Users/{OWN_USER}",
+        200,
+        fresh=True,
+        body=patch_body(
+            {"op": "replace", "path": f"{ENTERPRISE}:manager", "value": {"value": USER}}
+        ),
+    ),
+    Probe(
+        "put-own-user-manager",
+        "PUT",
+        f"/Users/{OWN_USER}",
+        200,
+        fresh=True,
+        body=entra_user(
+            OWN_USER_NAME, externalId=OWN_USER_NAME, **{ENTERPRISE: {"manager": {"value": USER}}}
+        ),
+    ),
     # acme's unique values are free in globex (uniqueness is per tenant).
-    Probe("create-user-with-acme-names", "POST", "/Users", 201,
-          body=entra_user(USER_NAME, externalId=EXTERNAL_ID, displayName=DISPLAY)),
-    Probe("create-group-with-acme-names", "POST", "/Groups", 201,
-          body={**entra_group(GROUP_NAME), "externalId": GROUP_EXTERNAL_ID}),
-    Probe("rename-own-user-to-acme-name", "PATCH", f"/Users/{OWN_USER}", 200, fresh=True,
-          body=patch_body({"op": "replace", "path": "userName", "value": USER_NAME})),
-    Probe("rename-own-group-to-acme-name", "PATCH", f"/Groups/{OWN_GROUP}", 204, fresh=True,
-          body=patch_body({"op": "replace", "path": "displayName", "value": GROUP_NAME})),
+    Probe(
+        "create-user-with-acme-names",
+        "POST",
+        "/Users",
+        201,
+        body=entra_user(USER_NAME, externalId=EXTERNAL_ID, displayName=DISPLAY),
+    ),
+    Probe(
+        "create-group-with-acme-names",
+        "POST",
+        "/Groups",
+        201,
+        body={**entra_group(GROUP_NAME), "externalId": GROUP_EXTERNAL_ID},
+    ),
+    Probe(
+        "rename-own-user-to-acme-name",
+        "PATCH",
+        f"/Users/{OWN_USER}",
+        200,
+        fresh=True,
+        body=patch_body({"op": "replace", "path": "userName", "value": USER_NAME}),
+    ),
+    Probe(
+        "rename-own-group-to-acme-name",
+        "PATCH",
+        f"/Groups/{OWN_GROUP}",
+        204,
+        fresh=True,
+        body=patch_body({"op": "replace", "path": "displayName", "value": GROUP_NAME}),
+    ),
     # Whole lists and discovery: globex sees only itself.
     Probe("list-users", "GET", "/Users", 200, params={"count": "1000"}),
     Probe("list-groups", "GET", "/Groups", 200, params={"count": "1000"}),
@@ -209,10 +339,13 @@ class World:
     def random_values(self) -> dict[str, str]:
         tag = uuid.uuid4().hex[:10]
         return {
-            USER: str(uuid.uuid4()), USER_NAME: f"nobody-{tag}@example.org",
-            EXTERNAL_ID: str(uuid.uuid4()), DISPLAY: f"Nobody {tag}",
+            USER: str(uuid.uuid4()),
+            USER_NAME: f"nobody-{tag}@example.org",
+            EXTERNAL_ID: str(uuid.uuid4()),
+            DISPLAY: f"Nobody {tag}",
             CARD: "4999" + "".join(random.choices("0123456789", k=12)),
-            GROUP_ID: str(uuid.uuid4()), GROUP_NAME: f"Nobody Group {tag}",
+            GROUP_ID: str(uuid.uuid4()),
+            GROUP_NAME: f"Nobody Group {tag}",
             GROUP_EXTERNAL_ID: str(uuid.uuid4()),
         }
 
@@ -226,8 +359,12 @@ class World:
         group_name = f"Fresh Group {self.runs}"
         group = self.globex.post("/Groups", json=entra_group(group_name))
         assert (user.status_code, group.status_code) == (201, 201)
-        return {OWN_USER: user.json()["id"], OWN_USER_NAME: name,
-                OWN_GROUP: group.json()["id"], OWN_GROUP_NAME: group_name}
+        return {
+            OWN_USER: user.json()["id"],
+            OWN_USER_NAME: name,
+            OWN_GROUP: group.json()["id"],
+            OWN_GROUP_NAME: group_name,
+        }
 
 
 def created(client: TenantClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -238,16 +375,21 @@ def created(client: TenantClient, path: str, body: dict[str, Any]) -> dict[str, 
 
 
 def add_members(client: TenantClient, group_id: str, *user_ids: str) -> None:
-    response = client.patch(f"/Groups/{group_id}", json=patch_body(
-        {"op": "add", "path": "members", "value": [{"value": user_id} for user_id in user_ids]}))
+    response = client.patch(
+        f"/Groups/{group_id}",
+        json=patch_body(
+            {"op": "add", "path": "members", "value": [{"value": user_id} for user_id in user_ids]}
+        ),
+    )
     assert response.status_code == 204, response.text
 
 
 @pytest.fixture
 def service(database_url: str) -> Iterator[Service]:
     """The app with the rate limit off: a probe sends a few dozen requests at once."""
-    app = create_app(make_app_settings(rate_limit_per_second=0),
-                     DatabaseSettings(database_url=database_url))
+    app = create_app(
+        make_app_settings(rate_limit_per_second=0), DatabaseSettings(database_url=database_url)
+    )
     with TestClient(app, raise_server_exceptions=False) as http:
         yield Service(http, database_url)
 
@@ -255,28 +397,49 @@ def service(database_url: str) -> Iterator[Service]:
 @pytest.fixture
 def world(service: Service) -> World:
     acme, globex = service.tenant("acme"), service.tenant("globex")
-    alice = created(acme, "/Users", {
-        **entra_user("alice@acme.example", displayName="Alice Acme"),
-        "schemas": [CORE, ENTERPRISE, PRINTSYNC],
-        PRINTSYNC: {"cardNumber": "4000123412341234"},
-    })
-    bob = created(acme, "/Users", entra_user(
-        "bob@acme.example", displayName="Bob Acme",
-        **{ENTERPRISE: {"manager": {"value": alice["id"]}, "department": "Print"}}))
+    alice = created(
+        acme,
+        "/Users",
+        {
+            **entra_user("alice@acme.example", displayName="Alice Acme"),
+            "schemas": [CORE, ENTERPRISE, PRINTSYNC],
+            PRINTSYNC: {"cardNumber": "4000123412341234"},
+        },
+    )
+    bob = created(
+        acme,
+        "/Users",
+        entra_user(
+            "bob@acme.example",
+            displayName="Bob Acme",
+            **{ENTERPRISE: {"manager": {"value": alice["id"]}, "department": "Print"}},
+        ),
+    )
     group = created(acme, "/Groups", entra_group("Acme Printers"))
     add_members(acme, group["id"], alice["id"], bob["id"])
-    carol = created(globex, "/Users", entra_user("carol@globex.example",
-                                                 displayName="Carol Globex"))
+    carol = created(
+        globex, "/Users", entra_user("carol@globex.example", displayName="Carol Globex")
+    )
     globex_group = created(globex, "/Groups", entra_group("Globex Printers"))
     add_members(globex, globex_group["id"], carol["id"])
     values = {
-        USER: alice["id"], USER_NAME: alice["userName"], EXTERNAL_ID: alice["externalId"],
-        DISPLAY: alice["displayName"], CARD: alice[PRINTSYNC]["cardNumber"],
-        GROUP_ID: group["id"], GROUP_NAME: group["displayName"],
+        USER: alice["id"],
+        USER_NAME: alice["userName"],
+        EXTERNAL_ID: alice["externalId"],
+        DISPLAY: alice["displayName"],
+        CARD: alice[PRINTSYNC]["cardNumber"],
+        GROUP_ID: group["id"],
+        GROUP_NAME: group["displayName"],
         GROUP_EXTERNAL_ID: group["externalId"],
     }
-    markers = [*values.values(), bob["id"], bob["userName"], bob["externalId"],
-               bob["displayName"], "/scim/v2/acme/"]
+    markers = [
+        *values.values(),
+        bob["id"],
+        bob["userName"],
+        bob["externalId"],
+        bob["displayName"],
+        "/scim/v2/acme/",
+    ]
     return World(service, acme, globex, values, markers, bob["id"], globex_group["id"])
 
 
@@ -293,16 +456,22 @@ def resolve(value: Any, values: dict[str, str]) -> Any:
 
 
 def send(client: TenantClient, probe: Probe, values: dict[str, str]) -> Any:
-    return client.request(probe.method, resolve(probe.path, values),
-                          json=resolve(probe.body, values),
-                          params=resolve(probe.params, values) or None,
-                          headers=probe.headers or None)
+    return client.request(
+        probe.method,
+        resolve(probe.path, values),
+        json=resolve(probe.body, values),
+        params=resolve(probe.params, values) or None,
+        headers=probe.headers or None,
+    )
 
 
 def _without_times(value: Any) -> Any:
     if isinstance(value, dict):
-        return {key: _without_times(item) for key, item in value.items()
-                if key not in ("created", "lastModified")}
+        return {
+            key: _without_times(item)
+            for key, item in value.items()
+            if key not in ("created", "lastModified")
+        }
     if isinstance(value, list):
         return [_without_times(item) for item in value]
     return value
@@ -316,8 +485,12 @@ def masked(response: Any, values: dict[str, str]) -> str:
         document = json.loads(text)
     except ValueError:
         document = None
-    replacements = dict(sorted(((actual, placeholder) for placeholder, actual in values.items()),
-                               key=lambda pair: -len(pair[0])))
+    replacements = dict(
+        sorted(
+            ((actual, placeholder) for placeholder, actual in values.items()),
+            key=lambda pair: -len(pair[0]),
+        )
+    )
     if document is not None:
         text = json.dumps(_without_times(document), sort_keys=True)
     for actual, placeholder in replacements.items():
@@ -338,13 +511,17 @@ def acme_state(world: World) -> Any:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            rows = conn.execute(sa.text(
-                "SELECT t.token_hash, t.disabled,"
-                " (SELECT count(*) FROM users u WHERE u.tenant_id = t.id),"
-                " (SELECT count(*) FROM groups g WHERE g.tenant_id = t.id),"
-                " (SELECT count(*) FROM memberships m WHERE m.tenant_id = t.id),"
-                " (SELECT count(*) FROM outbox o WHERE o.tenant_id = t.id)"
-                " FROM tenants t WHERE t.name = :name"), {"name": "acme"}).all()
+            rows = conn.execute(
+                sa.text(
+                    "SELECT t.token_hash, t.disabled,"
+                    " (SELECT count(*) FROM users u WHERE u.tenant_id = t.id),"
+                    " (SELECT count(*) FROM groups g WHERE g.tenant_id = t.id),"
+                    " (SELECT count(*) FROM memberships m WHERE m.tenant_id = t.id),"
+                    " (SELECT count(*) FROM outbox o WHERE o.tenant_id = t.id)"
+                    " FROM tenants t WHERE t.name = :name"
+                ),
+                {"name": "acme"},
+            ).all()
     finally:
         engine.dispose()
     return users, groups, one_by_one, [tuple(row) for row in rows]
@@ -352,7 +529,8 @@ def acme_state(world: World) -> Any:
 
 @pytest.mark.parametrize("probe", PROBES, ids=[probe.name for probe in PROBES])
 def test_other_tenant_probe_answers_as_for_nonexistent_and_changes_nothing(
-        world: World, probe: Probe) -> None:
+    world: World, probe: Probe
+) -> None:
     before = acme_state(world)
 
     # globex under its own Tenant URL: acme's values answer like values that exist nowhere.
@@ -360,8 +538,7 @@ def test_other_tenant_probe_answers_as_for_nonexistent_and_changes_nothing(
     for values in (world.acme_values, world.random_values()):
         run_values = {**values, **world.own_values(probe)}
         response = send(world.globex, probe, run_values)
-        assert response.status_code == probe.expect, (values is world.acme_values,
-                                                      response.text)
+        assert response.status_code == probe.expect, (values is world.acme_values, response.text)
         answers.append(masked(response, run_values))
         for marker in world.markers:
             assert marker not in answers[-1], marker
@@ -370,16 +547,24 @@ def test_other_tenant_probe_answers_as_for_nonexistent_and_changes_nothing(
     # globex's token under acme's Tenant URL: the 401 of a garbage token or of no tenant at all.
     http = world.service.http
     intruder = TenantClient(http, "acme", world.globex.token)
-    acme_own = {OWN_USER: world.acme_bob, OWN_USER_NAME: "bob@acme.example",
-                OWN_GROUP: world.acme_values[GROUP_ID], OWN_GROUP_NAME: "Acme Printers"}
+    acme_own = {
+        OWN_USER: world.acme_bob,
+        OWN_USER_NAME: "bob@acme.example",
+        OWN_GROUP: world.acme_values[GROUP_ID],
+        OWN_GROUP_NAME: "Acme Printers",
+    }
     refusals = []
     for values in (world.acme_values, world.random_values()):
         run_values = {**values, **acme_own}
-        for client in (intruder, TenantClient(http, "acme", GARBAGE_TOKEN),
-                       TenantClient(http, "no-such-tenant", world.globex.token)):
+        for client in (
+            intruder,
+            TenantClient(http, "acme", GARBAGE_TOKEN),
+            TenantClient(http, "no-such-tenant", world.globex.token),
+        ):
             response = send(client, probe, run_values)
-            refusals.append((response.status_code, response.text,
-                             response.headers.get("www-authenticate")))
+            refusals.append(
+                (response.status_code, response.text, response.headers.get("www-authenticate"))
+            )
     assert refusals[0][0] == 401
     assert set(refusals) == {refusals[0]}
     assert "acme" not in refusals[0][1]

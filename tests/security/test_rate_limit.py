@@ -51,8 +51,9 @@ class FakeClock:
 
 
 def limiter(per_second: float, burst: int, clock: FakeClock) -> RateLimiter:
-    counter = Counter("test_rate_limited_total", "refusals", ["tenant"],
-                      registry=CollectorRegistry())
+    counter = Counter(
+        "test_rate_limited_total", "refusals", ["tenant"], registry=CollectorRegistry()
+    )
     return RateLimiter(per_second, burst, clock=clock, counter=counter)
 
 
@@ -84,8 +85,10 @@ def refusals(http: TestClient, tenant: str) -> float:
 def refusals_in(exposition: str, tenant: str) -> float:
     for family in text_string_to_metric_families(exposition):
         for sample in family.samples:
-            if (sample.name == "printsync_scim_rate_limited_total"
-                    and sample.labels.get("tenant") == tenant):
+            if (
+                sample.name == "printsync_scim_rate_limited_total"
+                and sample.labels.get("tenant") == tenant
+            ):
                 return float(sample.value)
     return 0.0
 
@@ -165,15 +168,15 @@ def test_take_zero_rate_or_burst_disables_limit(per_second: float, burst: int) -
     assert all(limit.take("acme") == 0.0 for _ in range(10_000))
 
 
-@pytest.mark.parametrize(("per_second", "burst"), [(-1, 5), (5, -1), (math.inf, 5),
-                                                   (math.nan, 5)])
+@pytest.mark.parametrize(("per_second", "burst"), [(-1, 5), (5, -1), (math.inf, 5), (math.nan, 5)])
 def test_rate_limiter_invalid_rate_or_burst_raises(per_second: float, burst: int) -> None:
     with pytest.raises(ValueError, match="finite and not negative"):
         RateLimiter(per_second, burst)
 
 
 def test_default_settings_sustained_entra_floor_never_refused(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.delenv("PRINTSYNC_RATE_LIMIT_PER_SECOND", raising=False)
     monkeypatch.delenv("PRINTSYNC_RATE_LIMIT_BURST", raising=False)
     settings = ApiSettings()
@@ -202,8 +205,7 @@ def test_settings_environment_sets_rate_and_burst(monkeypatch: pytest.MonkeyPatc
 # Over HTTP --------------------------------------------------------------------------------------
 
 
-def test_flood_beyond_burst_gets_429_with_retry_after_counted_in_metrics(
-        limited: Service) -> None:
+def test_flood_beyond_burst_gets_429_with_retry_after_counted_in_metrics(limited: Service) -> None:
     acme = limited.tenant()
     before = refusals(limited.http, acme.name)
     responses = [acme.get("/Users") for _ in range(BURST + 7)]
@@ -215,15 +217,18 @@ def test_flood_beyond_burst_gets_429_with_retry_after_counted_in_metrics(
 
 def test_flood_refused_creates_store_nothing(limited: Service) -> None:
     acme = limited.tenant()
-    statuses = [acme.post("/Users", json=entra_user(f"u{index}@acme.example")).status_code
-                for index in range(BURST + 10)]
+    statuses = [
+        acme.post("/Users", json=entra_user(f"u{index}@acme.example")).status_code
+        for index in range(BURST + 10)
+    ]
     assert statuses == [201] * BURST + [429] * 10
     assert count_rows(limited.database_url, "users") == BURST
 
 
 def test_refused_request_reads_no_body_and_no_database(sqlite_url: str) -> None:
-    with running(sqlite_url, rate_limit_per_second=SLOW_RATE, rate_limit_burst=BURST,
-                 auth_cache_seconds=60) as service:
+    with running(
+        sqlite_url, rate_limit_per_second=SLOW_RATE, rate_limit_burst=BURST, auth_cache_seconds=60
+    ) as service:
         refused_without_reads(service)
 
 
@@ -242,8 +247,9 @@ def refused_without_reads(service: Service) -> None:
 
     db.reader = counting  # type: ignore[method-assign]
     # Malformed JSON would be a 400 if the body were read; the limit answers first.
-    response = acme.post("/Users", content=b"{not json",
-                         headers={"Content-Type": "application/scim+json"})
+    response = acme.post(
+        "/Users", content=b"{not json", headers={"Content-Type": "application/scim+json"}
+    )
     assert_rate_limited(response)
     assert_rate_limited(acme.get("/Users", params={"filter": 'userName eq "x"'}))
     assert reads == []
@@ -262,16 +268,24 @@ def test_flood_every_endpoint_rate_limited(limited: Service) -> None:
     user_id = acme.post("/Users", json=entra_user("ada@acme.example")).json()["id"]
     for _ in range(BURST - 1):
         acme.get("/ServiceProviderConfig")
-    patch = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "title",
-                                                    "value": "x"}]}
+    patch = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "replace", "path": "title", "value": "x"}],
+    }
     for response in (
-        acme.get("/ServiceProviderConfig"), acme.get("/Schemas"), acme.get("/ResourceTypes"),
-        acme.get(f"/Users/{user_id}"), acme.get("/Groups"),
+        acme.get("/ServiceProviderConfig"),
+        acme.get("/Schemas"),
+        acme.get("/ResourceTypes"),
+        acme.get(f"/Users/{user_id}"),
+        acme.get("/Groups"),
         acme.post("/Users/.search", json={"schemas": [SEARCH]}),
-        acme.post("/Groups", json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
-                                   "displayName": "g"}),
+        acme.post(
+            "/Groups",
+            json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "g"},
+        ),
         acme.put(f"/Users/{user_id}", json=entra_user("ada@acme.example")),
-        acme.patch(f"/Users/{user_id}", json=patch), acme.delete(f"/Users/{user_id}"),
+        acme.patch(f"/Users/{user_id}", json=patch),
+        acme.delete(f"/Users/{user_id}"),
     ):
         assert_rate_limited(response)
     assert count_rows(limited.database_url, "groups") == 0
@@ -279,10 +293,10 @@ def test_flood_every_endpoint_rate_limited(limited: Service) -> None:
 
 
 @pytest.mark.parametrize(("per_second", "burst"), [(0, BURST), (SLOW_RATE, 0)])
-def test_rate_limit_zero_setting_admits_every_request(sqlite_url: str, per_second: float,
-                                                      burst: int) -> None:
-    with running(sqlite_url, rate_limit_per_second=per_second,
-                 rate_limit_burst=burst) as service:
+def test_rate_limit_zero_setting_admits_every_request(
+    sqlite_url: str, per_second: float, burst: int
+) -> None:
+    with running(sqlite_url, rate_limit_per_second=per_second, rate_limit_burst=burst) as service:
         acme = service.tenant()
         assert {acme.get("/Users").status_code for _ in range(3 * BURST)} == {200}
 
@@ -327,11 +341,12 @@ async def flood(app: Any, acme: Caller, globex: Caller) -> Flood:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
 
             def call(client: Caller, method: str, path: str, body: Any = None) -> Any:
-                headers = {"Authorization": f"Bearer {client.token}",
-                           "Content-Type": "application/scim+json"}
+                headers = {
+                    "Authorization": f"Bearer {client.token}",
+                    "Content-Type": "application/scim+json",
+                }
                 content = None if body is None else orjson.dumps(body)
-                return http.request(method, client.base + path, headers=headers,
-                                    content=content)
+                return http.request(method, client.base + path, headers=headers, content=content)
 
             def acme_request(index: int) -> Any:
                 """A create, a list, a search and a discovery read, in turn."""
@@ -347,7 +362,8 @@ async def flood(app: Any, acme: Caller, globex: Caller) -> Flood:
             acme_requests = [acme_request(index) for index in range(8 * BURST)]
             globex_requests = [
                 call(globex, "POST", "/Users", entra_user(f"steady{index}@globex.example"))
-                if index % 2 == 0 else call(globex, "GET", "/Users")
+                if index % 2 == 0
+                else call(globex, "GET", "/Users")
                 for index in range(BURST)
             ]
             order: list[tuple[str, Any]] = []
@@ -359,15 +375,21 @@ async def flood(app: Any, acme: Caller, globex: Caller) -> Flood:
             results = await asyncio.gather(*(pending for _, pending in order))
             after = (await http.get("/metrics")).text
     pairs = list(zip((who for who, _ in order), results, strict=True))
-    return Flood([r for who, r in pairs if who == "acme"],
-                 [r for who, r in pairs if who == "globex"], before, after)
+    return Flood(
+        [r for who, r in pairs if who == "acme"],
+        [r for who, r in pairs if who == "globex"],
+        before,
+        after,
+    )
 
 
 def test_flood_one_tenant_other_tenant_all_requests_succeed(sqlite_url: str) -> None:
     suffix = uuid.uuid4().hex[:8]
     acme_name, globex_name = f"acme-{suffix}", f"globex-{suffix}"
-    app = create_app(make_app_settings(rate_limit_per_second=SLOW_RATE, rate_limit_burst=BURST),
-                     DatabaseSettings(database_url=sqlite_url))
+    app = create_app(
+        make_app_settings(rate_limit_per_second=SLOW_RATE, rate_limit_burst=BURST),
+        DatabaseSettings(database_url=sqlite_url),
+    )
     acme = Caller(f"/scim/v2/{acme_name}", create_tenant(sqlite_url, acme_name))
     globex = Caller(f"/scim/v2/{globex_name}", create_tenant(sqlite_url, globex_name))
 
@@ -383,9 +405,14 @@ def test_flood_one_tenant_other_tenant_all_requests_succeed(sqlite_url: str) -> 
     for response in result.acme:
         if response.status_code == 429:
             assert_rate_limited(response)
-    created = sum(1 for index, response in enumerate(result.acme)
-                  if index % 4 == 0 and response.status_code == 201)
+    created = sum(
+        1
+        for index, response in enumerate(result.acme)
+        if index % 4 == 0 and response.status_code == 201
+    )
     assert count_rows(sqlite_url, "users") == created + BURST // 2
-    counted = [refusals_in(result.metrics_after, name) - refusals_in(result.metrics_before, name)
-               for name in (acme_name, globex_name)]
+    counted = [
+        refusals_in(result.metrics_after, name) - refusals_in(result.metrics_before, name)
+        for name in (acme_name, globex_name)
+    ]
     assert counted == [7 * BURST, 0]

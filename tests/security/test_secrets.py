@@ -107,8 +107,7 @@ def every_row(database_url: str) -> str:
 
 
 def admin(http: TestClient, path: str, **params: str) -> Any:
-    return http.get(path, params=params or None,
-                    headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    return http.get(path, params=params or None, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
 
 # Tokens ------------------------------------------------------------------------------------------
@@ -116,14 +115,15 @@ def admin(http: TestClient, path: str, **params: str) -> Any:
 
 def test_tokens_stored_only_as_sha256_hashes_nowhere_in_clear(database_url: str) -> None:
     first = create_tenant(database_url, "acme")
-    second = run(database_url, lambda db: tenants.rotate_token(db, "acme",
-                                                                overlap_seconds=3600))
+    second = run(database_url, lambda db: tenants.rotate_token(db, "acme", overlap_seconds=3600))
     wrong = first[:-4] + "XXXX"
     with running(database_url) as service:
         for token in (first, second):
             client = TenantClient(service.http, "acme", token)
-            assert client.post("/Users", json=card_user(f"{token[-6:]}@acme.example")
-                               ).status_code == 201
+            assert (
+                client.post("/Users", json=card_user(f"{token[-6:]}@acme.example")).status_code
+                == 201
+            )
             assert client.get("/Users").status_code == 200
         assert TenantClient(service.http, "acme", wrong).get("/Users").status_code == 401
     # The app has stopped: the provisioning log is written out.
@@ -134,19 +134,25 @@ def test_tokens_stored_only_as_sha256_hashes_nowhere_in_clear(database_url: str)
         url = url.set(drivername="postgresql+psycopg")
     engine = sa.create_engine(url)
     with engine.connect() as conn:
-        row = conn.execute(sa.text("SELECT token_hash, previous_token_hash FROM tenants"
-                                   " WHERE name = :name"), {"name": "acme"}).one()
+        row = conn.execute(
+            sa.text("SELECT token_hash, previous_token_hash FROM tenants WHERE name = :name"),
+            {"name": "acme"},
+        ).one()
     engine.dispose()
-    assert tuple(row) == (hashlib.sha256(second.encode()).hexdigest(),
-                          hashlib.sha256(first.encode()).hexdigest())
+    assert tuple(row) == (
+        hashlib.sha256(second.encode()).hexdigest(),
+        hashlib.sha256(first.encode()).hexdigest(),
+    )
     assert "provisioning_log" in stored  # the scan covered the request log too
 
 
 def test_rotate_token_overlap_expires_then_old_token_refused(
-        service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
     acme = service.tenant("acme")
-    newer = run(service.database_url, lambda db: tenants.rotate_token(db, "acme",
-                                                                       overlap_seconds=600))
+    newer = run(
+        service.database_url, lambda db: tenants.rotate_token(db, "acme", overlap_seconds=600)
+    )
     assert acme.get("/Users").status_code == 200
     real_now = clock.now
 
@@ -163,8 +169,9 @@ def test_rotate_token_overlap_expires_then_old_token_refused(
     assert TenantClient(service.http, "acme", newest).get("/Users").status_code == 200
 
 
-def test_token_checks_compare_in_constant_time(service: Service,
-                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_checks_compare_in_constant_time(
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
     acme = service.tenant("acme")
     compared: list[tuple[bytes | str, bytes | str]] = []
     real = hmac.compare_digest
@@ -187,13 +194,16 @@ def test_wrong_token_response_never_echoes_presented_token(service: Service) -> 
     acme = service.tenant("acme")
     globex = service.tenant("globex")
     near_miss = acme.token[:-1] + ("A" if acme.token[-1] != "A" else "B")
-    for token, base in ((near_miss, acme.base), ("pst_" + "q" * 43, acme.base),
-                        (globex.token, acme.base), (acme.token, "/scim/v2/no-such-tenant"),
-                        (ADMIN_TOKEN, acme.base)):
+    for token, base in (
+        (near_miss, acme.base),
+        ("pst_" + "q" * 43, acme.base),
+        (globex.token, acme.base),
+        (acme.token, "/scim/v2/no-such-tenant"),
+        (ADMIN_TOKEN, acme.base),
+    ):
         response = service.http.get(f"{base}/Users", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401
-        assert_free_of(response.text + repr(response.headers.items()), (token, token[4:]),
-                       "a 401")
+        assert_free_of(response.text + repr(response.headers.items()), (token, token[4:]), "a 401")
     for path in ("/admin/tenants", "/admin/tenants/acme", "/admin/log"):
         response = service.http.get(path, headers={"Authorization": f"Bearer {acme.token}"})
         assert response.status_code == 401
@@ -215,40 +225,100 @@ def failing_requests(acme: TenantClient, user_id: str) -> list[tuple[str, Any]]:
         ("card as a number", acme.post("/Users", json=bad_card)),
         ("card in a list", acme.post("/Users", json=listed_card)),
         ("card too long", acme.post("/Users", json=long_card)),
-        ("PIN with bad active", acme.post("/Users", json=card_user("pin@acme.example",
-                                                                    active="maybe"))),
+        (
+            "PIN with bad active",
+            acme.post("/Users", json=card_user("pin@acme.example", active="maybe")),
+        ),
         ("PIN with no userName", acme.post("/Users", json=card_user(""))),
         ("filter cut short", acme.get("/Users", params={"filter": card_filter + " and"})),
-        ("filter number literal", acme.get("/Users", params={
-            "filter": f"{PRINTSYNC}:cardNumber gt {CARD}"})),
-        ("filter unknown attribute", acme.get("/Users", params={
-            "filter": f'{card_filter} or pin eq "{PIN}"'})),
+        (
+            "filter number literal",
+            acme.get("/Users", params={"filter": f"{PRINTSYNC}:cardNumber gt {CARD}"}),
+        ),
+        (
+            "filter unknown attribute",
+            acme.get("/Users", params={"filter": f'{card_filter} or pin eq "{PIN}"'}),
+        ),
         ("filter with the token", acme.get("/Users", params={"filter": token_filter + " or"})),
-        ("search cut short", acme.post("/Users/.search", json={
-            "schemas": [SEARCH], "filter": f'({card_filter}'})),
-        ("patch card as a list", acme.patch(f"/Users/{user_id}", json={
-            "schemas": [PATCH_OP],
-            "Operations": [{"op": "replace", "path": f"{PRINTSYNC}:cardNumber",
-                            "value": [SECOND_CARD]}]})),
-        ("patch unknown op", acme.patch(f"/Users/{user_id}", json={
-            "schemas": [PATCH_OP],
-            "Operations": [{"op": f"set-{PIN}", "path": "title", "value": CARD}]})),
-        ("patch PIN attribute", acme.patch(f"/Users/{user_id}", json={
-            "schemas": [PATCH_OP],
-            "Operations": [{"op": "replace", "path": "title", "value": {"pin": PIN}}]})),
-        ("patch missing user", acme.patch(f"/Users/{uuid.uuid4()}", json={
-            "schemas": [PATCH_OP],
-            "Operations": [{"op": "replace", "path": f"{PRINTSYNC}:cardNumber",
-                            "value": CARD}]})),
-        ("stale If-Match", acme.put(f"/Users/{user_id}", json=card_user("ada@acme.example"),
-                                    headers={"If-Match": 'W/"999"'})),
-        ("wrong media type", acme.post("/Users", content=orjson.dumps(card_user("m@a.example")),
-                                       headers={"Content-Type": "text/plain"})),
-        ("body too large", acme.post("/Users", json=card_user(
-            "big@acme.example", title="x" * 5000, displayName=CARD * 100))),
-        ("malformed JSON", acme.post("/Users", content=b'{"userName": "' + CARD.encode()
-                                     + b'", "pin": ' + PIN.encode() + b"",
-                                     headers={"Content-Type": "application/scim+json"})),
+        (
+            "search cut short",
+            acme.post("/Users/.search", json={"schemas": [SEARCH], "filter": f"({card_filter}"}),
+        ),
+        (
+            "patch card as a list",
+            acme.patch(
+                f"/Users/{user_id}",
+                json={
+                    "schemas": [PATCH_OP],
+                    "Operations": [
+                        {"op": "replace", "path": f"{PRINTSYNC}:cardNumber", "value": [SECOND_CARD]}
+                    ],
+                },
+            ),
+        ),
+        (
+            "patch unknown op",
+            acme.patch(
+                f"/Users/{user_id}",
+                json={
+                    "schemas": [PATCH_OP],
+                    "Operations": [{"op": f"set-{PIN}", "path": "title", "value": CARD}],
+                },
+            ),
+        ),
+        (
+            "patch PIN attribute",
+            acme.patch(
+                f"/Users/{user_id}",
+                json={
+                    "schemas": [PATCH_OP],
+                    "Operations": [{"op": "replace", "path": "title", "value": {"pin": PIN}}],
+                },
+            ),
+        ),
+        (
+            "patch missing user",
+            acme.patch(
+                f"/Users/{uuid.uuid4()}",
+                json={
+                    "schemas": [PATCH_OP],
+                    "Operations": [
+                        {"op": "replace", "path": f"{PRINTSYNC}:cardNumber", "value": CARD}
+                    ],
+                },
+            ),
+        ),
+        (
+            "stale If-Match",
+            acme.put(
+                f"/Users/{user_id}",
+                json=card_user("ada@acme.example"),
+                headers={"If-Match": 'W/"999"'},
+            ),
+        ),
+        (
+            "wrong media type",
+            acme.post(
+                "/Users",
+                content=orjson.dumps(card_user("m@a.example")),
+                headers={"Content-Type": "text/plain"},
+            ),
+        ),
+        (
+            "body too large",
+            acme.post(
+                "/Users",
+                json=card_user("big@acme.example", title="x" * 5000, displayName=CARD * 100),
+            ),
+        ),
+        (
+            "malformed JSON",
+            acme.post(
+                "/Users",
+                content=b'{"userName": "' + CARD.encode() + b'", "pin": ' + PIN.encode() + b"",
+                headers={"Content-Type": "application/scim+json"},
+            ),
+        ),
     ]
 
 
@@ -261,12 +331,14 @@ def test_error_responses_never_contain_token_card_or_pin(sqlite_url: str) -> Non
         for name, response in failing_requests(acme, created.json()["id"]):
             assert 400 <= response.status_code < 500, (name, response.text)
             assert response.json()["status"] == str(response.status_code)
-            assert_free_of(response.text + repr(response.headers.items()),
-                           secrets_of(acme.token), name)
+            assert_free_of(
+                response.text + repr(response.headers.items()), secrets_of(acme.token), name
+            )
 
 
 def test_unexpected_error_is_bare_500_without_secrets(
-        service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
     acme = service.tenant("acme")
 
     async def broken(*_: Any, **__: Any) -> Any:
@@ -275,18 +347,30 @@ def test_unexpected_error_is_bare_500_without_secrets(
     monkeypatch.setattr(users, "create", broken)
     response = acme.post("/Users", json=card_user("ada@acme.example"))
     assert response.status_code == 500
-    assert response.json() == {"schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
-                               "status": "500", "detail": "internal server error"}
+    assert response.json() == {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+        "status": "500",
+        "detail": "internal server error",
+    }
     assert_free_of(response.text, secrets_of(acme.token), "the 500")
 
 
 def test_patch_rejected_path_detail_never_contains_card(service: Service) -> None:
     acme = service.tenant("acme")
     user_id = acme.post("/Users", json=card_user("ada@acme.example")).json()["id"]
-    response = acme.patch(f"/Users/{user_id}", json={
-        "schemas": [PATCH_OP],
-        "Operations": [{"op": "replace", "path": f'{PRINTSYNC}:cardNumber[value eq "{CARD}"]',
-                        "value": SECOND_CARD}]})
+    response = acme.patch(
+        f"/Users/{user_id}",
+        json={
+            "schemas": [PATCH_OP],
+            "Operations": [
+                {
+                    "op": "replace",
+                    "path": f'{PRINTSYNC}:cardNumber[value eq "{CARD}"]',
+                    "value": SECOND_CARD,
+                }
+            ],
+        },
+    )
     assert response.status_code == 400
     assert_free_of(response.text, (CARD,), "the 400")
 
@@ -333,12 +417,24 @@ def live_server(database_url: str) -> Iterator[Live]:
     """The app under uvicorn, whose own loggers propagate to the captured root logger."""
     token = create_tenant(database_url, "acme")
     port = free_port()
-    app = create_app(make_app_settings(public_url=f"http://127.0.0.1:{port}",
-                                       rate_limit_per_second=0, admin_token=ADMIN_TOKEN),
-                     DatabaseSettings(database_url=database_url))
+    app = create_app(
+        make_app_settings(
+            public_url=f"http://127.0.0.1:{port}", rate_limit_per_second=0, admin_token=ADMIN_TOKEN
+        ),
+        DatabaseSettings(database_url=database_url),
+    )
     # Access lines off, as `printsync serve` runs uvicorn; everything else at DEBUG.
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           log_level="debug", access_log=False, lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_config=None,
+            log_level="debug",
+            access_log=False,
+            lifespan="on",
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -356,16 +452,32 @@ def live_server(database_url: str) -> Iterator[Live]:
 def drive(live: Live, monkeypatch: pytest.MonkeyPatch) -> str:
     """Requests carrying the token, card numbers and a PIN, good and bad; returns /metrics."""
     headers = {"Authorization": f"Bearer {live.token}"}
-    with httpx.Client(base_url=f"{live.base}/scim/v2/acme", headers=headers,
-                      timeout=30) as http:
+    with httpx.Client(base_url=f"{live.base}/scim/v2/acme", headers=headers, timeout=30) as http:
         created = http.post("/Users", json=card_user("ada@acme.example"))
         assert created.status_code == 201, created.text
         user_id = created.json()["id"]
-        assert http.patch(f"/Users/{user_id}", json={"schemas": [PATCH_OP], "Operations": [
-            {"op": "replace", "path": f"{PRINTSYNC}:secondaryCardNumber", "value": CARD},
-        ]}).status_code == 200
-        assert http.get("/Users", params={
-            "filter": f'{PRINTSYNC}:cardNumber eq "{CARD}"'}).json()["totalResults"] == 1
+        assert (
+            http.patch(
+                f"/Users/{user_id}",
+                json={
+                    "schemas": [PATCH_OP],
+                    "Operations": [
+                        {
+                            "op": "replace",
+                            "path": f"{PRINTSYNC}:secondaryCardNumber",
+                            "value": CARD,
+                        },
+                    ],
+                },
+            ).status_code
+            == 200
+        )
+        assert (
+            http.get("/Users", params={"filter": f'{PRINTSYNC}:cardNumber eq "{CARD}"'}).json()[
+                "totalResults"
+            ]
+            == 1
+        )
         assert http.get(f"/Users/{user_id}").status_code == 200
         acme = TenantClient(http, "acme", live.token)  # type: ignore[arg-type]
         acme.base = ""
@@ -391,15 +503,25 @@ def drive(live: Live, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def test_logs_metrics_and_admin_view_never_contain_token_card_or_pin(
-        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with captured_logs() as stream, live_server(sqlite_url) as live:
 
         async def with_pin(db: Any) -> None:
             tenant = await tenants.get(db, "acme")
             await ledger.ensure_account(
-                db, tenant.id, username="ada@acme.example", full_name="Ada", email="",
-                department="", office="", card_number=CARD, secondary_card_number=SECOND_CARD,
-                enabled=True, groups=[])
+                db,
+                tenant.id,
+                username="ada@acme.example",
+                full_name="Ada",
+                email="",
+                department="",
+                office="",
+                card_number=CARD,
+                secondary_card_number=SECOND_CARD,
+                enabled=True,
+                groups=[],
+            )
             assert await ledger.set_pin(db, tenant.id, "ada@acme.example", PIN)
 
         run(sqlite_url, with_pin)

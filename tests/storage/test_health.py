@@ -50,53 +50,85 @@ def test_assess_without_traffic_is_healthy() -> None:
 
 
 def test_assess_all_succeeded_is_healthy_and_says_so() -> None:
-    verdict = assess(numbers(scim_requests=40, scim_succeeded=40, effects_succeeded=12,
-                             last_success_at=ago(1)), POLICY, NOW)
+    verdict = assess(
+        numbers(scim_requests=40, scim_succeeded=40, effects_succeeded=12, last_success_at=ago(1)),
+        POLICY,
+        NOW,
+    )
     assert verdict.state == "healthy"
     assert verdict.reason == "All 40 SCIM requests and 12 effects in the last hour succeeded."
 
 
 def test_assess_few_failures_within_threshold_is_healthy() -> None:
-    verdict = assess(numbers(scim_requests=100, scim_succeeded=96, scim_client_errors=4,
-                             last_success_at=ago(1)), POLICY, NOW)
+    verdict = assess(
+        numbers(scim_requests=100, scim_succeeded=96, scim_client_errors=4, last_success_at=ago(1)),
+        POLICY,
+        NOW,
+    )
     assert verdict.state == "healthy"
     assert "within the thresholds" in verdict.reason
 
 
 def test_assess_more_than_five_percent_failed_is_degraded() -> None:
-    verdict = assess(numbers(scim_requests=100, scim_succeeded=90, scim_client_errors=10,
-                             last_success_at=ago(1)), POLICY, NOW)
+    verdict = assess(
+        numbers(
+            scim_requests=100, scim_succeeded=90, scim_client_errors=10, last_success_at=ago(1)
+        ),
+        POLICY,
+        NOW,
+    )
     assert verdict.state == "degraded"
     assert verdict.reason == (
-        "10% of SCIM requests in the last hour failed (10 of 100; 0 server errors).")
+        "10% of SCIM requests in the last hour failed (10 of 100; 0 server errors)."
+    )
 
 
 def test_assess_more_than_forty_percent_failed_is_failing() -> None:
-    verdict = assess(numbers(scim_requests=50, scim_succeeded=24, scim_client_errors=26,
-                             last_success_at=ago(1)), POLICY, NOW)
+    verdict = assess(
+        numbers(scim_requests=50, scim_succeeded=24, scim_client_errors=26, last_success_at=ago(1)),
+        POLICY,
+        NOW,
+    )
     assert verdict.state == "failing"
     assert verdict.reason.startswith("52% of SCIM requests in the last hour failed (26 of 50")
 
 
 def test_assess_exactly_forty_percent_is_only_degraded() -> None:
-    verdict = assess(numbers(scim_requests=50, scim_succeeded=30, scim_client_errors=20,
-                             last_success_at=ago(1)), POLICY, NOW)
+    verdict = assess(
+        numbers(scim_requests=50, scim_succeeded=30, scim_client_errors=20, last_success_at=ago(1)),
+        POLICY,
+        NOW,
+    )
     assert verdict.state == "degraded"
 
 
 def test_assess_below_minimum_requests_ignores_ratio() -> None:
-    verdict = assess(numbers(scim_requests=9, scim_succeeded=1, scim_client_errors=8,
-                             last_success_at=ago(1)), POLICY, NOW)
+    verdict = assess(
+        numbers(scim_requests=9, scim_succeeded=1, scim_client_errors=8, last_success_at=ago(1)),
+        POLICY,
+        NOW,
+    )
     assert verdict.state == "healthy"
 
 
 def test_assess_server_errors_weigh_more_than_client_errors() -> None:
-    client = assess(numbers(scim_requests=100, scim_succeeded=97, scim_client_errors=3,
-                            last_success_at=ago(1)), POLICY, NOW)
-    server = assess(numbers(scim_requests=100, scim_succeeded=97, scim_server_errors=3,
-                            last_success_at=ago(1)), POLICY, NOW)
-    many = assess(numbers(scim_requests=100, scim_succeeded=75, scim_server_errors=25,
-                          last_success_at=ago(1)), POLICY, NOW)
+    client = assess(
+        numbers(scim_requests=100, scim_succeeded=97, scim_client_errors=3, last_success_at=ago(1)),
+        POLICY,
+        NOW,
+    )
+    server = assess(
+        numbers(scim_requests=100, scim_succeeded=97, scim_server_errors=3, last_success_at=ago(1)),
+        POLICY,
+        NOW,
+    )
+    many = assess(
+        numbers(
+            scim_requests=100, scim_succeeded=75, scim_server_errors=25, last_success_at=ago(1)
+        ),
+        POLICY,
+        NOW,
+    )
     assert client.state == "healthy"
     assert server.state == "degraded"
     assert "3% of SCIM requests in the last hour ended in a server error" in server.reason
@@ -111,11 +143,11 @@ def test_assess_any_dead_effect_is_degraded() -> None:
 
 
 def test_assess_most_effects_failing_is_failing() -> None:
-    verdict = assess(numbers(effects_succeeded=5, effects_retrying=3, effects_dead=4),
-                     POLICY, NOW)
+    verdict = assess(numbers(effects_succeeded=5, effects_retrying=3, effects_dead=4), POLICY, NOW)
     assert verdict.state == "failing"
-    assert "58% of effects in the last hour failed (7 of 12; 4 gave up, 3 retrying)." in \
-        verdict.reason
+    assert (
+        "58% of effects in the last hour failed (7 of 12; 4 gave up, 3 retrying)." in verdict.reason
+    )
     assert [f.state for f in verdict.findings] == ["failing", "degraded"]
 
 
@@ -131,15 +163,20 @@ def test_assess_outbox_lag_degrades_then_fails() -> None:
 
 
 def test_assess_calls_without_success_for_three_cycles_is_failing() -> None:
-    stalled = assess(numbers(scim_requests=3, scim_client_errors=3, last_success_at=ago(125)),
-                     POLICY, NOW)
-    recent = assess(numbers(scim_requests=3, scim_client_errors=3, last_success_at=ago(100)),
-                    POLICY, NOW)
-    never = assess(numbers(scim_requests=2, scim_server_errors=2, first_seen_at=ago(180)),
-                   POLICY, NOW)
+    stalled = assess(
+        numbers(scim_requests=3, scim_client_errors=3, last_success_at=ago(125)), POLICY, NOW
+    )
+    recent = assess(
+        numbers(scim_requests=3, scim_client_errors=3, last_success_at=ago(100)), POLICY, NOW
+    )
+    never = assess(
+        numbers(scim_requests=2, scim_server_errors=2, first_seen_at=ago(180)), POLICY, NOW
+    )
     assert stalled.state == "failing"
-    assert stalled.reason == ("No SCIM request has succeeded for 2 h 5 min although Entra "
-                              "keeps calling (3 requests in the last hour).")
+    assert stalled.reason == (
+        "No SCIM request has succeeded for 2 h 5 min although Entra "
+        "keeps calling (3 requests in the last hour)."
+    )
     assert recent.state == "healthy"
     assert never.state == "failing"
     assert never.reason.startswith("No SCIM request has ever succeeded, for 3 h")
@@ -147,8 +184,17 @@ def test_assess_calls_without_success_for_three_cycles_is_failing() -> None:
 
 def test_assess_follows_policy_thresholds() -> None:
     strict = HealthPolicy(min_requests=2, failing_failure_ratio=0.1, window_seconds=900)
-    verdict = assess(Numbers(window_seconds=900, scim_requests=4, scim_succeeded=3,
-                             scim_client_errors=1, last_success_at=ago(1)), strict, NOW)
+    verdict = assess(
+        Numbers(
+            window_seconds=900,
+            scim_requests=4,
+            scim_succeeded=3,
+            scim_client_errors=1,
+            last_success_at=ago(1),
+        ),
+        strict,
+        NOW,
+    )
     assert verdict.state == "failing"
     assert "in the last 15 min failed" in verdict.reason
 
@@ -165,12 +211,22 @@ def test_policy_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 # Reading the numbers ------------------------------------------------------------------------------
 
 
-def requests(tenant_id: int, result: str, count: int, minutes_ago: float,
-             moment: datetime = NOW) -> list[Entry]:
+def requests(
+    tenant_id: int, result: str, count: int, minutes_ago: float, moment: datetime = NOW
+) -> list[Entry]:
     status = {"success": 200, "client_error": 409, "server_error": 500}[result]
-    return [provisioning_log.entry(tenant_id, "PATCH /Users", result, source="scim",
-                                   target_id=f"u{n}", status=status,
-                                   time=ago(minutes_ago, moment)) for n in range(count)]
+    return [
+        provisioning_log.entry(
+            tenant_id,
+            "PATCH /Users",
+            result,
+            source="scim",
+            target_id=f"u{n}",
+            status=status,
+            time=ago(minutes_ago, moment),
+        )
+        for n in range(count)
+    ]
 
 
 def test_read_moves_from_healthy_to_failing_and_back_with_reason(database_url: str) -> None:
@@ -187,10 +243,13 @@ def test_read_moves_from_healthy_to_failing_and_back_with_reason(database_url: s
 
     before, broken, healed = run(database_url, work)
     assert (before.state, before.reason) == (
-        "healthy", "All 20 SCIM requests and 0 effects in the last hour succeeded.")
+        "healthy",
+        "All 20 SCIM requests and 0 effects in the last hour succeeded.",
+    )
     assert broken.state == "failing"
     assert broken.reason == (
-        "60% of SCIM requests in the last hour failed (30 of 50; 0 server errors).")
+        "60% of SCIM requests in the last hour failed (30 of 50; 0 server errors)."
+    )
     assert broken.numbers.scim_requests == 50
     assert broken.numbers.scim_client_errors == 30
     assert broken.numbers.last_success_at == ago(50)
@@ -206,18 +265,26 @@ def test_read_counts_effects_and_pending_age_from_outbox(database_url: str) -> N
         created = clock.now() - timedelta(minutes=7)
         async with db.transaction() as conn:
             for number in range(4):
-                await outbox.record(conn, db.dialect, tenant_id=acme.id,
-                                    kind=outbox.ACCOUNT_SYNC, subject_id=f"u{number}",
-                                    key=f"account.sync:u{number}:v1",
-                                    now=clock.stamp(created))
+                await outbox.record(
+                    conn,
+                    db.dialect,
+                    tenant_id=acme.id,
+                    kind=outbox.ACCOUNT_SYNC,
+                    subject_id=f"u{number}",
+                    key=f"account.sync:u{number}:v1",
+                    now=clock.stamp(created),
+                )
         effects = sorted(await outbox.list_effects(db, acme.id), key=lambda e: e.id)
         await outbox.complete(db, effects[0].id)
         await outbox.give_up(db, effects[1].id, error="PaperCut refused: invalid email")
-        await outbox.fail_transient(db, effects[2].id, error="timeout", delay_seconds=60,
-                                    lease_seconds=30)
+        await outbox.fail_transient(
+            db, effects[2].id, error="timeout", delay_seconds=60, lease_seconds=30
+        )
         moment = clock.now()
-        return (await health.read(db, acme, POLICY, moment),
-                await health.read(db, quiet, POLICY, moment))
+        return (
+            await health.read(db, acme, POLICY, moment),
+            await health.read(db, quiet, POLICY, moment),
+        )
 
     acme, quiet = run(database_url, work)
     assert acme.numbers.effects_succeeded == 1
@@ -236,18 +303,23 @@ def test_board_rows_report_latest_state_per_tenant(sqlite_url: str) -> None:
     async def work(db: Database) -> list[TenantHealth]:
         acme, _ = await tenants.create(db, "acme")
         globex, _ = await tenants.create(db, "globex")
-        await provisioning_log.write(db, requests(acme.id, "server_error", 12, 1,
-                                                  clock.now()))
+        await provisioning_log.write(db, requests(acme.id, "server_error", 12, 1, clock.now()))
         await provisioning_log.write(db, requests(globex.id, "success", 1, 0, LAST_SUCCESS))
         board = HealthBoard()
         assert board.rows() == []
         await board.refresh(db, POLICY)
         return board.rows()
 
-    assert run(sqlite_url, work) == [TenantHealth("acme", "failing"),
-                                     TenantHealth("globex", "healthy")]
-    assert REGISTRY.get_sample_value("printsync_tenant_last_success_timestamp_seconds",
-                                     {"tenant": "globex"}) == LAST_SUCCESS.timestamp()
+    assert run(sqlite_url, work) == [
+        TenantHealth("acme", "failing"),
+        TenantHealth("globex", "healthy"),
+    ]
+    assert (
+        REGISTRY.get_sample_value(
+            "printsync_tenant_last_success_timestamp_seconds", {"tenant": "globex"}
+        )
+        == LAST_SUCCESS.timestamp()
+    )
 
 
 LAST_SUCCESS = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=2)

@@ -53,22 +53,37 @@ def user_doc(**changes: Any) -> dict[str, Any]:
             {"type": "fax", "value": "+1 555 0102"},
         ],
         "addresses": [
-            {"type": "work", "formatted": "1 Main St, Springfield", "streetAddress": "1 Main St",
-             "locality": "Springfield", "region": "IL", "postalCode": "62701", "country": "US"},
+            {
+                "type": "work",
+                "formatted": "1 Main St, Springfield",
+                "streetAddress": "1 Main St",
+                "locality": "Springfield",
+                "region": "IL",
+                "postalCode": "62701",
+                "country": "US",
+            },
             {"type": "home", "locality": "Shelbyville"},
         ],
-        ENTERPRISE: {"department": "Research", "employeeNumber": "42",
-                     "manager": {"value": "m-1"}},
+        ENTERPRISE: {"department": "Research", "employeeNumber": "42", "manager": {"value": "m-1"}},
     }
     body.update(changes)
     doc = resources.validate(USER_TYPE, body)
-    return {"schemas": doc.pop("schemas"), "id": "u-1", **doc,
-            "meta": {"resourceType": "User", "version": 'W/"3"'}}
+    return {
+        "schemas": doc.pop("schemas"),
+        "id": "u-1",
+        **doc,
+        "meta": {"resourceType": "User", "version": 'W/"3"'},
+    }
 
 
 def group_doc() -> dict[str, Any]:
-    return {"schemas": [GROUP], "id": "g-1", "externalId": "gx-1", "displayName": "Printers",
-            "meta": {"resourceType": "Group"}}
+    return {
+        "schemas": [GROUP],
+        "id": "g-1",
+        "externalId": "gx-1",
+        "displayName": "Printers",
+        "meta": {"resourceType": "Group"},
+    }
 
 
 def patch(doc: dict[str, Any], *operations: Any, resource: ResourceType = USER_TYPE) -> PatchResult:
@@ -103,8 +118,15 @@ def test_apply_remove_op_in_any_case_is_accepted(op: str) -> None:
 
 @pytest.mark.parametrize(
     ("sent", "stored"),
-    [("False", False), ("false", False), ("FALSE", False), ("True", True), ("tRUE", True),
-     (False, False), (True, True)],
+    [
+        ("False", False),
+        ("false", False),
+        ("FALSE", False),
+        ("True", True),
+        ("tRUE", True),
+        (False, False),
+        (True, True),
+    ],
 )
 def test_apply_active_string_boolean_in_any_case_stores_boolean(sent: object, stored: bool) -> None:
     doc = patched(user_doc(active=not stored), {"op": "Replace", "path": "active", "value": sent})
@@ -112,15 +134,20 @@ def test_apply_active_string_boolean_in_any_case_stores_boolean(sent: object, st
 
 
 def test_apply_attribute_path_in_any_case_is_canonicalized() -> None:
-    doc = patched(user_doc(), {"op": "Replace", "path": "NAME.GIVENNAME", "value": "Augusta"},
-                  {"op": "Replace", "path": 'EMAILS[TYPE EQ "work"].VALUE', "value": "a@b.c"})
+    doc = patched(
+        user_doc(),
+        {"op": "Replace", "path": "NAME.GIVENNAME", "value": "Augusta"},
+        {"op": "Replace", "path": 'EMAILS[TYPE EQ "work"].VALUE', "value": "a@b.c"},
+    )
     assert doc["name"] == {"givenName": "Augusta", "familyName": "Lovelace"}
     assert email(doc, "work")[0]["value"] == "a@b.c"
 
 
 def test_apply_replace_filtered_email_value_changes_only_matching_item() -> None:
-    doc = patched(user_doc(), {"op": "Replace", "path": 'emails[type eq "work"].value',
-                               "value": "countess@work.example"})
+    doc = patched(
+        user_doc(),
+        {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "countess@work.example"},
+    )
     assert doc["emails"] == [
         {"type": "work", "value": "countess@work.example", "primary": True},
         {"type": "home", "value": "ada@home.example"},
@@ -132,8 +159,9 @@ def test_apply_replace_filtered_email_value_changes_only_matching_item() -> None
 )
 def test_apply_replace_filtered_address_sub_attribute_keeps_siblings(sub: str) -> None:
     before = user_doc()
-    doc = patched(before, {"op": "Replace", "path": f'addresses[type eq "work"].{sub}',
-                           "value": "changed"})
+    doc = patched(
+        before, {"op": "Replace", "path": f'addresses[type eq "work"].{sub}', "value": "changed"}
+    )
     work = dict(before["addresses"][0], **{sub: "changed"})
     assert doc["addresses"] == [work, before["addresses"][1]]
 
@@ -141,22 +169,28 @@ def test_apply_replace_filtered_address_sub_attribute_keeps_siblings(sub: str) -
 @pytest.mark.parametrize("kind", ["mobile", "work", "fax"])
 def test_apply_replace_filtered_phone_number_changes_only_that_type(kind: str) -> None:
     before = user_doc()
-    doc = patched(before, {"op": "Replace", "path": f'phoneNumbers[type eq "{kind}"].value',
-                           "value": "+44 20 0000"})
+    doc = patched(
+        before,
+        {"op": "Replace", "path": f'phoneNumbers[type eq "{kind}"].value', "value": "+44 20 0000"},
+    )
     for old, new in zip(before["phoneNumbers"], doc["phoneNumbers"], strict=True):
         expected = "+44 20 0000" if old["type"] == kind else old["value"]
         assert new == {"type": old["type"], "value": expected}
 
 
 def test_apply_add_filtered_email_when_absent_creates_element() -> None:
-    doc = patched(user_doc(emails=None),
-                  {"op": "Add", "path": 'emails[type eq "work"].value', "value": "a@work.example"})
+    doc = patched(
+        user_doc(emails=None),
+        {"op": "Add", "path": 'emails[type eq "work"].value', "value": "a@work.example"},
+    )
     assert doc["emails"] == [{"type": "work", "value": "a@work.example"}]
 
 
 def test_apply_add_filtered_email_of_new_type_appends_element() -> None:
-    doc = patched(user_doc(), {"op": "Add", "path": 'emails[type eq "other"].value',
-                               "value": "a@other.example"})
+    doc = patched(
+        user_doc(),
+        {"op": "Add", "path": 'emails[type eq "other"].value', "value": "a@other.example"},
+    )
     assert len(doc["emails"]) == 3
     assert doc["emails"][2] == {"type": "other", "value": "a@other.example"}
 
@@ -174,16 +208,22 @@ def test_apply_add_filtered_address_parts_build_one_element() -> None:
 
 
 def test_apply_replace_filtered_when_absent_with_simple_filter_creates_element() -> None:
-    doc = patched(user_doc(), {"op": "Replace", "path": 'phoneNumbers[type eq "pager"].value',
-                               "value": "123"})
+    doc = patched(
+        user_doc(), {"op": "Replace", "path": 'phoneNumbers[type eq "pager"].value', "value": "123"}
+    )
     assert doc["phoneNumbers"][-1] == {"type": "pager", "value": "123"}
     assert len(doc["phoneNumbers"]) == 4
 
 
 def test_apply_replace_filtered_when_absent_with_and_of_eq_creates_element() -> None:
-    doc = patched(user_doc(emails=None),
-                  {"op": "replace", "path": 'emails[type eq "work" and primary eq true].value',
-                   "value": "a@b.c"})
+    doc = patched(
+        user_doc(emails=None),
+        {
+            "op": "replace",
+            "path": 'emails[type eq "work" and primary eq true].value',
+            "value": "a@b.c",
+        },
+    )
     assert doc["emails"] == [{"type": "work", "primary": True, "value": "a@b.c"}]
 
 
@@ -205,15 +245,19 @@ def test_apply_replace_filtered_no_match_without_simple_filter_is_no_target(
 
 
 def test_apply_enterprise_urn_path_sets_extension_attribute() -> None:
-    doc = patched(user_doc(**{ENTERPRISE: None}),
-                  {"op": "Add", "path": f"{ENTERPRISE}:department", "value": "Finance"})
+    doc = patched(
+        user_doc(**{ENTERPRISE: None}),
+        {"op": "Add", "path": f"{ENTERPRISE}:department", "value": "Finance"},
+    )
     assert doc[ENTERPRISE] == {"department": "Finance"}
     assert doc["schemas"] == [USER, ENTERPRISE]
 
 
 def test_apply_enterprise_urn_path_in_other_case_is_accepted() -> None:
-    doc = patched(user_doc(), {"op": "Replace", "path": f"{ENTERPRISE.lower()}:DEPARTMENT",
-                               "value": "Finance"})
+    doc = patched(
+        user_doc(),
+        {"op": "Replace", "path": f"{ENTERPRISE.lower()}:DEPARTMENT", "value": "Finance"},
+    )
     assert doc[ENTERPRISE]["department"] == "Finance"
 
 
@@ -267,8 +311,13 @@ def test_apply_microsoft_validator_replace_attributes_verbose_sets_everything() 
     assert doc["active"] is False
     assert doc["name"]["honorificSuffix"] == "PhD"
     assert doc["addresses"][0] == {
-        "type": "work", "formatted": "AHTLVU", "streetAddress": "1 Rd", "locality": "Paris",
-        "region": "IDF", "postalCode": "75001", "country": "France",
+        "type": "work",
+        "formatted": "AHTLVU",
+        "streetAddress": "1 Rd",
+        "locality": "Paris",
+        "region": "IDF",
+        "postalCode": "75001",
+        "country": "France",
     }
     assert doc["addresses"][1] == {"type": "home", "locality": "Shelbyville"}
     assert [p["value"] for p in doc["phoneNumbers"]] == ["1", "2", "3"]
@@ -279,9 +328,12 @@ def test_apply_microsoft_validator_replace_attributes_verbose_sets_everything() 
 
 
 def test_apply_several_ops_on_same_attribute_apply_in_order() -> None:
-    doc = patched(user_doc(), {"op": "replace", "path": "displayName", "value": "One"},
-                  {"op": "remove", "path": "displayName"},
-                  {"op": "add", "path": "displayName", "value": "Three"})
+    doc = patched(
+        user_doc(),
+        {"op": "replace", "path": "displayName", "value": "One"},
+        {"op": "remove", "path": "displayName"},
+        {"op": "add", "path": "displayName", "value": "Three"},
+    )
     assert doc["displayName"] == "Three"
 
 
@@ -289,11 +341,17 @@ def test_apply_several_ops_on_same_attribute_apply_in_order() -> None:
 
 
 def test_apply_pathless_replace_with_plain_dotted_and_urn_keys_sets_each() -> None:
-    doc = patched(user_doc(), {"op": "replace", "value": {
-        "displayName": "Bjfe",
-        "name.givenName": "Kkom",
-        f"{ENTERPRISE}:employeeNumber": "Aklq",
-    }})
+    doc = patched(
+        user_doc(),
+        {
+            "op": "replace",
+            "value": {
+                "displayName": "Bjfe",
+                "name.givenName": "Kkom",
+                f"{ENTERPRISE}:employeeNumber": "Aklq",
+            },
+        },
+    )
     assert doc["displayName"] == "Bjfe"
     assert doc["name"] == {"givenName": "Kkom", "familyName": "Lovelace"}
     assert doc[ENTERPRISE]["employeeNumber"] == "Aklq"
@@ -306,10 +364,16 @@ def test_apply_pathless_replace_with_real_booleans_sets_them() -> None:
 
 
 def test_apply_pathless_add_with_urn_object_sets_extension_attributes() -> None:
-    doc = patched(user_doc(**{ENTERPRISE: None}), {"op": "add", "value": {
-        ENTERPRISE: {"department": "Finance", "manager": "m-2"},
-        "nickName": "Ada",
-    }})
+    doc = patched(
+        user_doc(**{ENTERPRISE: None}),
+        {
+            "op": "add",
+            "value": {
+                ENTERPRISE: {"department": "Finance", "manager": "m-2"},
+                "nickName": "Ada",
+            },
+        },
+    )
     assert doc[ENTERPRISE] == {"department": "Finance", "manager": {"value": "m-2"}}
     assert doc["nickName"] == "Ada"
 
@@ -320,15 +384,24 @@ def test_apply_pathless_replace_with_urn_qualified_manager_key_stores_object() -
 
 
 def test_apply_pathless_value_keys_in_any_case_are_canonicalized() -> None:
-    doc = patched(user_doc(),
-                  {"op": "replace", "value": {"DISPLAYNAME": "X", "Name.FamilyName": "Y"}})
+    doc = patched(
+        user_doc(), {"op": "replace", "value": {"DISPLAYNAME": "X", "Name.FamilyName": "Y"}}
+    )
     assert doc["displayName"] == "X"
     assert doc["name"]["familyName"] == "Y"
 
 
 def test_apply_pathless_add_of_multi_valued_appends() -> None:
-    doc = patched(user_doc(), {"op": "add", "value": {
-        "emails": [{"value": "babs@jensen.org", "type": "other"}], "nickname": "Babs"}})
+    doc = patched(
+        user_doc(),
+        {
+            "op": "add",
+            "value": {
+                "emails": [{"value": "babs@jensen.org", "type": "other"}],
+                "nickname": "Babs",
+            },
+        },
+    )
     assert doc["emails"][-1] == {"value": "babs@jensen.org", "type": "other"}
     assert len(doc["emails"]) == 3
     assert doc["nickName"] == "Babs"
@@ -340,8 +413,13 @@ def test_apply_pathless_replace_of_multi_valued_sets_it() -> None:
 
 
 def test_apply_pathless_value_ignores_schemas_meta_and_matching_id() -> None:
-    doc = patched(user_doc(), {"op": "replace", "value": {
-        "schemas": [USER], "id": "u-1", "meta": {"version": "x"}, "displayName": "Z"}})
+    doc = patched(
+        user_doc(),
+        {
+            "op": "replace",
+            "value": {"schemas": [USER], "id": "u-1", "meta": {"version": "x"}, "displayName": "Z"},
+        },
+    )
     assert doc["displayName"] == "Z"
     assert doc["id"] == "u-1"
     assert doc["meta"] == user_doc()["meta"]
@@ -353,12 +431,19 @@ def test_apply_pathless_value_ignores_schemas_meta_and_matching_id() -> None:
 @pytest.mark.parametrize(
     ("operation", "stored"),
     [
-        ({"op": "Add", "path": "manager",
-          "value": [{"$ref": "https://h/scim/v2/Users/m-7", "value": "m-7"}]},
-         {"value": "m-7", "$ref": "https://h/scim/v2/Users/m-7"}),
+        (
+            {
+                "op": "Add",
+                "path": "manager",
+                "value": [{"$ref": "https://h/scim/v2/Users/m-7", "value": "m-7"}],
+            },
+            {"value": "m-7", "$ref": "https://h/scim/v2/Users/m-7"},
+        ),
         ({"op": "Add", "path": f"{ENTERPRISE}:manager", "value": "m-7"}, {"value": "m-7"}),
-        ({"op": "replace", "path": f"{ENTERPRISE}:manager", "value": {"value": "m-7"}},
-         {"value": "m-7"}),
+        (
+            {"op": "replace", "path": f"{ENTERPRISE}:manager", "value": {"value": "m-7"}},
+            {"value": "m-7"},
+        ),
     ],
 )
 def test_apply_manager_in_each_entra_shape_is_stored_as_object(
@@ -370,15 +455,27 @@ def test_apply_manager_in_each_entra_shape_is_stored_as_object(
 
 
 def test_apply_manager_change_replaces_previous_reference() -> None:
-    start = patched(user_doc(), {"op": "Add", "path": "manager",
-                                 "value": [{"$ref": "https://h/Users/m-1", "value": "m-1"}]})
+    start = patched(
+        user_doc(),
+        {
+            "op": "Add",
+            "path": "manager",
+            "value": [{"$ref": "https://h/Users/m-1", "value": "m-1"}],
+        },
+    )
     doc = patched(start, {"op": "Replace", "path": f"{ENTERPRISE}:manager", "value": "m-2"})
     assert doc[ENTERPRISE]["manager"] == {"value": "m-2"}
 
 
 def test_apply_manager_value_sub_path_drops_stale_reference() -> None:
-    start = patched(user_doc(), {"op": "Add", "path": "manager",
-                                 "value": [{"$ref": "https://h/Users/m-1", "value": "m-1"}]})
+    start = patched(
+        user_doc(),
+        {
+            "op": "Add",
+            "path": "manager",
+            "value": [{"$ref": "https://h/Users/m-1", "value": "m-1"}],
+        },
+    )
     doc = patched(start, {"op": "replace", "path": f"{ENTERPRISE}:manager.value", "value": "m-5"})
     assert doc[ENTERPRISE]["manager"] == {"value": "m-5"}
 
@@ -404,13 +501,14 @@ def test_apply_manager_cleared_by_remove_or_empty_value(operation: dict[str, Any
 
 def test_apply_manager_display_name_path_is_mutability() -> None:
     with pytest.raises(Mutability):
-        patched(user_doc(), {"op": "replace", "path": f"{ENTERPRISE}:manager.displayName",
-                             "value": "Boss"})
+        patched(
+            user_doc(),
+            {"op": "replace", "path": f"{ENTERPRISE}:manager.displayName", "value": "Boss"},
+        )
 
 
 def test_apply_last_extension_attribute_removed_drops_extension_schema() -> None:
-    doc = patched(user_doc(**{ENTERPRISE: {"manager": "m-1"}}),
-                  {"op": "Remove", "path": "manager"})
+    doc = patched(user_doc(**{ENTERPRISE: {"manager": "m-1"}}), {"op": "Remove", "path": "manager"})
     assert ENTERPRISE not in doc
     assert doc["schemas"] == [USER]
 
@@ -439,15 +537,19 @@ def test_apply_empty_or_null_value_clears_target(
 
 
 def test_apply_pathless_null_values_clear_attributes() -> None:
-    doc = patched(user_doc(), {"op": "replace", "value": {"displayName": None, "title": "",
-                                                          "name.givenName": ""}})
+    doc = patched(
+        user_doc(),
+        {"op": "replace", "value": {"displayName": None, "title": "", "name.givenName": ""}},
+    )
     assert "displayName" not in doc and "title" not in doc
     assert doc["name"] == {"familyName": "Lovelace"}
 
 
 def test_apply_complex_replace_merges_and_null_sub_clears() -> None:
-    doc = patched(user_doc(), {"op": "replace", "path": "name",
-                               "value": {"givenName": None, "middleName": "B"}})
+    doc = patched(
+        user_doc(),
+        {"op": "replace", "path": "name", "value": {"givenName": None, "middleName": "B"}},
+    )
     assert doc["name"] == {"familyName": "Lovelace", "middleName": "B"}
 
 
@@ -455,15 +557,24 @@ def test_apply_complex_replace_merges_and_null_sub_clears() -> None:
 
 
 def test_apply_members_add_list_with_null_ref_is_one_add_change() -> None:
-    changes = group_changes({"op": "Add", "path": "members", "value": [
-        {"$ref": None, "value": "u-1"}, {"$ref": None, "value": "u-2"},
-        {"$ref": None, "value": "u-1"}]})
+    changes = group_changes(
+        {
+            "op": "Add",
+            "path": "members",
+            "value": [
+                {"$ref": None, "value": "u-1"},
+                {"$ref": None, "value": "u-2"},
+                {"$ref": None, "value": "u-1"},
+            ],
+        }
+    )
     assert changes == (MemberChange("add", ("u-1", "u-2")),)
 
 
 def test_apply_members_legacy_remove_with_value_list_removes_only_those() -> None:
-    changes = group_changes({"op": "Remove", "path": "members",
-                             "value": [{"value": "u-1"}, {"value": "u-3"}]})
+    changes = group_changes(
+        {"op": "Remove", "path": "members", "value": [{"value": "u-1"}, {"value": "u-3"}]}
+    )
     assert changes == (MemberChange("remove", ("u-1", "u-3")),)
 
 
@@ -477,8 +588,7 @@ def test_apply_members_flag_remove_by_value_filter_removes_that_member() -> None
 
 
 def test_apply_members_remove_by_or_filter_removes_each_member() -> None:
-    changes = group_changes({"op": "remove",
-                             "path": 'members[value eq "u-1" or VALUE EQ "u-2"]'})
+    changes = group_changes({"op": "remove", "path": 'members[value eq "u-1" or VALUE EQ "u-2"]'})
     assert changes == (MemberChange("remove", ("u-1", "u-2")),)
 
 
@@ -487,8 +597,9 @@ def test_apply_members_remove_without_value_or_filter_removes_all() -> None:
 
 
 def test_apply_members_replace_sets_exact_list() -> None:
-    changes = group_changes({"op": "replace", "path": "members",
-                             "value": [{"value": "u-4"}, {"value": "u-5"}]})
+    changes = group_changes(
+        {"op": "replace", "path": "members", "value": [{"value": "u-4"}, {"value": "u-5"}]}
+    )
     assert changes == (MemberChange("replace", ("u-4", "u-5")),)
 
 
@@ -504,34 +615,51 @@ def test_apply_members_add_then_remove_same_member_keeps_request_order() -> None
         {"op": "remove", "path": 'members[value eq "u-1"]'},
         {"op": "add", "path": "members", "value": [{"value": "u-2"}]},
     )
-    assert changes == (MemberChange("add", ("u-1",)), MemberChange("remove", ("u-1",)),
-                       MemberChange("add", ("u-2",)))
+    assert changes == (
+        MemberChange("add", ("u-1",)),
+        MemberChange("remove", ("u-1",)),
+        MemberChange("add", ("u-2",)),
+    )
 
 
 def test_apply_group_replace_display_name_sets_it_without_member_changes() -> None:
-    result = patch(group_doc(), {"op": "Replace", "path": "displayName", "value": "Copiers"},
-                   resource=GROUP_TYPE)
+    result = patch(
+        group_doc(),
+        {"op": "Replace", "path": "displayName", "value": "Copiers"},
+        resource=GROUP_TYPE,
+    )
     assert result.doc == {**group_doc(), "displayName": "Copiers"}
     assert result.members == ()
 
 
 def test_apply_group_pathless_replace_of_external_id_sets_it() -> None:
-    result = patch(group_doc(), {"op": "replace", "value": {"externalId": "gx-2"}},
-                   resource=GROUP_TYPE)
+    result = patch(
+        group_doc(), {"op": "replace", "value": {"externalId": "gx-2"}}, resource=GROUP_TYPE
+    )
     assert result.doc["externalId"] == "gx-2"
 
 
 def test_apply_group_pathless_value_with_microsoft_schema_key_ignores_it() -> None:
-    result = patch(group_doc(), {"op": "replace", "value": {
-        "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group": {},
-        "displayName": "Renamed"}}, resource=GROUP_TYPE)
+    result = patch(
+        group_doc(),
+        {
+            "op": "replace",
+            "value": {
+                "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group": {},
+                "displayName": "Renamed",
+            },
+        },
+        resource=GROUP_TYPE,
+    )
     assert result.doc["displayName"] == "Renamed"
 
 
 def test_apply_group_pathless_members_key_is_member_change() -> None:
-    result = patch(group_doc(), {"op": "add", "value": {"displayName": "New",
-                                                        "members": [{"value": "u-1"}]}},
-                   resource=GROUP_TYPE)
+    result = patch(
+        group_doc(),
+        {"op": "add", "value": {"displayName": "New", "members": [{"value": "u-1"}]}},
+        resource=GROUP_TYPE,
+    )
     assert result.members == (MemberChange("add", ("u-1",)),)
     assert result.doc["displayName"] == "New"
     assert "members" not in result.doc
@@ -579,40 +707,79 @@ def test_apply_members_on_user_is_invalid_path() -> None:
 
 
 def test_apply_rfc_add_member_single_object() -> None:
-    changes = group_changes({"op": "add", "path": "members", "value": [{
-        "display": "Babs Jensen",
-        "$ref": "https://example.com/v2/Users/2819c223-7f76-453a-919d-413861904646",
-        "value": "2819c223-7f76-453a-919d-413861904646"}]})
+    changes = group_changes(
+        {
+            "op": "add",
+            "path": "members",
+            "value": [
+                {
+                    "display": "Babs Jensen",
+                    "$ref": "https://example.com/v2/Users/2819c223-7f76-453a-919d-413861904646",
+                    "value": "2819c223-7f76-453a-919d-413861904646",
+                }
+            ],
+        }
+    )
     assert changes == (MemberChange("add", ("2819c223-7f76-453a-919d-413861904646",)),)
 
 
 def test_apply_rfc_remove_emails_by_compound_filter() -> None:
     doc = patched(
-        user_doc(emails=[{"type": "work", "value": "a@example.com"},
-                         {"type": "work", "value": "b@other.org"},
-                         {"type": "home", "value": "c@example.com"}]),
+        user_doc(
+            emails=[
+                {"type": "work", "value": "a@example.com"},
+                {"type": "work", "value": "b@other.org"},
+                {"type": "home", "value": "c@example.com"},
+            ]
+        ),
         {"op": "remove", "path": 'emails[type eq "work" and value ew "example.com"]'},
     )
-    assert doc["emails"] == [{"type": "work", "value": "b@other.org"},
-                             {"type": "home", "value": "c@example.com"}]
+    assert doc["emails"] == [
+        {"type": "work", "value": "b@other.org"},
+        {"type": "home", "value": "c@example.com"},
+    ]
 
 
 def test_apply_rfc_replace_filtered_address_merges_object() -> None:
-    doc = patched(user_doc(), {"op": "replace", "path": 'addresses[type eq "work"]', "value": {
-        "type": "work", "streetAddress": "911 Universal City Plaza", "locality": "Hollywood",
-        "region": "CA", "postalCode": "91608", "country": "US",
-        "formatted": "911 Universal City Plaza\nHollywood, CA 91608 US", "primary": True}})
+    doc = patched(
+        user_doc(),
+        {
+            "op": "replace",
+            "path": 'addresses[type eq "work"]',
+            "value": {
+                "type": "work",
+                "streetAddress": "911 Universal City Plaza",
+                "locality": "Hollywood",
+                "region": "CA",
+                "postalCode": "91608",
+                "country": "US",
+                "formatted": "911 Universal City Plaza\nHollywood, CA 91608 US",
+                "primary": True,
+            },
+        },
+    )
     assert doc["addresses"][0] == {
-        "type": "work", "formatted": "911 Universal City Plaza\nHollywood, CA 91608 US",
-        "streetAddress": "911 Universal City Plaza", "locality": "Hollywood", "region": "CA",
-        "postalCode": "91608", "country": "US", "primary": True,
+        "type": "work",
+        "formatted": "911 Universal City Plaza\nHollywood, CA 91608 US",
+        "streetAddress": "911 Universal City Plaza",
+        "locality": "Hollywood",
+        "region": "CA",
+        "postalCode": "91608",
+        "country": "US",
+        "primary": True,
     }
     assert doc["addresses"][1] == {"type": "home", "locality": "Shelbyville"}
 
 
 def test_apply_rfc_replace_filtered_sub_attribute() -> None:
-    doc = patched(user_doc(), {"op": "replace", "path": 'addresses[type eq "work"].streetAddress',
-                               "value": "1010 Broadway Ave"})
+    doc = patched(
+        user_doc(),
+        {
+            "op": "replace",
+            "path": 'addresses[type eq "work"].streetAddress',
+            "value": "1010 Broadway Ave",
+        },
+    )
     assert doc["addresses"][0]["streetAddress"] == "1010 Broadway Ave"
     assert doc["addresses"][0]["locality"] == "Springfield"
 
@@ -642,41 +809,65 @@ def test_apply_remove_absent_attribute_changes_nothing() -> None:
 
 
 def test_apply_add_multi_valued_appends_and_dedupes_identical_values() -> None:
-    doc = patched(user_doc(), {"op": "add", "path": "emails", "value": [
-        {"type": "home", "value": "ada@home.example"}, {"type": "other", "value": "o@x.y"},
-        {"type": "other", "value": "o@x.y"}]})
+    doc = patched(
+        user_doc(),
+        {
+            "op": "add",
+            "path": "emails",
+            "value": [
+                {"type": "home", "value": "ada@home.example"},
+                {"type": "other", "value": "o@x.y"},
+                {"type": "other", "value": "o@x.y"},
+            ],
+        },
+    )
     assert [item["value"] for item in doc["emails"]] == [
-        "ada@work.example", "ada@home.example", "o@x.y"]
+        "ada@work.example",
+        "ada@home.example",
+        "o@x.y",
+    ]
 
 
 def test_apply_add_primary_value_makes_previous_primary_false() -> None:
-    doc = patched(user_doc(), {"op": "add", "path": "emails",
-                               "value": [{"value": "new@x.y", "primary": "True"}]})
+    doc = patched(
+        user_doc(),
+        {"op": "add", "path": "emails", "value": [{"value": "new@x.y", "primary": "True"}]},
+    )
     assert [item.get("primary") for item in doc["emails"]] == [False, None, True]
 
 
 def test_apply_replace_filtered_primary_true_moves_primary() -> None:
-    doc = patched(user_doc(), {"op": "replace", "path": 'emails[type eq "home"].primary',
-                               "value": "true"})
+    doc = patched(
+        user_doc(), {"op": "replace", "path": 'emails[type eq "home"].primary', "value": "true"}
+    )
     assert email(doc, "home")[0]["primary"] is True
     assert email(doc, "work")[0]["primary"] is False
 
 
 def test_apply_replace_multi_valued_sets_it() -> None:
-    doc = patched(user_doc(), {"op": "replace", "path": "phoneNumbers",
-                               "value": [{"type": "work", "value": "9"}]})
+    doc = patched(
+        user_doc(),
+        {"op": "replace", "path": "phoneNumbers", "value": [{"type": "work", "value": "9"}]},
+    )
     assert doc["phoneNumbers"] == [{"type": "work", "value": "9"}]
 
 
 def test_apply_replace_multi_valued_with_two_primaries_is_invalid_value() -> None:
     with pytest.raises(InvalidValue, match="primary"):
-        patched(user_doc(), {"op": "replace", "path": "emails", "value": [
-            {"value": "a@x.y", "primary": True}, {"value": "b@x.y", "primary": True}]})
+        patched(
+            user_doc(),
+            {
+                "op": "replace",
+                "path": "emails",
+                "value": [{"value": "a@x.y", "primary": True}, {"value": "b@x.y", "primary": True}],
+            },
+        )
 
 
 def test_apply_remove_multi_valued_with_value_list_removes_only_listed() -> None:
-    doc = patched(user_doc(), {"op": "remove", "path": "emails",
-                               "value": [{"value": "ADA@HOME.EXAMPLE"}]})
+    doc = patched(
+        user_doc(), {"op": "remove", "path": "emails", "value": [{"value": "ADA@HOME.EXAMPLE"}]}
+    )
     assert doc["emails"] == [{"type": "work", "value": "ada@work.example", "primary": True}]
 
 
@@ -687,8 +878,10 @@ def test_apply_sub_attribute_without_filter_applies_to_every_item() -> None:
 
 def test_apply_multi_valued_over_maximum_size_is_invalid_value() -> None:
     with pytest.raises(InvalidValue):
-        patched(user_doc(), {"op": "add", "path": "emails",
-                             "value": [{"value": f"{n}@x.y"} for n in range(99)]})
+        patched(
+            user_doc(),
+            {"op": "add", "path": "emails", "value": [{"value": f"{n}@x.y"} for n in range(99)]},
+        )
 
 
 @pytest.mark.parametrize(
@@ -699,23 +892,26 @@ def test_apply_multi_valued_over_maximum_size_is_invalid_value() -> None:
         ('emails[value co "@HOME"].display', ["home"]),
         ('emails[value sw "ada@"].display', ["work", "home"]),
         ('emails[value ew ".example"].display', ["work", "home"]),
-        ('emails[primary pr].display', ["work"]),
-        ('emails[primary eq true].display', ["work"]),
+        ("emails[primary pr].display", ["work"]),
+        ("emails[primary eq true].display", ["work"]),
         ('emails[primary eq "True"].display', ["work"]),
-        ('emails[primary ne true].display', ["home", "other"]),
+        ("emails[primary ne true].display", ["home", "other"]),
         ('emails[not (type eq "work")].display', ["home", "other"]),
         ('emails[type eq "home" or type eq "other"].display', ["home", "other"]),
-        ('emails[(type eq "home" or type eq "work") and not (primary eq true)].display',
-         ["home"]),
+        ('emails[(type eq "home" or type eq "work") and not (primary eq true)].display', ["home"]),
         ('emails[value gt "ada@i"].display', ["work", "other"]),
         ('emails[value le "ada@home.example"].display', ["home"]),
-        ('emails[display eq null].display', ["work", "home", "other"]),
+        ("emails[display eq null].display", ["work", "home", "other"]),
     ],
 )
 def test_apply_value_filter_operators_select_matching_items(path: str, matched: list[str]) -> None:
-    start = user_doc(emails=[{"type": "work", "value": "ada@work.example", "primary": True},
-                             {"type": "home", "value": "ada@home.example"},
-                             {"type": "other", "value": "o@else.where"}])
+    start = user_doc(
+        emails=[
+            {"type": "work", "value": "ada@work.example", "primary": True},
+            {"type": "home", "value": "ada@home.example"},
+            {"type": "other", "value": "o@else.where"},
+        ]
+    )
     doc = patched(start, {"op": "replace", "path": path, "value": "hit"})
     assert [item["type"] for item in doc["emails"] if item.get("display") == "hit"] == matched
 
@@ -724,8 +920,11 @@ def test_apply_value_filter_operators_select_matching_items(path: str, matched: 
 
 
 def test_apply_core_urn_qualified_path_sets_core_attribute() -> None:
-    doc = patched(user_doc(), {"op": "replace", "path": f"{USER}:displayName", "value": "Q"},
-                  {"op": "replace", "path": f"{USER}:name.givenName", "value": "R"})
+    doc = patched(
+        user_doc(),
+        {"op": "replace", "path": f"{USER}:displayName", "value": "Q"},
+        {"op": "replace", "path": f"{USER}:name.givenName", "value": "R"},
+    )
     assert doc["displayName"] == "Q"
     assert doc["name"]["givenName"] == "R"
 
@@ -736,8 +935,10 @@ def test_apply_unqualified_extension_attribute_path_resolves_to_extension() -> N
 
 
 def test_apply_schema_urn_path_adds_extension_object() -> None:
-    doc = patched(user_doc(), {"op": "add", "path": PRINTSYNC_USER,
-                               "value": {"cardNumber": "77", "office": "HQ"}})
+    doc = patched(
+        user_doc(),
+        {"op": "add", "path": PRINTSYNC_USER, "value": {"cardNumber": "77", "office": "HQ"}},
+    )
     assert doc[PRINTSYNC_USER] == {"cardNumber": "77", "office": "HQ"}
     assert doc["schemas"] == [USER, ENTERPRISE, PRINTSYNC_USER]
 
@@ -751,12 +952,27 @@ def test_apply_remove_schema_urn_path_drops_extension() -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        "favouriteColour", "name.nickname", "name.givenName.first", "emails.label",
-        'emails[type eq "work"].label', 'emails[type eq "work"]x', 'emails[type eq "work"',
-        'emails[type eq "work"].', "urn:example:unknown:attr", f"{ENTERPRISE}:shoeSize",
-        f"{USER}:department", 'emails[type eq "work"][value eq "a"]', "", "   ", ".", "name.",
-        '[type eq "work"]', f'{ENTERPRISE}[type eq "x"]', 'displayName[value eq "x"]',
-        'name[givenName eq "x"]', 'emails[type eq "x].value',
+        "favouriteColour",
+        "name.nickname",
+        "name.givenName.first",
+        "emails.label",
+        'emails[type eq "work"].label',
+        'emails[type eq "work"]x',
+        'emails[type eq "work"',
+        'emails[type eq "work"].',
+        "urn:example:unknown:attr",
+        f"{ENTERPRISE}:shoeSize",
+        f"{USER}:department",
+        'emails[type eq "work"][value eq "a"]',
+        "",
+        "   ",
+        ".",
+        "name.",
+        '[type eq "work"]',
+        f'{ENTERPRISE}[type eq "x"]',
+        'displayName[value eq "x"]',
+        'name[givenName eq "x"]',
+        'emails[type eq "x].value',
     ],
 )
 def test_apply_unknown_or_malformed_path_is_invalid_path(path: str) -> None:
@@ -767,11 +983,20 @@ def test_apply_unknown_or_malformed_path_is_invalid_path(path: str) -> None:
 @pytest.mark.parametrize(
     "path",
     [
-        'emails[label eq "x"].value', 'emails[type is "x"].value', 'emails[type eq "\\q"].value',
-        'emails[type eq work].value', 'emails[type eq].value', 'emails[].value',
-        'emails[type eq "a" and].value', 'emails[(type eq "a"].value', 'emails[primary co true]',
-        'emails[type eq 5].value', 'emails[type gt null].value', 'emails[not type eq "a"]',
-        'emails[type eq "a" value eq "b"]', 'emails[' + "(" * 40 + 'type pr' + ")" * 40 + ']',
+        'emails[label eq "x"].value',
+        'emails[type is "x"].value',
+        'emails[type eq "\\q"].value',
+        "emails[type eq work].value",
+        "emails[type eq].value",
+        "emails[].value",
+        'emails[type eq "a" and].value',
+        'emails[(type eq "a"].value',
+        "emails[primary co true]",
+        "emails[type eq 5].value",
+        "emails[type gt null].value",
+        'emails[not type eq "a"]',
+        'emails[type eq "a" value eq "b"]',
+        "emails[" + "(" * 40 + "type pr" + ")" * 40 + "]",
     ],
 )
 def test_apply_malformed_value_filter_is_invalid_filter(path: str) -> None:
@@ -780,8 +1005,8 @@ def test_apply_malformed_value_filter_is_invalid_filter(path: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", ["id", "meta", "meta.created", "groups", 'groups[value eq "g"].display', "ID",
-             f"{USER}:id"]
+    "path",
+    ["id", "meta", "meta.created", "groups", 'groups[value eq "g"].display', "ID", f"{USER}:id"],
 )
 @pytest.mark.parametrize("op", ["add", "replace", "remove"])
 def test_apply_read_only_target_is_mutability(path: str, op: str) -> None:
@@ -811,10 +1036,14 @@ def test_apply_password_is_accepted_and_never_stored() -> None:
 @pytest.mark.parametrize(
     "body",
     [
-        None, [], "patch", {"Operations": [{"op": "add", "path": "title", "value": "x"}]},
+        None,
+        [],
+        "patch",
+        {"Operations": [{"op": "add", "path": "title", "value": "x"}]},
         {"schemas": PATCH_OP, "Operations": [{"op": "add", "path": "title", "value": "x"}]},
         {"schemas": [USER], "Operations": [{"op": "add", "path": "title", "value": "x"}]},
-        {"schemas": [PATCH_OP]}, {"schemas": [PATCH_OP], "Operations": []},
+        {"schemas": [PATCH_OP]},
+        {"schemas": [PATCH_OP], "Operations": []},
         {"schemas": [PATCH_OP], "Operations": {"op": "add"}},
         {"schemas": [PATCH_OP], "Operations": ["add"]},
         {"schemas": [PATCH_OP], "Operations": [{"path": "title", "value": "x"}]},
@@ -828,16 +1057,21 @@ def test_apply_malformed_request_is_invalid_syntax(body: object) -> None:
 
 
 def test_apply_envelope_keys_in_any_case_are_accepted() -> None:
-    result = apply(USER_TYPE, user_doc(), {
-        "SCHEMAS": [PATCH_OP.upper()],
-        "operations": [{"OP": "replace", "Path": "title", "VALUE": "Dr"}],
-    })
+    result = apply(
+        USER_TYPE,
+        user_doc(),
+        {
+            "SCHEMAS": [PATCH_OP.upper()],
+            "operations": [{"OP": "replace", "Path": "title", "VALUE": "Dr"}],
+        },
+    )
     assert result.doc["title"] == "Dr"
 
 
 def test_apply_maximum_number_of_operations_is_accepted() -> None:
-    operations = [{"op": "replace", "path": "title", "value": str(n)}
-                  for n in range(MAX_OPERATIONS)]
+    operations = [
+        {"op": "replace", "path": "title", "value": str(n)} for n in range(MAX_OPERATIONS)
+    ]
     assert patched(user_doc(), *operations)["title"] == str(MAX_OPERATIONS - 1)
 
 
@@ -896,8 +1130,11 @@ def test_apply_removing_required_user_name_is_invalid_value() -> None:
 
 def test_apply_error_detail_names_the_failing_operation() -> None:
     with pytest.raises(InvalidPath, match=r"Operations\[1\]"):
-        patched(user_doc(), {"op": "add", "path": "title", "value": "x"},
-                {"op": "add", "path": "nope", "value": "x"})
+        patched(
+            user_doc(),
+            {"op": "add", "path": "title", "value": "x"},
+            {"op": "add", "path": "nope", "value": "x"},
+        )
 
 
 # All-or-nothing and result shape -------------------------------------------------------------
@@ -907,17 +1144,23 @@ def test_apply_failing_later_operation_leaves_document_unchanged() -> None:
     doc = user_doc()
     before = copy.deepcopy(doc)
     with pytest.raises(InvalidValue):
-        patched(doc, {"op": "replace", "path": 'emails[type eq "work"].value', "value": "z@z"},
-                {"op": "remove", "path": "emails"}, {"op": "replace", "path": "active",
-                                                     "value": "perhaps"})
+        patched(
+            doc,
+            {"op": "replace", "path": 'emails[type eq "work"].value', "value": "z@z"},
+            {"op": "remove", "path": "emails"},
+            {"op": "replace", "path": "active", "value": "perhaps"},
+        )
     assert doc == before
 
 
 def test_apply_success_does_not_modify_input_document() -> None:
     doc = user_doc()
     before = copy.deepcopy(doc)
-    result = patched(doc, {"op": "replace", "path": 'emails[type eq "work"].value', "value": "z"},
-                     {"op": "replace", "path": "name.givenName", "value": "Q"})
+    result = patched(
+        doc,
+        {"op": "replace", "path": 'emails[type eq "work"].value', "value": "z"},
+        {"op": "replace", "path": "name.givenName", "value": "Q"},
+    )
     assert doc == before
     result["meta"]["version"] = "changed"
     assert doc["meta"] == before["meta"]
@@ -939,27 +1182,62 @@ def test_apply_document_without_id_or_meta_is_patched() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=10), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3)
+    ),
     max_leaves=12,
 )
-known_paths = st.sampled_from([
-    "displayName", "active", "name", "name.givenName", "emails", 'emails[type eq "work"].value',
-    'emails[type eq "work"]', "emails[primary eq true].primary",
-    'addresses[type eq "work"].country',
-    'phoneNumbers[type eq "mobile" or value sw "+1"].value', "emails.value", "roles", "id",
-    "meta.created", "groups", "manager", f"{ENTERPRISE}:manager", f"{ENTERPRISE}:manager.value",
-    f"{ENTERPRISE}:department", ENTERPRISE, PRINTSYNC_USER, "members", 'members[value eq "u"]',
-    "userName", "password", "externalId", "emails[not (type pr)]", "emails[", "x.y.z",
-])
+known_paths = st.sampled_from(
+    [
+        "displayName",
+        "active",
+        "name",
+        "name.givenName",
+        "emails",
+        'emails[type eq "work"].value',
+        'emails[type eq "work"]',
+        "emails[primary eq true].primary",
+        'addresses[type eq "work"].country',
+        'phoneNumbers[type eq "mobile" or value sw "+1"].value',
+        "emails.value",
+        "roles",
+        "id",
+        "meta.created",
+        "groups",
+        "manager",
+        f"{ENTERPRISE}:manager",
+        f"{ENTERPRISE}:manager.value",
+        f"{ENTERPRISE}:department",
+        ENTERPRISE,
+        PRINTSYNC_USER,
+        "members",
+        'members[value eq "u"]',
+        "userName",
+        "password",
+        "externalId",
+        "emails[not (type pr)]",
+        "emails[",
+        "x.y.z",
+    ]
+)
 paths = st.one_of(known_paths, known_paths, known_paths, st.text(max_size=30), st.integers())
-known_values = st.sampled_from([
-    "", "True", "false", "text", {"value": ""}, {"value": "m-1"},
-    [{"value": "u-1", "$ref": None}], [{"type": "work", "value": "a@b.c", "primary": True}],
-    {"givenName": "A", "familyName": None}, [{"value": "u-2"}, {"value": "u-3"}],
-    {"displayName": "D", "name.familyName": "F", f"{ENTERPRISE}:employeeNumber": "1"},
-    {ENTERPRISE: {"department": "X", "manager": "m"}}, {"externalId": "e", "members": []},
-])
+known_values = st.sampled_from(
+    [
+        "",
+        "True",
+        "false",
+        "text",
+        {"value": ""},
+        {"value": "m-1"},
+        [{"value": "u-1", "$ref": None}],
+        [{"type": "work", "value": "a@b.c", "primary": True}],
+        {"givenName": "A", "familyName": None},
+        [{"value": "u-2"}, {"value": "u-3"}],
+        {"displayName": "D", "name.familyName": "F", f"{ENTERPRISE}:employeeNumber": "1"},
+        {ENTERPRISE: {"department": "X", "manager": "m"}},
+        {"externalId": "e", "members": []},
+    ]
+)
 values = st.one_of(known_values, known_values, json_values)
 op_names = st.sampled_from(["add", "Add", "replace", "Replace", "remove", "REMOVE", "move", 3])
 operations = st.one_of(

@@ -20,9 +20,13 @@ from storage.scim.schema import (
 )
 
 ENTERPRISE = ENTERPRISE_USER
-META = {"resourceType": "User", "created": "2026-01-02T03:04:05.000000Z",
-        "lastModified": "2026-01-02T03:04:05.000000Z", "version": 'W/"1"',
-        "location": "https://h/scim/v2/Users/u-1"}
+META = {
+    "resourceType": "User",
+    "created": "2026-01-02T03:04:05.000000Z",
+    "lastModified": "2026-01-02T03:04:05.000000Z",
+    "version": 'W/"1"',
+    "location": "https://h/scim/v2/Users/u-1",
+}
 
 
 def user_doc() -> dict[str, Any]:
@@ -33,8 +37,10 @@ def user_doc() -> dict[str, Any]:
         "userName": "ada@example.com",
         "name": {"givenName": "Ada", "familyName": "Lovelace"},
         "active": True,
-        "emails": [{"type": "work", "value": "ada@work.example", "primary": True},
-                   {"type": "home", "value": "ada@home.example"}],
+        "emails": [
+            {"type": "work", "value": "ada@work.example", "primary": True},
+            {"type": "home", "value": "ada@home.example"},
+        ],
         "groups": [{"value": "g-1", "display": "Printers"}],
         ENTERPRISE: {"department": "Research", "manager": {"value": "m-1"}},
         PRINTSYNC_USER: {"cardNumber": "0042"},
@@ -54,8 +60,9 @@ def group_doc() -> dict[str, Any]:
 
 
 def users(attributes: str | None = None, excluded: str | None = None) -> dict[str, Any]:
-    return project(USER_TYPE, user_doc(), parse_attribute_list(attributes),
-                   parse_attribute_list(excluded))
+    return project(
+        USER_TYPE, user_doc(), parse_attribute_list(attributes), parse_attribute_list(excluded)
+    )
 
 
 # parse_attribute_list -------------------------------------------------------------------------
@@ -117,8 +124,10 @@ def test_project_attributes_sub_attribute_path_keeps_only_that_part() -> None:
 
 
 def test_project_attributes_sub_attribute_of_multi_valued_applies_to_each_item() -> None:
-    assert users("emails.value")["emails"] == [{"value": "ada@work.example"},
-                                                {"value": "ada@home.example"}]
+    assert users("emails.value")["emails"] == [
+        {"value": "ada@work.example"},
+        {"value": "ada@home.example"},
+    ]
 
 
 def test_project_attributes_whole_attribute_wins_over_its_sub_attribute() -> None:
@@ -139,8 +148,11 @@ def test_project_attributes_names_are_case_insensitive() -> None:
 
 def test_project_attributes_urn_qualified_extension_attribute() -> None:
     projected = users(f"{ENTERPRISE}:manager")
-    assert projected == {"schemas": [USER, ENTERPRISE], "id": "u-1",
-                         ENTERPRISE: {"manager": {"value": "m-1"}}}
+    assert projected == {
+        "schemas": [USER, ENTERPRISE],
+        "id": "u-1",
+        ENTERPRISE: {"manager": {"value": "m-1"}},
+    }
 
 
 def test_project_attributes_urn_qualified_extension_sub_attribute() -> None:
@@ -150,8 +162,11 @@ def test_project_attributes_urn_qualified_extension_sub_attribute() -> None:
 
 def test_project_attributes_whole_extension_urn() -> None:
     projected = users(PRINTSYNC_USER)
-    assert projected == {"schemas": [USER, PRINTSYNC_USER], "id": "u-1",
-                         PRINTSYNC_USER: {"cardNumber": "0042"}}
+    assert projected == {
+        "schemas": [USER, PRINTSYNC_USER],
+        "id": "u-1",
+        PRINTSYNC_USER: {"cardNumber": "0042"},
+    }
 
 
 def test_project_attributes_urn_qualified_core_attribute() -> None:
@@ -192,8 +207,10 @@ def test_project_excluded_attribute_is_removed() -> None:
 
 def test_project_excluded_sub_attribute_is_removed_from_each_item() -> None:
     projected = users(excluded="emails.primary,name.familyName")
-    assert projected["emails"] == [{"type": "work", "value": "ada@work.example"},
-                                   {"type": "home", "value": "ada@home.example"}]
+    assert projected["emails"] == [
+        {"type": "work", "value": "ada@work.example"},
+        {"type": "home", "value": "ada@home.example"},
+    ]
     assert projected["name"] == {"givenName": "Ada"}
 
 
@@ -215,14 +232,22 @@ def test_project_excluded_unknown_names_are_ignored() -> None:
 
 def test_project_group_excluded_members_omits_them() -> None:
     projected = project(GROUP_TYPE, group_doc(), (), ("members",))
-    assert projected == {"schemas": [GROUP], "id": "g-1", "displayName": "Printers",
-                         "externalId": "gx-1", "meta": {"resourceType": "Group"}}
+    assert projected == {
+        "schemas": [GROUP],
+        "id": "g-1",
+        "displayName": "Printers",
+        "externalId": "gx-1",
+        "meta": {"resourceType": "Group"},
+    }
 
 
 def test_project_group_attributes_members_value() -> None:
     projected = project(GROUP_TYPE, group_doc(), ("members.value",), ())
-    assert projected == {"schemas": [GROUP], "id": "g-1",
-                         "members": [{"value": "u-1"}, {"value": "u-2"}]}
+    assert projected == {
+        "schemas": [GROUP],
+        "id": "g-1",
+        "members": [{"value": "u-1"}, {"value": "u-2"}],
+    }
 
 
 def test_project_both_lists_select_then_exclude() -> None:
@@ -269,11 +294,29 @@ def test_wants_members_follows_the_lists(
 
 # Properties -----------------------------------------------------------------------------------
 
-names = st.sampled_from([
-    "id", "schemas", "userName", "name", "name.givenName", "emails", "emails.value", "meta",
-    "meta.version", "groups.display", ENTERPRISE, f"{ENTERPRISE}:manager.value", PRINTSYNC_USER,
-    "department", USER, "members", "password", "x", "",
-]) | st.text(max_size=20)
+names = st.sampled_from(
+    [
+        "id",
+        "schemas",
+        "userName",
+        "name",
+        "name.givenName",
+        "emails",
+        "emails.value",
+        "meta",
+        "meta.version",
+        "groups.display",
+        ENTERPRISE,
+        f"{ENTERPRISE}:manager.value",
+        PRINTSYNC_USER,
+        "department",
+        USER,
+        "members",
+        "password",
+        "x",
+        "",
+    ]
+) | st.text(max_size=20)
 
 
 @settings(max_examples=200, deadline=None)

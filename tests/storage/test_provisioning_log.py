@@ -34,12 +34,26 @@ def at(minutes_ago: float) -> str:
     return clock.stamp(NOW - timedelta(minutes=minutes_ago))
 
 
-def scim(tenant_id: int, operation: str, result: str, *, minutes_ago: float = 0,
-         target_id: str | None = None, target_name: str | None = None,
-         status: int | None = None) -> Entry:
-    return provisioning_log.entry(tenant_id, operation, result, source="scim",
-                                  target_id=target_id, target_name=target_name, status=status,
-                                  time=at(minutes_ago))
+def scim(
+    tenant_id: int,
+    operation: str,
+    result: str,
+    *,
+    minutes_ago: float = 0,
+    target_id: str | None = None,
+    target_name: str | None = None,
+    status: int | None = None,
+) -> Entry:
+    return provisioning_log.entry(
+        tenant_id,
+        operation,
+        result,
+        source="scim",
+        target_id=target_id,
+        target_name=target_name,
+        status=status,
+        time=at(minutes_ago),
+    )
 
 
 def test_flush_buffered_requests_written_with_results_from_status(database_url: str) -> None:
@@ -47,8 +61,13 @@ def test_flush_buffered_requests_written_with_results_from_status(database_url: 
         tenant, _ = await tenants.create(db, "acme")
         buffer = LogBuffer(LogSettings())
         buffer.append(tenant.id, "POST /Users", 201, target_id="u1", target_name="Ada@Acme.com")
-        buffer.append(tenant.id, "POST /Users", 409, target_name="ada@acme.com",
-                      error="userName is already taken")
+        buffer.append(
+            tenant.id,
+            "POST /Users",
+            409,
+            target_name="ada@acme.com",
+            error="userName is already taken",
+        )
         buffer.append(tenant.id, "GET /Users", 500, error="internal server error")
         assert len(buffer) == 3
         assert await buffer.flush(db) == 3
@@ -195,29 +214,75 @@ def test_search_user_by_name_finds_its_whole_life_across_sources(database_url: s
     async def work(db: Database) -> tuple[list[Entry], list[Entry], list[Entry]]:
         acme, _ = await tenants.create(db, "acme")
         other, _ = await tenants.create(db, "other")
-        await provisioning_log.write(db, [
-            scim(acme.id, "POST /Users", "success", minutes_ago=50, target_id="u-1",
-                 target_name="Ada@Acme.com", status=201),
-            provisioning_log.entry(acme.id, "account.sync", "success", target_id="u-1",
-                                   target_name="ada@acme.com", time=at(49)),
-            scim(acme.id, "PATCH /Users", "success", minutes_ago=40, target_id="u-1",
-                 status=200),
-            scim(acme.id, "PATCH /Users", "success", minutes_ago=30, target_id="u-1",
-                 status=200),
-            provisioning_log.entry(acme.id, "account.sync", "retried", target_id="u-1",
-                                   error="PaperCut unreachable", time=at(29)),
-            scim(acme.id, "DELETE /Users", "success", minutes_ago=20, target_id="u-1",
-                 status=204),
-            provisioning_log.entry(acme.id, "account.delete", "success", target_id="u-1",
-                                   target_name="ada@acme.com", time=at(19)),
-            # Someone else in the same tenant, and the same name in another tenant.
-            scim(acme.id, "POST /Users", "success", minutes_ago=45, target_id="u-2",
-                 target_name="bob@acme.com", status=201),
-            scim(other.id, "POST /Users", "success", minutes_ago=45, target_id="u-9",
-                 target_name="ada@acme.com", status=201),
-        ])
-        by_name = await provisioning_log.search(db, LogQuery(tenant_id=acme.id,
-                                                             target="ADA@acme.com"))
+        await provisioning_log.write(
+            db,
+            [
+                scim(
+                    acme.id,
+                    "POST /Users",
+                    "success",
+                    minutes_ago=50,
+                    target_id="u-1",
+                    target_name="Ada@Acme.com",
+                    status=201,
+                ),
+                provisioning_log.entry(
+                    acme.id,
+                    "account.sync",
+                    "success",
+                    target_id="u-1",
+                    target_name="ada@acme.com",
+                    time=at(49),
+                ),
+                scim(
+                    acme.id, "PATCH /Users", "success", minutes_ago=40, target_id="u-1", status=200
+                ),
+                scim(
+                    acme.id, "PATCH /Users", "success", minutes_ago=30, target_id="u-1", status=200
+                ),
+                provisioning_log.entry(
+                    acme.id,
+                    "account.sync",
+                    "retried",
+                    target_id="u-1",
+                    error="PaperCut unreachable",
+                    time=at(29),
+                ),
+                scim(
+                    acme.id, "DELETE /Users", "success", minutes_ago=20, target_id="u-1", status=204
+                ),
+                provisioning_log.entry(
+                    acme.id,
+                    "account.delete",
+                    "success",
+                    target_id="u-1",
+                    target_name="ada@acme.com",
+                    time=at(19),
+                ),
+                # Someone else in the same tenant, and the same name in another tenant.
+                scim(
+                    acme.id,
+                    "POST /Users",
+                    "success",
+                    minutes_ago=45,
+                    target_id="u-2",
+                    target_name="bob@acme.com",
+                    status=201,
+                ),
+                scim(
+                    other.id,
+                    "POST /Users",
+                    "success",
+                    minutes_ago=45,
+                    target_id="u-9",
+                    target_name="ada@acme.com",
+                    status=201,
+                ),
+            ],
+        )
+        by_name = await provisioning_log.search(
+            db, LogQuery(tenant_id=acme.id, target="ADA@acme.com")
+        )
         by_id = await provisioning_log.search(db, LogQuery(tenant_id=acme.id, target="u-1"))
         everywhere = await provisioning_log.search(db, LogQuery(target="ada@acme.com"))
         return by_name, by_id, everywhere
@@ -240,13 +305,24 @@ def test_search_user_by_name_finds_its_whole_life_across_sources(database_url: s
 def test_search_filters_result_and_time_range_newest_first(database_url: str) -> None:
     async def work(db: Database) -> tuple[list[Entry], list[Entry], list[Entry]]:
         acme, _ = await tenants.create(db, "acme")
-        await provisioning_log.write(db, [
-            scim(acme.id, "POST /Users", "client_error", minutes_ago=minutes, status=409,
-                 target_name=f"user{minutes}")
-            for minutes in (5, 15, 25, 35)
-        ] + [scim(acme.id, "GET /Users", "success", minutes_ago=10, status=200)])
-        errors = await provisioning_log.search(db, LogQuery(
-            tenant_id=acme.id, result="client_error", since=at(30), until=at(5)))
+        await provisioning_log.write(
+            db,
+            [
+                scim(
+                    acme.id,
+                    "POST /Users",
+                    "client_error",
+                    minutes_ago=minutes,
+                    status=409,
+                    target_name=f"user{minutes}",
+                )
+                for minutes in (5, 15, 25, 35)
+            ]
+            + [scim(acme.id, "GET /Users", "success", minutes_ago=10, status=200)],
+        )
+        errors = await provisioning_log.search(
+            db, LogQuery(tenant_id=acme.id, result="client_error", since=at(30), until=at(5))
+        )
         limited = await provisioning_log.search(db, LogQuery(tenant_id=acme.id, limit=2))
         successes = await provisioning_log.search(db, LogQuery(result="success"))
         return errors, limited, successes
@@ -269,13 +345,22 @@ def test_query_with_bad_result_or_limit_is_refused() -> None:
 def test_prune_removes_entries_past_retention(database_url: str) -> None:
     async def work(db: Database) -> tuple[int, list[str]]:
         acme, _ = await tenants.create(db, "acme")
-        await provisioning_log.write(db, [
-            scim(acme.id, "GET /Users", "success", minutes_ago=days * 24 * 60,
-                 target_name=f"d{days}")
-            for days in (0, 1, 13, 15, 30)
-        ])
-        deleted = await provisioning_log.prune(db, retention_days=14,
-                                               max_rows_per_tenant=1000, now=NOW, batch=1)
+        await provisioning_log.write(
+            db,
+            [
+                scim(
+                    acme.id,
+                    "GET /Users",
+                    "success",
+                    minutes_ago=days * 24 * 60,
+                    target_name=f"d{days}",
+                )
+                for days in (0, 1, 13, 15, 30)
+            ],
+        )
+        deleted = await provisioning_log.prune(
+            db, retention_days=14, max_rows_per_tenant=1000, now=NOW, batch=1
+        )
         kept = await provisioning_log.search(db, LogQuery(tenant_id=acme.id))
         return deleted, [e.target_name or "" for e in kept]
 
@@ -286,12 +371,19 @@ def test_prune_keeps_only_newest_rows_per_tenant(database_url: str) -> None:
     async def work(db: Database) -> tuple[int, list[int], int]:
         acme, _ = await tenants.create(db, "acme")
         small, _ = await tenants.create(db, "small")
-        await provisioning_log.write(db, [
-            scim(acme.id, "PATCH /Users", "success", minutes_ago=minutes, target_id=str(minutes))
-            for minutes in range(12)
-        ] + [scim(small.id, "PATCH /Users", "success", minutes_ago=1) for _ in range(3)])
-        deleted = await provisioning_log.prune(db, retention_days=14, max_rows_per_tenant=5,
-                                               now=NOW, batch=4)
+        await provisioning_log.write(
+            db,
+            [
+                scim(
+                    acme.id, "PATCH /Users", "success", minutes_ago=minutes, target_id=str(minutes)
+                )
+                for minutes in range(12)
+            ]
+            + [scim(small.id, "PATCH /Users", "success", minutes_ago=1) for _ in range(3)],
+        )
+        deleted = await provisioning_log.prune(
+            db, retention_days=14, max_rows_per_tenant=5, now=NOW, batch=4
+        )
         kept = await provisioning_log.search(db, LogQuery(tenant_id=acme.id))
         others = await provisioning_log.search(db, LogQuery(tenant_id=small.id))
         return deleted, [int(e.target_id or -1) for e in kept], len(others)
@@ -300,13 +392,20 @@ def test_prune_keeps_only_newest_rows_per_tenant(database_url: str) -> None:
 
 
 def test_clean_error_masks_secrets_and_truncates() -> None:
-    text = ("setUserProperties refused: card-number=1234567890123 pin: 4711 "
-            "Authorization: Bearer abc.def token=pst_abcdefghijklmnop call 4111 1111 1111 1111 "
-            "status 409 at 2026")
+    text = (
+        "setUserProperties refused: card-number=1234567890123 pin: 4711 "
+        "Authorization: Bearer abc.def token=pst_abcdefghijklmnop call 4111 1111 1111 1111 "
+        "status 409 at 2026"
+    )
     cleaned = provisioning_log.clean_error(text)
     assert cleaned is not None
-    for secret in ("1234567890123", "4711", "abc.def", "pst_abcdefghijklmnop",
-                   "4111 1111 1111 1111"):
+    for secret in (
+        "1234567890123",
+        "4711",
+        "abc.def",
+        "pst_abcdefghijklmnop",
+        "4111 1111 1111 1111",
+    ):
         assert secret not in cleaned
     assert "status 409 at 2026" in cleaned
     long = provisioning_log.clean_error("x" * 2000)
@@ -318,8 +417,13 @@ def test_buffered_error_text_is_cleaned_when_written(sqlite_url: str) -> None:
     async def work(db: Database) -> Entry:
         acme, _ = await tenants.create(db, "acme")
         buffer = LogBuffer()
-        buffer.append(acme.id, "PATCH /Users", 400, target_id="u1",
-                      error="invalid value for pin=123456\n" + "y" * 900)
+        buffer.append(
+            acme.id,
+            "PATCH /Users",
+            400,
+            target_id="u1",
+            error="invalid value for pin=123456\n" + "y" * 900,
+        )
         await buffer.flush(db)
         return (await provisioning_log.search(db, LogQuery(tenant_id=acme.id)))[0]
 
@@ -331,8 +435,7 @@ def test_buffered_error_text_is_cleaned_when_written(sqlite_url: str) -> None:
 
 def test_parse_time_accepts_iso_and_durations() -> None:
     assert provisioning_log.parse_time("2026-03-02") == "2026-03-02T00:00:00.000000Z"
-    assert provisioning_log.parse_time("2026-03-02T13:00:00+01:00") == \
-        "2026-03-02T12:00:00.000000Z"
+    assert provisioning_log.parse_time("2026-03-02T13:00:00+01:00") == "2026-03-02T12:00:00.000000Z"
     assert provisioning_log.parse_time("2026-03-02T12:00:00Z") == "2026-03-02T12:00:00.000000Z"
     assert provisioning_log.parse_time("90m", now=NOW) == at(90)
     assert provisioning_log.parse_time("2h", now=NOW) == at(120)
@@ -345,9 +448,15 @@ def test_record_effect_logs_outcome_under_effect_subject(database_url: str) -> N
     async def work(db: Database) -> list[Entry]:
         acme, _ = await tenants.create(db, "acme")
         async with db.transaction() as conn:
-            await outbox.record(conn, db.dialect, tenant_id=acme.id, kind=outbox.ACCOUNT_DELETE,
-                                subject_id="u-7", key="account.delete:u-7:v3",
-                                payload={"userName": "Eve@Acme.com", "groups": []})
+            await outbox.record(
+                conn,
+                db.dialect,
+                tenant_id=acme.id,
+                kind=outbox.ACCOUNT_DELETE,
+                subject_id="u-7",
+                key="account.delete:u-7:v3",
+                payload={"userName": "Eve@Acme.com", "groups": []},
+            )
         (effect,) = await outbox.list_effects(db, acme.id)
         await provisioning_log.record_effect(db, effect, "retried", error="connection refused")
         await provisioning_log.record_effect(db, effect, "success")

@@ -69,8 +69,16 @@ def test_validate_empty_roles_list_is_accepted_and_dropped() -> None:
 
 @pytest.mark.parametrize(
     ("sent", "stored"),
-    [("True", True), ("true", True), ("TRUE", True), ("False", False), ("false", False),
-     ("fAlSe", False), (True, True), (False, False)],
+    [
+        ("True", True),
+        ("true", True),
+        ("TRUE", True),
+        ("False", False),
+        ("false", False),
+        ("fAlSe", False),
+        (True, True),
+        (False, False),
+    ],
 )
 def test_validate_active_string_or_real_boolean_is_stored_as_boolean(
     sent: object, stored: bool
@@ -84,8 +92,12 @@ def test_validate_primary_string_boolean_is_stored_as_boolean() -> None:
 
 
 def test_validate_null_attributes_are_treated_as_absent() -> None:
-    doc = validated(displayName=None, name={"givenName": None, "familyName": "Lovelace"},
-                    emails=[None, {"value": "a@example.com", "type": None}], title=None)
+    doc = validated(
+        displayName=None,
+        name={"givenName": None, "familyName": "Lovelace"},
+        emails=[None, {"value": "a@example.com", "type": None}],
+        title=None,
+    )
     assert doc == {
         "schemas": [USER],
         "userName": "ada@example.com",
@@ -142,11 +154,13 @@ def test_validate_attribute_names_are_canonicalized_case_insensitively() -> None
 
 
 def test_validate_extension_attributes_are_nested_under_their_urn() -> None:
-    body = user(**{
-        "schemas": [USER, ENTERPRISE_USER, PRINTSYNC_USER],
-        ENTERPRISE_USER.upper(): {"Department": "Research", "employeeNumber": "42"},
-        PRINTSYNC_USER: {"cardNumber": "0042"},
-    })
+    body = user(
+        **{
+            "schemas": [USER, ENTERPRISE_USER, PRINTSYNC_USER],
+            ENTERPRISE_USER.upper(): {"Department": "Research", "employeeNumber": "42"},
+            PRINTSYNC_USER: {"cardNumber": "0042"},
+        }
+    )
     doc = resources.validate(USER_TYPE, body)
     assert doc["schemas"] == [USER, ENTERPRISE_USER, PRINTSYNC_USER]
     assert doc[ENTERPRISE_USER] == {"department": "Research", "employeeNumber": "42"}
@@ -154,16 +168,21 @@ def test_validate_extension_attributes_are_nested_under_their_urn() -> None:
 
 
 def test_validate_urn_qualified_top_level_key_lands_in_its_extension() -> None:
-    doc = validated(**{f"{ENTERPRISE_USER}:department": "Research",
-                       f"{USER}:displayName": "Ada"})
+    doc = validated(**{f"{ENTERPRISE_USER}:department": "Research", f"{USER}:displayName": "Ada"})
     assert doc[ENTERPRISE_USER] == {"department": "Research"}
     assert doc["displayName"] == "Ada"
     assert doc["schemas"] == [USER, ENTERPRISE_USER]
 
 
 def test_validate_extension_listed_without_attributes_is_left_out_of_schemas() -> None:
-    doc = resources.validate(USER_TYPE, {"schemas": [USER, ENTERPRISE_USER], "userName": "a",
-                                         ENTERPRISE_USER: {"department": None}})
+    doc = resources.validate(
+        USER_TYPE,
+        {
+            "schemas": [USER, ENTERPRISE_USER],
+            "userName": "a",
+            ENTERPRISE_USER: {"department": None},
+        },
+    )
     assert doc == {"schemas": [USER], "userName": "a"}
 
 
@@ -173,9 +192,12 @@ def test_validate_extension_not_listed_in_schemas_is_still_accepted() -> None:
 
 
 def test_validate_unknown_attribute_names_are_dropped() -> None:
-    doc = validated(favouriteColour="blue", name={"givenName": "Ada", "nickname2": "x"},
-                    emails=[{"value": "a@example.com", "label": "x"}],
-                    **{ENTERPRISE_USER: {"shoeSize": 42}, "urn:example:other:attr": "x"})
+    doc = validated(
+        favouriteColour="blue",
+        name={"givenName": "Ada", "nickname2": "x"},
+        emails=[{"value": "a@example.com", "label": "x"}],
+        **{ENTERPRISE_USER: {"shoeSize": 42}, "urn:example:other:attr": "x"},
+    )
     assert doc == {
         "schemas": [USER],
         "userName": "ada@example.com",
@@ -185,9 +207,12 @@ def test_validate_unknown_attribute_names_are_dropped() -> None:
 
 
 def test_validate_read_only_attributes_are_ignored() -> None:
-    doc = validated(id="client-chosen", meta={"created": "yesterday"},
-                    groups=[{"value": "g1"}],
-                    **{ENTERPRISE_USER: {"manager": {"value": "m1", "displayName": "Boss"}}})
+    doc = validated(
+        id="client-chosen",
+        meta={"created": "yesterday"},
+        groups=[{"value": "g1"}],
+        **{ENTERPRISE_USER: {"manager": {"value": "m1", "displayName": "Boss"}}},
+    )
     assert "id" not in doc and "meta" not in doc and "groups" not in doc
     assert doc[ENTERPRISE_USER] == {"manager": {"value": "m1"}}
 
@@ -202,8 +227,11 @@ def test_validate_same_attribute_twice_in_different_case_is_invalid_value() -> N
 
 
 def test_validate_values_are_kept_exactly_as_sent() -> None:
-    doc = validated(userName=" Ada.Lovelace@Example.COM ", displayName="  Ada  ",
-                    emails=[{"value": "Ada@Example.COM", "type": "Work"}])
+    doc = validated(
+        userName=" Ada.Lovelace@Example.COM ",
+        displayName="  Ada  ",
+        emails=[{"value": "Ada@Example.COM", "type": "Work"}],
+    )
     assert doc["userName"] == " Ada.Lovelace@Example.COM "
     assert doc["displayName"] == "  Ada  "
     assert doc["emails"] == [{"value": "Ada@Example.COM", "type": "Work"}]
@@ -219,8 +247,15 @@ def test_validate_roles_given_as_json_text_are_stored_as_sent() -> None:
 
 @pytest.mark.parametrize(
     "schemas",
-    [None, "urn:ietf:params:scim:schemas:core:2.0:User", [], [GROUP], [USER, 7],
-     [USER, "urn:example:unknown"], ["urn:example:unknown"]],
+    [
+        None,
+        "urn:ietf:params:scim:schemas:core:2.0:User",
+        [],
+        [GROUP],
+        [USER, 7],
+        [USER, "urn:example:unknown"],
+        ["urn:example:unknown"],
+    ],
 )
 def test_validate_bad_schemas_is_invalid_syntax(schemas: object) -> None:
     with pytest.raises(InvalidSyntax):
@@ -320,15 +355,24 @@ def test_validate_multi_valued_list_over_maximum_size_is_invalid_value() -> None
 
 
 def test_validate_group_members_are_not_bounded_by_list_size() -> None:
-    _, members = resources.validate_group({"schemas": [GROUP], "displayName": "big",
-                                           "members": [{"value": str(n)} for n in range(500)]})
+    _, members = resources.validate_group(
+        {
+            "schemas": [GROUP],
+            "displayName": "big",
+            "members": [{"value": str(n)} for n in range(500)],
+        }
+    )
     assert members is not None and len(members) == 500
 
 
 def test_validate_two_primary_values_is_invalid_value() -> None:
     with pytest.raises(InvalidValue, match="primary"):
-        validated(emails=[{"value": "a@example.com", "primary": True},
-                          {"value": "b@example.com", "primary": "True"}])
+        validated(
+            emails=[
+                {"value": "a@example.com", "primary": True},
+                {"value": "b@example.com", "primary": "True"},
+            ]
+        )
 
 
 # Manager ------------------------------------------------------------------------------------
@@ -339,10 +383,14 @@ def test_validate_two_primary_values_is_invalid_value() -> None:
     [
         ("m-1", {"value": "m-1"}),
         ({"value": "m-1"}, {"value": "m-1"}),
-        ({"Value": "m-1", "$ref": "https://h/scim/v2/Users/m-1"},
-         {"value": "m-1", "$ref": "https://h/scim/v2/Users/m-1"}),
-        ([{"$ref": "https://h/scim/v2/Users/m-1", "value": "m-1"}],
-         {"value": "m-1", "$ref": "https://h/scim/v2/Users/m-1"}),
+        (
+            {"Value": "m-1", "$ref": "https://h/scim/v2/Users/m-1"},
+            {"value": "m-1", "$ref": "https://h/scim/v2/Users/m-1"},
+        ),
+        (
+            [{"$ref": "https://h/scim/v2/Users/m-1", "value": "m-1"}],
+            {"value": "m-1", "$ref": "https://h/scim/v2/Users/m-1"},
+        ),
         ({"value": "m-1", "$ref": None, "displayName": "Boss"}, {"value": "m-1"}),
     ],
 )
@@ -369,9 +417,16 @@ def test_validate_malformed_manager_is_invalid_value(sent: object) -> None:
 
 
 def test_validate_group_members_are_ids_in_order_without_duplicates() -> None:
-    body = {"schemas": [GROUP], "displayName": "g",
-            "members": [{"value": "u2", "$ref": None}, {"value": "u1", "display": "One"},
-                        {"value": "u2"}, {"VALUE": "u3", "type": "User"}]}
+    body = {
+        "schemas": [GROUP],
+        "displayName": "g",
+        "members": [
+            {"value": "u2", "$ref": None},
+            {"value": "u1", "display": "One"},
+            {"value": "u2"},
+            {"VALUE": "u3", "type": "User"},
+        ],
+    }
     doc, members = resources.validate_group(body)
     assert members == ["u2", "u1", "u3"]
     assert doc == {"schemas": [GROUP], "displayName": "g"}
@@ -379,14 +434,14 @@ def test_validate_group_members_are_ids_in_order_without_duplicates() -> None:
 
 @pytest.mark.parametrize(("sent", "ids"), [([], []), (None, None)])
 def test_validate_group_empty_or_null_members(sent: object, ids: list[str] | None) -> None:
-    _, members = resources.validate_group({"schemas": [GROUP], "displayName": "g",
-                                           "members": sent})
+    _, members = resources.validate_group({"schemas": [GROUP], "displayName": "g", "members": sent})
     assert members == ids
 
 
 def test_validate_group_members_are_not_part_of_the_document() -> None:
-    doc = resources.validate(GROUP_TYPE, {"schemas": [GROUP], "displayName": "g",
-                                          "members": [{"value": "u1"}]})
+    doc = resources.validate(
+        GROUP_TYPE, {"schemas": [GROUP], "displayName": "g", "members": [{"value": "u1"}]}
+    )
     assert "members" not in doc
 
 
@@ -402,11 +457,17 @@ def test_validate_group_malformed_members_is_invalid_value(sent: object) -> None
 
 
 def test_columns_user_derives_lookup_columns() -> None:
-    doc = validated(userName="Ada@Example.com", externalId="ext-1", displayName="Ada",
-                    active="False",
-                    emails=[{"value": "Home@Example.com", "type": "home"},
-                            {"value": "Ada.Work@Example.COM", "type": "Work"},
-                            {"value": "second@example.com", "type": "work"}])
+    doc = validated(
+        userName="Ada@Example.com",
+        externalId="ext-1",
+        displayName="Ada",
+        active="False",
+        emails=[
+            {"value": "Home@Example.com", "type": "home"},
+            {"value": "Ada.Work@Example.COM", "type": "Work"},
+            {"value": "second@example.com", "type": "work"},
+        ],
+    )
     assert resources.columns(USER_TYPE, doc) == {
         "user_name": "Ada@Example.com",
         "user_name_ci": "ada@example.com",
@@ -427,8 +488,9 @@ def test_columns_user_without_work_email_or_active_defaults() -> None:
 
 
 def test_columns_group_derives_display_name_columns() -> None:
-    doc, _ = resources.validate_group({"schemas": [GROUP], "displayName": "Print Admins",
-                                       "externalId": "e-9"})
+    doc, _ = resources.validate_group(
+        {"schemas": [GROUP], "displayName": "Print Admins", "externalId": "e-9"}
+    )
     assert resources.columns(GROUP_TYPE, doc) == {
         "display_name": "Print Admins",
         "display_name_ci": "print admins",
@@ -440,15 +502,35 @@ def test_columns_group_derives_display_name_columns() -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=20,
 )
-user_keys = st.sampled_from([
-    "userName", "USERNAME", "name", "displayName", "active", "emails", "phoneNumbers",
-    "addresses", "roles", "groups", "password", "id", "meta", "externalId", "title",
-    ENTERPRISE_USER, PRINTSYNC_USER, f"{ENTERPRISE_USER}:manager", "members", "schemas",
-]) | st.text(max_size=12)
+user_keys = st.sampled_from(
+    [
+        "userName",
+        "USERNAME",
+        "name",
+        "displayName",
+        "active",
+        "emails",
+        "phoneNumbers",
+        "addresses",
+        "roles",
+        "groups",
+        "password",
+        "id",
+        "meta",
+        "externalId",
+        "title",
+        ENTERPRISE_USER,
+        PRINTSYNC_USER,
+        f"{ENTERPRISE_USER}:manager",
+        "members",
+        "schemas",
+    ]
+) | st.text(max_size=12)
 user_bodies = st.dictionaries(user_keys, json_values, max_size=8).map(
     lambda body: {"schemas": [USER, ENTERPRISE_USER], "userName": "a", **body}
 )

@@ -39,9 +39,14 @@ GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
 def worker_settings(**overrides: Any) -> WorkerSettings:
     values: dict[str, Any] = {
-        "max_retries": 2, "min_backoff_ms": 100, "max_backoff_ms": 400, "lease_seconds": 5,
-        "retention_days": 30, "papercut_timeout_seconds": 2,
-        "papercut_retry_initial_wait_seconds": 0.01, "papercut_retry_budget_seconds": 0.3,
+        "max_retries": 2,
+        "min_backoff_ms": 100,
+        "max_backoff_ms": 400,
+        "lease_seconds": 5,
+        "retention_days": 30,
+        "papercut_timeout_seconds": 2,
+        "papercut_retry_initial_wait_seconds": 0.01,
+        "papercut_retry_budget_seconds": 0.3,
     }
     values.update(overrides)
     return WorkerSettings(**values)
@@ -50,12 +55,16 @@ def worker_settings(**overrides: Any) -> WorkerSettings:
 def user_body(user_name: str = "jdoe@example.com", **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "schemas": [USER, ENTERPRISE_USER, PRINTSYNC_USER],
-        "userName": user_name, "active": True,
+        "userName": user_name,
+        "active": True,
         "name": {"formatted": "Jane Doe", "givenName": "Jane", "familyName": "Doe"},
         "emails": [{"value": "jane.doe@example.com", "type": "work", "primary": True}],
         ENTERPRISE_USER: {"department": "Finance"},
-        PRINTSYNC_USER: {"cardNumber": "100200", "secondaryCardNumber": "900800",
-                         "office": "Berlin"},
+        PRINTSYNC_USER: {
+            "cardNumber": "100200",
+            "secondaryCardNumber": "900800",
+            "office": "Berlin",
+        },
     }
     body.update(extra)
     return body
@@ -89,8 +98,9 @@ class Harness:
         return self.db(lambda db: users.create(db, self.tenant_id, body, base=BASE)).id
 
     def patch_user(self, user_id: str, *operations: dict[str, Any]) -> None:
-        self.db(lambda db: users.patch(db, self.tenant_id, user_id, patch_body(*operations),
-                                       base=BASE))
+        self.db(
+            lambda db: users.patch(db, self.tenant_id, user_id, patch_body(*operations), base=BASE)
+        )
 
     def set_active(self, user_id: str, active: bool) -> None:
         self.patch_user(user_id, {"op": "replace", "path": "active", "value": active})
@@ -99,13 +109,19 @@ class Harness:
         self.db(lambda db: users.delete(db, self.tenant_id, user_id))
 
     def create_group(self, name: str, members: Sequence[str] = ()) -> str:
-        body = {"schemas": [GROUP], "displayName": name,
-                "members": [{"value": member} for member in members]}
+        body = {
+            "schemas": [GROUP],
+            "displayName": name,
+            "members": [{"value": member} for member in members],
+        }
         return self.db(lambda db: groups.create(db, self.tenant_id, body, base=BASE)).id
 
     def patch_group(self, group_id: str, *operations: dict[str, Any]) -> None:
-        self.db(lambda db: groups.patch(db, self.tenant_id, group_id, patch_body(*operations),
-                                        base=BASE))
+        self.db(
+            lambda db: groups.patch(
+                db, self.tenant_id, group_id, patch_body(*operations), base=BASE
+            )
+        )
 
     def delete_group(self, group_id: str) -> None:
         self.db(lambda db: groups.delete(db, self.tenant_id, group_id))
@@ -139,11 +155,16 @@ class Harness:
 def make_harness(database_url: str) -> Iterator[Callable[..., Harness]]:
     made: list[Harness] = []
 
-    def make(connector: str = "ledger", config: dict[str, Any] | None = None,
-             environ: dict[str, str] | None = None, **settings: Any) -> Harness:
+    def make(
+        connector: str = "ledger",
+        config: dict[str, Any] | None = None,
+        environ: dict[str, str] | None = None,
+        **settings: Any,
+    ) -> Harness:
         async def create(db: Database) -> int:
-            tenant, _ = await tenants.create(db, f"acme{len(made)}", connector=connector,
-                                             connector_config=config or {})
+            tenant, _ = await tenants.create(
+                db, f"acme{len(made)}", connector=connector, connector_config=config or {}
+            )
             return tenant.id
 
         async def open_and_create() -> int:
@@ -156,8 +177,9 @@ def make_harness(database_url: str) -> Iterator[Callable[..., Harness]]:
         tenant_id = asyncio.run(open_and_create())
         chosen = worker_settings(**settings)
         store = BlockingDatabase(database_url)
-        registry = ConnectorRegistry(store, chosen, environ={TOKEN_ENV: DEFAULT_TOKEN}
-                                     if environ is None else environ)
+        registry = ConnectorRegistry(
+            store, chosen, environ={TOKEN_ENV: DEFAULT_TOKEN} if environ is None else environ
+        )
         harness = Harness(database_url, tenant_id, Effects(store, registry, chosen))
         effects_module.on_dead.append(harness.dead.append)
         made.append(harness)
@@ -175,8 +197,9 @@ def harness(make_harness: Callable[..., Harness]) -> Harness:
 
 
 @pytest.fixture
-def papercut(make_harness: Callable[..., Harness],
-             papercut_server: FakePaperCutServer) -> tuple[Harness, FakePaperCutServer]:
+def papercut(
+    make_harness: Callable[..., Harness], papercut_server: FakePaperCutServer
+) -> tuple[Harness, FakePaperCutServer]:
     config = {"url": papercut_server.base_url, "token_env": TOKEN_ENV}
     return make_harness("papercut", config), papercut_server
 
@@ -187,33 +210,57 @@ def sample(name: str, **labels: str) -> float:
 
 # Print accounts in the ledger ------------------------------------------------------------------
 
+
 def test_run_sync_active_user_ledger_account_has_current_data(harness: Harness) -> None:
     user_id = harness.create_user(user_body())
     harness.create_group("Staff", [user_id])
-    succeeded = sample("printsync_effects_total", kind="account.sync", connector="ledger",
-                       outcome="succeeded")
+    succeeded = sample(
+        "printsync_effects_total", kind="account.sync", connector="ledger", outcome="succeeded"
+    )
 
     assert harness.run_pending() == []
 
     account = harness.account()
     assert account is not None
-    assert (account.username, account.full_name, account.email, account.department,
-            account.office, account.card_number, account.secondary_card_number,
-            account.enabled, account.groups) == (
-        "jdoe@example.com", "Jane Doe", "jane.doe@example.com", "Finance", "Berlin",
-        "100200", "900800", True, ("Staff",))
+    assert (
+        account.username,
+        account.full_name,
+        account.email,
+        account.department,
+        account.office,
+        account.card_number,
+        account.secondary_card_number,
+        account.enabled,
+        account.groups,
+    ) == (
+        "jdoe@example.com",
+        "Jane Doe",
+        "jane.doe@example.com",
+        "Finance",
+        "Berlin",
+        "100200",
+        "900800",
+        True,
+        ("Staff",),
+    )
     assert harness.pending() == []
-    assert sample("printsync_effects_total", kind="account.sync", connector="ledger",
-                  outcome="succeeded") >= succeeded + 2
+    assert (
+        sample(
+            "printsync_effects_total", kind="account.sync", connector="ledger", outcome="succeeded"
+        )
+        >= succeeded + 2
+    )
 
 
 def test_run_sync_update_changes_account_to_current_values(harness: Harness) -> None:
     user_id = harness.create_user(user_body())
     harness.run_pending()
 
-    harness.patch_user(user_id,
-                       {"op": "replace", "path": f"{PRINTSYNC_USER}:cardNumber", "value": "555"},
-                       {"op": "replace", "path": "name.formatted", "value": "Jane Roe"})
+    harness.patch_user(
+        user_id,
+        {"op": "replace", "path": f"{PRINTSYNC_USER}:cardNumber", "value": "555"},
+        {"op": "replace", "path": "name.formatted", "value": "Jane Roe"},
+    )
     harness.run_pending()
 
     account = harness.account()
@@ -232,8 +279,13 @@ def test_run_sync_disabled_user_revokes_cards_pin_and_groups(harness: Harness) -
 
     account = harness.account()
     assert account is not None
-    assert (account.enabled, account.card_number, account.secondary_card_number, account.pin,
-            account.groups) == (False, "", "", "", ())
+    assert (
+        account.enabled,
+        account.card_number,
+        account.secondary_card_number,
+        account.pin,
+        account.groups,
+    ) == (False, "", "", "", ())
 
 
 def test_run_sync_reactivated_user_restores_access(harness: Harness) -> None:
@@ -247,8 +299,7 @@ def test_run_sync_reactivated_user_restores_access(harness: Harness) -> None:
 
     account = harness.account()
     assert account is not None
-    assert (account.enabled, account.card_number, account.groups) == (True, "100200",
-                                                                     ("Staff",))
+    assert (account.enabled, account.card_number, account.groups) == (True, "100200", ("Staff",))
 
 
 def test_run_sync_effects_out_of_order_converge_to_newest_state(harness: Harness) -> None:
@@ -276,20 +327,19 @@ def test_run_sync_renamed_user_moves_account_and_retires_old_name(harness: Harne
     user_id = harness.create_user(user_body())
     harness.run_pending()
 
-    harness.patch_user(user_id, {"op": "replace", "path": "userName",
-                                 "value": "jane.roe@example.com"})
+    harness.patch_user(
+        user_id, {"op": "replace", "path": "userName", "value": "jane.roe@example.com"}
+    )
     harness.run_pending()
 
     old, new = harness.account(), harness.account("jane.roe@example.com")
     assert new is not None and new.enabled and new.card_number == "100200"
     assert old is not None and not old.enabled and old.card_number == ""
     [purge] = harness.db(lambda db: outbox.list_effects(db, harness.tenant_id, state="pending"))
-    assert (purge.kind, purge.payload) == (outbox.ACCOUNT_PURGE,
-                                           {"userName": "jdoe@example.com"})
+    assert (purge.kind, purge.payload) == (outbox.ACCOUNT_PURGE, {"userName": "jdoe@example.com"})
 
 
-def test_run_delete_revokes_now_and_purges_with_redaction_after_retention(
-        harness: Harness) -> None:
+def test_run_delete_revokes_now_and_purges_with_redaction_after_retention(harness: Harness) -> None:
     user_id = harness.create_user(user_body())
     harness.run_pending()
 
@@ -342,6 +392,7 @@ def test_run_delete_after_user_came_back_keeps_new_users_access(harness: Harness
 
 # Groups -------------------------------------------------------------------------------------------
 
+
 def test_run_group_effects_rename_and_delete_reach_ledger(harness: Harness) -> None:
     user_id = harness.create_user(user_body())
     group_id = harness.create_group("Staff", [user_id])
@@ -375,8 +426,10 @@ def test_run_group_membership_removed_reaches_account(harness: Harness) -> None:
 
 # PaperCut --------------------------------------------------------------------------------------
 
+
 def test_run_sync_papercut_creates_user_with_properties_and_groups(
-        papercut: tuple[Harness, FakePaperCutServer]) -> None:
+    papercut: tuple[Harness, FakePaperCutServer],
+) -> None:
     harness, server = papercut
     user_id = harness.create_user(user_body())
     harness.create_group("Staff", [user_id])
@@ -384,15 +437,21 @@ def test_run_sync_papercut_creates_user_with_properties_and_groups(
     harness.run_pending()
 
     props = server.users["jdoe@example.com"]
-    assert (props["full-name"], props["email"], props["department"], props["office"],
-            props["primary-card-number"], props["secondary-card-number"],
-            props["disabled-print"]) == ("Jane Doe", "jane.doe@example.com", "Finance",
-                                         "Berlin", "100200", "900800", "false")
+    assert (
+        props["full-name"],
+        props["email"],
+        props["department"],
+        props["office"],
+        props["primary-card-number"],
+        props["secondary-card-number"],
+        props["disabled-print"],
+    ) == ("Jane Doe", "jane.doe@example.com", "Finance", "Berlin", "100200", "900800", "false")
     assert server.user_groups("jdoe@example.com") == {"Staff"}
 
 
 def test_run_done_effect_again_makes_no_papercut_call(
-        papercut: tuple[Harness, FakePaperCutServer]) -> None:
+    papercut: tuple[Harness, FakePaperCutServer],
+) -> None:
     harness, server = papercut
     harness.create_user(user_body())
     [effect] = harness.pending()
@@ -406,7 +465,8 @@ def test_run_done_effect_again_makes_no_papercut_call(
 
 
 def test_run_papercut_disable_and_delete_revoke_then_purge(
-        papercut: tuple[Harness, FakePaperCutServer]) -> None:
+    papercut: tuple[Harness, FakePaperCutServer],
+) -> None:
     harness, server = papercut
     user_id = harness.create_user(user_body())
     harness.create_group("Staff", [user_id])
@@ -421,20 +481,27 @@ def test_run_papercut_disable_and_delete_revoke_then_purge(
     harness.effects.run(purge.id)
 
     assert (props["disabled-print"], props["primary-card-number"], props["card-pin"]) == (
-        "true", "", "")
+        "true",
+        "",
+        "",
+    )
     assert server.deleted == [("jdoe@example.com", True)]
     assert "jdoe@example.com" not in server.users
 
 
 def test_run_papercut_refusal_is_dead_at_once_and_reported(
-        make_harness: Callable[..., Harness], papercut_server: FakePaperCutServer) -> None:
-    harness = make_harness("papercut", {"url": papercut_server.base_url,
-                                        "token_env": TOKEN_ENV},
-                           environ={TOKEN_ENV: "wrong-token"})
+    make_harness: Callable[..., Harness], papercut_server: FakePaperCutServer
+) -> None:
+    harness = make_harness(
+        "papercut",
+        {"url": papercut_server.base_url, "token_env": TOKEN_ENV},
+        environ={TOKEN_ENV: "wrong-token"},
+    )
     harness.create_user(user_body())
     [effect] = harness.pending()
-    failed = sample("printsync_effects_total", kind="account.sync", connector="papercut",
-                    outcome="failed")
+    failed = sample(
+        "printsync_effects_total", kind="account.sync", connector="papercut", outcome="failed"
+    )
 
     with pytest.raises(PermanentError):
         harness.effects.run(effect.id)
@@ -444,12 +511,17 @@ def test_run_papercut_refusal_is_dead_at_once_and_reported(
     assert "auth" in (dead.last_error or "").lower()
     assert DEFAULT_TOKEN not in (dead.last_error or "")
     assert [e.id for e in harness.dead] == [effect.id]
-    assert sample("printsync_effects_total", kind="account.sync", connector="papercut",
-                  outcome="failed") == failed + 1
+    assert (
+        sample(
+            "printsync_effects_total", kind="account.sync", connector="papercut", outcome="failed"
+        )
+        == failed + 1
+    )
 
 
 def test_run_papercut_outage_retries_then_dead_after_last_attempt(
-        papercut: tuple[Harness, FakePaperCutServer]) -> None:
+    papercut: tuple[Harness, FakePaperCutServer],
+) -> None:
     harness, server = papercut
     harness.create_user(user_body())
     [effect] = harness.pending()
@@ -470,7 +542,8 @@ def test_run_papercut_outage_retries_then_dead_after_last_attempt(
 
 
 def test_run_papercut_outage_then_recovery_converges(
-        papercut: tuple[Harness, FakePaperCutServer]) -> None:
+    papercut: tuple[Harness, FakePaperCutServer],
+) -> None:
     harness, server = papercut
     harness.create_user(user_body())
     [effect] = harness.pending()
@@ -486,10 +559,10 @@ def test_run_papercut_outage_then_recovery_converges(
     assert server.users["jdoe@example.com"]["primary-card-number"] == "100200"
 
 
-def test_run_papercut_missing_token_variable_is_dead(
-        make_harness: Callable[..., Harness]) -> None:
-    harness = make_harness("papercut", {"url": "http://127.0.0.1:9", "token_env": "UNSET_VAR"},
-                           environ={})
+def test_run_papercut_missing_token_variable_is_dead(make_harness: Callable[..., Harness]) -> None:
+    harness = make_harness(
+        "papercut", {"url": "http://127.0.0.1:9", "token_env": "UNSET_VAR"}, environ={}
+    )
     harness.create_user(user_body())
     [effect] = harness.pending()
 
@@ -501,8 +574,7 @@ def test_run_papercut_missing_token_variable_is_dead(
     assert "UNSET_VAR" in (dead.last_error or "")
 
 
-def test_run_papercut_group_rename_and_delete(
-        papercut: tuple[Harness, FakePaperCutServer]) -> None:
+def test_run_papercut_group_rename_and_delete(papercut: tuple[Harness, FakePaperCutServer]) -> None:
     harness, server = papercut
     user_id = harness.create_user(user_body())
     group_id = harness.create_group("Staff", [user_id])
@@ -545,6 +617,7 @@ def test_run_leaves_log_context_as_it_was(harness: Harness) -> None:
 
 # Settings and brokers ---------------------------------------------------------------------------
 
+
 def test_worker_settings_unknown_broker_scheme_is_refused() -> None:
     with pytest.raises(ValidationError):
         WorkerSettings(broker_url="kafka://127.0.0.1:9092")
@@ -552,20 +625,26 @@ def test_worker_settings_unknown_broker_scheme_is_refused() -> None:
         WorkerSettings(min_backoff_ms=5000, max_backoff_ms=1000)
 
 
-@pytest.mark.parametrize(("url", "kind"), [
-    (None, "StubBroker"),
-    ("redis://127.0.0.1:6379/15", "RedisBroker"),
-    ("amqp://guest:guest@127.0.0.1:5672/", "RabbitmqBroker"),
-])
+@pytest.mark.parametrize(
+    ("url", "kind"),
+    [
+        (None, "StubBroker"),
+        ("redis://127.0.0.1:6379/15", "RedisBroker"),
+        ("amqp://guest:guest@127.0.0.1:5672/", "RabbitmqBroker"),
+    ],
+)
 def test_build_broker_url_scheme_selects_broker_with_configured_retries(
-        url: str | None, kind: str) -> None:
-    chosen = worker_settings(broker_url=url, max_retries=8, min_backoff_ms=30_000,
-                             max_backoff_ms=3_600_000)
+    url: str | None, kind: str
+) -> None:
+    chosen = worker_settings(
+        broker_url=url, max_retries=8, min_backoff_ms=30_000, max_backoff_ms=3_600_000
+    )
 
     broker = build_broker(chosen)
 
     retries = [m for m in broker.middleware if isinstance(m, Retries)]
     assert type(broker).__name__ == kind
     assert [(r.max_retries, r.min_backoff, r.max_backoff) for r in retries] == [
-        (8, 30_000, 3_600_000)]
+        (8, 30_000, 3_600_000)
+    ]
     assert chosen.embedded is (url is None)

@@ -47,26 +47,37 @@ def body(message: EmailMessage) -> str:
     return content
 
 
-async def dead_effects(db: Database, tenant: Tenant, *names: str,
-                       error: str = "PaperCut refused the call (invalid email)") -> None:
+async def dead_effects(
+    db: Database,
+    tenant: Tenant,
+    *names: str,
+    error: str = "PaperCut refused the call (invalid email)",
+) -> None:
     """Record one account.delete effect per userName and let it die."""
     async with db.transaction() as conn:
         for name in names:
-            await outbox.record(conn, db.dialect, tenant_id=tenant.id,
-                                kind=outbox.ACCOUNT_DELETE, subject_id=f"id-{name}",
-                                key=f"account.delete:id-{name}:v1",
-                                payload={"userName": name, "groups": []})
+            await outbox.record(
+                conn,
+                db.dialect,
+                tenant_id=tenant.id,
+                kind=outbox.ACCOUNT_DELETE,
+                subject_id=f"id-{name}",
+                key=f"account.delete:id-{name}:v1",
+                payload={"userName": name, "groups": []},
+            )
     for effect in await outbox.list_effects(db, tenant.id, state=outbox.PENDING):
         await outbox.give_up(db, effect.id, error=error)
 
 
-async def once(db: Database, server: FakeSmtpServer, now: datetime,
-               board: HealthBoard | None = None) -> RunReport:
+async def once(
+    db: Database, server: FakeSmtpServer, now: datetime, board: HealthBoard | None = None
+) -> RunReport:
     return await run_once(db, sender_for(server), settings=SETTINGS, now=now, board=board)
 
 
 def test_run_once_dead_effects_send_one_digest_to_tenant_recipients(
-        database_url: str, smtp_server: FakeSmtpServer) -> None:
+    database_url: str, smtp_server: FakeSmtpServer
+) -> None:
     async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
         acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
         await tenants.create(db, "globex", notify=("ops@globex.example",))
@@ -95,7 +106,8 @@ def test_run_once_dead_effects_send_one_digest_to_tenant_recipients(
 
 
 def test_run_once_smtp_down_then_up_delivers_digest_once(
-        sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
+    sqlite_url: str, smtp_server: FakeSmtpServer
+) -> None:
     async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
         acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
         await dead_effects(db, acme, "ada@acme.com")
@@ -114,11 +126,11 @@ def test_run_once_smtp_down_then_up_delivers_digest_once(
     assert after.sent == [] and after.retried == []
     assert len(smtp_server.messages) == 1
     assert smtp_server.messages[0].message["Subject"] == (
-        "printsync: 1 provisioning failure for tenant acme")
+        "printsync: 1 provisioning failure for tenant acme"
+    )
 
 
-def test_run_once_same_message_id_on_retry(sqlite_url: str,
-                                           smtp_server: FakeSmtpServer) -> None:
+def test_run_once_same_message_id_on_retry(sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
     async def work(db: Database) -> list[notifications.Notification]:
         acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
         await dead_effects(db, acme, "ada@acme.com")
@@ -136,7 +148,8 @@ def test_run_once_same_message_id_on_retry(sqlite_url: str,
 
 
 def test_run_once_new_failures_wait_for_next_window_and_old_ones_are_not_repeated(
-        sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
+    sqlite_url: str, smtp_server: FakeSmtpServer
+) -> None:
     async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
         acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
         await dead_effects(db, acme, "ada@acme.com")
@@ -158,13 +171,13 @@ def test_run_once_new_failures_wait_for_next_window_and_old_ones_are_not_repeate
 
 
 def test_run_once_across_window_boundary_still_one_digest_per_window_length(
-        sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
+    sqlite_url: str, smtp_server: FakeSmtpServer
+) -> None:
     async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
         acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
         await dead_effects(db, acme, "ada@acme.com")
         hour = 3600
-        boundary = datetime.fromtimestamp((clock.now().timestamp() // hour + 2) * hour,
-                                          tz=UTC)
+        boundary = datetime.fromtimestamp((clock.now().timestamp() // hour + 2) * hour, tz=UTC)
         before = await once(db, smtp_server, boundary - timedelta(minutes=1))
         await dead_effects(db, acme, "carol@acme.com")
         after = await once(db, smtp_server, boundary + timedelta(minutes=1))
@@ -179,7 +192,8 @@ def test_run_once_across_window_boundary_still_one_digest_per_window_length(
 
 
 def test_run_once_tenant_heals_sends_one_recovery_mail(
-        database_url: str, smtp_server: FakeSmtpServer) -> None:
+    database_url: str, smtp_server: FakeSmtpServer
+) -> None:
     async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
         acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
         await dead_effects(db, acme, "ada@acme.com")
@@ -207,17 +221,28 @@ def test_run_once_tenant_heals_sends_one_recovery_mail(
 
 
 def test_run_once_failing_requests_send_digest_with_reason_and_requests(
-        sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
+    sqlite_url: str, smtp_server: FakeSmtpServer
+) -> None:
     async def work(db: Database) -> RunReport:
         acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
         now = clock.now()
         stamp = clock.stamp(now - timedelta(minutes=5))
-        await provisioning_log.write(db, [
-            provisioning_log.entry(acme.id, "POST /Users", "client_error", source="scim",
-                                   target_name=f"user{n}@acme.com", status=409,
-                                   error="userName is already taken", time=stamp)
-            for n in range(12)
-        ])
+        await provisioning_log.write(
+            db,
+            [
+                provisioning_log.entry(
+                    acme.id,
+                    "POST /Users",
+                    "client_error",
+                    source="scim",
+                    target_name=f"user{n}@acme.com",
+                    status=409,
+                    error="userName is already taken",
+                    time=stamp,
+                )
+                for n in range(12)
+            ],
+        )
         board = HealthBoard()
         report = await once(db, smtp_server, now, board)
         assert [row.state for row in board.rows()] == ["failing"]
@@ -234,7 +259,8 @@ def test_run_once_failing_requests_send_digest_with_reason_and_requests(
 
 
 def test_run_once_failing_with_dead_effects_lists_both(
-        sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
+    sqlite_url: str, smtp_server: FakeSmtpServer
+) -> None:
     async def work(db: Database) -> RunReport:
         acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
         await dead_effects(db, acme, *(f"u{n}@acme.com" for n in range(6)))
@@ -249,7 +275,8 @@ def test_run_once_failing_with_dead_effects_lists_both(
 
 
 def test_run_once_without_recipients_or_sender_sends_nothing(
-        sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
+    sqlite_url: str, smtp_server: FakeSmtpServer
+) -> None:
     async def work(db: Database) -> tuple[RunReport, RunReport]:
         quiet, _ = await tenants.create(db, "quiet")
         await dead_effects(db, quiet, "ada@quiet.com")
@@ -266,7 +293,8 @@ def test_run_once_without_recipients_or_sender_sends_nothing(
 
 
 def test_run_once_recipients_refused_marks_failed_and_stops(
-        sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
+    sqlite_url: str, smtp_server: FakeSmtpServer
+) -> None:
     async def work(db: Database) -> tuple[RunReport, RunReport, list[notifications.Notification]]:
         acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
         await dead_effects(db, acme, "ada@acme.com")
@@ -291,8 +319,7 @@ def test_notify_loop_sends_then_stops(sqlite_url: str, smtp_server: FakeSmtpServ
         await dead_effects(db, acme, "ada@acme.com")
         stop = asyncio.Event()
         settings = NotifySettings(notify_interval_seconds=0.05, mail_from=SENDER)
-        task = asyncio.create_task(notify_loop(stop, settings, db,
-                                               sender=sender_for(smtp_server)))
+        task = asyncio.create_task(notify_loop(stop, settings, db, sender=sender_for(smtp_server)))
         for _ in range(200):
             await asyncio.sleep(0.02)
             if smtp_server.messages:

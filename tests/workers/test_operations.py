@@ -71,7 +71,8 @@ def quick_gauges(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("papercut_token", "quick_gauges")
 def test_operations_traffic_and_failing_print_system_show_in_metrics_and_health(
-    make_site: Callable[..., Site], papercut_server: FakePaperCutServer,
+    make_site: Callable[..., Site],
+    papercut_server: FakePaperCutServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     port = free_port()
@@ -80,8 +81,9 @@ def test_operations_traffic_and_failing_print_system_show_in_metrics_and_health(
     before = samples(site.http.get("/metrics").text)
 
     # Successes and SCIM errors.
-    created = [client.post("/Users", json=user_body(f"u{n}@example.com", card=f"{n}00"))
-               for n in range(5)]
+    created = [
+        client.post("/Users", json=user_body(f"u{n}@example.com", card=f"{n}00")) for n in range(5)
+    ]
     assert [r.status_code for r in created] == [201] * 5
     site.wait_settled(tenant_id)
     assert client.post("/Users", json=user_body("u0@example.com")).status_code == 409
@@ -94,35 +96,75 @@ def test_operations_traffic_and_failing_print_system_show_in_metrics_and_health(
     # The print system fails: every change retries, then dies.
     papercut_server.set_outage(503)
     for n in range(5):
-        assert client.patch(f"/Users/{created[n].json()['id']}",
-                            json=set_active(False)).status_code == 200
-    eventually(lambda: len(site.probe.effects(tenant_id, "dead")) >= 5, timeout=30,
-               describe=lambda: site.probe.describe(tenant_id))
+        assert (
+            client.patch(f"/Users/{created[n].json()['id']}", json=set_active(False)).status_code
+            == 200
+        )
+    eventually(
+        lambda: len(site.probe.effects(tenant_id, "dead")) >= 5,
+        timeout=30,
+        describe=lambda: site.probe.describe(tenant_id),
+    )
 
     after = samples(site.http.get("/metrics").text)
     for status in ("201", "409"):
-        assert value(after, "printsync_scim_requests_total", resource="Users", method="POST",
-                     status=status) > value(before, "printsync_scim_requests_total",
-                                            resource="Users", method="POST", status=status)
-    assert value(after, "printsync_scim_requests_total", resource="Users", method="GET",
-                 status="400") > value(before, "printsync_scim_requests_total",
-                                       resource="Users", method="GET", status="400")
-    assert value(after, "printsync_scim_request_duration_seconds_count", resource="Users",
-                 method="POST") >= 6
-    assert value(after, "printsync_effects_total", kind="account.sync", connector="papercut",
-                 outcome="succeeded") >= 5
-    assert value(after, "printsync_effects_total", kind="account.sync", connector="papercut",
-                 outcome="dead") >= 5
-    assert value(after, "printsync_downstream_errors_total", connector="papercut",
-                 operation="isUserExists", error="transient") + value(
-        after, "printsync_downstream_errors_total", connector="papercut",
-        operation="getUserProperties", error="transient") > 0 or any(
+        assert value(
+            after, "printsync_scim_requests_total", resource="Users", method="POST", status=status
+        ) > value(
+            before, "printsync_scim_requests_total", resource="Users", method="POST", status=status
+        )
+    assert value(
+        after, "printsync_scim_requests_total", resource="Users", method="GET", status="400"
+    ) > value(before, "printsync_scim_requests_total", resource="Users", method="GET", status="400")
+    assert (
+        value(
+            after, "printsync_scim_request_duration_seconds_count", resource="Users", method="POST"
+        )
+        >= 6
+    )
+    assert (
+        value(
+            after,
+            "printsync_effects_total",
+            kind="account.sync",
+            connector="papercut",
+            outcome="succeeded",
+        )
+        >= 5
+    )
+    assert (
+        value(
+            after,
+            "printsync_effects_total",
+            kind="account.sync",
+            connector="papercut",
+            outcome="dead",
+        )
+        >= 5
+    )
+    assert value(
+        after,
+        "printsync_downstream_errors_total",
+        connector="papercut",
+        operation="isUserExists",
+        error="transient",
+    ) + value(
+        after,
+        "printsync_downstream_errors_total",
+        connector="papercut",
+        operation="getUserProperties",
+        error="transient",
+    ) > 0 or any(
         name == "printsync_downstream_errors_total" and dict(labels).get("error") == "transient"
-        for name, labels in after)
+        for name, labels in after
+    )
 
-    worker = eventually(lambda: (lambda s: s if value(s, "printsync_effects_dead",
-                                                      kind="account.sync") >= 5 else None)(
-        scrape_worker(port)), timeout=10)
+    worker = eventually(
+        lambda: (
+            lambda s: s if value(s, "printsync_effects_dead", kind="account.sync") >= 5 else None
+        )(scrape_worker(port)),
+        timeout=10,
+    )
     assert ("printsync_outbox_pending", frozenset({("kind", "account.sync")})) in worker
     assert ("printsync_outbox_oldest_pending_age_seconds", frozenset()) in worker
 
@@ -133,33 +175,42 @@ def test_operations_traffic_and_failing_print_system_show_in_metrics_and_health(
 
     # Recovery: the print system is back and the dead effects are retried.
     papercut_server.set_outage(None)
-    result = invoke(site.url, ["effects", "retry", "--dead", "--tenant", client.name],
-                    monkeypatch)
+    result = invoke(site.url, ["effects", "retry", "--dead", "--tenant", client.name], monkeypatch)
     assert result.exit_code == 0, result.output
     site.wait_settled(tenant_id, timeout=30)
     assert site.probe.effects(tenant_id, "dead") == []
-    healed = site.probe.store.run(health.read_all, HealthPolicy(
-        min_effects=1, min_requests=1, window_seconds=600))
+    healed = site.probe.store.run(
+        health.read_all, HealthPolicy(min_effects=1, min_requests=1, window_seconds=600)
+    )
     verdict = next(h for h in healed if h.tenant == client.name)
     assert verdict.state != "failing", verdict.reason
 
 
 def test_provisioning_log_tells_what_happened_to_a_user(
-    make_site: Callable[..., Site], probe: Probe,
+    make_site: Callable[..., Site],
+    probe: Probe,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     site = make_site(settings())
     client, tenant_id = site.tenant()
     user = client.post("/Users", json=user_body("story@example.com")).json()
-    assert client.patch(f"/Users/{user['id']}", json=patch_body(
-        {"op": "replace", "path": "displayName", "value": "Story Teller"})).status_code == 200
+    assert (
+        client.patch(
+            f"/Users/{user['id']}",
+            json=patch_body({"op": "replace", "path": "displayName", "value": "Story Teller"}),
+        ).status_code
+        == 200
+    )
     assert client.patch(f"/Users/{user['id']}", json=set_active(False)).status_code == 200
     assert client.delete(f"/Users/{user['id']}").status_code == 204
     site.wait_settled(tenant_id)
 
     def history() -> list[dict[str, Any]] | None:
-        result = invoke(site.url, ["log", "--tenant", client.name, "--user",
-                                   "STORY@example.com", "--json"], monkeypatch)
+        result = invoke(
+            site.url,
+            ["log", "--tenant", client.name, "--user", "STORY@example.com", "--json"],
+            monkeypatch,
+        )
         assert result.exit_code == 0, result.output
         entries: list[dict[str, Any]] = orjson.loads(result.stdout)
         operations_seen = {entry["operation"] for entry in entries}
@@ -169,7 +220,11 @@ def test_provisioning_log_tells_what_happened_to_a_user(
     entries = eventually(history, timeout=10)
     scim = [e for e in entries if e["operation"].endswith("/Users")]
     assert [e["operation"] for e in reversed(scim)] == [
-        "POST /Users", "PATCH /Users", "PATCH /Users", "DELETE /Users"]
+        "POST /Users",
+        "PATCH /Users",
+        "PATCH /Users",
+        "DELETE /Users",
+    ]
     assert all(e["result"] == "success" for e in scim)
     assert {e["target_id"] for e in scim} == {user["id"]}
     assert any(e["operation"] == "account.sync" and e["result"] == "success" for e in entries)

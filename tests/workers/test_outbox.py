@@ -40,14 +40,27 @@ def make_tenant(url: str, name: str = "acme") -> int:
     return run(url, work)
 
 
-def record(url: str, tenant_id: int, count: int = 1, *, kind: str = outbox.ACCOUNT_SYNC,
-           prefix: str = "k", payload: dict[str, Any] | None = None) -> list[int]:
+def record(
+    url: str,
+    tenant_id: int,
+    count: int = 1,
+    *,
+    kind: str = outbox.ACCOUNT_SYNC,
+    prefix: str = "k",
+    payload: dict[str, Any] | None = None,
+) -> list[int]:
     async def work(db: Database) -> list[int]:
         async with db.transaction() as conn:
             for index in range(count):
-                await outbox.record(conn, db.dialect, tenant_id=tenant_id, kind=kind,
-                                    subject_id=f"s{index}", key=f"{prefix}:{index}",
-                                    payload=payload)
+                await outbox.record(
+                    conn,
+                    db.dialect,
+                    tenant_id=tenant_id,
+                    kind=kind,
+                    subject_id=f"s{index}",
+                    key=f"{prefix}:{index}",
+                    payload=payload,
+                )
         found = await outbox.list_effects(db, tenant_id, limit=10_000)
         return sorted(effect.id for effect in found if effect.effect_key.startswith(prefix))
 
@@ -70,15 +83,17 @@ def test_record_same_key_twice_keeps_one_effect(database_url: str) -> None:
 
 
 def test_claim_due_claimed_effect_is_not_claimed_again_until_lease_expires(
-        database_url: str) -> None:
+    database_url: str,
+) -> None:
     tenant_id = make_tenant(database_url)
     ids = record(database_url, tenant_id, 3)
 
     first = run(database_url, lambda db: outbox.claim_due(db, limit=10, lease_seconds=60))
     again = run(database_url, lambda db: outbox.claim_due(db, limit=10, lease_seconds=60))
     later = clock.now() + timedelta(seconds=61)
-    expired = run(database_url,
-                  lambda db: outbox.claim_due(db, limit=10, lease_seconds=60, now=later))
+    expired = run(
+        database_url, lambda db: outbox.claim_due(db, limit=10, lease_seconds=60, now=later)
+    )
 
     assert [claimed.id for claimed in first] == ids
     assert {claimed.kind for claimed in first} == {outbox.ACCOUNT_SYNC}
@@ -134,8 +149,10 @@ def test_mark_dispatched_sets_dispatched_at(database_url: str) -> None:
     ids = record(database_url, tenant_id, 2)
 
     run(database_url, lambda db: outbox.mark_dispatched(db, ids[:1]))
-    effects = {effect.id: effect for effect in
-               run(database_url, lambda db: outbox.list_effects(db, tenant_id))}
+    effects = {
+        effect.id: effect
+        for effect in run(database_url, lambda db: outbox.list_effects(db, tenant_id))
+    }
 
     assert effects[ids[0]].dispatched_at is not None
     assert effects[ids[1]].dispatched_at is None
@@ -162,21 +179,34 @@ def test_complete_with_follow_up_schedules_it_once_for_later(database_url: str) 
     tenant_id = make_tenant(database_url)
     [effect_id] = record(database_url, tenant_id, 1, kind=outbox.ACCOUNT_DELETE)
     due = clock.later(3600)
-    follow_up = outbox.Scheduled(kind=outbox.ACCOUNT_PURGE, subject_id="s0", key="purge:s0",
-                                 payload={"userName": "jdoe"}, due_at=due)
+    follow_up = outbox.Scheduled(
+        kind=outbox.ACCOUNT_PURGE,
+        subject_id="s0",
+        key="purge:s0",
+        payload={"userName": "jdoe"},
+        due_at=due,
+    )
 
-    run(database_url, lambda db: outbox.complete(db, effect_id, tenant_id=tenant_id,
-                                                 follow_up=follow_up))
-    run(database_url, lambda db: outbox.complete(db, effect_id, tenant_id=tenant_id,
-                                                 follow_up=follow_up))
-    pending = run(database_url,
-                  lambda db: outbox.list_effects(db, tenant_id, state="pending"))
+    run(
+        database_url,
+        lambda db: outbox.complete(db, effect_id, tenant_id=tenant_id, follow_up=follow_up),
+    )
+    run(
+        database_url,
+        lambda db: outbox.complete(db, effect_id, tenant_id=tenant_id, follow_up=follow_up),
+    )
+    pending = run(database_url, lambda db: outbox.list_effects(db, tenant_id, state="pending"))
     claimed_now = run(database_url, lambda db: outbox.claim_due(db, limit=10, lease_seconds=5))
-    claimed_later = run(database_url, lambda db: outbox.claim_due(
-        db, limit=10, lease_seconds=5, now=clock.parse(due) + timedelta(seconds=1)))
+    claimed_later = run(
+        database_url,
+        lambda db: outbox.claim_due(
+            db, limit=10, lease_seconds=5, now=clock.parse(due) + timedelta(seconds=1)
+        ),
+    )
 
     assert [(e.kind, e.payload, e.next_attempt_at) for e in pending] == [
-        (outbox.ACCOUNT_PURGE, {"userName": "jdoe"}, due)]
+        (outbox.ACCOUNT_PURGE, {"userName": "jdoe"}, due)
+    ]
     assert claimed_now == []
     assert [claimed.kind for claimed in claimed_later] == [outbox.ACCOUNT_PURGE]
 
@@ -185,17 +215,28 @@ def test_fail_transient_counts_attempt_and_defers_next_attempt(database_url: str
     tenant_id = make_tenant(database_url)
     [effect_id] = record(database_url, tenant_id, 1)
 
-    attempts = run(database_url, lambda db: outbox.fail_transient(
-        db, effect_id, error="PaperCut unreachable", delay_seconds=30, lease_seconds=10))
+    attempts = run(
+        database_url,
+        lambda db: outbox.fail_transient(
+            db, effect_id, error="PaperCut unreachable", delay_seconds=30, lease_seconds=10
+        ),
+    )
     effect = run(database_url, lambda db: outbox.get(db, effect_id))
     claimed = run(database_url, lambda db: outbox.claim_due(db, limit=5, lease_seconds=5))
-    after_retry_and_lease = run(database_url, lambda db: outbox.claim_due(
-        db, limit=5, lease_seconds=5, now=clock.now() + timedelta(seconds=41)))
+    after_retry_and_lease = run(
+        database_url,
+        lambda db: outbox.claim_due(
+            db, limit=5, lease_seconds=5, now=clock.now() + timedelta(seconds=41)
+        ),
+    )
 
     assert attempts == 1
     assert effect is not None
     assert (effect.state, effect.attempts, effect.last_error) == (
-        "pending", 1, "PaperCut unreachable")
+        "pending",
+        1,
+        "PaperCut unreachable",
+    )
     assert effect.next_attempt_at > clock.later(25)
     assert claimed == []
     assert [c.id for c in after_retry_and_lease] == [effect_id]
@@ -258,8 +299,13 @@ def test_pending_stats_counts_pending_and_dead_by_kind(database_url: str) -> Non
     record(database_url, tenant_id, 1, kind=outbox.GROUP_SYNC, prefix="g")
     run(database_url, lambda db: outbox.give_up(db, syncs[0], error="refused"))
     run(database_url, lambda db: outbox.complete(db, syncs[1]))
-    future = outbox.Scheduled(kind=outbox.ACCOUNT_PURGE, subject_id="x", key="p:x",
-                              payload={"userName": "x"}, due_at=clock.later(3600))
+    future = outbox.Scheduled(
+        kind=outbox.ACCOUNT_PURGE,
+        subject_id="x",
+        key="p:x",
+        payload={"userName": "x"},
+        due_at=clock.later(3600),
+    )
 
     async def schedule(db: Database) -> None:
         async with db.transaction() as conn:
@@ -280,21 +326,30 @@ def test_pending_stats_counts_pending_and_dead_by_kind(database_url: str) -> Non
 def test_failure_stats_and_recent_failures_report_dead_effects(database_url: str) -> None:
     tenant_id = make_tenant(database_url)
     since = clock.stamp()
-    ids = record(database_url, tenant_id, 4, kind=outbox.ACCOUNT_DELETE,
-                 payload={"userName": "jdoe@example.com", "groups": []})
+    ids = record(
+        database_url,
+        tenant_id,
+        4,
+        kind=outbox.ACCOUNT_DELETE,
+        payload={"userName": "jdoe@example.com", "groups": []},
+    )
     run(database_url, lambda db: outbox.complete(db, ids[0]))
-    run(database_url, lambda db: outbox.fail_transient(db, ids[1], error="timeout",
-                                                      delay_seconds=1, lease_seconds=1))
+    run(
+        database_url,
+        lambda db: outbox.fail_transient(
+            db, ids[1], error="timeout", delay_seconds=1, lease_seconds=1
+        ),
+    )
     run(database_url, lambda db: outbox.give_up(db, ids[2], error="refused: bad card"))
 
     stats = run(database_url, lambda db: outbox.failure_stats(db, tenant_id, since))
     failures = run(database_url, lambda db: outbox.recent_failures(db, tenant_id, since, 10))
-    none_later = run(database_url, lambda db: outbox.failure_stats(db, tenant_id,
-                                                                   clock.later(60)))
+    none_later = run(database_url, lambda db: outbox.failure_stats(db, tenant_id, clock.later(60)))
 
     assert stats == (1, 1, 1)
     assert [(f.id, f.kind, f.subject, f.last_error, f.attempts) for f in failures] == [
-        (ids[2], outbox.ACCOUNT_DELETE, "jdoe@example.com", "refused: bad card", 1)]
+        (ids[2], outbox.ACCOUNT_DELETE, "jdoe@example.com", "refused: bad card", 1)
+    ]
     assert none_later == (0, 0, 0)
 
 
@@ -313,11 +368,17 @@ def test_prune_removes_only_done_effects_older_than_cutoff(database_url: str) ->
 
 # The ledger ------------------------------------------------------------------------------------
 
+
 def ensure(url: str, tenant_id: int, username: str = "jdoe", **values: Any) -> None:
     fields: dict[str, Any] = {
-        "full_name": "Jane Doe", "email": "jane@example.com", "department": "Finance",
-        "office": "Berlin", "card_number": "100", "secondary_card_number": "200",
-        "enabled": True, "groups": ("Staff", "Printers"),
+        "full_name": "Jane Doe",
+        "email": "jane@example.com",
+        "department": "Finance",
+        "office": "Berlin",
+        "card_number": "100",
+        "secondary_card_number": "200",
+        "enabled": True,
+        "groups": ("Staff", "Printers"),
     }
     fields.update(values)
     run(url, lambda db: ledger.ensure_account(db, tenant_id, username=username, **fields))
@@ -341,7 +402,10 @@ def test_ledger_ensure_account_twice_keeps_one_account_and_pin(database_url: str
     assert (account.card_number, account.pin, account.enabled) == ("101", "1234", True)
     assert account.groups == ("Staff", "Other")
     assert run(database_url, lambda db: ledger.list_groups(db, tenant_id)) == [
-        "Other", "Printers", "Staff"]
+        "Other",
+        "Printers",
+        "Staff",
+    ]
 
 
 def test_ledger_revoke_clears_cards_pin_and_groups(database_url: str) -> None:
@@ -354,8 +418,13 @@ def test_ledger_revoke_clears_cards_pin_and_groups(database_url: str) -> None:
     account = accounts_of(database_url, tenant_id)["jdoe"]
 
     assert (revoked, missing) == (True, False)
-    assert (account.enabled, account.card_number, account.secondary_card_number,
-            account.pin, account.groups) == (False, "", "", "", ())
+    assert (
+        account.enabled,
+        account.card_number,
+        account.secondary_card_number,
+        account.pin,
+        account.groups,
+    ) == (False, "", "", "", ())
     assert account.full_name == "Jane Doe"
 
 
@@ -371,14 +440,20 @@ def test_ledger_delete_with_redaction_frees_name_and_erases_data(database_url: s
 
     assert (deleted, again, removed) == (True, False, True)
     assert {name: a.full_name for name, a in accounts_of(database_url, tenant_id).items()} == {
-        "jdoe": "New Jane"}
+        "jdoe": "New Jane"
+    }
 
     async def tombstones(db: Database) -> list[tuple[Any, ...]]:
         statement = compile_core(
-            sa.select(print_accounts.c.username, print_accounts.c.full_name,
-                      print_accounts.c.email, print_accounts.c.card_number,
-                      print_accounts.c.redacted).where(print_accounts.c.deleted_at.is_not(None)),
-            db.dialect)
+            sa.select(
+                print_accounts.c.username,
+                print_accounts.c.full_name,
+                print_accounts.c.email,
+                print_accounts.c.card_number,
+                print_accounts.c.redacted,
+            ).where(print_accounts.c.deleted_at.is_not(None)),
+            db.dialect,
+        )
         async with db.reader() as conn:
             return [tuple(row) for row in await conn.fetchall(statement, {})]
 
@@ -387,8 +462,7 @@ def test_ledger_delete_with_redaction_frees_name_and_erases_data(database_url: s
     assert tombstone[1:] == ("", "", "", True)
 
 
-def test_ledger_rename_group_moves_members_and_delete_group_drops_them(
-        database_url: str) -> None:
+def test_ledger_rename_group_moves_members_and_delete_group_drops_them(database_url: str) -> None:
     tenant_id = make_tenant(database_url)
     ensure(database_url, tenant_id, "a", groups=("Staff",))
     ensure(database_url, tenant_id, "b", groups=("Staff", "Team"))
@@ -405,5 +479,7 @@ def test_ledger_rename_group_moves_members_and_delete_group_drops_them(
     assert after_rename == {"a": ("Crew",), "b": ("Crew",)}
     assert (dropped, missing) == (True, False)
     assert {n: a.groups for n, a in accounts_of(database_url, tenant_id).items()} == {
-        "a": (), "b": ()}
+        "a": (),
+        "b": (),
+    }
     assert run(database_url, lambda db: ledger.list_groups(db, tenant_id)) == ["Fresh"]

@@ -50,9 +50,14 @@ TOKEN_ENV = "TEST_PIPELINE_PAPERCUT_TOKEN"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 RABBITMQ_URL = os.environ.get("PRINTSYNC_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 FAST = {
-    "lease_seconds": 2.0, "sweep_interval_seconds": 0.2, "min_backoff_ms": 100,
-    "max_backoff_ms": 300, "max_retries": 6, "worker_threads": 4,
-    "papercut_timeout_seconds": 3.0, "papercut_retry_initial_wait_seconds": 0.01,
+    "lease_seconds": 2.0,
+    "sweep_interval_seconds": 0.2,
+    "min_backoff_ms": 100,
+    "max_backoff_ms": 300,
+    "max_retries": 6,
+    "worker_threads": 4,
+    "papercut_timeout_seconds": 3.0,
+    "papercut_retry_initial_wait_seconds": 0.01,
     "papercut_retry_budget_seconds": 0.3,
 }
 
@@ -63,8 +68,12 @@ def settings(**overrides: Any) -> WorkerSettings:
     return WorkerSettings(**values)
 
 
-def eventually(check: Callable[[], T], timeout: float = 20.0, interval: float = 0.02,
-               describe: Callable[[], str] | None = None) -> T:
+def eventually(
+    check: Callable[[], T],
+    timeout: float = 20.0,
+    interval: float = 0.02,
+    describe: Callable[[], str] | None = None,
+) -> T:
     """Poll ``check`` until it returns something true; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
@@ -77,10 +86,15 @@ def eventually(check: Callable[[], T], timeout: float = 20.0, interval: float = 
         time.sleep(interval)
 
 
-def user_body(user_name: str = "jdoe@example.com", card: str = "100200", **extra: Any,
-              ) -> dict[str, Any]:
+def user_body(
+    user_name: str = "jdoe@example.com",
+    card: str = "100200",
+    **extra: Any,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "schemas": [USER, PRINTSYNC_USER], "userName": user_name, "active": True,
+        "schemas": [USER, PRINTSYNC_USER],
+        "userName": user_name,
+        "active": True,
         "displayName": "Jane Doe",
         "emails": [{"value": "jane.doe@example.com", "type": "work", "primary": True}],
         PRINTSYNC_USER: {"cardNumber": card, "office": "Berlin"},
@@ -125,12 +139,12 @@ class Probe:
 
     def settled(self, tenant_id: int) -> bool:
         """No effect of the tenant is due and unfinished (scheduled purges are not due)."""
-        return not [e for e in self.effects(tenant_id, "pending")
-                    if e.created_at <= outbox_now()]
+        return not [e for e in self.effects(tenant_id, "pending") if e.created_at <= outbox_now()]
 
     def describe(self, tenant_id: int) -> str:
-        return repr([(e.id, e.kind, e.state, e.attempts, e.last_error)
-                     for e in self.effects(tenant_id)])
+        return repr(
+            [(e.id, e.kind, e.state, e.attempts, e.last_error) for e in self.effects(tenant_id)]
+        )
 
     def user(self, tenant_id: int, user_id: str) -> UserState | None:
         return self.store.run(user_by_id, tenant_id, user_id)
@@ -157,8 +171,11 @@ class Site:
         return TenantClient(self.http, name, token), tenant_id
 
     def wait_settled(self, tenant_id: int, timeout: float = 20.0) -> None:
-        eventually(lambda: self.probe.settled(tenant_id), timeout,
-                   describe=lambda: self.probe.describe(tenant_id))
+        eventually(
+            lambda: self.probe.settled(tenant_id),
+            timeout,
+            describe=lambda: self.probe.describe(tenant_id),
+        )
 
 
 @pytest.fixture
@@ -174,13 +191,17 @@ def make_site(database_url: str, probe: Probe) -> Iterator[Callable[..., Site]]:
     process whose relay never ran)."""
     stack: list[tuple[TestClient, Pipeline | None]] = []
 
-    def make(pipeline_settings: WorkerSettings | None = None, *,
-             worker: bool | None = None) -> Site:
+    def make(
+        pipeline_settings: WorkerSettings | None = None, *, worker: bool | None = None
+    ) -> Site:
         pipeline = None
         if pipeline_settings is not None:
             pipeline = Pipeline(pipeline_settings, database_url, worker=worker)
-        app = create_app(make_app_settings(), DatabaseSettings(database_url=database_url),
-                         on_start=None if pipeline is None else pipeline.attach)
+        app = create_app(
+            make_app_settings(),
+            DatabaseSettings(database_url=database_url),
+            on_start=None if pipeline is None else pipeline.attach,
+        )
         http = TestClient(app, raise_server_exceptions=False)
         http.__enter__()
         if pipeline is not None:
@@ -196,8 +217,10 @@ def make_site(database_url: str, probe: Probe) -> Iterator[Callable[..., Site]]:
 
 
 def papercut_config(server: FakePaperCutServer) -> dict[str, Any]:
-    return {"connector": "papercut",
-            "connector_config": {"url": server.base_url, "token_env": TOKEN_ENV}}
+    return {
+        "connector": "papercut",
+        "connector_config": {"url": server.base_url, "token_env": TOKEN_ENV},
+    }
 
 
 @pytest.fixture
@@ -207,13 +230,16 @@ def papercut_token(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # Embedded broker --------------------------------------------------------------------------------
 
+
 def test_scim_lifecycle_embedded_reaches_ledger(make_site: Callable[..., Site]) -> None:
     site = make_site(settings())
     client, tenant_id = site.tenant()
 
     user_id = client.post("/Users", json=user_body()).json()["id"]
-    group = client.post("/Groups", json={"schemas": [GROUP], "displayName": "Staff",
-                                         "members": [{"value": user_id}]})
+    group = client.post(
+        "/Groups",
+        json={"schemas": [GROUP], "displayName": "Staff", "members": [{"value": user_id}]},
+    )
     assert group.status_code == 201
     created = eventually(lambda: site.probe.accounts(tenant_id).get("jdoe@example.com"))
     assert created is not None
@@ -222,8 +248,9 @@ def test_scim_lifecycle_embedded_reaches_ledger(make_site: Callable[..., Site]) 
     assert client.patch(f"/Users/{user_id}", json=set_card("555")).status_code == 200
     eventually(lambda: site.probe.accounts(tenant_id)["jdoe@example.com"].card_number == "555")
     assert client.patch(f"/Users/{user_id}", json=set_active(False)).status_code == 200
-    disabled = eventually(lambda: [a for a in site.probe.accounts(tenant_id).values()
-                                   if not a.enabled])[0]
+    disabled = eventually(
+        lambda: [a for a in site.probe.accounts(tenant_id).values() if not a.enabled]
+    )[0]
     assert client.delete(f"/Users/{user_id}").status_code == 204
     site.wait_settled(tenant_id)
 
@@ -235,8 +262,8 @@ def test_scim_lifecycle_embedded_reaches_ledger(make_site: Callable[..., Site]) 
 
 
 def test_scim_lifecycle_embedded_reaches_papercut(
-        make_site: Callable[..., Site], papercut_server: FakePaperCutServer,
-        papercut_token: None) -> None:
+    make_site: Callable[..., Site], papercut_server: FakePaperCutServer, papercut_token: None
+) -> None:
     site = make_site(settings(retention_days=0.00002))  # purge about 2 s after deletion
     client, tenant_id = site.tenant(**papercut_config(papercut_server))
 
@@ -257,7 +284,8 @@ def test_scim_lifecycle_embedded_reaches_papercut(
 
 
 def test_crash_window_committed_never_dispatched_is_recovered_by_sweeper(
-        make_site: Callable[..., Site]) -> None:
+    make_site: Callable[..., Site],
+) -> None:
     crashed = make_site(None)  # the API alone: its process "dies" before any relay runs
     client, tenant_id = crashed.tenant()
     for index in range(5):
@@ -273,16 +301,17 @@ def test_crash_window_committed_never_dispatched_is_recovered_by_sweeper(
 
 
 def test_redelivered_message_creates_no_duplicate_account(
-        make_site: Callable[..., Site], papercut_server: FakePaperCutServer,
-        papercut_token: None) -> None:
+    make_site: Callable[..., Site], papercut_server: FakePaperCutServer, papercut_token: None
+) -> None:
     site = make_site(settings())
     assert site.pipeline is not None
     client, tenant_id = site.tenant(**papercut_config(papercut_server))
     papercut_server.set_hang(0.05)  # slow enough for the copies to overlap
 
     client.post("/Users", json=user_body())
-    [effect] = eventually(lambda: site.probe.effects(tenant_id, "pending")
-                          or site.probe.effects(tenant_id, "done"))
+    [effect] = eventually(
+        lambda: site.probe.effects(tenant_id, "pending") or site.probe.effects(tenant_id, "done")
+    )
     for _ in range(3):  # redeliveries while the first delivery is still running
         site.pipeline.actors.send(effect.kind, effect.id)
     site.wait_settled(tenant_id)
@@ -298,29 +327,37 @@ def test_redelivered_message_creates_no_duplicate_account(
 
 
 def test_papercut_outage_then_recovery_converges(
-        make_site: Callable[..., Site], papercut_server: FakePaperCutServer,
-        papercut_token: None) -> None:
+    make_site: Callable[..., Site], papercut_server: FakePaperCutServer, papercut_token: None
+) -> None:
     site = make_site(settings())
     client, tenant_id = site.tenant(**papercut_config(papercut_server))
     papercut_server.set_outage(503)
 
     for index in range(3):
         client.post("/Users", json=user_body(f"u{index}@example.com", card=f"c{index}"))
-    eventually(lambda: all(e.attempts >= 1 for e in site.probe.effects(tenant_id, "pending"))
-               and len(site.probe.effects(tenant_id)) == 3)
+    eventually(
+        lambda: (
+            all(e.attempts >= 1 for e in site.probe.effects(tenant_id, "pending"))
+            and len(site.probe.effects(tenant_id)) == 3
+        )
+    )
     assert papercut_server.users == {}
     papercut_server.set_outage(None)
     site.wait_settled(tenant_id)
 
-    assert {name: props["primary-card-number"] for name, props in
-            papercut_server.users.items()} == {f"u{i}@example.com": f"c{i}" for i in range(3)}
+    assert {
+        name: props["primary-card-number"] for name, props in papercut_server.users.items()
+    } == {f"u{i}@example.com": f"c{i}" for i in range(3)}
     assert {e.state for e in site.probe.effects(tenant_id)} == {"done"}
 
 
 @pytest.mark.parametrize("connector", ["ledger", "papercut"])
 def test_concurrent_changes_of_one_user_end_in_final_state(
-        make_site: Callable[..., Site], papercut_server: FakePaperCutServer,
-        papercut_token: None, connector: str) -> None:
+    make_site: Callable[..., Site],
+    papercut_server: FakePaperCutServer,
+    papercut_token: None,
+    connector: str,
+) -> None:
     site = make_site(settings(worker_threads=8))
     options = papercut_config(papercut_server) if connector == "papercut" else {}
     client, tenant_id = site.tenant(**options)
@@ -349,8 +386,11 @@ def test_concurrent_changes_of_one_user_end_in_final_state(
 
 
 def test_cli_lists_accounts_and_effects_and_retries_dead(
-        make_site: Callable[..., Site], papercut_server: FakePaperCutServer,
-        database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_site: Callable[..., Site],
+    papercut_server: FakePaperCutServer,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from printsync.cli import cli
 
     monkeypatch.delenv(TOKEN_ENV, raising=False)
@@ -365,16 +405,18 @@ def test_cli_lists_accounts_and_effects_and_retries_dead(
     site.wait_settled(ledger_id)
     runner = CliRunner()
     try:
-        listed = runner.invoke(cli, ["accounts", "list", "--tenant", ledger_client.name,
-                                     "--json"])
-        dead_listed = runner.invoke(cli, ["effects", "list", "--tenant", papercut_client.name,
-                                          "--state", "dead", "--json"])
+        listed = runner.invoke(cli, ["accounts", "list", "--tenant", ledger_client.name, "--json"])
+        dead_listed = runner.invoke(
+            cli, ["effects", "list", "--tenant", papercut_client.name, "--state", "dead", "--json"]
+        )
         monkeypatch.setenv(TOKEN_ENV, DEFAULT_TOKEN)
-        retried = runner.invoke(cli, ["effects", "retry", str(dead.id), "--tenant",
-                                      papercut_client.name])
+        retried = runner.invoke(
+            cli, ["effects", "retry", str(dead.id), "--tenant", papercut_client.name]
+        )
         eventually(lambda: "jdoe@example.com" in papercut_server.users)
-        none_dead = runner.invoke(cli, ["effects", "retry", "--dead", "--tenant",
-                                        papercut_client.name])
+        none_dead = runner.invoke(
+            cli, ["effects", "retry", "--dead", "--tenant", papercut_client.name]
+        )
         usage = runner.invoke(cli, ["effects", "retry", "--tenant", papercut_client.name])
     finally:
         storage_settings.get_settings.cache_clear()
@@ -382,7 +424,11 @@ def test_cli_lists_accounts_and_effects_and_retries_dead(
     assert listed.exit_code == 0, listed.output
     [row] = orjson.loads(listed.stdout)
     assert (row["userName"], row["enabled"], row["cardNumber"], row["groups"]) == (
-        "jdoe@example.com", True, "100200", [])
+        "jdoe@example.com",
+        True,
+        "100200",
+        [],
+    )
     assert dead_listed.exit_code == 0, dead_listed.output
     [effect] = orjson.loads(dead_listed.stdout)
     assert (effect["id"], effect["state"], effect["kind"]) == (dead.id, "dead", "account.sync")
@@ -393,6 +439,7 @@ def test_cli_lists_accounts_and_effects_and_retries_dead(
 
 
 # Real processes ---------------------------------------------------------------------------------
+
 
 @dataclass
 class Process:
@@ -427,9 +474,14 @@ def processes(tmp_path: Path) -> Iterator[Callable[..., Process]]:
     def start(args: list[str], env: dict[str, str]) -> Process:
         log = tmp_path / f"process-{len(started)}.log"
         with log.open("wb") as sink:
-            popen = subprocess.Popen([sys.executable, "-m", "printsync", *args], cwd=ROOT,
-                                     env=env, stdout=sink, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "printsync", *args],
+                cwd=ROOT,
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         process = Process(popen, log)
         started.append(process)
         return process
@@ -440,21 +492,22 @@ def processes(tmp_path: Path) -> Iterator[Callable[..., Process]]:
 
 
 def process_env(database_url: str, **extra: str) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith("PRINTSYNC_")}
-    env.update({
-        "PRINTSYNC_DATABASE_URL": database_url,
-        "PRINTSYNC_LEASE_SECONDS": "2",
-        "PRINTSYNC_SWEEP_INTERVAL_SECONDS": "0.2",
-        "PRINTSYNC_MIN_BACKOFF_MS": "100",
-        "PRINTSYNC_MAX_BACKOFF_MS": "300",
-        "PRINTSYNC_WORKER_PROCESSES": "1",
-        "PRINTSYNC_WORKER_THREADS": "4",
-        "PRINTSYNC_PAPERCUT_TIMEOUT_SECONDS": "3",
-        "PRINTSYNC_PAPERCUT_RETRY_INITIAL_WAIT_SECONDS": "0.01",
-        "PRINTSYNC_PAPERCUT_RETRY_BUDGET_SECONDS": "0.3",
-        TOKEN_ENV: DEFAULT_TOKEN,
-    })
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PRINTSYNC_")}
+    env.update(
+        {
+            "PRINTSYNC_DATABASE_URL": database_url,
+            "PRINTSYNC_LEASE_SECONDS": "2",
+            "PRINTSYNC_SWEEP_INTERVAL_SECONDS": "0.2",
+            "PRINTSYNC_MIN_BACKOFF_MS": "100",
+            "PRINTSYNC_MAX_BACKOFF_MS": "300",
+            "PRINTSYNC_WORKER_PROCESSES": "1",
+            "PRINTSYNC_WORKER_THREADS": "4",
+            "PRINTSYNC_PAPERCUT_TIMEOUT_SECONDS": "3",
+            "PRINTSYNC_PAPERCUT_RETRY_INITIAL_WAIT_SECONDS": "0.01",
+            "PRINTSYNC_PAPERCUT_RETRY_BUDGET_SECONDS": "0.3",
+            TOKEN_ENV: DEFAULT_TOKEN,
+        }
+    )
     env.update(extra)
     return env
 
@@ -473,11 +526,18 @@ def redis_queue() -> Iterator[str]:
     client.close()
 
 
-def serve(processes: Callable[..., Process], database_url: str, **extra: str,
-          ) -> tuple[Process, str]:
+def serve(
+    processes: Callable[..., Process],
+    database_url: str,
+    **extra: str,
+) -> tuple[Process, str]:
     port = free_port()
-    env = process_env(database_url, PRINTSYNC_PORT=str(port),
-                      PRINTSYNC_PUBLIC_URL=f"http://127.0.0.1:{port}", **extra)
+    env = process_env(
+        database_url,
+        PRINTSYNC_PORT=str(port),
+        PRINTSYNC_PUBLIC_URL=f"http://127.0.0.1:{port}",
+        **extra,
+    )
     process = processes(["serve"], env)
     base = f"http://127.0.0.1:{port}"
 
@@ -492,15 +552,20 @@ def serve(processes: Callable[..., Process], database_url: str, **extra: str,
 
 
 def scim(base: str, name: str, token: str) -> httpx.Client:
-    return httpx.Client(base_url=f"{base}/scim/v2/{name}", timeout=10,
-                        headers={"Authorization": f"Bearer {token}",
-                                 "Content-Type": "application/scim+json"})
+    return httpx.Client(
+        base_url=f"{base}/scim/v2/{name}",
+        timeout=10,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"},
+    )
 
 
 @pytest.mark.slow
 def test_crash_window_embedded_serve_killed_mid_effect_recovers_on_restart(
-        processes: Callable[..., Process], sqlite_url: str,
-        papercut_server: FakePaperCutServer, tmp_path: Path) -> None:
+    processes: Callable[..., Process],
+    sqlite_url: str,
+    papercut_server: FakePaperCutServer,
+    tmp_path: Path,
+) -> None:
     probe = Probe(sqlite_url)
     tenant_id, name, token = probe.create_tenant(**papercut_config(papercut_server))
     papercut_server.set_hang(30)  # every PaperCut call hangs: the effects stay in flight
@@ -516,19 +581,28 @@ def test_crash_window_embedded_serve_killed_mid_effect_recovers_on_restart(
     assert papercut_server.users == {}
     serve(processes, sqlite_url)
 
-    eventually(lambda: len(papercut_server.users) == 3, timeout=30,
-               describe=lambda: probe.describe(tenant_id))
+    eventually(
+        lambda: len(papercut_server.users) == 3,
+        timeout=30,
+        describe=lambda: probe.describe(tenant_id),
+    )
     eventually(lambda: probe.settled(tenant_id))
     probe.close()
 
 
 @pytest.mark.slow
 def test_scim_lifecycle_redis_worker_reaches_ledger_and_papercut(
-        make_site: Callable[..., Site], processes: Callable[..., Process],
-        papercut_server: FakePaperCutServer, papercut_token: None, database_url: str,
-        redis_queue: str) -> None:
-    worker = processes(["worker"], process_env(database_url, PRINTSYNC_BROKER_URL=REDIS_URL,
-                                               PRINTSYNC_QUEUE_NAME=redis_queue))
+    make_site: Callable[..., Site],
+    processes: Callable[..., Process],
+    papercut_server: FakePaperCutServer,
+    papercut_token: None,
+    database_url: str,
+    redis_queue: str,
+) -> None:
+    worker = processes(
+        ["worker"],
+        process_env(database_url, PRINTSYNC_BROKER_URL=REDIS_URL, PRINTSYNC_QUEUE_NAME=redis_queue),
+    )
     site = make_site(settings(broker_url=REDIS_URL, queue_name=redis_queue), worker=False)
     assert site.pipeline is not None
     ledger_client, ledger_id = site.tenant()
@@ -537,12 +611,20 @@ def test_scim_lifecycle_redis_worker_reaches_ledger_and_papercut(
     ids = {}
     for client in (ledger_client, papercut_client):
         ids[client.name] = client.post("/Users", json=user_body()).json()["id"]
-        client.post("/Groups", json={"schemas": [GROUP], "displayName": "Staff",
-                                     "members": [{"value": ids[client.name]}]})
-    eventually(lambda: site.probe.accounts(ledger_id).get("jdoe@example.com"),
-               describe=worker.output)
-    eventually(lambda: papercut_server.user_groups("jdoe@example.com") == {"Staff"},
-               describe=worker.output)
+        client.post(
+            "/Groups",
+            json={
+                "schemas": [GROUP],
+                "displayName": "Staff",
+                "members": [{"value": ids[client.name]}],
+            },
+        )
+    eventually(
+        lambda: site.probe.accounts(ledger_id).get("jdoe@example.com"), describe=worker.output
+    )
+    eventually(
+        lambda: papercut_server.user_groups("jdoe@example.com") == {"Staff"}, describe=worker.output
+    )
     for client in (ledger_client, papercut_client):
         client.patch(f"/Users/{ids[client.name]}", json=set_card("555"))
         client.patch(f"/Users/{ids[client.name]}", json=set_active(False))
@@ -560,13 +642,18 @@ def test_scim_lifecycle_redis_worker_reaches_ledger_and_papercut(
     assert papercut_server.user_groups("jdoe@example.com") == set()
     for tenant_id in (ledger_id, papercut_id):
         assert {(e.kind, e.state) for e in site.probe.effects(tenant_id)} >= {
-            (outbox.ACCOUNT_DELETE, "done"), (outbox.ACCOUNT_PURGE, "pending")}
+            (outbox.ACCOUNT_DELETE, "done"),
+            (outbox.ACCOUNT_PURGE, "pending"),
+        }
 
     # A redelivered message of a finished effect changes nothing.
     papercut_server.reset_calls()
     user_id = ids[papercut_client.name]
-    [created] = [e for e in site.probe.effects(papercut_id)
-                 if e.effect_key == f"{outbox.ACCOUNT_SYNC}:{user_id}:v1"]
+    [created] = [
+        e
+        for e in site.probe.effects(papercut_id)
+        if e.effect_key == f"{outbox.ACCOUNT_SYNC}:{user_id}:v1"
+    ]
     site.pipeline.actors.send(created.kind, created.id)
     site.pipeline.broker.join(redis_queue, timeout=10_000)  # the worker took it
     time.sleep(0.5)  # and ran it
@@ -576,57 +663,68 @@ def test_scim_lifecycle_redis_worker_reaches_ledger_and_papercut(
 
 @pytest.mark.slow
 def test_crash_window_broker_down_api_killed_before_dispatch_worker_recovers(
-        processes: Callable[..., Process], sqlite_url: str, redis_queue: str) -> None:
+    processes: Callable[..., Process], sqlite_url: str, redis_queue: str
+) -> None:
     probe = Probe(sqlite_url)
     tenant_id, name, token = probe.create_tenant()
     down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: every send fails
-    api, base = serve(processes, sqlite_url, PRINTSYNC_BROKER_URL=down,
-                      PRINTSYNC_QUEUE_NAME=redis_queue)
+    api, base = serve(
+        processes, sqlite_url, PRINTSYNC_BROKER_URL=down, PRINTSYNC_QUEUE_NAME=redis_queue
+    )
     with scim(base, name, token) as client:
         for index in range(3):
-            assert client.post("/Users", json=user_body(f"u{index}@example.com")
-                               ).status_code == 201
+            assert client.post("/Users", json=user_body(f"u{index}@example.com")).status_code == 201
     time.sleep(0.5)  # the relay tries, fails and releases its claims
     api.kill()
     pending = probe.effects(tenant_id, "pending")
     assert len(pending) == 3 and all(e.dispatched_at is None for e in pending)
 
-    worker = processes(["worker"], process_env(sqlite_url, PRINTSYNC_BROKER_URL=REDIS_URL,
-                                               PRINTSYNC_QUEUE_NAME=redis_queue))
+    worker = processes(
+        ["worker"],
+        process_env(sqlite_url, PRINTSYNC_BROKER_URL=REDIS_URL, PRINTSYNC_QUEUE_NAME=redis_queue),
+    )
 
-    eventually(lambda: len(probe.accounts(tenant_id)) == 3, timeout=30,
-               describe=worker.output)
+    eventually(lambda: len(probe.accounts(tenant_id)) == 3, timeout=30, describe=worker.output)
     eventually(lambda: probe.settled(tenant_id))
     probe.close()
 
 
 @pytest.mark.slow
 def test_redis_worker_killed_mid_effect_sweeper_redelivers_without_duplicate(
-        processes: Callable[..., Process],
-        papercut_server: FakePaperCutServer, papercut_token: None, sqlite_url: str,
-        redis_queue: str) -> None:
-    env = process_env(sqlite_url, PRINTSYNC_BROKER_URL=REDIS_URL,
-                      PRINTSYNC_QUEUE_NAME=redis_queue)
+    processes: Callable[..., Process],
+    papercut_server: FakePaperCutServer,
+    papercut_token: None,
+    sqlite_url: str,
+    redis_queue: str,
+) -> None:
+    env = process_env(sqlite_url, PRINTSYNC_BROKER_URL=REDIS_URL, PRINTSYNC_QUEUE_NAME=redis_queue)
     first = processes(["worker"], env)
     probe = Probe(sqlite_url)
     tenant_id, name, token = probe.create_tenant(**papercut_config(papercut_server))
     papercut_server.set_hang(30)  # the first call of the first attempt never returns
     app_settings = settings(broker_url=REDIS_URL, queue_name=redis_queue)
     pipeline = Pipeline(app_settings, sqlite_url, worker=False)
-    app = create_app(make_app_settings(), DatabaseSettings(database_url=sqlite_url),
-                     on_start=pipeline.attach)
+    app = create_app(
+        make_app_settings(), DatabaseSettings(database_url=sqlite_url), on_start=pipeline.attach
+    )
     pipeline.start()
     try:
         with TestClient(app) as http:
             client = TenantClient(http, name, token)
             assert client.post("/Users", json=user_body()).status_code == 201
-            eventually(lambda: papercut_server.calls["api.isUserExists"] >= 1, timeout=30,
-                       describe=first.output)
+            eventually(
+                lambda: papercut_server.calls["api.isUserExists"] >= 1,
+                timeout=30,
+                describe=first.output,
+            )
             first.kill()  # mid-call: the Redis message stays unacknowledged
             papercut_server.set_hang(0)
             processes(["worker"], env)
-            eventually(lambda: probe.settled(tenant_id), timeout=30,
-                       describe=lambda: probe.describe(tenant_id))
+            eventually(
+                lambda: probe.settled(tenant_id),
+                timeout=30,
+                describe=lambda: probe.describe(tenant_id),
+            )
     finally:
         pipeline.stop()
 
@@ -642,10 +740,12 @@ def test_rabbitmq_broker_round_trip_reaches_ledger(sqlite_url: str) -> None:
     queue = f"test-{uuid.uuid4().hex[:12]}"
     probe = Probe(sqlite_url)
     tenant_id, name, token = probe.create_tenant()
-    pipeline = Pipeline(settings(broker_url=RABBITMQ_URL, queue_name=queue), sqlite_url,
-                        worker=True)
-    app = create_app(make_app_settings(), DatabaseSettings(database_url=sqlite_url),
-                     on_start=pipeline.attach)
+    pipeline = Pipeline(
+        settings(broker_url=RABBITMQ_URL, queue_name=queue), sqlite_url, worker=True
+    )
+    app = create_app(
+        make_app_settings(), DatabaseSettings(database_url=sqlite_url), on_start=pipeline.attach
+    )
     pipeline.start()
     try:
         with TestClient(app) as http:
