@@ -120,7 +120,7 @@ def connect_sqlite(path: str, busy_timeout_ms: int = 5000) -> sqlite3.Connection
     raw.execute("PRAGMA journal_mode = WAL")
     raw.execute("PRAGMA synchronous = NORMAL")
     raw.execute("PRAGMA foreign_keys = ON")
-    raw.execute("PRAGMA cache_size = -65536")
+    raw.execute("PRAGMA cache_size = -16384")  # 16 MiB per connection; workers hold several
     raw.execute("PRAGMA temp_store = MEMORY")
     return raw
 
@@ -214,7 +214,10 @@ class PostgresDatabase(CommitListeners):
 
         try:
             pool = await asyncpg.create_pool(
-                dsn, min_size=1, max_size=pool_size, statement_cache_size=512,
+                dsn,
+                min_size=1,
+                max_size=pool_size,
+                statement_cache_size=512,
                 server_settings={"lock_timeout": "10000", "statement_timeout": "30000"},
             )
         except (OSError, asyncpg.PostgresError) as error:
@@ -243,17 +246,34 @@ class PostgresDatabase(CommitListeners):
         await self._pool.close()
 
 
+#: Driver errors that mean the server is away, starting, stopping or out of connections: the
+#: request may succeed later (503). Matched by class name along the MRO, so that storage does not
+#: import asyncpg. ``PostgresConnectionError`` is SQLSTATE class 08 and also a connection lost in
+#: the middle of an operation; ``InternalClientError`` is what asyncpg raises when it reuses a
+#: pooled connection that the server terminated while it was idle (a restart), and an
+#: ``InterfaceError`` about a closed connection is what ending a transaction on it raises.
+_UNAVAILABLE = frozenset(
+    {
+        "PostgresConnectionError",
+        "CannotConnectNowError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+        "TooManyConnectionsError",
+        "InternalClientError",
+    }
+)
+
+
 def _raise_translated(error: BaseException) -> None:
     """Turn driver errors that carry meaning into ours; leave the rest alone."""
     if is_unique_violation(error):
         raise Uniqueness(_uniqueness_detail(str(error))) from error
-    name = type(error).__name__
     if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
         raise DatabaseUnavailable(str(error)) from error
-    if name in ("ConnectionDoesNotExistError", "CannotConnectNowError",
-                "ConnectionFailureError", "TooManyConnectionsError",
-                "AdminShutdownError", "ConnectionRefusedError") or isinstance(error, OSError):
-        raise DatabaseUnavailable(name) from error
+    names = {cls.__name__ for cls in type(error).__mro__}
+    closed = "InterfaceError" in names and "connection is closed" in str(error)
+    if names & _UNAVAILABLE or closed or isinstance(error, OSError):
+        raise DatabaseUnavailable(type(error).__name__) from error
 
 
 def _uniqueness_detail(message: str) -> str:
@@ -267,8 +287,9 @@ def _uniqueness_detail(message: str) -> str:
     return "a resource with the same unique attribute already exists"
 
 
-async def open_database(raw_url: str, *, pool_size: int = 10,
-                        busy_timeout_ms: int = 5000) -> SQLiteDatabase | PostgresDatabase:
+async def open_database(
+    raw_url: str, *, pool_size: int = 10, busy_timeout_ms: int = 5000
+) -> SQLiteDatabase | PostgresDatabase:
     url = parse_url(raw_url)
     if url.dialect == "sqlite":
         assert url.path is not None
@@ -277,6 +298,12 @@ async def open_database(raw_url: str, *, pool_size: int = 10,
 
 
 __all__ = [
-    "Connection", "Database", "DatabaseURL", "PostgresDatabase", "Row",
-    "SQLiteDatabase", "open_database", "parse_url",
+    "Connection",
+    "Database",
+    "DatabaseURL",
+    "PostgresDatabase",
+    "Row",
+    "SQLiteDatabase",
+    "open_database",
+    "parse_url",
 ]

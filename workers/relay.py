@@ -11,7 +11,8 @@ sends one message per effect carrying its id, and marks them dispatched. It runs
 
 If the process dies between send and mark, the message is sent again after the lease, and the
 actor skips the duplicate once the effect is done. A send that fails (broker down) releases the
-claims it could not honour, so the next sweep tries again.
+claims it could not honour, so the next sweep tries again; until then commits do not wake the
+relay, so an outage costs one claim per sweep interval instead of one per commit.
 
 Several relays may run at once (API processes, ``printsync worker``): claims keep their batches
 apart. :func:`run_sweeper` is the relay of ``printsync worker``, run by Dramatiq's command line as
@@ -66,6 +67,7 @@ class Relay:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_prune = time.monotonic()
+        self._resume_at = 0.0  # after a failed send, wake-ups wait until then
         self.sent = 0
 
     def wake(self) -> None:
@@ -93,6 +95,9 @@ class Relay:
             while not self._stop.is_set():
                 self._wake.wait(self._interval)
                 self._wake.clear()
+                pause = self._resume_at - time.monotonic()
+                if pause > 0:
+                    self._stop.wait(pause)
                 if self._stop.is_set():
                     break
                 self.safe_pass()
@@ -131,6 +136,7 @@ class Relay:
                 self._send(effect.kind, effect.id)
                 sent.append(effect.id)
         except Exception as error:
+            self._resume_at = time.monotonic() + self._interval
             _log.warning(
                 "relay_send_failed",
                 error=type(error).__name__,
@@ -172,8 +178,12 @@ def run_sweeper() -> int:
     )
     from workers.operations import Operations
 
-    operations = Operations(settings, database.database_url,
-                            busy_timeout_ms=database.database_busy_timeout_ms, serve_metrics=True)
+    operations = Operations(
+        settings,
+        database.database_url,
+        busy_timeout_ms=database.database_busy_timeout_ms,
+        serve_metrics=True,
+    )
     operations.start()
     _log.info("sweeper_started", interval=settings.sweep_interval_seconds)
     try:
