@@ -32,6 +32,9 @@ class Shape:
     def wants_members(self) -> bool:
         return projection.wants_members(self.attributes, self.excluded)
 
+    def apply_all(self, resource: ResourceType, texts: list[str]) -> list[str]:
+        return texts if self.plain else [self.apply(resource, text) for text in texts]
+
     def apply(self, resource: ResourceType, text: str) -> str:
         if self.plain:
             return text

@@ -21,8 +21,6 @@ metric updates; labelled metric children are created on first use and cached.
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from contextvars import ContextVar
@@ -32,6 +30,7 @@ from prometheus_client import Counter, Histogram
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from metrics import catalog
+from metrics.ids import random16
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -55,46 +54,9 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
-class _RandomPool:
-    """Random bytes drawn from ``os.urandom`` in blocks, handed out 16 at a time.
-
-    One ``os.urandom`` call per request would release the GIL on every request (a system call),
-    letting any other thread of the process take it for up to the switch interval; one call per
-    256 ids keeps the event loop's thread running. A forked child discards the block it
-    inherited, so parent and child never hand out the same bytes.
-    """
-
-    __slots__ = ("_block", "_lock", "_offset")
-
-    BLOCK = 16 * 256
-
-    def __init__(self) -> None:
-        self._block = b""
-        self._offset = 0
-        self._lock = threading.Lock()
-
-    def discard(self) -> None:
-        self._block = b""
-        self._offset = 0
-        self._lock = threading.Lock()
-
-    def take16(self) -> bytes:
-        with self._lock:
-            offset = self._offset
-            if offset >= len(self._block):
-                self._block = os.urandom(self.BLOCK)
-                offset = 0
-            self._offset = offset + 16
-            return self._block[offset : offset + 16]
-
-
-_random = _RandomPool()
-os.register_at_fork(after_in_child=_random.discard)
-
-
 def new_request_id() -> str:
     """A fresh random request id: 32 hex characters, fork-safe."""
-    return _random.take16().hex()
+    return random16().hex()
 
 
 def resource_of(path: str) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import threading
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
 
+from metrics.ids import random16
 from storage.database import Connection
 from storage.errors import VersionMismatch
 from storage.scim import filters
@@ -18,48 +17,14 @@ from storage.sql import Dialect, compile_text
 MAX_PAGE_SIZE = 1000
 
 
-class _IdSource:
-    """Random version-4 UUIDs from ``os.urandom`` drawn in blocks of 256.
-
-    ``uuid.uuid4()`` makes one system call per id, and a system call releases the GIL: on the
-    event loop's thread every create would let the process's other threads (the embedded
-    worker's) take the interpreter for up to the switch interval. A forked child discards the
-    block it inherited.
-    """
-
-    BLOCK = 16 * 256
-
-    def __init__(self) -> None:
-        self._block = b""
-        self._offset = 0
-        self._lock = threading.Lock()
-
-    def discard(self) -> None:
-        self._block = b""
-        self._offset = 0
-        self._lock = threading.Lock()
-
-    def new(self) -> str:
-        with self._lock:
-            offset = self._offset
-            if offset >= len(self._block):
-                self._block = os.urandom(self.BLOCK)
-                offset = 0
-            self._offset = offset + 16
-            raw = bytearray(self._block[offset : offset + 16])
-        raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-        raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-        h = raw.hex()
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-_ids = _IdSource()
-os.register_at_fork(after_in_child=_ids.discard)
-
-
 def new_id() -> str:
-    """A new resource id: a random (version 4) UUID."""
-    return _ids.new()
+    """A new resource id: a random (version 4) UUID, from the shared pool of random bytes
+    (``uuid.uuid4()`` makes one system call per id, which releases the GIL on the event loop)."""
+    raw = bytearray(random16())
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def etag(version: int) -> str:

@@ -62,7 +62,7 @@ async def list_groups(request: Request) -> Response:
     page = await groups.list_(
         ctx.services.db, ctx.tenant.id, list_query(params), members=shape.wants_members()
     )
-    docs = page.docs if shape.plain else [shape.apply(GROUP_TYPE, doc) for doc in page.docs]
+    docs = shape.apply_all(GROUP_TYPE, page.docs)
     return responses.listing(page.total, page.start_index, docs)
 
 
@@ -73,7 +73,7 @@ async def search_groups(request: Request) -> Response:
     query, attributes, excluded = search_query(body)
     shape = Shape(attributes, excluded)
     page = await groups.list_(ctx.services.db, ctx.tenant.id, query, members=shape.wants_members())
-    docs = page.docs if shape.plain else [shape.apply(GROUP_TYPE, doc) for doc in page.docs]
+    docs = shape.apply_all(GROUP_TYPE, page.docs)
     return responses.listing(page.total, page.start_index, docs)
 
 

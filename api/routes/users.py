@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -14,6 +16,8 @@ from api.shaping import Shape
 from storage import users
 from storage.documents import etag
 from storage.scim.schema import USER_TYPE
+
+Rewrite = Callable[..., Awaitable[users.Stored]]
 
 
 async def create_user(request: Request) -> Response:
@@ -51,7 +55,7 @@ async def list_users(request: Request) -> Response:
     params = dict(request.query_params)
     page = await users.list_(ctx.services.db, ctx.tenant.id, list_query(params))
     shape = Shape.of(params)
-    docs = page.docs if shape.plain else [shape.apply(USER_TYPE, doc) for doc in page.docs]
+    docs = shape.apply_all(USER_TYPE, page.docs)
     return responses.listing(page.total, page.start_index, docs)
 
 
@@ -62,33 +66,25 @@ async def search_users(request: Request) -> Response:
     query, attributes, excluded = search_query(body)
     page = await users.list_(ctx.services.db, ctx.tenant.id, query)
     shape = Shape(attributes, excluded)
-    docs = page.docs if shape.plain else [shape.apply(USER_TYPE, doc) for doc in page.docs]
+    docs = shape.apply_all(USER_TYPE, page.docs)
     return responses.listing(page.total, page.start_index, docs)
 
 
 async def replace_user(request: Request) -> Response:
-    tenant_name: str = request.path_params["tenant_name"]
-    user_id: str = request.path_params["user_id"]
-    ctx = await context(request, tenant_name)
-    body = await json_body(request, ctx.services.settings.max_body_bytes)
-    stored = await users.replace(
-        ctx.services.db,
-        ctx.tenant.id,
-        user_id,
-        body,
-        base=ctx.base,
-        if_match=request.headers.get("if-match"),
-    )
-    shape = Shape.of(dict(request.query_params))
-    return responses.resource(shape.apply(USER_TYPE, stored.doc), version=stored.version)
+    return await _rewrite(request, users.replace)
 
 
 async def patch_user(request: Request) -> Response:
+    return await _rewrite(request, users.patch)
+
+
+async def _rewrite(request: Request, change: Rewrite) -> Response:
+    """PUT and PATCH: the body applied to the stored user, answered with the result."""
     tenant_name: str = request.path_params["tenant_name"]
     user_id: str = request.path_params["user_id"]
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
-    stored = await users.patch(
+    stored = await change(
         ctx.services.db,
         ctx.tenant.id,
         user_id,
