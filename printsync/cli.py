@@ -201,16 +201,17 @@ def tenant_enable(name: str) -> None:
 @click.option("--host", default=None, help="Bind address (PRINTSYNC_HOST).")
 @click.option("--port", default=None, type=int, help="Port (PRINTSYNC_PORT).")
 def serve(host: str | None, port: int | None) -> None:
-    """Run the SCIM API and the outbox relay.
+    """Run the SCIM API and, in a child process, the outbox relay.
 
-    Without PRINTSYNC_BROKER_URL (the embedded mode) this process also runs the effect workers
-    on an in-memory broker: nothing else needs to run. With a Redis or RabbitMQ URL the relay only
+    Without PRINTSYNC_BROKER_URL (the embedded mode) the child also runs the effect worker on an
+    in-memory broker: nothing else needs to run. With a Redis or RabbitMQ URL the relay only
     enqueues, and `printsync worker` applies the effects.
     """
     import uvicorn
 
     from api.app import create_app
-    from workers.__main__ import Pipeline
+    from printsync.pipeline_process import PipelineProcess
+    from workers.settings import get_settings as get_worker_settings
 
     api_settings = get_api_settings()
     production = api_settings.environment == "production"
@@ -220,7 +221,8 @@ def serve(host: str | None, port: int | None) -> None:
     database = get_database_settings()
     if parse_url(database.database_url).dialect == "sqlite":
         migrate.upgrade(database.database_url)
-    pipeline = Pipeline.from_environment()
+    get_worker_settings()  # a bad setting stops serve here, not in its child
+    pipeline = PipelineProcess()
     app = create_app(api_settings, database, on_start=pipeline.attach)
     pipeline.start()
     try:

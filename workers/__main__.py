@@ -1,19 +1,22 @@
-"""The in-process effects pipeline: relay, broker and (embedded) worker in one process.
+"""The effects pipeline of one process: relay, broker and (embedded) worker.
 
-``printsync serve`` starts a :class:`Pipeline` next to the API:
+``printsync serve`` runs a :class:`Pipeline` in a child process (``python -m workers --wake-fd``,
+see ``printsync.pipeline_process``), woken through a pipe after each commit:
 
-- embedded mode (no ``PRINTSYNC_BROKER_URL``): an in-memory ``StubBroker``, an in-process
-  Dramatiq ``Worker`` with ``worker_threads`` threads, and the relay, so one process with SQLite
-  is the whole system;
+- embedded mode (no ``PRINTSYNC_BROKER_URL``): an in-memory ``StubBroker``, a Dramatiq ``Worker``
+  with ``worker_threads`` threads, and the relay, so ``printsync serve`` with SQLite is the whole
+  system;
 - with a broker URL: only the relay, which enqueues into Redis or RabbitMQ for the
   ``printsync worker`` processes.
 
-``python -m workers`` runs the embedded pipeline alone (no API), e.g. to drain the outbox of a
-SQLite database.
+``python -m workers`` alone runs the embedded pipeline without an API, e.g. to drain the outbox
+of a SQLite database.
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import signal
 import threading
 from types import FrameType
@@ -117,11 +120,39 @@ class Pipeline:
             queues.clear()
 
 
-def main() -> None:
-    """Run the embedded pipeline until SIGINT or SIGTERM."""
+def watch_parent(fd: int, pipeline: Pipeline, stop: threading.Event) -> threading.Thread:
+    """Read the wake-up pipe of ``printsync serve``: each byte asks the relay for a pass; the end
+    of the pipe (the API process is gone) stops this process."""
+
+    def run() -> None:
+        try:
+            while os.read(fd, 4096):
+                pipeline.relay.wake()
+        except OSError:
+            pass
+        finally:
+            stop.set()
+
+    thread = threading.Thread(target=run, name="printsync-parent", daemon=True)
+    thread.start()
+    return thread
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the pipeline until SIGINT, SIGTERM or, with ``--wake-fd``, the end of that pipe.
+
+    Alone (``python -m workers``) it is the embedded pipeline without an API, e.g. to drain the
+    outbox of a SQLite database. Started by ``printsync serve`` it is that process's effects
+    pipeline: the relay, plus the worker in the embedded mode.
+    """
+    parser = argparse.ArgumentParser(prog="python -m workers")
+    parser.add_argument("--wake-fd", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
     pipeline = Pipeline.from_environment()
-    if not pipeline.run_worker:
+    if args.wake_fd is None and not pipeline.run_worker:
         raise SystemExit("PRINTSYNC_BROKER_URL is set: run `printsync worker` instead")
+    if pipeline.settings.pipeline_nice:
+        os.nice(pipeline.settings.pipeline_nice)
     stop = threading.Event()
 
     def finish(_signum: int, _frame: FrameType | None) -> None:
@@ -130,6 +161,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, finish)
     signal.signal(signal.SIGINT, finish)
     pipeline.start()
+    if args.wake_fd is not None:
+        watch_parent(args.wake_fd, pipeline, stop)
     try:
         while not stop.wait(3600):
             pass

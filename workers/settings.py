@@ -16,9 +16,9 @@ DAY_SECONDS = 86_400.0
 class WorkerSettings(BaseSettings):
     """How effects are dispatched, retried and applied.
 
-    ``broker_url`` unset selects the embedded mode: ``printsync serve`` runs the relay and an
-    in-process worker on an in-memory broker. ``redis://…`` or ``amqp://…`` select Redis or
-    RabbitMQ, with ``printsync worker`` running the worker processes.
+    ``broker_url`` unset selects the embedded mode: ``printsync serve`` runs the relay and a
+    worker on an in-memory broker in a child process of its own. ``redis://…`` or ``amqp://…``
+    select Redis or RabbitMQ, with ``printsync worker`` running the worker processes.
     """
 
     model_config = SettingsConfigDict(env_prefix="PRINTSYNC_", extra="ignore")
@@ -29,6 +29,9 @@ class WorkerSettings(BaseSettings):
     )
     worker_processes: int = Field(default=2, ge=1, le=64)
     worker_threads: int = Field(default=8, ge=1, le=256)
+    # ``printsync serve`` runs its pipeline in a child process this much nicer than the API, so
+    # requests come first under load (0: same priority).
+    pipeline_nice: int = Field(default=10, ge=0, le=19)
 
     # Retries: Dramatiq's backoff doubles from min to max, with jitter, for max_retries retries.
     max_retries: int = Field(default=8, ge=0, le=50)

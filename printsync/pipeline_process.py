@@ -1,0 +1,143 @@
+"""The effects pipeline of ``printsync serve``, run as a child process of the API.
+
+The API process serves HTTP on one event loop; the relay and (in the embedded mode) the Dramatiq
+worker run in a child process started here: ``python -m workers --wake-fd N``. Kept apart, the two
+never compete for one interpreter lock, the operating system can run them on two cores, and the
+child runs at a lower scheduling priority (``PRINTSYNC_PIPELINE_NICE``), so under a burst of
+requests the API answers first and the effects follow (they are committed in the outbox already,
+nothing is lost by deferring them).
+
+The two meet in the database; the only other link is a pipe:
+
+- after a commit that recorded effects the API writes one byte to it (non-blocking, so a full
+  pipe means the child is already due to look; at most one write every 2 ms) and the child's
+  relay makes a pass;
+- when the API process ends, however it ends, the pipe closes and the child stops: a killed API
+  leaves no orphan behind.
+
+If the child dies on its own, the next commit starts a new one (at most once a second); the new
+relay's first pass sends whatever was left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+import structlog
+
+from storage.database import Database
+
+_log = structlog.get_logger(__name__)
+
+#: Seconds between restarts of a child that keeps dying.
+RESTART_INTERVAL_SECONDS = 1.0
+#: Shortest time between two wake-up writes.
+WAKE_INTERVAL_SECONDS = 0.002
+
+
+class PipelineProcess:
+    """Starts, wakes, supervises and stops the ``python -m workers`` child."""
+
+    def __init__(self, command: Sequence[str] | None = None) -> None:
+        self._command = list(command or [sys.executable, "-m", "workers"])
+        self._process: subprocess.Popen[bytes] | None = None
+        self._wake_fd: int | None = None
+        self._next_restart = 0.0
+        self._next_write = 0.0
+        self._deferred = False
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def start(self) -> None:
+        read_fd, write_fd = os.pipe()
+        try:
+            self._process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+                [*self._command, "--wake-fd", str(read_fd)], pass_fds=(read_fd,)
+            )
+        except BaseException:
+            os.close(write_fd)
+            raise
+        finally:
+            os.close(read_fd)
+        os.set_blocking(write_fd, False)
+        self._wake_fd = write_fd
+        _log.info("pipeline_process_started", pid=self._process.pid)
+
+    def attach(self, db: Database) -> None:
+        """Wake the child after each commit of ``db`` that recorded effects (create_app's
+        ``on_start`` hook)."""
+        db.listeners.append(self.wake)
+
+    def wake(self) -> None:
+        """Ask the child's relay for a pass.
+
+        Wake-ups are coalesced: at most one write per ``WAKE_INTERVAL_SECONDS`` (each write can
+        switch the core to the child), the ones in between folded into one written at the end
+        of the interval, so no commit waits longer than that for its wake-up.
+        """
+        if self._deferred:
+            return
+        now = time.monotonic()
+        wait = self._next_write - now
+        if wait <= 0:
+            self._write(now)
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not on the event loop: write at once
+            self._write(now)
+            return
+        self._deferred = True
+        loop.call_later(wait, self._write_deferred)
+
+    def _write_deferred(self) -> None:
+        self._deferred = False
+        self._write(time.monotonic())
+
+    def _write(self, now: float) -> None:
+        self._next_write = now + WAKE_INTERVAL_SECONDS
+        fd = self._wake_fd
+        if fd is None:
+            return
+        try:
+            os.write(fd, b"\x01")
+        except BlockingIOError:
+            pass  # the pipe is full: the child has plenty of wake-ups to read already
+        except OSError:
+            self._restart_if_dead()
+
+    def _restart_if_dead(self) -> None:
+        process = self._process
+        if process is None or process.poll() is None:
+            return
+        now = time.monotonic()
+        if now < self._next_restart:
+            return
+        self._next_restart = now + RESTART_INTERVAL_SECONDS
+        _log.warning("pipeline_process_exited", pid=process.pid, returncode=process.returncode)
+        self._close_pipe()
+        self.start()
+
+    def _close_pipe(self) -> None:
+        if self._wake_fd is not None:
+            os.close(self._wake_fd)
+            self._wake_fd = None
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Close the pipe (the child finishes what it runs and exits), then wait for it."""
+        self._close_pipe()
+        process, self._process = self._process, None
+        if process is None:
+            return
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
