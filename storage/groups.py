@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from storage import clock, outbox
+from storage import clock, counts, outbox
 from storage.database import Connection, Database
 from storage.documents import (
     ListQuery,
@@ -28,6 +28,7 @@ from storage.documents import (
     dump,
     list_page,
     new_id,
+    page_marks,
 )
 from storage.errors import ResourceNotFound
 from storage.records import groups, memberships, users
@@ -187,6 +188,7 @@ async def create(db: Database, tenant_id: int, body: object, *, base: str) -> St
             key=f"{outbox.GROUP_SYNC}:{group_id}:v1",
             now=now,
         )
+        await counts.add(conn, db.dialect, tenant_id, "Group", group_id, 1)
         if member_ids:
             _, delta = await _change_members(
                 conn,
@@ -258,6 +260,7 @@ async def list_(db: Database, tenant_id: int, query: ListQuery, *, members: bool
             tenant_id=tenant_id,
             query=query,
             default_count=DEFAULT_PAGE_SIZE,
+            marks=page_marks(db),
         )
         if not members or not page.docs:
             return page
@@ -443,4 +446,6 @@ async def delete(
             key=f"{outbox.GROUP_DELETE}:{group_id}:v{version}",
             payload={"displayName": orjson.loads(text).get("displayName")},
         )
+        await counts.add(conn, db.dialect, tenant_id, "Group", group_id, -1)
+    page_marks(db).forget("groups", tenant_id)
     db.effects_committed()

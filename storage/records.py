@@ -66,6 +66,19 @@ users = sa.Table(
     sa.Index("ix_users_tenant_id_last_modified", "tenant_id", "last_modified"),
 )
 
+#: How many users and groups each tenant has, kept in the transaction of every create and delete,
+#: so that a list's totalResults never counts the table. Each count is spread over a few slots
+#: (picked from the resource id) so that concurrent creates on PostgreSQL do not all queue on one
+#: row's lock; the count is the sum of the slots.
+resource_counts = sa.Table(
+    "resource_counts",
+    metadata,
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("resource", sa.String(8), primary_key=True),
+    sa.Column("slot", sa.SmallInteger, primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+
 groups = sa.Table(
     "groups",
     metadata,

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from storage import clock, outbox
+from storage import clock, counts, outbox
 from storage.database import Connection, Database
 from storage.documents import (
     ListQuery,
@@ -20,6 +20,7 @@ from storage.documents import (
     dump,
     list_page,
     new_id,
+    page_marks,
 )
 from storage.errors import ResourceNotFound
 from storage.records import groups, memberships, users
@@ -150,6 +151,7 @@ async def create(db: Database, tenant_id: int, body: object, *, base: str) -> St
             key=f"{outbox.ACCOUNT_SYNC}:{user_id}:v1",
             now=now,
         )
+        await counts.add(conn, db.dialect, tenant_id, "User", user_id, 1)
     db.effects_committed()
     return Stored(user_id, 1, text)
 
@@ -175,6 +177,7 @@ async def list_(db: Database, tenant_id: int, query: ListQuery) -> Page:
             tenant_id=tenant_id,
             query=query,
             default_count=DEFAULT_PAGE_SIZE,
+            marks=page_marks(db),
         )
 
 
@@ -281,6 +284,8 @@ async def delete(
             key=f"{outbox.ACCOUNT_DELETE}:{user_id}:v{version}",
             payload={"userName": orjson.loads(text).get("userName"), "groups": names},
         )
+        await counts.add(conn, db.dialect, tenant_id, "User", user_id, -1)
+    page_marks(db).forget("users", tenant_id)
     db.effects_committed()
 
 
