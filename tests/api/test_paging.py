@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from storage.documents import PageMarks
 from tests.conftest import Service, TenantClient, count_rows
 
