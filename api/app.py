@@ -49,7 +49,14 @@ def create_app(
             await db.close()
 
     app = FastAPI(
-        title="printsync", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+        title="printsync",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        # FastAPI's own OpenTelemetry hooks read the environment on every request; printsync's
+        # metrics and request ids are its own (metrics/, api/audit.py).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
     # Users and Groups carry nearly all the traffic: plain Starlette routes (api.routes.plain).

@@ -5,8 +5,9 @@ its methods are coroutines that never suspend, so a transaction opened with ``tr
 from BEGIN to COMMIT without yielding to another request. That is what makes the embedded default
 fast (no threadpool hop, no aiosqlite queue) and safe (no interleaving on the shared connection).
 
-PostgreSQL runs through an asyncpg pool; asyncpg prepares each statement once per connection and
-caches it. Every write is one short transaction.
+PostgreSQL runs on a small pool of asyncpg connections (``PostgresPool``); asyncpg prepares each
+statement once per connection and caches it. A read is one round trip and no transaction; every
+write is one short transaction.
 
 Both expose ``Connection.fetchone / fetchall / execute`` taking a compiled ``Statement`` and a
 mapping of parameters, so storage code is written once.
@@ -14,11 +15,15 @@ mapping of parameters, so storage code is written once.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Protocol
 
 from sqlalchemy.engine import make_url
@@ -137,14 +142,64 @@ class CommitListeners:
 
 
 class SQLiteDatabase(CommitListeners):
+    """The API's SQLite database: one connection, used inline on the event loop.
+
+    Writers of other processes (the effects pipeline) take SQLite's write lock too. A request that
+    finds it taken must not block the event loop in SQLite's busy handler (which sleeps, holding
+    every other request up): ``BEGIN IMMEDIATE`` is tried without waiting, and while the lock is
+    taken the request awaits short sleeps, so reads and other work go on meanwhile, until
+    ``busy_timeout_ms`` have passed (then 503). Between BEGIN and COMMIT nothing suspends.
+    """
+
     dialect: Dialect = "sqlite"
+
+    #: First and longest pause between two attempts at the write lock (seconds).
+    LOCK_RETRY_FIRST = 0.0002
+    LOCK_RETRY_MAX = 0.004
+    API_CHECKPOINT_PAGES = 10_000
 
     def __init__(self, path: str, busy_timeout_ms: int = 5000) -> None:
         super().__init__()
         self.path = path
+        self._busy_timeout = busy_timeout_ms / 1000
         self._raw = connect_sqlite(path, busy_timeout_ms)
+        # Checkpoints (copying the WAL into the database file, with an fsync) are left to the
+        # effects pipeline's connections, which run them at SQLite's default 1,000 pages: one
+        # here would stall every request for its duration. Only if the WAL grows this far (about
+        # 40 MiB: no pipeline is running) does the API checkpoint itself.
+        self._raw.execute(f"PRAGMA wal_autocheckpoint = {self.API_CHECKPOINT_PAGES}")
         self._connection = SQLiteConnection(self._raw)
         self._depth = 0
+
+    def _try_begin(self) -> bool:
+        """BEGIN IMMEDIATE without waiting; False when another connection holds the lock."""
+        raw = self._raw
+        raw.execute("PRAGMA busy_timeout = 0")
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if "locked" in str(error) or "busy" in str(error):
+                return False
+            raise DatabaseUnavailable(str(error)) from error
+        finally:
+            raw.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+        return True
+
+    async def _begin(self) -> None:
+        if self._try_begin():
+            return
+        deadline = time.monotonic() + self._busy_timeout
+        pause = self.LOCK_RETRY_FIRST
+        while True:
+            await asyncio.sleep(pause)
+            if self._depth:
+                # Another request of this process began meanwhile; wait for it to finish.
+                continue
+            if self._try_begin():
+                return
+            if time.monotonic() >= deadline:
+                raise DatabaseUnavailable("database is locked")
+            pause = min(pause * 2, self.LOCK_RETRY_MAX)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SQLiteConnection]:
@@ -153,10 +208,7 @@ class SQLiteDatabase(CommitListeners):
             # A transaction is already open on this connection (same task): join it.
             yield self._connection
             return
-        try:
-            raw.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            raise DatabaseUnavailable(str(error)) from error
+        await self._begin()
         self._depth = 1
         try:
             yield self._connection
@@ -201,6 +253,228 @@ class PostgresConnection:
         return int(tail) if tail.isdigit() else 0
 
 
+class PostgresPool:
+    """Up to ``max_size`` asyncpg connections, lent one at a time.
+
+    asyncpg's own pool costs every request a proxy object, a future, an inactivity timer, the
+    reset query (a round trip) and a release that runs as a separate task behind
+    ``asyncio.shield`` (one more suspension of the request). Here a lease is a pop from a list
+    and a release an append, or a hand-over to the longest-waiting request. Connections open on
+    demand; a connection found closed (the server restarted) or left in an unknown state (a
+    cancelled query, a driver error) is dropped and its place reopened by the next lease. No
+    session state needs resetting: storage never uses ``SET``, ``LISTEN``, advisory locks or
+    cursors outside a transaction.
+    """
+
+    def __init__(self, connect: Callable[[], Awaitable[Any]], max_size: int) -> None:
+        self._connect = connect
+        self._max_size = max_size
+        self._idle: list[Any] = []
+        self._waiters: deque[asyncio.Future[Any]] = deque()
+        self._size = 0  # connections open or opening
+        self._closed = False
+
+    async def start(self) -> None:
+        """Open the first connection, so that a wrong URL or an absent server fails now."""
+        self._idle.append(await self._open())
+
+    def acquire(self) -> PostgresLease:
+        return PostgresLease(self)
+
+    async def take(self) -> Any:
+        idle = self._idle
+        while True:
+            if self._closed:
+                raise DatabaseUnavailable("the database pool is closed")
+            while idle:
+                connection = idle.pop()
+                if not connection.is_closed():
+                    return connection
+                self._size -= 1
+            if self._size < self._max_size:
+                return await self._open()
+            waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                connection = await waiter
+            except BaseException:
+                if waiter.cancelled():
+                    with suppress(ValueError):
+                        self._waiters.remove(waiter)
+                elif waiter.result() is None:
+                    self._hand_over(None)  # handed a free place just as it was cancelled
+                else:
+                    self.give(waiter.result(), None)
+                raise
+            if connection is None:  # a place was freed: open a connection in it
+                continue
+            if not connection.is_closed():
+                return connection
+            self._size -= 1
+
+    def give(self, connection: Any, error: BaseException | None) -> None:
+        """Take a connection back after a lease that ended with ``error`` (or None)."""
+        if self._closed or not _reusable(connection, error):
+            connection.terminate()
+            self._size -= 1
+            self._hand_over(None)
+        elif not self._hand_over(connection):
+            self._idle.append(connection)
+
+    def _hand_over(self, connection: Any) -> bool:
+        """Wake the longest-waiting request with ``connection`` (None: a free place)."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return True
+        return False
+
+    async def _open(self) -> Any:
+        self._size += 1
+        try:
+            return await self._connect()
+        except BaseException:
+            self._size -= 1
+            self._hand_over(None)
+            raise
+
+    async def close(self) -> None:
+        """Close the idle connections; those still lent are closed when they come back."""
+        self._closed = True
+        while self._hand_over(None):
+            pass
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            self._size -= 1
+            try:
+                await connection.close(timeout=5)
+            except Exception:  # closing anyway: do not wait on a broken connection
+                connection.terminate()
+
+
+def _reusable(connection: Any, error: BaseException | None) -> bool:
+    """Whether a connection is known to be idle and in sync after a lease.
+
+    Errors of our own (not found, version mismatch) and errors the server reported on a query
+    leave it so; a cancellation, a driver error or a lost connection may not.
+    """
+    if connection.is_closed() or connection.is_in_transaction():
+        return False
+    if error is None:
+        return True
+    if not isinstance(error, Exception) or isinstance(error, OSError):
+        return False
+    if not type(error).__module__.startswith("asyncpg"):
+        return True
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return "PostgresError" in names and not names & _UNAVAILABLE
+
+
+class PostgresLease:
+    """``async with pool.acquire() as connection``: one connection of a ``PostgresPool``."""
+
+    __slots__ = ("_connection", "_pool")
+
+    def __init__(self, pool: PostgresPool) -> None:
+        self._pool = pool
+        self._connection: Any = None
+
+    async def __aenter__(self) -> Any:
+        self._connection = await self._pool.take()
+        return self._connection
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        connection, self._connection = self._connection, None
+        self._pool.give(connection, error)
+
+
+class _Reading:
+    """``PostgresDatabase.reader()``: a pooled connection, no transaction (each statement is
+    its own snapshot), errors translated. A class rather than a generator-based context
+    manager: it is entered on every read request."""
+
+    __slots__ = ("_lease", "_pool")
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self._lease: Any = None
+
+    async def __aenter__(self) -> PostgresConnection:
+        self._lease = lease = self._pool.acquire()
+        try:
+            raw = await lease.__aenter__()
+        except BaseException as error:
+            self._lease = None
+            _raise_translated(error)
+            raise
+        return PostgresConnection(raw)
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        lease, self._lease = self._lease, None
+        await lease.__aexit__(kind, error, traceback)
+        if error is not None:
+            _raise_translated(error)
+
+
+class _Transaction:
+    """``PostgresDatabase.transaction()``: a pooled connection inside one transaction, committed
+    when the block ends normally and rolled back otherwise; errors translated."""
+
+    __slots__ = ("_lease", "_pool", "_transaction")
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self._lease: Any = None
+        self._transaction: Any = None
+
+    async def __aenter__(self) -> PostgresConnection:
+        lease = self._pool.acquire()
+        try:
+            raw = await lease.__aenter__()
+        except BaseException as error:
+            _raise_translated(error)
+            raise
+        transaction = raw.transaction()
+        try:
+            await transaction.__aenter__()
+        except BaseException as error:
+            await lease.__aexit__(type(error), error, error.__traceback__)
+            _raise_translated(error)
+            raise
+        self._lease, self._transaction = lease, transaction
+        return PostgresConnection(raw)
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        lease, transaction = self._lease, self._transaction
+        self._lease = self._transaction = None
+        try:
+            await transaction.__aexit__(kind, error, traceback)
+        except BaseException as ending:
+            await lease.__aexit__(type(ending), ending, ending.__traceback__)
+            _raise_translated(ending)
+            raise
+        await lease.__aexit__(kind, error, traceback)
+        if error is not None:
+            _raise_translated(error)
+
+
 class PostgresDatabase(CommitListeners):
     dialect: Dialect = "postgresql"
 
@@ -212,35 +486,25 @@ class PostgresDatabase(CommitListeners):
     async def connect(cls, dsn: str, pool_size: int = 10) -> PostgresDatabase:
         import asyncpg
 
-        try:
-            pool = await asyncpg.create_pool(
+        async def connect() -> Any:
+            return await asyncpg.connect(
                 dsn,
-                min_size=1,
-                max_size=pool_size,
                 statement_cache_size=512,
                 server_settings={"lock_timeout": "10000", "statement_timeout": "30000"},
             )
+
+        pool = PostgresPool(connect, pool_size)
+        try:
+            await pool.start()
         except (OSError, asyncpg.PostgresError) as error:
             raise DatabaseUnavailable(str(error)) from error
         return cls(pool)
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[PostgresConnection]:
-        try:
-            async with self._pool.acquire() as raw, raw.transaction():
-                yield PostgresConnection(raw)
-        except BaseException as error:
-            _raise_translated(error)
-            raise
+    def transaction(self) -> _Transaction:
+        return _Transaction(self._pool)
 
-    @asynccontextmanager
-    async def reader(self) -> AsyncIterator[PostgresConnection]:
-        try:
-            async with self._pool.acquire() as raw:
-                yield PostgresConnection(raw)
-        except BaseException as error:
-            _raise_translated(error)
-            raise
+    def reader(self) -> _Reading:
+        return _Reading(self._pool)
 
     async def close(self) -> None:
         await self._pool.close()
