@@ -141,6 +141,14 @@ class CommitListeners:
             listener()
 
 
+@dataclass(slots=True)
+class _Group:
+    """Write transactions committed together (see ``SQLiteDatabase.transaction``)."""
+
+    future: asyncio.Future[None]
+    members: int = 1
+
+
 class SQLiteDatabase(CommitListeners):
     """The API's SQLite database: one connection, used inline on the event loop.
 
@@ -170,6 +178,7 @@ class SQLiteDatabase(CommitListeners):
         self._raw.execute(f"PRAGMA wal_autocheckpoint = {self.API_CHECKPOINT_PAGES}")
         self._connection = SQLiteConnection(self._raw)
         self._depth = 0
+        self._group: _Group | None = None
 
     def _try_begin(self) -> bool:
         """BEGIN IMMEDIATE without waiting; False when another connection holds the lock."""
@@ -185,45 +194,86 @@ class SQLiteDatabase(CommitListeners):
             raw.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
         return True
 
-    async def _begin(self) -> None:
+    async def _begin(self) -> bool:
+        """Take the write lock for a new group; False when a group opened meanwhile (join it)."""
         if self._try_begin():
-            return
+            return True
         deadline = time.monotonic() + self._busy_timeout
         pause = self.LOCK_RETRY_FIRST
         while True:
             await asyncio.sleep(pause)
-            if self._depth:
-                # Another request of this process began meanwhile; wait for it to finish.
-                continue
+            if self._group is not None:
+                return False
             if self._try_begin():
-                return
+                return True
             if time.monotonic() >= deadline:
                 raise DatabaseUnavailable("database is locked")
             pause = min(pause * 2, self.LOCK_RETRY_MAX)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[SQLiteConnection]:
+        """One write transaction, committed with the others of this turn of the event loop.
+
+        Group commit: the first transaction of a turn takes the write lock (``BEGIN IMMEDIATE``)
+        and schedules one ``COMMIT`` for the end of the turn; the transactions of other requests
+        that run in the same turn join it, each inside a savepoint, so that one that fails rolls
+        back alone. Each waits for the shared ``COMMIT`` before it returns: nothing is answered
+        before it is durable, and a failed ``COMMIT`` fails every member (503). One commit (one
+        write of the WAL) then serves several requests, and pages they share are written once.
+        Between a member's savepoint and its release nothing suspends.
+        """
         raw = self._raw
         if self._depth:
             # A transaction is already open on this connection (same task): join it.
             yield self._connection
             return
-        await self._begin()
+        group = self._group
+        if group is None and await self._begin():
+            group = self._group = _Group(asyncio.get_running_loop().create_future())
+            asyncio.get_running_loop().call_soon(self._commit_group)
+            savepoint = None  # alone in the group so far: a failure rolls back everything
+        else:
+            group = self._group
+            assert group is not None
+            group.members += 1
+            savepoint = f"member_{group.members}"
+            raw.execute(f"SAVEPOINT {savepoint}")
         self._depth = 1
         try:
             yield self._connection
         except BaseException as error:
             self._depth = 0
-            raw.execute("ROLLBACK")
+            if savepoint is None:
+                self._group = None
+                raw.execute("ROLLBACK")
+                group.future.set_result(None)
+            else:
+                raw.execute(f"ROLLBACK TO {savepoint}")
+                raw.execute(f"RELEASE {savepoint}")
             _raise_translated(error)
             raise
+        self._depth = 0
+        if savepoint is not None:
+            raw.execute(f"RELEASE {savepoint}")
+        await asyncio.shield(group.future)
+
+    def _commit_group(self) -> None:
+        group = self._group
+        if group is None or group.future.done():
+            return  # rolled back by its only member
+        if self._depth:
+            # A member is between its savepoint and its release (it suspended): not yet.
+            asyncio.get_running_loop().call_soon(self._commit_group)
+            return
+        self._group = None
+        try:
+            self._raw.execute("COMMIT")
+        except sqlite3.Error as error:
+            with suppress(sqlite3.Error):
+                self._raw.execute("ROLLBACK")
+            group.future.set_exception(DatabaseUnavailable(str(error)))
         else:
-            self._depth = 0
-            try:
-                raw.execute("COMMIT")
-            except sqlite3.OperationalError as error:
-                raw.execute("ROLLBACK")
-                raise DatabaseUnavailable(str(error)) from error
+            group.future.set_result(None)
 
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[SQLiteConnection]:

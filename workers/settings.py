@@ -31,7 +31,7 @@ class WorkerSettings(BaseSettings):
     worker_threads: int = Field(default=8, ge=1, le=256)
     # ``printsync serve`` runs its pipeline in a child process this much nicer than the API, so
     # requests come first under load (0: same priority).
-    pipeline_nice: int = Field(default=10, ge=0, le=19)
+    pipeline_nice: int = Field(default=19, ge=0, le=19)
 
     # Retries: Dramatiq's backoff doubles from min to max, with jitter, for max_retries retries.
     max_retries: int = Field(default=8, ge=0, le=50)
