@@ -222,6 +222,7 @@ async def run_broker(broker: str, args: argparse.Namespace) -> list[Result]:
             broker_url=None if broker == "embedded" else args.redis_url,
             queue_name=f"bench-{uuid.uuid4().hex[:8]}",
             worker_threads=args.threads,
+            embedded_worker_threads=args.threads,
             sweep_interval_seconds=1.0,
             lease_seconds=120,
         )
@@ -279,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--effects", type=int, default=1000, help="effects in the burst phase")
     parser.add_argument("--rate", type=float, default=50.0, help="effects/s in the paced phase")
     parser.add_argument("--seconds", type=float, default=5.0, help="length of the paced phase")
-    parser.add_argument("--threads", type=int, default=8, help="worker threads per process")
+    parser.add_argument("--threads", type=int, default=2, help="worker threads per process")
     parser.add_argument("--processes", type=int, default=1, help="Redis worker processes")
     parser.add_argument(
         "--database-url",

@@ -40,7 +40,7 @@ Timestamps are the fixed-width text of :mod:`storage.clock`, compared as text.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -210,6 +210,7 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             f" RETURNING {_COLUMNS}"
         ),
         "get": f"SELECT {_COLUMNS} FROM outbox WHERE id = :id",
+        "get_pending": f"SELECT {_COLUMNS} FROM outbox WHERE id = :id AND state = 'pending'",
         "complete": (
             "UPDATE outbox SET state = 'done', completed_at = :now, updated_at = :now,"
             " claimed_until = NULL, last_error = NULL WHERE id = :id AND state = 'pending'"
@@ -387,14 +388,33 @@ async def release(db: Database, ids: Sequence[int]) -> None:
 # The worker's side -------------------------------------------------------------------------------
 
 
-async def begin(db: Database, effect_id: int, *, lease_seconds: float) -> Effect | None:
+async def begin(
+    db: Database,
+    effect_id: int,
+    *,
+    lease_seconds: float,
+    covered_seconds: float | None = None,
+) -> Effect | None:
     """Load a pending effect for an attempt and extend its lease over the attempt.
 
+    With ``covered_seconds``, a lease that still runs that long (the relay claimed the effect
+    moments ago) is left as it is: the attempt costs a read instead of a write transaction.
     Returns None when the effect is done, dead or gone: a duplicate message is then skipped.
     """
+    statements = _statements(db.dialect)
+    if covered_seconds is not None:
+        async with db.reader() as conn:
+            row = await conn.fetchone(statements["get_pending"], {"id": effect_id})
+        if row is None:
+            return None
+        effect = _effect(row)
+        if effect.claimed_until is not None and effect.claimed_until >= clock.later(
+            covered_seconds
+        ):
+            return effect
     async with db.transaction() as conn:
         row = await conn.fetchone(
-            _statements(db.dialect)["begin"], {"id": effect_id, "until": clock.later(lease_seconds)}
+            statements["begin"], {"id": effect_id, "until": clock.later(lease_seconds)}
         )
     return None if row is None else _effect(row)
 
@@ -411,11 +431,13 @@ async def complete(
     *,
     tenant_id: int | None = None,
     follow_up: Scheduled | None = None,
+    also: Callable[[Connection], Awaitable[None]] | None = None,
 ) -> bool:
-    """Mark the effect done; record ``follow_up`` (for ``tenant_id``) in the same transaction.
+    """Mark the effect done; record ``follow_up`` (for ``tenant_id``) and run ``also`` (e.g. the
+    provisioning-log row of the success) in the same transaction.
 
     Returns False if the effect was no longer pending (another attempt finished it first); the
-    follow-up is then not recorded either, because that attempt recorded it.
+    follow-up and ``also`` are then skipped, because that attempt did them.
     """
     now = clock.stamp()
     statements = _statements(db.dialect)
@@ -424,6 +446,8 @@ async def complete(
         if changed and follow_up is not None:
             assert tenant_id is not None, "a follow-up needs the tenant"
             await schedule(conn, db.dialect, tenant_id=tenant_id, effect=follow_up, now=now)
+        if changed and also is not None:
+            await also(conn)
     return bool(changed)
 
 

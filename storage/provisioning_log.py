@@ -46,7 +46,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from metrics.logs import redact_value
 from storage import clock, outbox
-from storage.database import Database, Row
+from storage.database import Connection, Database, Row
 from storage.sql import Dialect, Statement, compile_text
 
 _log = structlog.get_logger(__name__)
@@ -254,14 +254,28 @@ async def _write_rows(db: Database, rows: Sequence[_Row]) -> None:
     if not rows:
         return
     async with db.transaction() as conn:
-        start = 0
-        for size in _CHUNKS:
-            while len(rows) - start >= size:
-                values = [value for row in rows[start : start + size] for value in row]
-                await conn.execute(
-                    _insert(db.dialect, size), dict(zip(_names(size), values, strict=True))
-                )
-                start += size
+        await _insert_rows(conn, db.dialect, rows)
+
+
+async def _insert_rows(conn: Connection, dialect: Dialect, rows: Sequence[_Row]) -> None:
+    start = 0
+    for size in _CHUNKS:
+        while len(rows) - start >= size:
+            values = [value for row in rows[start : start + size] for value in row]
+            await conn.execute(_insert(dialect, size), dict(zip(_names(size), values, strict=True)))
+            start += size
+
+
+def _effect_entry(effect: outbox.Effect, result: str, error: str | None) -> Entry:
+    return entry(
+        effect.tenant_id,
+        effect.kind,
+        result,
+        source=EFFECT,
+        target_id=effect.subject_id,
+        target_name=outbox.subject_label(effect.payload, None),
+        error=error,
+    )
 
 
 async def record_effect(
@@ -271,19 +285,21 @@ async def record_effect(
     effect's tenant and subject; one short transaction. Workers call it after marking the
     outbox row, e.g. ``store.run(provisioning_log.record_effect, effect, "dead", error=text)``.
     """
-    await write(
-        db,
-        [
-            entry(
-                effect.tenant_id,
-                effect.kind,
-                result,
-                source=EFFECT,
-                target_id=effect.subject_id,
-                target_name=outbox.subject_label(effect.payload, None),
-                error=error,
-            )
-        ],
+    await write(db, [_effect_entry(effect, result, error)])
+
+
+async def complete_effect(
+    db: Database, effect: outbox.Effect, *, follow_up: outbox.Scheduled | None = None
+) -> bool:
+    """Mark the effect done (``outbox.complete``) and log its success in the same transaction:
+    one write instead of two, and the log never tells of a success the outbox does not hold."""
+    row = _row(_effect_entry(effect, "success", None))
+
+    async def log(conn: Connection) -> None:
+        await _insert_rows(conn, db.dialect, [row])
+
+    return await outbox.complete(
+        db, effect.id, tenant_id=effect.tenant_id, follow_up=follow_up, also=log
     )
 
 

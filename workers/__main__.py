@@ -4,8 +4,8 @@
 see ``printsync.pipeline_process``), woken through a pipe after each commit:
 
 - embedded mode (no ``PRINTSYNC_BROKER_URL``): an in-memory ``StubBroker``, a Dramatiq ``Worker``
-  with ``worker_threads`` threads, and the relay, so ``printsync serve`` with SQLite is the whole
-  system;
+  with ``embedded_worker_threads`` threads, and the relay, so ``printsync serve`` with SQLite is
+  the whole system;
 - with a broker URL: only the relay, which enqueues into Redis or RabbitMQ for the
   ``printsync worker`` processes.
 
@@ -87,7 +87,7 @@ class Pipeline:
             self.broker.emit_after("process_boot")  # enables time limits in this process
             self.worker = dramatiq.Worker(
                 self.broker,
-                worker_threads=self.settings.worker_threads,
+                worker_threads=self.settings.embedded_worker_threads,
                 worker_timeout=CONSUMER_TIMEOUT_MS,
             )
             self.worker.start()

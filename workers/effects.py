@@ -99,7 +99,13 @@ class Effects:
 
     def run(self, effect_id: int, *, kind: str | None = None) -> None:
         """One attempt at an effect; a duplicate or finished effect is skipped."""
-        effect = self.store.run(outbox.begin, effect_id, lease_seconds=self.settings.lease_seconds)
+        effect = self.store.run(
+            outbox.begin,
+            effect_id,
+            lease_seconds=self.settings.lease_seconds,
+            # The relay's claim usually still covers a whole attempt: then no lease write.
+            covered_seconds=self.settings.effect_time_limit_ms / 1000,
+        )
         if effect is None:
             _log.debug("effect_skipped", effect_id=effect_id)
             return
@@ -137,11 +143,9 @@ class Effects:
                 connector_name,
             )
         else:
-            self.store.run(
-                outbox.complete, effect.id, tenant_id=effect.tenant_id, follow_up=follow_up
-            )
+            # Done and logged in one transaction.
+            self.store.run(provisioning_log.complete_effect, effect, follow_up=follow_up)
             catalog.EFFECTS.labels(effect.kind, connector_name, "succeeded").inc()
-            self._log_outcome(effect, "success")
         finally:
             catalog.EFFECT_DURATION.labels(effect.kind, connector_name).observe(
                 time.perf_counter() - started

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import pytest
 import sqlalchemy as sa
 
-from storage import clock, ledger, outbox, tenants
+from storage import clock, ledger, outbox, provisioning_log, tenants
 from storage.blocking import BlockingDatabase
 from storage.database import Database, open_database
 from storage.records import print_accounts
@@ -173,6 +173,57 @@ def test_begin_done_effect_returns_none(database_url: str) -> None:
     assert finished_again is False
     done = run(database_url, lambda db: outbox.get(db, effect_id))
     assert done is not None and done.state == "done" and done.completed_at is not None
+
+
+def test_begin_writes_the_lease_only_when_the_claim_does_not_cover_the_attempt(
+    database_url: str,
+) -> None:
+    tenant_id = make_tenant(database_url)
+    [effect_id] = record(database_url, tenant_id, 1)
+    [claimed] = run(database_url, lambda db: outbox.claim_due(db, limit=10, lease_seconds=300))
+    before = run(database_url, lambda db: outbox.get(db, effect_id))
+    assert claimed.id == effect_id and before is not None and before.claimed_until is not None
+
+    covered = run(
+        database_url,
+        lambda db: outbox.begin(db, effect_id, lease_seconds=300, covered_seconds=240),
+    )
+    assert covered is not None and covered.claimed_until == before.claimed_until
+
+    extended = run(
+        database_url,
+        lambda db: outbox.begin(db, effect_id, lease_seconds=900, covered_seconds=600),
+    )
+    assert extended is not None and extended.claimed_until is not None
+    assert extended.claimed_until > before.claimed_until  # too short a claim: extended
+
+    run(database_url, lambda db: outbox.complete(db, effect_id))
+    gone = run(
+        database_url,
+        lambda db: outbox.begin(db, effect_id, lease_seconds=300, covered_seconds=240),
+    )
+    assert gone is None
+
+
+def test_complete_effect_logs_the_success_in_the_same_transaction_once(
+    database_url: str,
+) -> None:
+    tenant_id = make_tenant(database_url)
+    [effect_id] = record(database_url, tenant_id, 1, payload={"userName": "ann@example.com"})
+    effect = run(database_url, lambda db: outbox.get(db, effect_id))
+    assert effect is not None
+
+    first = run(database_url, lambda db: provisioning_log.complete_effect(db, effect))
+    second = run(database_url, lambda db: provisioning_log.complete_effect(db, effect))
+    entries = run(
+        database_url,
+        lambda db: provisioning_log.search(db, provisioning_log.LogQuery(tenant_id=tenant_id)),
+    )
+
+    assert (first, second) == (True, False)
+    assert [(e.source, e.operation, e.result, e.target_id) for e in entries] == [
+        (provisioning_log.EFFECT, outbox.ACCOUNT_SYNC, "success", "s0")
+    ]
 
 
 def test_complete_with_follow_up_schedules_it_once_for_later(database_url: str) -> None:

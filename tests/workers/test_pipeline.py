@@ -56,6 +56,7 @@ FAST = {
     "max_backoff_ms": 300,
     "max_retries": 6,
     "worker_threads": 4,
+    "embedded_worker_threads": 4,
     "papercut_timeout_seconds": 3.0,
     "papercut_retry_initial_wait_seconds": 0.01,
     "papercut_retry_budget_seconds": 0.3,
