@@ -15,8 +15,8 @@ The two meet in the database; the only other link is a pipe:
 - when the API process ends, however it ends, the pipe closes and the child stops: a killed API
   leaves no orphan behind.
 
-If the child dies on its own, the next commit starts a new one (at most once a second); the new
-relay's first pass sends whatever was left.
+If the child dies on its own, the API starts a new one within a second (at most one start a
+second); the new relay's first pass sends whatever was left.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ _log = structlog.get_logger(__name__)
 
 #: Seconds between restarts of a child that keeps dying.
 RESTART_INTERVAL_SECONDS = 1.0
+#: How often the API looks whether the child is still running.
+WATCH_INTERVAL_SECONDS = 1.0
 #: Shortest time between two wake-up writes.
 WAKE_INTERVAL_SECONDS = 0.002
 
@@ -71,9 +73,18 @@ class PipelineProcess:
         _log.info("pipeline_process_started", pid=self._process.pid)
 
     def attach(self, db: Database) -> None:
-        """Wake the child after each commit of ``db`` that recorded effects (create_app's
-        ``on_start`` hook)."""
+        """Wake the child after each commit of ``db`` that recorded effects, and look after it
+        every second (create_app's ``on_start`` hook, run on the event loop)."""
         db.listeners.append(self.wake)
+        asyncio.get_running_loop().call_later(WATCH_INTERVAL_SECONDS, self._watch)
+
+    def _watch(self) -> None:
+        """Start a new child if the last one died, even while no commit wakes it: retries and
+        scheduled effects are due without any request."""
+        if self._process is None:
+            return  # stopped
+        self._restart_if_dead()
+        asyncio.get_running_loop().call_later(WATCH_INTERVAL_SECONDS, self._watch)
 
     def wake(self) -> None:
         """Ask the child's relay for a pass.

@@ -51,11 +51,12 @@ def test_serve_pipeline_child_applies_effects_and_never_outlives_the_api(
     plans = [load.run_one(ref, ACTIVE)]
     probe.wait_settled([ref], api)
 
-    # The child dies on its own: the next commit starts another, which applies the effect.
+    # The child dies on its own: the API starts another, with no request to prompt it, and the
+    # new one applies what comes next.
     os.kill(first, signal.SIGKILL)
-    eventually(lambda: not _alive(first), timeout=10)
-    plans += [load.run_one(ref, REVOKED) for _ in range(3)]
     second = eventually(lambda: [pid for pid in api.children() if pid != first], timeout=10)[0]
+    assert not _alive(first)
+    plans += [load.run_one(ref, REVOKED) for _ in range(3)]
     probe.wait_settled([ref], api)
     assert_api_answered(load)
     assert_converged(probe, plans, [ref])
