@@ -83,8 +83,10 @@ class PipelineProcess:
         scheduled effects are due without any request."""
         if self._process is None:
             return  # stopped
-        self._restart_if_dead()
-        asyncio.get_running_loop().call_later(WATCH_INTERVAL_SECONDS, self._watch)
+        try:
+            self._restart_if_dead()
+        finally:
+            asyncio.get_running_loop().call_later(WATCH_INTERVAL_SECONDS, self._watch)
 
     def wake(self) -> None:
         """Ask the child's relay for a pass.
@@ -134,7 +136,10 @@ class PipelineProcess:
         self._next_restart = now + RESTART_INTERVAL_SECONDS
         _log.warning("pipeline_process_exited", pid=process.pid, returncode=process.returncode)
         self._close_pipe()
-        self.start()
+        try:
+            self.start()
+        except Exception:  # no process now: the watch tries again in a second
+            _log.exception("pipeline_process_start_failed")
 
     def _close_pipe(self) -> None:
         if self._wake_fd is not None:

@@ -235,6 +235,8 @@ class SQLiteDatabase(CommitListeners):
         else:
             group = self._group
             assert group is not None
+            if not raw.in_transaction:  # SQLite ended the group's transaction on its own
+                raise self._fail_group(group, "the transaction was rolled back")
             group.members += 1
             savepoint = f"member_{group.members}"
             raw.execute(f"SAVEPOINT {savepoint}")
@@ -243,19 +245,38 @@ class SQLiteDatabase(CommitListeners):
             yield self._connection
         except BaseException as error:
             self._depth = 0
-            if savepoint is None:
-                self._group = None
-                raw.execute("ROLLBACK")
-                group.future.set_result(None)
-            else:
-                raw.execute(f"ROLLBACK TO {savepoint}")
-                raw.execute(f"RELEASE {savepoint}")
+            if not raw.in_transaction:
+                # A disk-full or I/O error makes SQLite roll back the whole transaction, the
+                # other members' work included: the group has failed.
+                raise self._fail_group(group, str(error)) from error
+            try:
+                if savepoint is None:
+                    self._group = None
+                    raw.execute("ROLLBACK")
+                    group.future.set_result(None)
+                else:
+                    raw.execute(f"ROLLBACK TO {savepoint}")
+                    raw.execute(f"RELEASE {savepoint}")
+            except sqlite3.Error as undo:
+                with suppress(sqlite3.Error):
+                    raw.execute("ROLLBACK")
+                raise self._fail_group(group, str(undo)) from error
             _raise_translated(error)
             raise
         self._depth = 0
         if savepoint is not None:
             raw.execute(f"RELEASE {savepoint}")
         await asyncio.shield(group.future)
+
+    def _fail_group(self, group: _Group, reason: str) -> DatabaseUnavailable:
+        """End a group whose transaction is lost: every member answers 503."""
+        failure = DatabaseUnavailable(reason)
+        if self._group is group:
+            self._group = None
+        if not group.future.done():
+            group.future.set_exception(failure)
+            group.future.exception()  # retrieved: members that already left need not be told
+        return failure
 
     def _commit_group(self) -> None:
         group = self._group

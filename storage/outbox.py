@@ -191,15 +191,27 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
     if dialect == "postgresql":
         lock = " FOR UPDATE SKIP LOCKED"
         ids_match = "id = ANY(CAST(:ids AS integer[]))"
+        unclaimed = expired = "outbox"
     else:
         lock = ""
         ids_match = "id IN (SELECT value FROM json_each(:ids))"
+        # SQLite's planner, without statistics, prefers the (state, next_attempt_at) index.
+        unclaimed = "outbox INDEXED BY ix_outbox_unclaimed"
+        expired = "outbox INDEXED BY ix_outbox_claimed"
     sql = {
+        # Effects never claimed come first, then those whose lease ran out, each through the
+        # partial index of exactly its predicate: a backlog of effects claimed and waiting in
+        # the broker is never visited.
         "claim": (
             "UPDATE outbox SET claimed_until = :until WHERE id IN ("
-            "SELECT id FROM outbox WHERE state = 'pending' AND next_attempt_at <= :now"
-            " AND (claimed_until IS NULL OR claimed_until < :now)"
-            f" ORDER BY next_attempt_at, id LIMIT :limit{lock}) RETURNING id, kind"
+            f"SELECT id FROM (SELECT id FROM {unclaimed} WHERE state = 'pending'"
+            " AND claimed_until IS NULL AND next_attempt_at <= :now"
+            f" ORDER BY next_attempt_at, id LIMIT :limit{lock}) AS unclaimed"
+            " UNION ALL "
+            f"SELECT id FROM (SELECT id FROM {expired} WHERE state = 'pending'"
+            " AND claimed_until IS NOT NULL AND claimed_until < :now AND next_attempt_at <= :now"
+            f" ORDER BY claimed_until, id LIMIT :limit{lock}) AS expired"
+            " LIMIT :limit) RETURNING id, kind"
         ),
         "dispatched": f"UPDATE outbox SET dispatched_at = :now WHERE {ids_match}",
         "release": (

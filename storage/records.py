@@ -128,6 +128,21 @@ outbox = sa.Table(
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),
     sa.Index("ix_outbox_tenant_id_state", "tenant_id", "state"),
+    # The relay's two claims (storage.outbox "claim"): never claimed, and lease run out.
+    sa.Index(
+        "ix_outbox_unclaimed",
+        "next_attempt_at",
+        "id",
+        sqlite_where=sa.text("state = 'pending' AND claimed_until IS NULL"),
+        postgresql_where=sa.text("state = 'pending' AND claimed_until IS NULL"),
+    ),
+    sa.Index(
+        "ix_outbox_claimed",
+        "claimed_until",
+        "id",
+        sqlite_where=sa.text("state = 'pending' AND claimed_until IS NOT NULL"),
+        postgresql_where=sa.text("state = 'pending' AND claimed_until IS NOT NULL"),
+    ),
 )
 
 # Operations: the provisioning log and failure notifications -------------------------------------

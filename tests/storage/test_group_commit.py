@@ -12,7 +12,9 @@ import pytest
 
 from storage import migrate, tenants, users
 from storage.database import SQLiteDatabase
+from storage.errors import DatabaseUnavailable
 from storage.scim.errors import Uniqueness
+from storage.sql import compile_text
 
 BASE = "http://test/scim/v2/t"
 
@@ -100,3 +102,39 @@ def test_the_only_member_failing_rolls_back_and_frees_the_lock(tmp_path: Path) -
 
     asyncio.run(scenario())
     assert _committed_names(path) == ["u@example.com", "v@example.com"]
+
+
+def test_a_member_that_makes_sqlite_drop_the_transaction_fails_the_whole_group(
+    tmp_path: Path,
+) -> None:
+    """Disk full: SQLite rolls back the whole transaction, so no member of that group may be told
+    success; a writer that comes after it starts a group of its own and is committed."""
+    path = tmp_path / "full.sqlite3"
+    outcome: dict[str, str] = {}
+
+    async def scenario() -> tuple[bool, int]:
+        db = SQLiteDatabase(str(path))
+        raw = db._raw
+        raw.execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)")
+        pages = raw.execute("PRAGMA page_count").fetchone()[0]
+        raw.execute(f"PRAGMA max_page_count = {pages + 20}")  # room for small rows only
+        insert = compile_text("INSERT INTO t (v) VALUES (:v)", "sqlite")
+
+        async def member(name: str, size: int) -> None:
+            try:
+                async with db.transaction() as conn:
+                    await conn.execute(insert, {"v": b"x" * size})
+                outcome[name] = "ok"
+            except DatabaseUnavailable:
+                outcome[name] = "unavailable"
+
+        await asyncio.gather(member("a", 100), member("b", 2_000_000), member("c", 100))
+        await member("after", 100)  # the connection is usable again
+        stuck = raw.in_transaction
+        rows = raw.execute("SELECT count(*) FROM t").fetchone()[0]
+        await db.close()
+        return stuck, rows
+
+    stuck, rows = asyncio.run(scenario())
+    assert outcome == {"a": "unavailable", "b": "unavailable", "c": "ok", "after": "ok"}
+    assert (stuck, rows) == (False, 2)  # the rows of c and after, none of a's

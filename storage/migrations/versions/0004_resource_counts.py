@@ -26,6 +26,9 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_resource_counts_tenant_id_tenants')),
     sa.PrimaryKeyConstraint('tenant_id', 'resource', 'slot', name=op.f('pk_resource_counts'))
     )
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_unclaimed', ['next_attempt_at', 'id'], unique=False, sqlite_where=sa.text("state = 'pending' AND claimed_until IS NULL"), postgresql_where=sa.text("state = 'pending' AND claimed_until IS NULL"))
+        batch_op.create_index('ix_outbox_claimed', ['claimed_until', 'id'], unique=False, sqlite_where=sa.text("state = 'pending' AND claimed_until IS NOT NULL"), postgresql_where=sa.text("state = 'pending' AND claimed_until IS NOT NULL"))
     # Existing resources are counted in slot 0.
     op.execute(
         "INSERT INTO resource_counts (tenant_id, resource, slot, n) "
@@ -38,4 +41,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_claimed')
+        batch_op.drop_index('ix_outbox_unclaimed')
     op.drop_table('resource_counts')
