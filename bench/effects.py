@@ -140,7 +140,7 @@ async def wait_done(
                 return done
         if time.monotonic() > deadline:
             raise TimeoutError(f"{len(done)} of {count} effects done after {patience} s")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.25)
 
 
 async def phase(
@@ -231,7 +231,6 @@ async def run_broker(broker: str, args: argparse.Namespace) -> list[Result]:
             worker_threads=args.threads,
             embedded_worker_threads=args.threads,
             sweep_interval_seconds=1.0,
-            lease_seconds=120,
         )
         pipeline = Pipeline(settings, url, worker=broker == "embedded")
         db = await open_database(url, pool_size=8)

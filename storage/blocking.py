@@ -73,7 +73,10 @@ class BlockingDatabase:
         try:
             db = loop.run_until_complete(
                 open_database(
-                    self.url, pool_size=self._pool_size, busy_timeout_ms=self._busy_timeout_ms
+                    self.url,
+                    pool_size=self._pool_size,
+                    busy_timeout_ms=self._busy_timeout_ms,
+                    shared_loop=False,
                 )
             )
         except BaseException:

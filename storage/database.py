@@ -166,23 +166,35 @@ class SQLiteDatabase(CommitListeners):
     LOCK_RETRY_MAX = 0.004
     API_CHECKPOINT_PAGES = 10_000
 
-    def __init__(self, path: str, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, path: str, busy_timeout_ms: int = 5000, *, shared_loop: bool = True) -> None:
         super().__init__()
         self.path = path
         self._busy_timeout = busy_timeout_ms / 1000
+        self._shared_loop = shared_loop
         self._raw = connect_sqlite(path, busy_timeout_ms)
-        # Checkpoints (copying the WAL into the database file, with an fsync) are left to the
-        # effects pipeline's connections, which run them at SQLite's default 1,000 pages: one
-        # here would stall every request for its duration. Only if the WAL grows this far (about
-        # 40 MiB: no pipeline is running) does the API checkpoint itself.
-        self._raw.execute(f"PRAGMA wal_autocheckpoint = {self.API_CHECKPOINT_PAGES}")
+        if shared_loop:
+            # Checkpoints (copying the WAL into the database file, with an fsync) are left to
+            # the effects pipeline's connections (``shared_loop=False``), which run them at
+            # SQLite's default 1,000 pages: one here would stall every request for its
+            # duration. Only if the WAL grows this far (about 40 MiB: no pipeline is running)
+            # does the API checkpoint itself.
+            self._raw.execute(f"PRAGMA wal_autocheckpoint = {self.API_CHECKPOINT_PAGES}")
         self._connection = SQLiteConnection(self._raw)
         self._depth = 0
         self._group: _Group | None = None
 
     def _try_begin(self) -> bool:
-        """BEGIN IMMEDIATE without waiting; False when another connection holds the lock."""
+        """BEGIN IMMEDIATE without waiting; False when another connection holds the lock.
+
+        A connection of its own thread (``shared_loop=False``: the pipeline's workers) waits in
+        SQLite's busy handler instead, which blocks only that thread."""
         raw = self._raw
+        if not self._shared_loop:
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as error:
+                raise DatabaseUnavailable(str(error)) from error
+            return True
         raw.execute("PRAGMA busy_timeout = 0")
         try:
             raw.execute("BEGIN IMMEDIATE")
@@ -623,12 +635,15 @@ def _uniqueness_detail(message: str) -> str:
 
 
 async def open_database(
-    raw_url: str, *, pool_size: int = 10, busy_timeout_ms: int = 5000
+    raw_url: str, *, pool_size: int = 10, busy_timeout_ms: int = 5000, shared_loop: bool = True
 ) -> SQLiteDatabase | PostgresDatabase:
+    """Open the database of ``raw_url``. ``shared_loop=False`` is for a thread that uses its
+    own event loop for its own work (``storage.blocking``): on SQLite it then waits for the
+    write lock in SQLite's busy handler and runs WAL checkpoints."""
     url = parse_url(raw_url)
     if url.dialect == "sqlite":
         assert url.path is not None
-        return SQLiteDatabase(url.path, busy_timeout_ms)
+        return SQLiteDatabase(url.path, busy_timeout_ms, shared_loop=shared_loop)
     return await PostgresDatabase.connect(url.asyncpg_dsn, pool_size)
 
 
