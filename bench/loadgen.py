@@ -380,6 +380,17 @@ class PhaseResult:
         return 1000.0 * self.server_cpu_s / self.requests
 
 
+def phases_as_dicts(data: dict[str, Any], phases: Sequence[PhaseResult]) -> dict[str, Any]:
+    """``data`` (an ``asdict`` of a report) with each phase's derived figures added."""
+    for raw, result in zip(data["phases"], phases, strict=True):
+        raw["server_cpu_pct"] = result.server_cpu_pct
+        raw["cpu_ms_per_request"] = result.cpu_ms_per_request
+        raw["error_count"] = result.error_count
+        raw["loadgen_cpu_pct"] = result.loadgen_cpu_pct
+        raw["other_cpu_pct"] = result.other_cpu_pct
+    return data
+
+
 @dataclass(slots=True)
 class RunReport:
     """All phases of one run against one SCIM base URL."""
@@ -398,14 +409,7 @@ class RunReport:
         return next((p for p in self.phases if p.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for raw, result in zip(data["phases"], self.phases, strict=True):
-            raw["server_cpu_pct"] = result.server_cpu_pct
-            raw["cpu_ms_per_request"] = result.cpu_ms_per_request
-            raw["error_count"] = result.error_count
-            raw["loadgen_cpu_pct"] = result.loadgen_cpu_pct
-            raw["other_cpu_pct"] = result.other_cpu_pct
-        return data
+        return phases_as_dicts(asdict(self), self.phases)
 
 
 # --------------------------------------------------------------------------------------

@@ -56,6 +56,7 @@ from bench.loadgen import (
     Recorder,
     ServerProbe,
     _proc_status_kib,
+    phases_as_dicts,
     pin_to_cpu,
     run_async,
     run_phase,
@@ -134,12 +135,7 @@ class SizeReport:
         return next((p for p in self.phases if p.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for raw, result in zip(data["phases"], self.phases, strict=True):
-            raw["server_cpu_pct"] = result.server_cpu_pct
-            raw["cpu_ms_per_request"] = result.cpu_ms_per_request
-            raw["other_cpu_pct"] = result.other_cpu_pct
-        return data
+        return phases_as_dicts(asdict(self), self.phases)
 
 
 def progress(message: str) -> None:

@@ -3,7 +3,7 @@
 Creating 1,000,000 users through ``POST /Users`` takes the best part of an hour; the scale runs
 need the rows, not the requests. This script writes them straight into the tables in big batches
 (``executemany`` on SQLite, ``COPY`` on PostgreSQL), but builds every row with the same storage
-functions the API uses (``resources.validate``, ``documents.assemble``/``dump``/``new_id``,
+functions the API uses (``users.new_document``, ``groups.new_document``, ``dump``, ``new_id``,
 ``resources.columns``), so a seeded user is byte for byte what ``POST /Users`` would have stored.
 
 What it writes for a new tenant (created through ``storage.tenants``, so it has a token):
@@ -39,9 +39,9 @@ import psycopg
 
 from api.settings import ApiSettings
 from api.settings import get_settings as get_api_settings
-from storage import clock, counts, migrate, tenants
+from storage import clock, counts, groups, migrate, tenants, users
 from storage.database import connect_sqlite, open_database, parse_url
-from storage.documents import assemble, dump, new_id
+from storage.documents import dump, new_id
 from storage.scim import resources
 from storage.scim.schema import ENTERPRISE_USER, GROUP, GROUP_TYPE, USER, USER_TYPE
 from storage.settings import get_settings as get_database_settings
@@ -164,16 +164,7 @@ def user_row(
     body: object, *, pk: int, tenant_id: int, base: str, user_id: str, now: str
 ) -> tuple[Any, ...]:
     """One ``users`` row in :data:`USER_COLUMNS` order, as ``storage.users.create`` writes it."""
-    attrs = resources.validate(USER_TYPE, body)
-    doc = assemble(
-        attrs,
-        resource_type="User",
-        resource_id=user_id,
-        created=now,
-        modified=now,
-        version=1,
-        location=f"{base}/Users/{user_id}",
-    )
+    doc = users.new_document(body, base=base, user_id=user_id, now=now)
     derived = resources.columns(USER_TYPE, doc)
     return (
         pk,
@@ -199,15 +190,7 @@ def group_row(
     group created with ``members`` members (the document never holds them)."""
     attrs, _ = resources.validate_group({"schemas": [GROUP], "displayName": display_name})
     group_id = new_id()
-    doc = assemble(
-        attrs,
-        resource_type="Group",
-        resource_id=group_id,
-        created=now,
-        modified=now,
-        version=1,
-        location=f"{base}/Groups/{group_id}",
-    )
+    doc = groups.new_document(attrs, base=base, group_id=group_id, now=now)
     derived = resources.columns(GROUP_TYPE, doc)
     return (
         tenant_id,

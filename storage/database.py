@@ -478,6 +478,15 @@ class PostgresLease:
         self._pool.give(connection, error)
 
 
+async def _enter(lease: Any) -> Any:
+    """The leased connection, with a failure to get one translated (503 when unavailable)."""
+    try:
+        return await lease.__aenter__()
+    except BaseException as error:
+        _raise_translated(error)
+        raise
+
+
 class _Reading:
     """``PostgresDatabase.reader()``: a pooled connection, no transaction (each statement is
     its own snapshot), errors translated. A class rather than a generator-based context
@@ -490,13 +499,9 @@ class _Reading:
         self._lease: Any = None
 
     async def __aenter__(self) -> PostgresConnection:
-        self._lease = lease = self._pool.acquire()
-        try:
-            raw = await lease.__aenter__()
-        except BaseException as error:
-            self._lease = None
-            _raise_translated(error)
-            raise
+        lease = self._pool.acquire()
+        raw = await _enter(lease)
+        self._lease = lease
         return PostgresConnection(raw)
 
     async def __aexit__(
@@ -524,11 +529,7 @@ class _Transaction:
 
     async def __aenter__(self) -> PostgresConnection:
         lease = self._pool.acquire()
-        try:
-            raw = await lease.__aenter__()
-        except BaseException as error:
-            _raise_translated(error)
-            raise
+        raw = await _enter(lease)
         transaction = raw.transaction()
         try:
             await transaction.__aenter__()

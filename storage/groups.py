@@ -151,11 +151,10 @@ def _array(dialect: Dialect, values: Sequence[Any]) -> Any:
     return list(values) if dialect == "postgresql" else orjson.dumps(list(values)).decode()
 
 
-async def create(db: Database, tenant_id: int, body: object, *, base: str) -> Stored:
-    attrs, member_ids = resources.validate_group(body)
-    group_id = new_id()
-    now = clock.stamp()
-    doc = assemble(
+def new_document(attrs: dict[str, Any], *, base: str, group_id: str, now: str) -> dict[str, Any]:
+    """The stored document of a new group (validated attributes, without members) with its id
+    and first meta."""
+    return assemble(
         attrs,
         resource_type="Group",
         resource_id=group_id,
@@ -164,6 +163,13 @@ async def create(db: Database, tenant_id: int, body: object, *, base: str) -> St
         version=1,
         location=_location(base, group_id),
     )
+
+
+async def create(db: Database, tenant_id: int, body: object, *, base: str) -> Stored:
+    attrs, member_ids = resources.validate_group(body)
+    group_id = new_id()
+    now = clock.stamp()
+    doc = new_document(attrs, base=base, group_id=group_id, now=now)
     text = dump(doc)
     statements = _statements(db.dialect)
     async with db.transaction() as conn:

@@ -114,13 +114,10 @@ def _row_params(doc: dict[str, Any]) -> dict[str, Any]:
     return resources.columns(USER_TYPE, doc)
 
 
-async def create(db: Database, tenant_id: int, body: object, *, base: str) -> Stored:
-    """Validate and store a new user; record its print-account effect."""
-    attrs = resources.validate(USER_TYPE, body)
-    user_id = new_id()
-    now = clock.stamp()
-    doc = assemble(
-        attrs,
+def new_document(body: object, *, base: str, user_id: str, now: str) -> dict[str, Any]:
+    """The stored document of a new user: the validated body with its id and first meta."""
+    return assemble(
+        resources.validate(USER_TYPE, body),
         resource_type="User",
         resource_id=user_id,
         created=now,
@@ -128,6 +125,13 @@ async def create(db: Database, tenant_id: int, body: object, *, base: str) -> St
         version=1,
         location=_location(base, user_id),
     )
+
+
+async def create(db: Database, tenant_id: int, body: object, *, base: str) -> Stored:
+    """Validate and store a new user; record its print-account effect."""
+    user_id = new_id()
+    now = clock.stamp()
+    doc = new_document(body, base=base, user_id=user_id, now=now)
     text = dump(doc)
     statements = _statements(db.dialect)
     async with db.transaction() as conn:
