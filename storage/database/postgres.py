@@ -1,0 +1,149 @@
+"""PostgreSQL: connections leased from the pool, for one read or one write transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from storage.database.base import CommitListeners, Row
+from storage.database.pool import PostgresPool
+from storage.database.translation import raise_translated
+from storage.errors import DatabaseUnavailable
+from storage.sql import Dialect, Statement
+
+
+class PostgresConnection:
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    async def fetchone(self, statement: Statement, params: Mapping[str, Any]) -> Row | None:
+        row: Row | None = await self.raw.fetchrow(statement.sql, *statement.args(params))
+        return row
+
+    async def fetchall(self, statement: Statement, params: Mapping[str, Any]) -> list[Row]:
+        rows: list[Row] = await self.raw.fetch(statement.sql, *statement.args(params))
+        return rows
+
+    async def execute(self, statement: Statement, params: Mapping[str, Any]) -> int:
+        status: str = await self.raw.execute(statement.sql, *statement.args(params))
+        tail = status.rsplit(" ", 1)[-1]
+        return int(tail) if tail.isdigit() else 0
+
+
+async def _enter(lease: Any) -> Any:
+    """The leased connection, with a failure to get one translated (503 when unavailable)."""
+    try:
+        return await lease.__aenter__()
+    except BaseException as error:
+        raise_translated(error)
+        raise
+
+
+class _Reading:
+    """``PostgresDatabase.reader()``: a pooled connection, no transaction (each statement is
+    its own snapshot), errors translated. A class rather than a generator-based context
+    manager: it is entered on every read request."""
+
+    __slots__ = ("_lease", "_pool")
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self._lease: Any = None
+
+    async def __aenter__(self) -> PostgresConnection:
+        lease = self._pool.acquire()
+        raw = await _enter(lease)
+        self._lease = lease
+        return PostgresConnection(raw)
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        lease, self._lease = self._lease, None
+        await lease.__aexit__(kind, error, traceback)
+        if error is not None:
+            raise_translated(error)
+
+
+class _Transaction:
+    """``PostgresDatabase.transaction()``: a pooled connection inside one transaction, committed
+    when the block ends normally and rolled back otherwise; errors translated."""
+
+    __slots__ = ("_lease", "_pool", "_transaction")
+
+    def __init__(self, pool: Any) -> None:
+        self._pool = pool
+        self._lease: Any = None
+        self._transaction: Any = None
+
+    async def __aenter__(self) -> PostgresConnection:
+        lease = self._pool.acquire()
+        raw = await _enter(lease)
+        transaction = raw.transaction()
+        try:
+            await transaction.__aenter__()
+        except BaseException as error:
+            await lease.__aexit__(type(error), error, error.__traceback__)
+            raise_translated(error)
+            raise
+        self._lease, self._transaction = lease, transaction
+        return PostgresConnection(raw)
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        lease, transaction = self._lease, self._transaction
+        self._lease = self._transaction = None
+        try:
+            await transaction.__aexit__(kind, error, traceback)
+        except BaseException as ending:
+            await lease.__aexit__(type(ending), ending, ending.__traceback__)
+            raise_translated(ending)
+            raise
+        await lease.__aexit__(kind, error, traceback)
+        if error is not None:
+            raise_translated(error)
+
+
+class PostgresDatabase(CommitListeners):
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, pool: Any) -> None:
+        super().__init__()
+        self._pool = pool
+
+    @classmethod
+    async def connect(cls, dsn: str, pool_size: int = 10) -> PostgresDatabase:
+        import asyncpg
+
+        async def connect() -> Any:
+            return await asyncpg.connect(
+                dsn,
+                statement_cache_size=512,
+                server_settings={"lock_timeout": "10000", "statement_timeout": "30000"},
+            )
+
+        pool = PostgresPool(connect, pool_size)
+        try:
+            await pool.start()
+        except (OSError, asyncpg.PostgresError) as error:
+            raise DatabaseUnavailable(str(error)) from error
+        return cls(pool)
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self._pool)
+
+    def reader(self) -> _Reading:
+        return _Reading(self._pool)
+
+    async def close(self) -> None:
+        await self._pool.close()

@@ -1,0 +1,57 @@
+"""Driver errors turned into storage's: a unique index violated, the database away.
+
+Storage does not import asyncpg: its errors are recognised by class name along their MRO.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from storage.errors import DatabaseUnavailable
+from storage.scim.errors import Uniqueness
+
+#: Driver errors that mean the server is away, starting, stopping or out of connections: the
+#: request may succeed later (503). Matched by class name along the MRO, so that storage does not
+#: import asyncpg. ``PostgresConnectionError`` is SQLSTATE class 08 and also a connection lost in
+#: the middle of an operation; ``InternalClientError`` is what asyncpg raises when it reuses a
+#: pooled connection that the server terminated while it was idle (a restart), and an
+#: ``InterfaceError`` about a closed connection is what ending a transaction on it raises.
+UNAVAILABLE = frozenset(
+    {
+        "PostgresConnectionError",
+        "CannotConnectNowError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+        "TooManyConnectionsError",
+        "InternalClientError",
+    }
+)
+
+
+def is_unique_violation(error: BaseException) -> bool:
+    if isinstance(error, sqlite3.IntegrityError):
+        return "UNIQUE" in str(error)
+    return type(error).__name__ == "UniqueViolationError"
+
+
+def raise_translated(error: BaseException) -> None:
+    """Turn driver errors that carry meaning into ours; leave the rest alone."""
+    if is_unique_violation(error):
+        raise Uniqueness(_uniqueness_detail(str(error))) from error
+    if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+        raise DatabaseUnavailable(str(error)) from error
+    names = {cls.__name__ for cls in type(error).__mro__}
+    closed = "InterfaceError" in names and "connection is closed" in str(error)
+    if names & UNAVAILABLE or closed or isinstance(error, OSError):
+        raise DatabaseUnavailable(type(error).__name__) from error
+
+
+def _uniqueness_detail(message: str) -> str:
+    lowered = message.lower()
+    if "user_name_ci" in lowered:
+        return "userName is already taken"
+    if "display_name_ci" in lowered:
+        return "displayName is already taken"
+    if "external_id" in lowered:
+        return "externalId is already taken"
+    return "a resource with the same unique attribute already exists"
