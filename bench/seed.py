@@ -41,7 +41,8 @@ from api.settings import ApiSettings
 from api.settings import get_settings as get_api_settings
 from storage import clock, counts, groups, migrate, tenants, users
 from storage.database import connect_sqlite, open_database, parse_url
-from storage.documents import dump, new_id
+from storage.documents import dump
+from storage.ids import new_id
 from storage.scim import resources
 from storage.scim.schema import ENTERPRISE_USER, GROUP, GROUP_TYPE, USER, USER_TYPE
 from storage.settings import get_settings as get_database_settings

@@ -1,4 +1,4 @@
-"""Random bytes for ids (request ids here, resource ids in storage), cheap on a hot path."""
+"""Random bytes for request ids, cheap on a hot path (resource ids: :mod:`storage.ids`)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ from weakref import WeakKeyDictionary
 
 import orjson
 
-from metrics.ids import random16
 from storage import counts
 from storage.database import Connection
 from storage.errors import VersionMismatch
@@ -20,16 +19,6 @@ from storage.scim.schema import ResourceType
 from storage.sql import Dialect, compile_text
 
 MAX_PAGE_SIZE = 1000
-
-
-def new_id() -> str:
-    """A new resource id: a random (version 4) UUID, from the shared pool of random bytes
-    (``uuid.uuid4()`` makes one system call per id, which releases the GIL on the event loop)."""
-    raw = bytearray(random16())
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def etag(version: int) -> str:

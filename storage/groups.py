@@ -27,10 +27,10 @@ from storage.documents import (
     client_attributes,
     dump,
     list_page,
-    new_id,
     page_marks,
 )
 from storage.errors import ResourceNotFound
+from storage.ids import new_id
 from storage.records import groups, memberships, users
 from storage.scim import patch as scim_patch
 from storage.scim import resources
