@@ -27,8 +27,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from metrics.redaction import clean_error
 from storage.errors import DatabaseUnavailable, ResourceNotFound, VersionMismatch
-from storage.provisioning_log import clean_error
 from storage.scim.errors import ScimError
 from storage.scim.schema import ERROR
 

@@ -16,10 +16,10 @@ Two writers:
 - Workers record effect outcomes directly with :func:`record_effect` (or :func:`write` for a
   batch), one transaction per call.
 
-Entries never carry tokens, PINs or card numbers: error texts pass through :func:`clean_error`,
-which masks bearer tokens, printsync tokens, ``pin=…``/``card…=…``/``password=…`` pairs and long
-digit runs, and truncates to 500 characters. Callers still must not put secrets or SCIM payloads
-in ``error``.
+Entries never carry tokens, PINs or card numbers: error texts pass through
+:func:`metrics.redaction.clean_error`, which masks bearer tokens, printsync tokens,
+``pin=…``/``card…=…``/``password=…`` pairs and long digit runs, and truncates to 500
+characters. Callers still must not put secrets or SCIM payloads in ``error``.
 
 Retention: entries older than ``retention_days`` and, per tenant, all but the newest
 ``max_rows_per_tenant`` are deleted in bounded batches, so pruning never holds the database (or,
@@ -44,7 +44,7 @@ import structlog
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from metrics.logs import redact_value
+from metrics.redaction import clean_error
 from storage import clock, outbox
 from storage.database import Connection, Database, Row
 from storage.sql import Dialect, Statement, compile_text
@@ -66,7 +66,6 @@ RETRIED: Final = "retried"
 #: follows), failed (permanent error) or dead (retries exhausted).
 RESULTS: Final = (SUCCESS, CLIENT_ERROR, SERVER_ERROR, FAILED, DEAD, RETRIED)
 
-MAX_ERROR_CHARS: Final = 500
 MAX_TARGET_CHARS: Final = 256
 MAX_OPERATION_CHARS: Final = 64
 DEFAULT_LIMIT: Final = 100
@@ -141,35 +140,6 @@ def result_of(status: int) -> str:
     if status >= 400:
         return CLIENT_ERROR
     return SUCCESS
-
-
-_SECRET_PAIR: Final = re.compile(
-    r"(?i)\b((?:[\w-]*(?:pin|password|passwd|secret|token|card[\w-]*))\s*[:=]\s*)"
-    r"(\"[^\"]*\"|'[^']*'|[^\s,;&]+)"
-)
-_PRINTSYNC_TOKEN: Final = re.compile(r"\bpst_[A-Za-z0-9_-]{8,}")
-_LONG_NUMBER: Final = re.compile(r"(?<![\w.])\d[\d -]{6,}\d(?![\w.])")
-
-
-def clean_error(text: str | None) -> str | None:
-    """An error text fit for the log: secrets masked, one line, at most 500 characters."""
-    if text is None:
-        return None
-    masked = redact_value(text)
-    assert isinstance(masked, str)
-    masked = _SECRET_PAIR.sub(r"\1***", masked)
-    masked = _PRINTSYNC_TOKEN.sub("pst_***", masked)
-    masked = _LONG_NUMBER.sub(_mask_digits, masked)
-    flat = " ".join(masked.split())
-    if len(flat) > MAX_ERROR_CHARS:
-        flat = flat[: MAX_ERROR_CHARS - 3] + "..."
-    return flat or None
-
-
-def _mask_digits(match: re.Match[str]) -> str:
-    # Eight or more digits (possibly grouped) look like a card number; shorter runs stay.
-    digits = sum(char.isdigit() for char in match.group(0))
-    return "***" if digits >= 8 else match.group(0)
 
 
 def _clip(text: str | None, limit: int) -> str | None:
@@ -775,7 +745,6 @@ __all__ = [
     "LogQuery",
     "LogSettings",
     "ScimActivity",
-    "clean_error",
     "entry",
     "get_settings",
     "parse_time",

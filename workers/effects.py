@@ -39,6 +39,7 @@ from dramatiq import Retry
 from dramatiq.common import compute_backoff
 
 from metrics import catalog
+from metrics.redaction import one_line
 from storage import accounts, clock, outbox, provisioning_log
 from storage.blocking import BlockingDatabase
 from storage.errors import DatabaseUnavailable, TenantNotFound
@@ -380,5 +381,4 @@ def _payload_name(effect: outbox.Effect, key: str) -> str:
 
 
 def _error_text(error: DownstreamError) -> str:
-    text = " ".join(str(error).split())
-    return text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 3] + "..."
+    return one_line(str(error), _MAX_ERROR)

@@ -38,6 +38,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from metrics import catalog
+from metrics.redaction import clean_error
 from storage import clock, health, notifications, provisioning_log, tenants
 from storage.database import Database, open_database
 from storage.health import Health, HealthBoard, HealthPolicy
@@ -236,7 +237,7 @@ def compose_digest(
                     Failure(
                         effect=item.kind,
                         subject=item.subject,
-                        error=provisioning_log.clean_error(item.last_error) or "",
+                        error=clean_error(item.last_error) or "",
                         attempts=item.attempts,
                         failed_at=clock.parse(item.updated_at),
                     )

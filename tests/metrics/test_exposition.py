@@ -21,7 +21,7 @@ import structlog
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from metrics import catalog, collectors, exposition, logs
+from metrics import catalog, collectors, exposition, logs, redaction
 from metrics.http import (
     ASGIApp,
     Receive,
@@ -574,7 +574,7 @@ def test_redact_secret_keys_masks_values() -> None:
         "headers": [(b"authorization", b"Bearer zzz"), (b"accept", b"application/scim+json")],
     }
 
-    result = logs.redact(None, "info", event)
+    result = redaction.redact(None, "info", event)
 
     for key in (
         "token",
@@ -588,16 +588,16 @@ def test_redact_secret_keys_masks_values() -> None:
         "client_secret",
         "card-pin",
     ):
-        assert result[key] == logs.REDACTED, key
+        assert result[key] == redaction.REDACTED, key
     assert result["empty_token"] == ""
     assert result["tenant"] == "acme"
     assert result["attributes"] == {
-        "primary-card-number": logs.REDACTED,
+        "primary-card-number": redaction.REDACTED,
         "department": "Print",
-        "nested": [{"pin": logs.REDACTED}],
+        "nested": [{"pin": redaction.REDACTED}],
     }
     assert result["headers"] == [
-        (b"authorization", logs.REDACTED),
+        (b"authorization", redaction.REDACTED),
         (b"accept", b"application/scim+json"),
     ]
 
@@ -605,7 +605,7 @@ def test_redact_secret_keys_masks_values() -> None:
 def test_redact_bearer_in_text_masks_token() -> None:
     event: dict[str, Any] = {"event": "call failed: Authorization: Bearer eyJhbGciOi.x-y, retrying"}
 
-    result = logs.redact(None, "warning", event)
+    result = redaction.redact(None, "warning", event)
 
     assert result["event"] == "call failed: Authorization: Bearer ***, retrying"
 
@@ -622,7 +622,7 @@ def test_configure_logging_json_structlog_and_stdlib_lines_redacted(
 
     first, second = (json.loads(line) for line in log_stream.getvalue().splitlines())
     assert first["event"] == "user_created"
-    assert first["pin"] == logs.REDACTED
+    assert first["pin"] == redaction.REDACTED
     assert first["tenant"] == "acme"
     assert first["request_id"] == "req-1"
     assert first["level"] == "info"

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from metrics import redaction
 from storage import clock, outbox, provisioning_log, tenants
 from storage.database import Database, open_database
 from storage.errors import DatabaseUnavailable
@@ -397,7 +398,7 @@ def test_clean_error_masks_secrets_and_truncates() -> None:
         "Authorization: Bearer abc.def token=pst_abcdefghijklmnop call 4111 1111 1111 1111 "
         "status 409 at 2026"
     )
-    cleaned = provisioning_log.clean_error(text)
+    cleaned = redaction.clean_error(text)
     assert cleaned is not None
     for secret in (
         "1234567890123",
@@ -408,9 +409,9 @@ def test_clean_error_masks_secrets_and_truncates() -> None:
     ):
         assert secret not in cleaned
     assert "status 409 at 2026" in cleaned
-    long = provisioning_log.clean_error("x" * 2000)
+    long = redaction.clean_error("x" * 2000)
     assert long is not None and len(long) == 500 and long.endswith("...")
-    assert provisioning_log.clean_error(None) is None
+    assert redaction.clean_error(None) is None
 
 
 def test_buffered_error_text_is_cleaned_when_written(sqlite_url: str) -> None:
