@@ -8,6 +8,7 @@ loop::
 
     store = BlockingDatabase(url)
     effect = store.run(outbox.begin, effect_id, lease_seconds=60)
+    store.run_in_transaction(outbox.complete, effect_id)  # functions taking a connection
 
 Nothing is shared between threads, so there is no locking here and no hop to another thread: a
 SQLite transaction still runs from BEGIN to COMMIT without yielding, and SQLite's own locking
@@ -22,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Concatenate, ParamSpec, TypeVar
 
-from storage.database import Database, open_database, parse_url
+from storage.database import Connection, Database, in_transaction, open_database, parse_url
 from storage.sql import Dialect
 
 P = ParamSpec("P")
@@ -58,6 +59,17 @@ class BlockingDatabase:
         """Run ``function(db, *args, **kwargs)`` on this thread's loop and database."""
         slot = self._slot()
         return slot.loop.run_until_complete(function(slot.db, *args, **kwargs))
+
+    def run_in_transaction(
+        self,
+        function: Callable[Concatenate[Connection, Dialect, P], Awaitable[T]],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run ``function(conn, dialect, *args, **kwargs)`` in one write transaction of this
+        thread's database (see :func:`storage.database.in_transaction`)."""
+        slot = self._slot()
+        return slot.loop.run_until_complete(in_transaction(slot.db, function, *args, **kwargs))
 
     def database(self) -> Database:
         """This thread's database (for code that runs on this thread's loop)."""

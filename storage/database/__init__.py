@@ -2,7 +2,7 @@
 ``pool`` and ``postgres`` (the asyncpg pool and its leases), ``translation`` (driver errors) and
 ``opening``. Callers import the names they need from here."""
 
-from storage.database.base import CommitListeners, Connection, Database, Row
+from storage.database.base import CommitListeners, Connection, Database, Row, in_transaction
 from storage.database.opening import open_database
 from storage.database.pool import PostgresPool
 from storage.database.postgres import PostgresDatabase
@@ -19,6 +19,7 @@ __all__ = [
     "Row",
     "SQLiteDatabase",
     "connect_sqlite",
+    "in_transaction",
     "open_database",
     "parse_url",
 ]

@@ -17,10 +17,13 @@ mapping of parameters, so storage code is written once.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from storage.sql import Dialect, Statement
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 Row = Sequence[Any]
 
@@ -57,3 +60,16 @@ class CommitListeners:
     def effects_committed(self) -> None:
         for listener in self.listeners:
             listener()
+
+
+async def in_transaction(
+    db: Database,
+    function: Callable[Concatenate[Connection, Dialect, P], Awaitable[T]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """Run ``function(conn, dialect, *args, **kwargs)`` in one write transaction of ``db``: the
+    way to compose functions that take a connection (``outbox.complete`` and the provisioning
+    log's ``insert``, say) into one commit."""
+    async with db.transaction() as conn:
+        return await function(conn, db.dialect, *args, **kwargs)
