@@ -114,8 +114,7 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             " ON CONFLICT (effect_id, dead_at) DO NOTHING"
         ),
         "uncovered": (
-            "SELECT o.id, o.kind, o.subject_id, o.last_error, o.attempts, o.updated_at,"
-            " o.payload, u.user_name, g.display_name FROM outbox o"
+            f"SELECT {outbox.FAILURE_COLUMNS} FROM outbox o"
             " LEFT JOIN users u ON u.id = o.subject_id"
             " LEFT JOIN groups g ON g.id = o.subject_id"
             " WHERE o.tenant_id = :tenant AND o.state = 'dead' AND NOT EXISTS ("
@@ -185,22 +184,7 @@ async def uncovered_failures(
         rows = await conn.fetchall(
             _statements(db.dialect)["uncovered"], {"tenant": tenant_id, "limit": limit}
         )
-    failures = []
-    for row in rows:
-        payload = orjson.loads(row[6]) if row[6] else {}
-        label = outbox.subject_label(payload, row[7] or row[8]) or row[2]
-        failures.append(
-            outbox.Failure(
-                id=row[0],
-                kind=row[1],
-                subject_id=row[2],
-                subject=label,
-                last_error=row[3] or "",
-                attempts=row[4],
-                updated_at=row[5],
-            )
-        )
-    return failures
+    return [outbox.failure_of(row) for row in rows]
 
 
 async def create(

@@ -25,6 +25,11 @@ next attempt time with exponential backoff and raises Dramatiq's ``Retry`` with 
 the last attempt the effect is ``dead``. A permanent error (a refusal, invalid data, a broken
 configuration) makes it ``dead`` at once and is re-raised for the actor's ``throws``. Listeners in
 :data:`on_dead` are told about every effect that goes dead.
+
+Every attempt ends in one transaction that marks the outbox row (done, to be retried, or dead)
+and adds the outcome's entry to the provisioning log (:func:`complete_and_log`,
+:func:`retry_later_and_log`, :func:`give_up_and_log`): the log never tells of an outcome the
+outbox does not hold.
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ from metrics import catalog
 from metrics.redaction import one_line
 from storage import accounts, clock, outbox, provisioning_log
 from storage.blocking import BlockingDatabase
+from storage.database import Connection
 from storage.errors import DatabaseUnavailable, TenantNotFound
+from storage.sql import Dialect
 from workers.connectors import Connector, PrintAccount
 from workers.errors import DownstreamError, PermanentError, TransientError
 from workers.registry import ConnectorRegistry
@@ -144,8 +151,8 @@ class Effects:
                 connector_name,
             )
         else:
-            # Done and logged in one transaction.
-            self.store.run(provisioning_log.complete_effect, effect, follow_up=follow_up)
+            success = provisioning_log.effect_entry(effect, provisioning_log.SUCCESS)
+            self.store.run_in_transaction(complete_and_log, effect, follow_up, success)
             catalog.EFFECTS.labels(effect.kind, connector_name, "succeeded").inc()
         finally:
             catalog.EFFECT_DURATION.labels(effect.kind, connector_name).observe(
@@ -154,7 +161,7 @@ class Effects:
 
     def exhausted(self, effect_id: int, *, retries: int) -> None:
         """Dramatiq gave up on the effect's message: make it dead if it is still pending."""
-        dead = self.store.run(
+        dead = self.store.run_in_transaction(
             outbox.give_up,
             effect_id,
             error=f"retries exhausted after {retries} retries",
@@ -182,15 +189,16 @@ class Effects:
             factor=self.settings.min_backoff_ms,
             max_backoff=self.settings.max_backoff_ms,
         )
-        self.store.run(
-            outbox.fail_transient,
-            effect.id,
+        retried = provisioning_log.effect_entry(effect, provisioning_log.RETRIED, error=text)
+        self.store.run_in_transaction(
+            retry_later_and_log,
+            effect,
+            retried,
             error=text,
             delay_seconds=delay_ms / 1000,
             lease_seconds=self.settings.lease_seconds,
         )
         catalog.EFFECTS.labels(effect.kind, connector_name, "retried").inc()
-        self._log_outcome(effect, "retried", text)
         _log.warning(
             "effect_retry",
             effect_id=effect.id,
@@ -209,9 +217,9 @@ class Effects:
         outcome: Literal["failed", "dead"] = "failed",
     ) -> None:
         text = _error_text(error)
-        dead = self.store.run(outbox.give_up, effect.id, error=text)
+        logged = provisioning_log.effect_entry(effect, outcome, error=text)
+        dead = self.store.run_in_transaction(give_up_and_log, effect, logged, error=text)
         catalog.EFFECTS.labels(effect.kind, connector_name, outcome).inc()
-        self._log_outcome(effect, outcome, text)
         _log.error(
             "effect_dead",
             effect_id=effect.id,
@@ -221,13 +229,6 @@ class Effects:
         )
         if dead is not None:
             self._notify(dead)
-
-    def _log_outcome(self, effect: outbox.Effect, result: str, error: str | None = None) -> None:
-        """Add the outcome to the provisioning log; never let logging fail the effect."""
-        try:
-            self.store.run(provisioning_log.record_effect, effect, result, error=error)
-        except Exception:
-            _log.exception("provisioning_log_failed", effect_id=effect.id)
 
     @staticmethod
     def _notify(dead: outbox.Effect) -> None:
@@ -371,6 +372,63 @@ class Effects:
             if self.store.run(accounts.group_by_name, effect.tenant_id, name) == current:
                 return
         raise TransientError("the group kept changing while it was deleted", operation="converge")
+
+
+# -- Ending an attempt: the outbox row and the provisioning log in one transaction ---------------
+
+
+async def complete_and_log(
+    conn: Connection,
+    dialect: Dialect,
+    effect: outbox.Effect,
+    follow_up: outbox.Scheduled | None,
+    success: provisioning_log.Entry,
+) -> bool:
+    """Mark the effect done, record its follow-up and log ``success``. Nothing is logged when
+    the effect was no longer pending: the attempt that finished it logged it."""
+    done = await outbox.complete(
+        conn, dialect, effect.id, tenant_id=effect.tenant_id, follow_up=follow_up
+    )
+    if done:
+        await provisioning_log.insert(conn, dialect, [success])
+    return done
+
+
+async def retry_later_and_log(
+    conn: Connection,
+    dialect: Dialect,
+    effect: outbox.Effect,
+    retried: provisioning_log.Entry,
+    *,
+    error: str,
+    delay_seconds: float,
+    lease_seconds: float,
+) -> None:
+    """Count the failed attempt (the retry is due after ``delay_seconds``) and log it."""
+    await outbox.fail_transient(
+        conn,
+        dialect,
+        effect.id,
+        error=error,
+        delay_seconds=delay_seconds,
+        lease_seconds=lease_seconds,
+    )
+    await provisioning_log.insert(conn, dialect, [retried])
+
+
+async def give_up_and_log(
+    conn: Connection,
+    dialect: Dialect,
+    effect: outbox.Effect,
+    logged: provisioning_log.Entry,
+    *,
+    error: str,
+) -> outbox.Effect | None:
+    """Make the effect dead with ``error`` and log its end; returns the dead effect, or None
+    if it was no longer pending."""
+    dead = await outbox.give_up(conn, dialect, effect.id, error=error)
+    await provisioning_log.insert(conn, dialect, [logged])
+    return dead
 
 
 def _payload_name(effect: outbox.Effect, key: str) -> str:

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 
 from metrics.collectors import TenantHealth
 from storage import clock, health, outbox, provisioning_log, tenants
-from storage.database import Database, open_database
+from storage.database import Database, in_transaction, open_database
 from storage.health import Health, HealthBoard, HealthPolicy, Numbers, assess
 from storage.provisioning_log import Entry
 
@@ -275,10 +275,17 @@ def test_read_counts_effects_and_pending_age_from_outbox(database_url: str) -> N
                     now=clock.stamp(created),
                 )
         effects = sorted(await outbox.list_effects(db, acme.id), key=lambda e: e.id)
-        await outbox.complete(db, effects[0].id)
-        await outbox.give_up(db, effects[1].id, error="PaperCut refused: invalid email")
-        await outbox.fail_transient(
-            db, effects[2].id, error="timeout", delay_seconds=60, lease_seconds=30
+        await in_transaction(db, outbox.complete, effects[0].id)
+        await in_transaction(
+            db, outbox.give_up, effects[1].id, error="PaperCut refused: invalid email"
+        )
+        await in_transaction(
+            db,
+            outbox.fail_transient,
+            effects[2].id,
+            error="timeout",
+            delay_seconds=60,
+            lease_seconds=30,
         )
         moment = clock.now()
         return (

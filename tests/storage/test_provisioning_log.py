@@ -445,7 +445,7 @@ def test_parse_time_accepts_iso_and_durations() -> None:
         provisioning_log.parse_time("yesterday")
 
 
-def test_record_effect_logs_outcome_under_effect_subject(database_url: str) -> None:
+def test_effect_entry_logs_outcome_under_effect_subject(database_url: str) -> None:
     async def work(db: Database) -> list[Entry]:
         acme, _ = await tenants.create(db, "acme")
         async with db.transaction() as conn:
@@ -459,8 +459,9 @@ def test_record_effect_logs_outcome_under_effect_subject(database_url: str) -> N
                 payload={"userName": "Eve@Acme.com", "groups": []},
             )
         (effect,) = await outbox.list_effects(db, acme.id)
-        await provisioning_log.record_effect(db, effect, "retried", error="connection refused")
-        await provisioning_log.record_effect(db, effect, "success")
+        retried = provisioning_log.effect_entry(effect, "retried", error="connection refused")
+        await provisioning_log.write(db, [retried])
+        await provisioning_log.write(db, [provisioning_log.effect_entry(effect, "success")])
         return await provisioning_log.search(db, LogQuery(tenant_id=acme.id, target="eve@acme.com"))
 
     found = run(database_url, work)

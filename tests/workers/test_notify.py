@@ -11,7 +11,7 @@ from typing import TypeVar
 from pydantic import SecretStr
 
 from storage import clock, notifications, outbox, provisioning_log, tenants
-from storage.database import Database, open_database
+from storage.database import Database, in_transaction, open_database
 from storage.health import HealthBoard
 from storage.tenants import Tenant
 from tests.fakes.smtp import FakeSmtpServer, smtp_server_fixture  # noqa: F401
@@ -66,7 +66,7 @@ async def dead_effects(
                 payload={"userName": name, "groups": []},
             )
     for effect in await outbox.list_effects(db, tenant.id, state=outbox.PENDING):
-        await outbox.give_up(db, effect.id, error=error)
+        await in_transaction(db, outbox.give_up, effect.id, error=error)
 
 
 async def once(

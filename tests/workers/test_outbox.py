@@ -14,9 +14,10 @@ import sqlalchemy as sa
 
 from storage import clock, ledger, outbox, provisioning_log, tenants
 from storage.blocking import BlockingDatabase
-from storage.database import Database, open_database
+from storage.database import Database, in_transaction, open_database
 from storage.records import print_accounts
 from storage.sql import compile_core
+from workers.effects import complete_and_log
 
 T = TypeVar("T")
 
@@ -68,7 +69,7 @@ def record(
 
 
 def give_up(url: str, effect_id: int) -> None:
-    run(url, lambda db: outbox.give_up(db, effect_id, error="refused"))
+    run(url, lambda db: in_transaction(db, outbox.give_up, effect_id, error="refused"))
 
 
 def test_record_same_key_twice_keeps_one_effect(database_url: str) -> None:
@@ -163,9 +164,9 @@ def test_begin_done_effect_returns_none(database_url: str) -> None:
     [effect_id] = record(database_url, tenant_id, 1)
 
     started = run(database_url, lambda db: outbox.begin(db, effect_id, lease_seconds=30))
-    finished = run(database_url, lambda db: outbox.complete(db, effect_id))
+    finished = run(database_url, lambda db: in_transaction(db, outbox.complete, effect_id))
     duplicate = run(database_url, lambda db: outbox.begin(db, effect_id, lease_seconds=30))
-    finished_again = run(database_url, lambda db: outbox.complete(db, effect_id))
+    finished_again = run(database_url, lambda db: in_transaction(db, outbox.complete, effect_id))
 
     assert started is not None and started.claimed_until is not None
     assert finished is True
@@ -197,7 +198,7 @@ def test_begin_writes_the_lease_only_when_the_claim_does_not_cover_the_attempt(
     assert extended is not None and extended.claimed_until is not None
     assert extended.claimed_until > before.claimed_until  # too short a claim: extended
 
-    run(database_url, lambda db: outbox.complete(db, effect_id))
+    run(database_url, lambda db: in_transaction(db, outbox.complete, effect_id))
     gone = run(
         database_url,
         lambda db: outbox.begin(db, effect_id, lease_seconds=300, covered_seconds=240),
@@ -213,8 +214,13 @@ def test_complete_effect_logs_the_success_in_the_same_transaction_once(
     effect = run(database_url, lambda db: outbox.get(db, effect_id))
     assert effect is not None
 
-    first = run(database_url, lambda db: provisioning_log.complete_effect(db, effect))
-    second = run(database_url, lambda db: provisioning_log.complete_effect(db, effect))
+    success = provisioning_log.effect_entry(effect, provisioning_log.SUCCESS)
+    first = run(
+        database_url, lambda db: in_transaction(db, complete_and_log, effect, None, success)
+    )
+    second = run(
+        database_url, lambda db: in_transaction(db, complete_and_log, effect, None, success)
+    )
     entries = run(
         database_url,
         lambda db: provisioning_log.search(db, provisioning_log.LogQuery(tenant_id=tenant_id)),
@@ -240,11 +246,15 @@ def test_complete_with_follow_up_schedules_it_once_for_later(database_url: str) 
 
     run(
         database_url,
-        lambda db: outbox.complete(db, effect_id, tenant_id=tenant_id, follow_up=follow_up),
+        lambda db: in_transaction(
+            db, outbox.complete, effect_id, tenant_id=tenant_id, follow_up=follow_up
+        ),
     )
     run(
         database_url,
-        lambda db: outbox.complete(db, effect_id, tenant_id=tenant_id, follow_up=follow_up),
+        lambda db: in_transaction(
+            db, outbox.complete, effect_id, tenant_id=tenant_id, follow_up=follow_up
+        ),
     )
     pending = run(database_url, lambda db: outbox.list_effects(db, tenant_id, state="pending"))
     claimed_now = run(database_url, lambda db: outbox.claim_due(db, limit=10, lease_seconds=5))
@@ -268,8 +278,13 @@ def test_fail_transient_counts_attempt_and_defers_next_attempt(database_url: str
 
     attempts = run(
         database_url,
-        lambda db: outbox.fail_transient(
-            db, effect_id, error="PaperCut unreachable", delay_seconds=30, lease_seconds=10
+        lambda db: in_transaction(
+            db,
+            outbox.fail_transient,
+            effect_id,
+            error="PaperCut unreachable",
+            delay_seconds=30,
+            lease_seconds=10,
         ),
     )
     effect = run(database_url, lambda db: outbox.get(db, effect_id))
@@ -297,8 +312,12 @@ def test_give_up_pending_effect_becomes_dead_with_error(database_url: str) -> No
     tenant_id = make_tenant(database_url)
     [effect_id] = record(database_url, tenant_id, 1)
 
-    dead = run(database_url, lambda db: outbox.give_up(db, effect_id, error="refused"))
-    twice = run(database_url, lambda db: outbox.give_up(db, effect_id, error="again"))
+    dead = run(
+        database_url, lambda db: in_transaction(db, outbox.give_up, effect_id, error="refused")
+    )
+    twice = run(
+        database_url, lambda db: in_transaction(db, outbox.give_up, effect_id, error="again")
+    )
     claimed = run(database_url, lambda db: outbox.claim_due(db, limit=5, lease_seconds=5))
 
     assert dead is not None
@@ -331,7 +350,7 @@ def test_list_effects_by_state_lists_only_that_state_newest_first(database_url: 
     other = make_tenant(database_url, "other")
     ids = record(database_url, tenant_id, 3)
     record(database_url, other, 2, prefix="o")
-    run(database_url, lambda db: outbox.give_up(db, ids[1], error="refused"))
+    run(database_url, lambda db: in_transaction(db, outbox.give_up, ids[1], error="refused"))
 
     everything = run(database_url, lambda db: outbox.list_effects(db, tenant_id))
     dead = run(database_url, lambda db: outbox.list_effects(db, tenant_id, state="dead"))
@@ -348,8 +367,8 @@ def test_pending_stats_counts_pending_and_dead_by_kind(database_url: str) -> Non
     tenant_id = make_tenant(database_url)
     syncs = record(database_url, tenant_id, 3)
     record(database_url, tenant_id, 1, kind=outbox.GROUP_SYNC, prefix="g")
-    run(database_url, lambda db: outbox.give_up(db, syncs[0], error="refused"))
-    run(database_url, lambda db: outbox.complete(db, syncs[1]))
+    run(database_url, lambda db: in_transaction(db, outbox.give_up, syncs[0], error="refused"))
+    run(database_url, lambda db: in_transaction(db, outbox.complete, syncs[1]))
     future = outbox.Scheduled(
         kind=outbox.ACCOUNT_PURGE,
         subject_id="x",
@@ -384,14 +403,17 @@ def test_failure_stats_and_recent_failures_report_dead_effects(database_url: str
         kind=outbox.ACCOUNT_DELETE,
         payload={"userName": "jdoe@example.com", "groups": []},
     )
-    run(database_url, lambda db: outbox.complete(db, ids[0]))
+    run(database_url, lambda db: in_transaction(db, outbox.complete, ids[0]))
     run(
         database_url,
-        lambda db: outbox.fail_transient(
-            db, ids[1], error="timeout", delay_seconds=1, lease_seconds=1
+        lambda db: in_transaction(
+            db, outbox.fail_transient, ids[1], error="timeout", delay_seconds=1, lease_seconds=1
         ),
     )
-    run(database_url, lambda db: outbox.give_up(db, ids[2], error="refused: bad card"))
+    run(
+        database_url,
+        lambda db: in_transaction(db, outbox.give_up, ids[2], error="refused: bad card"),
+    )
 
     stats = run(database_url, lambda db: outbox.failure_stats(db, tenant_id, since))
     failures = run(database_url, lambda db: outbox.recent_failures(db, tenant_id, since, 10))
@@ -407,7 +429,7 @@ def test_failure_stats_and_recent_failures_report_dead_effects(database_url: str
 def test_prune_removes_only_done_effects_older_than_cutoff(database_url: str) -> None:
     tenant_id = make_tenant(database_url)
     ids = record(database_url, tenant_id, 2)
-    run(database_url, lambda db: outbox.complete(db, ids[0]))
+    run(database_url, lambda db: in_transaction(db, outbox.complete, ids[0]))
 
     kept = run(database_url, lambda db: outbox.prune(db, older_than_seconds=3600))
     removed = run(database_url, lambda db: outbox.prune(db, older_than_seconds=-1))

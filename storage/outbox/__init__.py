@@ -1,0 +1,85 @@
+"""The outbox: effects recorded in the same transaction as the change that implies them.
+
+``effects`` says what an effect is (kinds, states, row types); ``recording`` writes them inside
+an API transaction; ``lifecycle`` is the relay's claims and the worker's attempts; ``operators``
+lists, retries and prunes them; ``stats`` counts them for the metrics, the health model and the
+failure digests. Callers use the names handed on here (``outbox.record``, ``outbox.begin``).
+"""
+
+from storage.outbox.effects import (
+    ACCOUNT_DELETE,
+    ACCOUNT_PURGE,
+    ACCOUNT_SYNC,
+    DEAD,
+    DONE,
+    GROUP_DELETE,
+    GROUP_SYNC,
+    KINDS,
+    PENDING,
+    STATES,
+    Claimed,
+    Effect,
+    Scheduled,
+    State,
+    subject_label,
+)
+from storage.outbox.lifecycle import (
+    begin,
+    claim_due,
+    complete,
+    fail_transient,
+    get,
+    give_up,
+    mark_dispatched,
+    release,
+)
+from storage.outbox.operators import list_effects, prune, retry, retry_dead
+from storage.outbox.recording import record, schedule
+from storage.outbox.stats import (
+    FAILURE_COLUMNS,
+    Failure,
+    PendingStats,
+    failure_of,
+    failure_stats,
+    pending_stats,
+    recent_failures,
+)
+
+__all__ = [
+    "ACCOUNT_DELETE",
+    "ACCOUNT_PURGE",
+    "ACCOUNT_SYNC",
+    "DEAD",
+    "DONE",
+    "FAILURE_COLUMNS",
+    "GROUP_DELETE",
+    "GROUP_SYNC",
+    "KINDS",
+    "PENDING",
+    "STATES",
+    "Claimed",
+    "Effect",
+    "Failure",
+    "PendingStats",
+    "Scheduled",
+    "State",
+    "begin",
+    "claim_due",
+    "complete",
+    "fail_transient",
+    "failure_of",
+    "failure_stats",
+    "get",
+    "give_up",
+    "list_effects",
+    "mark_dispatched",
+    "pending_stats",
+    "prune",
+    "recent_failures",
+    "record",
+    "release",
+    "retry",
+    "retry_dead",
+    "schedule",
+    "subject_label",
+]

@@ -1,0 +1,185 @@
+"""Reading the provisioning log: what happened to a user or group, and when.
+
+Operators read it to answer "what happened to this user" (``printsync log --user``,
+``GET /admin/log``); :func:`parse_time` reads the times both of them accept.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import orjson
+
+from storage import clock
+from storage.database import Database, Row
+from storage.provisioning_log.entries import RESULTS, Entry
+from storage.sql import Dialect, compile_text
+
+DEFAULT_LIMIT: Final = 100
+MAX_LIMIT: Final = 5000
+
+_TENANT_IDS: Final = "SELECT id FROM tenants ORDER BY id"
+
+
+async def tenant_ids(db: Database) -> list[int]:
+    """Every tenant's id: the log is read (and pruned) one tenant at a time, on its indexes."""
+    async with db.reader() as conn:
+        rows = await conn.fetchall(compile_text(_TENANT_IDS, db.dialect), {})
+    return [int(row[0]) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class LogQuery:
+    """What to look for: all tenants, or ``tenant_id`` only; ``since`` is inclusive and
+    ``until`` exclusive (stamps as :func:`parse_time` returns them).
+
+    ``target`` names a user or group by id or by userName/displayName (any case). Entries are
+    linked through the log itself: a name also finds the entries of every id logged under that
+    name (so the ``DELETE /Users/{id}`` of a user found by userName is included), and an id also
+    finds the entries logged under its names (such as a create refused before an id existed).
+    """
+
+    tenant_id: int | None = None
+    target: str | None = None
+    result: str | None = None
+    since: str | None = None
+    until: str | None = None
+    limit: int = DEFAULT_LIMIT
+
+    def __post_init__(self) -> None:
+        if self.result is not None and self.result not in RESULTS:
+            raise ValueError(f"result must be one of {', '.join(RESULTS)}")
+        if not 1 <= self.limit <= MAX_LIMIT:
+            raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
+
+
+_SELECT = (
+    "SELECT id, time, tenant_id, source, operation, target_id, target_name, result,"
+    " status, error FROM provisioning_log"
+)
+#: Ids (names) linked to one target name (id) at most; more are ignored.
+_MAX_LINKED = 100
+
+
+def _in_list(column: str, name: str, dialect: Dialect) -> str:
+    if dialect == "postgresql":
+        return f"{column} = ANY(CAST(:{name} AS text[]))"
+    return f"{column} IN (SELECT value FROM json_each(:{name}))"
+
+
+def _list_param(values: Sequence[str], dialect: Dialect) -> Any:
+    return list(values) if dialect == "postgresql" else orjson.dumps(list(values)).decode()
+
+
+_LINKED_IDS = (
+    "SELECT DISTINCT target_id FROM provisioning_log WHERE tenant_id = :tenant"
+    " AND target_name_ci = :target_ci AND target_id IS NOT NULL LIMIT :limit"
+)
+_LINKED_NAMES = (
+    "SELECT DISTINCT target_name_ci FROM provisioning_log WHERE tenant_id = :tenant"
+    " AND target_id = :target AND target_name_ci IS NOT NULL LIMIT :limit"
+)
+
+
+async def _linked(db: Database, tenant_id: int, target: str) -> tuple[list[str], list[str]]:
+    """The ids and lower-cased names that stand for ``target`` in one tenant."""
+    params = {
+        "tenant": tenant_id,
+        "target": target,
+        "target_ci": target.lower(),
+        "limit": _MAX_LINKED,
+    }
+    async with db.reader() as conn:
+        id_rows = await conn.fetchall(compile_text(_LINKED_IDS, db.dialect), params)
+        name_rows = await conn.fetchall(compile_text(_LINKED_NAMES, db.dialect), params)
+    ids = sorted({target, *(row[0] for row in id_rows)})
+    names = sorted({target.lower(), *(row[0] for row in name_rows)})
+    return ids, names
+
+
+def _search_sql(
+    query: LogQuery, tenant_id: int, dialect: Dialect, ids: Sequence[str], names: Sequence[str]
+) -> tuple[str, dict[str, Any]]:
+    conditions = ["tenant_id = :tenant"]
+    params: dict[str, Any] = {"tenant": tenant_id, "limit": query.limit}
+    if query.target is not None:
+        conditions.append(
+            f"({_in_list('target_id', 'ids', dialect)}"
+            f" OR {_in_list('target_name_ci', 'names', dialect)})"
+        )
+        params["ids"] = _list_param(ids, dialect)
+        params["names"] = _list_param(names, dialect)
+    if query.result is not None:
+        conditions.append("result = :result")
+        params["result"] = query.result
+    if query.since is not None:
+        conditions.append("time >= :since")
+        params["since"] = query.since
+    if query.until is not None:
+        conditions.append("time < :until")
+        params["until"] = query.until
+    where = " AND ".join(conditions)
+    return f"{_SELECT} WHERE {where} ORDER BY time DESC, id DESC LIMIT :limit", params
+
+
+def _entry(row: Row) -> Entry:
+    return Entry(
+        id=int(row[0]),
+        time=row[1],
+        tenant_id=row[2],
+        source=row[3],
+        operation=row[4],
+        target_id=row[5],
+        target_name=row[6],
+        result=row[7],
+        status=row[8],
+        error=row[9],
+    )
+
+
+async def search(db: Database, query: LogQuery) -> list[Entry]:
+    """Entries matching ``query``, newest first.
+
+    Every statement is scoped to one tenant, so the (tenant, …) indexes answer it; a query
+    without a tenant asks each tenant in turn and merges the answers.
+    """
+    tenants = [query.tenant_id] if query.tenant_id is not None else await tenant_ids(db)
+    found: list[Entry] = []
+    for tenant_id in tenants:
+        ids: list[str] = []
+        names: list[str] = []
+        if query.target is not None:
+            ids, names = await _linked(db, tenant_id, query.target)
+        sql, params = _search_sql(query, tenant_id, db.dialect, ids, names)
+        async with db.reader() as conn:
+            rows = await conn.fetchall(compile_text(sql, db.dialect), params)
+        found += (_entry(row) for row in rows)
+    if len(tenants) > 1:
+        found.sort(key=lambda item: (item.time, item.id or 0), reverse=True)
+    return found[: query.limit]
+
+
+_DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+_UNIT_SECONDS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_time(text: str, *, now: datetime | None = None) -> str:
+    """A stored-form stamp from ISO 8601 (``2026-01-02``, ``2026-01-02T03:04:05+01:00``; no
+    offset means UTC) or a duration back from now (``90s``, ``15m``, ``2h``, ``7d``, ``1w``)."""
+    relative = _DURATION.match(text)
+    if relative:
+        seconds = float(relative.group(1)) * _UNIT_SECONDS[relative.group(2).lower()]
+        return clock.stamp((now or clock.now()) - timedelta(seconds=seconds))
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is neither an ISO 8601 time nor a duration such as 15m, 2h or 7d"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return clock.stamp(moment)
