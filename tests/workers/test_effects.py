@@ -15,10 +15,11 @@ from dramatiq.middleware import Retries
 from prometheus_client import REGISTRY
 from pydantic import ValidationError
 
-from storage import clock, groups, ledger, outbox, tenants, users
+from storage import clock, groups, ledger, outbox, provisioning_log, tenants, users
 from storage.blocking import BlockingDatabase
-from storage.database import Database, open_database
+from storage.database import Connection, Database, open_database
 from storage.scim.schema import ENTERPRISE_USER, PATCH_OP, PRINTSYNC_USER, USER
+from storage.sql import Dialect, compile_text
 from tests.fakes.papercut import (
     DEFAULT_TOKEN,
     FakePaperCutServer,
@@ -613,6 +614,99 @@ def test_run_leaves_log_context_as_it_was(harness: Harness) -> None:
         structlog.contextvars.unbind_contextvars("request_id")
 
     assert context == {"request_id": "outer"}
+
+
+# Ending an attempt: the outbox row and its log entry in one transaction -------------------------
+
+
+class InjectedFault(Exception):
+    """Raised after the outbox row is marked, before the attempt's transaction commits."""
+
+
+def fail_log_insert(monkeypatch: pytest.MonkeyPatch, effect_id: int) -> list[tuple[str, int]]:
+    """Make writing a provisioning-log entry fail; returns the effect's (state, attempts) as the
+    failing write saw them, inside the attempt's transaction."""
+    seen: list[tuple[str, int]] = []
+
+    async def insert(conn: Connection, dialect: Dialect, entries: Sequence[Any]) -> None:
+        statement = compile_text("SELECT state, attempts FROM outbox WHERE id = :id", dialect)
+        row = await conn.fetchone(statement, {"id": effect_id})
+        assert row is not None
+        seen.append((row[0], row[1]))
+        raise InjectedFault
+
+    monkeypatch.setattr(provisioning_log, "insert", insert)
+    return seen
+
+
+def logged(harness: Harness) -> list[tuple[str, str]]:
+    query = provisioning_log.LogQuery(tenant_id=harness.tenant_id)
+    entries = harness.db(lambda db: provisioning_log.search(db, query))
+    return [(entry.operation, entry.result) for entry in entries]
+
+
+def test_run_success_log_write_fails_effect_neither_done_nor_logged(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.create_user(user_body())
+    [effect] = harness.pending()
+    with monkeypatch.context() as patched:
+        seen = fail_log_insert(patched, effect.id)
+        with pytest.raises(InjectedFault):
+            harness.effects.run(effect.id)
+
+    still = harness.effect(effect.id)
+    assert seen == [("done", 0)]  # marked in the transaction that then failed
+    assert (still.state, still.completed_at, logged(harness)) == ("pending", None, [])
+
+    harness.effects.run(effect.id)
+
+    assert harness.effect(effect.id).state == "done"
+    assert logged(harness) == [("account.sync", "success")]
+
+
+def test_run_give_up_log_write_fails_effect_neither_dead_nor_logged(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.create_user(user_body())
+    [effect] = harness.pending()
+    with monkeypatch.context() as patched:
+        seen = fail_log_insert(patched, effect.id)
+        with pytest.raises(InjectedFault):
+            harness.effects.run(effect.id, kind=outbox.GROUP_SYNC)
+
+    still = harness.effect(effect.id)
+    assert seen == [("dead", 1)]
+    assert (still.state, still.attempts, still.last_error) == ("pending", 0, None)
+    assert (logged(harness), harness.dead) == ([], [])
+
+    harness.effects.run(effect.id, kind=outbox.GROUP_SYNC)
+
+    assert harness.effect(effect.id).state == "dead"
+    assert logged(harness) == [("account.sync", "failed")]
+
+
+def test_run_retry_log_write_fails_attempt_neither_counted_nor_logged(
+    papercut: tuple[Harness, FakePaperCutServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness, server = papercut
+    harness.create_user(user_body())
+    [effect] = harness.pending()
+    server.set_outage(503)
+    with monkeypatch.context() as patched:
+        seen = fail_log_insert(patched, effect.id)
+        with pytest.raises(InjectedFault):
+            harness.effects.run(effect.id)
+
+    still = harness.effect(effect.id)
+    assert seen == [("pending", 1)]
+    assert (still.attempts, still.last_error, logged(harness)) == (0, None, [])
+
+    with pytest.raises(Retry):
+        harness.effects.run(effect.id)
+
+    assert harness.effect(effect.id).attempts == 1
+    assert logged(harness) == [("account.sync", "retried")]
 
 
 # Settings and brokers ---------------------------------------------------------------------------
