@@ -36,48 +36,25 @@ async def record(
 ) -> None:
     """Insert one effect, due now, inside the caller's transaction."""
     stamp = now or clock.stamp()
-    await _insert(conn, dialect, tenant_id, kind, subject_id, key, payload or {}, stamp, stamp)
+    effect = Scheduled(kind, subject_id, key, payload or {}, due_at=stamp)
+    await schedule(conn, dialect, tenant_id=tenant_id, effect=effect, now=stamp)
 
 
 async def schedule(
     conn: Connection, dialect: Dialect, *, tenant_id: int, effect: Scheduled, now: str | None = None
 ) -> None:
-    """Insert an effect that falls due at ``effect.due_at``, inside the caller's transaction."""
-    await _insert(
-        conn,
-        dialect,
-        tenant_id,
-        effect.kind,
-        effect.subject_id,
-        effect.key,
-        effect.payload,
-        effect.due_at,
-        now or clock.stamp(),
-    )
+    """Insert an effect that falls due at ``effect.due_at``, inside the caller's transaction.
 
-
-async def _insert(
-    conn: Connection,
-    dialect: Dialect,
-    tenant_id: int,
-    kind: str,
-    subject_id: str,
-    key: str,
-    payload: dict[str, Any],
-    due: str,
-    now: str,
-) -> None:
-    """One effect that comes into being (is created and falls due) at ``due``; a key recorded
-    before makes it a no-op."""
+    It comes into being (is created) then too; a key recorded before makes it a no-op."""
     await conn.execute(
         compile_text(_INSERT, dialect),
         {
             "tenant_id": tenant_id,
-            "kind": kind,
-            "subject_id": subject_id,
-            "effect_key": key,
-            "payload": orjson.dumps(payload).decode(),
-            "due": due,
-            "now": now,
+            "kind": effect.kind,
+            "subject_id": effect.subject_id,
+            "effect_key": effect.key,
+            "payload": orjson.dumps(effect.payload).decode(),
+            "due": effect.due_at,
+            "now": now or clock.stamp(),
         },
     )
