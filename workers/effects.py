@@ -28,8 +28,8 @@ configuration) makes it ``dead`` at once and is re-raised for the actor's ``thro
 
 Every attempt ends in one transaction that marks the outbox row (done, to be retried, or dead)
 and adds the outcome's entry to the provisioning log (:func:`complete_and_log`,
-:func:`retry_later_and_log`, :func:`give_up_and_log`): the log never tells of an outcome the
-outbox does not hold.
+:func:`retry_later_and_log`, :func:`give_up_and_log`): an error or a crash between the two leaves
+neither, and the log never tells of a success the outbox does not hold.
 """
 
 from __future__ import annotations
