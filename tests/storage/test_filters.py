@@ -1,4 +1,4 @@
-"""SCIM filters compiled to SQL and run on real SQLite and PostgreSQL databases."""
+"""The SCIM filter grammar, and filters compiled to SQL and run on real SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from storage import sql_filters
 from storage.records import groups, memberships, metadata, tenants, users
-from storage.scim import filters
 from storage.scim.errors import InvalidFilter, InvalidValue
 from storage.scim.filters import (
     MAX_DEPTH,
@@ -30,9 +30,7 @@ from storage.scim.filters import (
     Present,
     Value,
     ValuePath,
-    compile_filter,
     parse,
-    sort_expression,
 )
 from storage.scim.schema import (
     ENTERPRISE_SCHEMA,
@@ -48,6 +46,7 @@ from storage.scim.schema import (
     ResourceType,
     Schema,
 )
+from storage.sql_filters import compile_filter, sort_expression
 
 POSTGRES_URL = os.environ.get(
     "PRINTSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -261,7 +260,7 @@ def load(engine: sa.Engine) -> None:
 @dataclass
 class Database:
     engine: sa.Engine
-    dialect: filters.Dialect
+    dialect: sql_filters.Dialect
 
     def matching(self, text: str, resource: ResourceType = USER_TYPE) -> set[str]:
         compiled = compile_filter(text, resource, self.dialect)
@@ -540,7 +539,7 @@ def test_filter_other_tenant_user_with_same_name_is_not_matched(db: Database) ->
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
-def test_compile_every_case_uses_only_bound_placeholders(dialect: filters.Dialect) -> None:
+def test_compile_every_case_uses_only_bound_placeholders(dialect: sql_filters.Dialect) -> None:
     cases = [(USER_TYPE, text) for text, _ in USER_CASES]
     cases += [(GROUP_TYPE, text) for text, _ in GROUP_CASES]
     cases += [(METRICS_TYPE, text) for text, _ in METRICS_CASES]
@@ -552,7 +551,7 @@ def test_compile_every_case_uses_only_bound_placeholders(dialect: filters.Dialec
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
-def test_compile_literal_values_are_never_in_sql(dialect: filters.Dialect) -> None:
+def test_compile_literal_values_are_never_in_sql(dialect: sql_filters.Dialect) -> None:
     text = (
         f'userName eq "zz1\' OR 1=1 --" or {PS}:cardNumber co "zz2" or '
         'emails[value sw "zz3"] or meta.lastModified gt "2030-01-01T00:00:00Z"'
@@ -564,7 +563,7 @@ def test_compile_literal_values_are_never_in_sql(dialect: filters.Dialect) -> No
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
-def test_sort_expression_has_no_colon_outside_placeholders(dialect: filters.Dialect) -> None:
+def test_sort_expression_has_no_colon_outside_placeholders(dialect: sql_filters.Dialect) -> None:
     for path in (f"{ENT}:department", f"{PS}:cardNumber", "emails", "manager", "userName"):
         assert ":" not in sort_expression(path, USER_TYPE, dialect)
 
@@ -575,7 +574,7 @@ def test_compile_repeated_shape_skips_parser(monkeypatch: pytest.MonkeyPatch) ->
     def refuse(*args: Any) -> None:
         raise AssertionError("the parser ran for a cached shape")
 
-    monkeypatch.setattr(filters, "_Parser", refuse)
+    monkeypatch.setattr(sql_filters, "parse", refuse)
     second = compile_filter('USERNAME  EQ "Second"  AND active eq FALSE', USER_TYPE, "sqlite")
     assert second.sql == first.sql
     assert sorted(second.params.values(), key=str) == [False, "second"]
