@@ -567,7 +567,7 @@ class _Lru(Generic[_K, _V]):
             self._data.clear()
 
 
-_FILTERS: _Lru[tuple[int, str, tuple[str, ...], tuple[int, ...]], _Template] = _Lru(_CACHE_SIZE)
+_FILTERS: _Lru[tuple[int, str, tuple[str, ...]], _Template] = _Lru(_CACHE_SIZE)
 _SORTS: _Lru[tuple[int, str, str], tuple[ResourceType, str]] = _Lru(_CACHE_SIZE)
 
 
@@ -577,10 +577,9 @@ def compile_filter(text: str, resource: ResourceType, dialect: Dialect) -> Compi
     Raises ``InvalidFilter`` for a filter that is malformed, too long or too deep, names an
     unknown or never-returned attribute, or compares a value of the wrong type.
     """
-    found = scan(text)
+    found = scan(text, _TYPES)
     values = found.values
-    typed = tuple(i for i, v in enumerate(values) if v.__class__ is str and v.lower() in _TYPES)
-    key = (id(resource), dialect, found.shape, typed)
+    key = (id(resource), dialect, found.shape)
     template = _FILTERS.get(key)
     if template is None or template.resource is not resource:
         node = parse(text)

@@ -54,7 +54,8 @@ TYPED_VALUES: Final[dict[tuple[str, str, str], Column]] = {
     ("User", "emails", "work"): Column("u.work_email_ci", lowered=True),
 }
 """Indexed columns holding the ``value`` of a multi-valued attribute's element of one ``type``,
-by resource, attribute and type, lower-case: ``emails[type eq "work" and value eq X]``."""
+by resource, attribute (lower-case) and type (lower-case): ``emails[type eq "work" and value eq
+X]`` reads ``work_email_ci``."""
 
 RELATIONS: Final[dict[tuple[str, str], Literal["members", "groups"]]] = {
     ("Group", "members"): "members",

@@ -1,11 +1,12 @@
 """The SCIM filter grammar (RFC 7644 §3.4.2.2): tokens, parser, syntax tree, typing rules, and the
 in-memory evaluation of a value filter.
 
-Filters have two readers. A list's ``filter`` (and ``sortBy``) runs in the database:
-``storage.sql_filters`` compiles the tree of ``parse`` to SQL. A PATCH path's value filter
-(``emails[type eq "work"].value``, ``members[value eq "id"]``) selects elements of a multi-valued
-attribute in memory: ``ValueFilter`` checks the tree against the attribute's sub-attributes and
-tests elements with it. Both follow the grammar, the typing rules and the semantics below.
+Filters have two readers. A list's ``filter`` (and ``sortBy``) runs in the database, compiled
+from the tree of ``parse`` outside this package, which knows no database. A PATCH path's value
+filter (``emails[type eq "work"].value``, ``members[value eq "id"]``) selects elements of a
+multi-valued attribute in memory: ``ValueFilter`` checks the tree against the attribute's
+sub-attributes and tests elements with it. Both follow the grammar, the typing rules and the
+semantics below.
 
 Grammar: ``eq ne co sw ew gt ge lt le pr``; ``not`` > ``and`` > ``or``; parentheses; value paths
 ``attr[filter]`` (``and``/``or``/``not`` inside) and ``attr[filter].sub op value``; JSON string
@@ -36,7 +37,8 @@ Semantics:
 - ``dateTime`` values take ``eq``, ``ne`` and the orderings with an xsd:dateTime string (any
   offset, none meaning UTC) and compare as instants. The database holds timestamps as fixed-width
   UTC text (``YYYY-MM-DDTHH:MM:SS.ffffffZ``) and compares a literal normalized to that text; in
-  memory an element's value is read as an instant too.
+  memory an element's value is read as an instant too (one that is no xsd:dateTime matches no
+  comparison).
 
 A ``password`` filter, an unknown attribute or an ill-typed value raises ``InvalidFilter``; its
 detail names attributes and positions but never echoes a literal value. A filter is at most
@@ -148,8 +150,9 @@ class Scan(NamedTuple):
     """A filter's shape and its literal values.
 
     The shape is the filter with its literals taken out: words lower-cased, punctuation, and one
-    marker per literal kind (``"`` a string, ``#`` a number, ``?`` a boolean, ``null``). Two
-    filters of one shape differ only in ``values``, which hold the non-null literals in order.
+    marker per literal kind (``"`` a string, ``#`` a number, ``?`` a boolean, ``null``); a string
+    literal that the caller asked to keep stays, lower-cased after its ``"``. Two filters of one
+    shape differ only in ``values``, which hold the non-null literals in order.
     """
 
     shape: tuple[str, ...]
@@ -159,16 +162,22 @@ class Scan(NamedTuple):
 _STRING, _NUMBER, _WORD, _SUB = 1, 2, 3, 4  # group numbers in _TOKEN
 
 
-def scan(text: str) -> Scan:
+_NOTHING_KEPT: Final[frozenset[str]] = frozenset()
+
+
+def scan(text: str, keep: frozenset[str] = _NOTHING_KEPT) -> Scan:
     """The shape and literal values of the list filter ``text``, without parsing it.
 
-    Raises ``InvalidFilter`` for text that cannot be tokenized; a filter of a valid shape may
-    still fail to parse.
+    ``keep`` names (lower-case) string literals that stay in the shape, for a caller that treats
+    them apart. Raises ``InvalidFilter`` for text that cannot be tokenized; a filter of a valid
+    shape may still fail to parse.
     """
-    return _scan(text, None, MAX_FILTER_LENGTH)
+    return _scan(text, None, MAX_FILTER_LENGTH, keep)
 
 
-def _scan(text: str, tokens: list[_Token] | None, max_length: int) -> Scan:
+def _scan(
+    text: str, tokens: list[_Token] | None, max_length: int, keep: frozenset[str] = _NOTHING_KEPT
+) -> Scan:
     """Tokenize ``text`` into its shape and values, and into ``tokens`` when given."""
     if len(text) > max_length:
         raise InvalidFilter(f"the filter is longer than {max_length} characters")
@@ -211,9 +220,13 @@ def _scan(text: str, tokens: list[_Token] | None, max_length: int) -> Scan:
                 kind = "word"
             shape.append(lowered)
         elif group == _STRING:
+            value = _decode_string(raw, found.start(group))
             kind, index = "string", len(values)
-            values.append(_decode_string(raw, found.start(group)))
-            shape.append('"')
+            values.append(value)
+            if keep and value.lower() in keep:
+                shape.append('"' + value.lower())
+            else:
+                shape.append('"')
         elif group == _NUMBER:
             kind, index = "number", len(values)
             values.append(_decode_number(raw, found.start(group)))
