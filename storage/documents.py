@@ -11,10 +11,9 @@ from weakref import WeakKeyDictionary
 
 import orjson
 
-from storage import counts
+from storage import counts, sql_filters
 from storage.database import Connection
 from storage.errors import VersionMismatch
-from storage.scim import filters
 from storage.scim.schema import ResourceType
 from storage.sql import Dialect, compile_text
 
@@ -187,12 +186,12 @@ async def list_page(
     params: dict[str, Any] = {"tenant": tenant_id}
     where = f"{alias}.tenant_id = :tenant"
     if query.filter is not None:
-        compiled = filters.compile_filter(query.filter, resource, dialect)
+        compiled = sql_filters.compile_filter(query.filter, resource, dialect)
         where += f" AND ({compiled.sql})"
         params.update(compiled.params)
     order = f"{alias}.pk"
     if query.sort_by:
-        expression = filters.sort_expression(query.sort_by, resource, dialect)
+        expression = sql_filters.sort_expression(query.sort_by, resource, dialect)
         direction = "DESC" if query.sort_order == "descending" else "ASC"
         order = f"{expression} {direction}, {alias}.pk {direction}"
     walk = marks if query.filter is None and not query.sort_by else None

@@ -1,4 +1,4 @@
-"""The PATCH engine (RFC 7644 §3.5.2), tolerant of both request dialects Entra ID speaks.
+"""The PATCH engine (RFC 7644 §3.5.2), tolerant of both request styles Entra ID sends.
 
 ``apply`` runs the operations of one PATCH request, in order, on a copy of a resource's canonical
 document and returns the new document (re-validated by ``resources.validate``) and, for groups, the
@@ -14,6 +14,9 @@ Supported, besides RFC 7644 proper:
   ``manager`` unqualified);
 - path-less ``add``/``replace`` whose value holds plain, dotted (``name.givenName``) and
   URN-qualified keys, or a URN key holding an object of extension attributes;
+- value filters follow the filter grammar of ``storage.scim.filters`` (its typing rules,
+  semantics and leniencies, such as ``not`` without parentheses) over the sub-attributes of the
+  filtered attribute, and are evaluated in memory;
 - ``add`` and ``replace`` on a filtered path that matches nothing create the element when the
   filter is ``sub eq value`` (or an ``and`` of such), e.g. ``emails[type eq "work"].value``;
   ``replace`` on a filtered path merges into the matching items only, siblings stay;
@@ -32,7 +35,6 @@ filter ``InvalidFilter``; a readOnly target (``id``, ``meta``, ``groups``) ``Mut
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -46,6 +48,7 @@ from storage.scim.errors import (
     NoTarget,
     ScimError,
 )
+from storage.scim.filters import And, Comparison, Or, ValueFilter, coerce, parse
 from storage.scim.resources import MANAGER, MAX_STRING_LENGTH, member_ids, normalize, validate
 from storage.scim.schema import COMMON, PATCH_OP, Attribute, ResourceType, Schema, split_urn
 
@@ -55,7 +58,7 @@ MAX_OPERATIONS = 1000
 _PATCH_OP = PATCH_OP.lower()
 _OPS = ("add", "remove", "replace")
 _COMMON_BY_KEY: dict[str, Attribute] = {attribute.name.lower(): attribute for attribute in COMMON}
-_MAX_FILTER_DEPTH = 32
+_STRINGS = ("string", "reference", "binary", "dateTime")
 _PATH_CACHE_SIZE = 2048
 
 
@@ -93,253 +96,38 @@ def apply(resource: ResourceType, doc: dict[str, Any], body: object) -> PatchRes
 # Value filters ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Compare:
-    attribute: Attribute
-    op: str
-    value: Any
-    folded: Any
-
-
-@dataclass(frozen=True, slots=True)
-class _Logical:
-    op: str
-    items: tuple[_Node, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Not:
-    inner: _Node
-
-
-_Node = _Compare | _Logical | _Not
-
-_STRINGS = ("string", "reference", "binary", "dateTime")
-_ORDERING = ("gt", "ge", "lt", "le")
-_OPERATORS = frozenset(("eq", "ne", "co", "sw", "ew", "pr", *_ORDERING))
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[()]|[^\s()"]+', re.DOTALL)
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?")
-_INTEGER = re.compile(r"-?\d+")
-
-
-def _tokenize(text: str) -> list[str]:
-    tokens: list[str] = []
-    position = 0
-    end = len(text)
-    while True:
-        while position < end and text[position].isspace():
-            position += 1
-        if position == end:
-            return tokens
-        match = _TOKEN.match(text, position)
-        if match is None:
-            raise InvalidFilter("the filter has an unterminated string")
-        tokens.append(match.group())
-        position = match.end()
-
-
-class _FilterParser:
-    """Recursive descent over ``valFilter`` (RFC 7644 §3.4.2.2) within one attribute."""
-
-    def __init__(self, attribute: Attribute, text: str) -> None:
-        self.attribute = attribute
-        self.tokens = _tokenize(text)
-        self.position = 0
-        self.depth = 0
-
-    def parse(self) -> _Node:
-        if not self.tokens:
-            raise InvalidFilter("the filter is empty")
-        node = self._or()
-        if self.position != len(self.tokens):
-            raise InvalidFilter("the filter has unexpected text after an expression")
-        return node
-
-    def _peek_keyword(self, keyword: str) -> bool:
-        return self.position < len(self.tokens) and self.tokens[self.position].lower() == keyword
-
-    def _next(self) -> str:
-        if self.position >= len(self.tokens):
-            raise InvalidFilter("the filter ends too early")
-        token = self.tokens[self.position]
-        self.position += 1
-        return token
-
-    def _or(self) -> _Node:
-        items = [self._and()]
-        while self._peek_keyword("or"):
-            self.position += 1
-            items.append(self._and())
-        return items[0] if len(items) == 1 else _Logical("or", tuple(items))
-
-    def _and(self) -> _Node:
-        items = [self._factor()]
-        while self._peek_keyword("and"):
-            self.position += 1
-            items.append(self._factor())
-        return items[0] if len(items) == 1 else _Logical("and", tuple(items))
-
-    def _factor(self) -> _Node:
-        lexeme = self._next()
-        if lexeme == "(":
-            return self._group()
-        if lexeme.lower() == "not":
-            if self._next() != "(":
-                raise InvalidFilter("not must be followed by a parenthesized filter")
-            return _Not(self._group())
-        return self._compare(lexeme)
-
-    def _group(self) -> _Node:
-        self.depth += 1
-        if self.depth > _MAX_FILTER_DEPTH:
-            raise InvalidFilter("the filter is nested too deeply")
-        node = self._or()
-        if self._next() != ")":
-            raise InvalidFilter("the filter has an unclosed parenthesis")
-        self.depth -= 1
-        return node
-
-    def _compare(self, name: str) -> _Node:
-        sub = self.attribute.sub(name)
-        if sub is None or sub.type == "complex":
-            raise InvalidFilter(f"{self.attribute.name} has no sub-attribute {_quote(name)}")
-        op = self._next().lower()
-        if op not in _OPERATORS:
-            raise InvalidFilter(f"unknown filter operator {_quote(op)}")
-        if op == "pr":
-            return _Compare(sub, op, None, None)
-        value = _coerce(sub, op, _literal(self._next()))
-        folded = value.lower() if isinstance(value, str) and not sub.case_exact else value
-        return _Compare(sub, op, value, folded)
-
-
-def _literal(token: str) -> object:
-    if token.startswith('"'):
-        try:
-            return json.loads(token, strict=False)
-        except ValueError:
-            raise InvalidFilter("the filter has a malformed string") from None
-    lowered = token.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered == "null":
-        return None
-    if _NUMBER.fullmatch(token):
-        try:
-            return int(token) if _INTEGER.fullmatch(token) else float(token)
-        except ValueError:
-            raise InvalidFilter("the filter has a number out of range") from None
-    raise InvalidFilter(f"the filter has an invalid value {_quote(token)}")
-
-
-def _coerce(attribute: Attribute, op: str, value: object) -> object:
-    """Check that ``op value`` fits the type of ``attribute``; string booleans become booleans."""
-    label = f"{attribute.name} {op}"
-    if value is None:
-        if op in ("eq", "ne"):
-            return None
-        raise InvalidFilter(f"{label} needs a value")
-    kind = attribute.type
-    if kind in _STRINGS:
-        if isinstance(value, str):
-            return value
-        raise InvalidFilter(f"{label} needs a string")
-    if kind == "boolean":
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            value = value.lower() == "true"
-        if isinstance(value, bool) and op in ("eq", "ne"):
-            return value
-        raise InvalidFilter(f"{label} is not supported for a boolean")
-    if (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and op not in ("co", "sw", "ew")
-    ):
-        return value
-    raise InvalidFilter(f"{label} is not supported for a number")
-
-
-def _matches(node: _Node, item: dict[str, Any]) -> bool:
-    if isinstance(node, _Compare):
-        return _compare(node, item.get(node.attribute.name))
-    if isinstance(node, _Not):
-        return not _matches(node.inner, item)
-    if node.op == "and":
-        return all(_matches(child, item) for child in node.items)
-    return any(_matches(child, item) for child in node.items)
-
-
-def _compare(node: _Compare, actual: object) -> bool:
-    op = node.op
-    if op == "pr":
-        return actual is not None and actual != "" and actual != [] and actual != {}
-    expected = node.folded
-    if expected is None:
-        return (actual is None) == (op == "eq")
-    if actual is None:
-        return op == "ne"
-    if isinstance(expected, str):
-        if not isinstance(actual, str):
-            return op == "ne"
-        if not node.attribute.case_exact:
-            actual = actual.lower()
-        if op == "eq":
-            return actual == expected
-        if op == "ne":
-            return actual != expected
-        if op == "co":
-            return expected in actual
-        if op == "sw":
-            return actual.startswith(expected)
-        if op == "ew":
-            return actual.endswith(expected)
-        return _order(op, actual, expected)
-    if isinstance(expected, bool):
-        return (actual is expected) == (op == "eq")
-    if isinstance(actual, bool) or not isinstance(actual, (int, float)):
-        return op == "ne"
-    if op in ("eq", "ne"):
-        return bool(actual == expected) == (op == "eq")
-    return _order(op, actual, expected)
-
-
-def _order(op: str, actual: Any, expected: Any) -> bool:
-    if op == "gt":
-        return bool(actual > expected)
-    if op == "ge":
-        return bool(actual >= expected)
-    if op == "lt":
-        return bool(actual < expected)
-    return bool(actual <= expected)
-
-
-def _seed(node: _Node) -> dict[str, Any] | None:
+def _seed(value_filter: ValueFilter) -> dict[str, Any] | None:
     """The element a creating filter describes: ``a eq x`` or ``a eq x and b eq y``; else None."""
-    compares = node.items if isinstance(node, _Logical) and node.op == "and" else (node,)
+    node = value_filter.node
+    compares = node.operands if isinstance(node, And) else (node,)
     seed: dict[str, Any] = {}
     for compare in compares:
-        if not isinstance(compare, _Compare) or compare.op != "eq" or compare.value is None:
+        if not isinstance(compare, Comparison) or compare.op != "eq":
             return None
-        name = compare.attribute.name
-        if name in seed:
+        value = compare.value.value
+        if value is None:
             return None
-        seed[name] = compare.value
+        sub = value_filter.sub(compare.path)
+        if sub.name in seed:
+            return None
+        seed[sub.name] = coerce(sub, value)
     return seed
 
 
-def _member_filter_ids(node: _Node) -> tuple[str, ...] | None:
+def _member_filter_ids(value_filter: ValueFilter) -> tuple[str, ...] | None:
     """The ids of ``value eq "a"`` or ``value eq "a" or value eq "b"``; else None."""
-    compares = node.items if isinstance(node, _Logical) and node.op == "or" else (node,)
+    node = value_filter.node
+    compares = node.operands if isinstance(node, Or) else (node,)
     ids: dict[str, None] = {}
     for compare in compares:
         if (
-            not isinstance(compare, _Compare)
+            not isinstance(compare, Comparison)
             or compare.op != "eq"
-            or compare.attribute.name != "value"
-            or not isinstance(compare.value, str)
+            or value_filter.sub(compare.path).name != "value"
+            or not isinstance(compare.value.value, str)
         ):
             return None
-        ids[compare.value] = None
+        ids[compare.value.value] = None
     return tuple(ids)
 
 
@@ -353,7 +141,7 @@ class _Path:
     text: str
     schema: Schema
     attribute: Attribute | None
-    filter: _Node | None = None
+    filter: ValueFilter | None = None
     sub: Attribute | None = None
 
     @property
@@ -415,12 +203,13 @@ def _parse_path(resource: ResourceType, text: str) -> _Path:
         sub = attribute.sub(sub_name)
         if sub is None:
             raise InvalidPath(f"unknown attribute {_quote(path)}")
-    node: _Node | None = None
+    value_filter: ValueFilter | None = None
     if filter_text is not None:
         if not (attribute.multi_valued and attribute.type == "complex"):
             raise InvalidPath(f"{_quote(path)} filters an attribute that is not multi-valued")
-        node = _FilterParser(attribute, filter_text).parse()
-    return _Path(path, schema, attribute, node, sub)
+        node = parse(filter_text, max_length=MAX_STRING_LENGTH)
+        value_filter = ValueFilter(attribute, node)
+    return _Path(path, schema, attribute, value_filter, sub)
 
 
 def _attribute(
@@ -726,7 +515,7 @@ class _Patcher:
             target[sub.name] = new
         self._store(container, name, target)
 
-    def _filtered(self, op: str, path: _Path, node: _Node, value: object) -> None:
+    def _filtered(self, op: str, path: _Path, value_filter: ValueFilter, value: object) -> None:
         assert path.attribute is not None
         attribute = path.attribute
         name = attribute.name
@@ -736,7 +525,8 @@ class _Patcher:
             return
         current = container.get(name)
         items: list[Any] = current if isinstance(current, list) else []
-        matched = [item for item in items if isinstance(item, dict) and _matches(node, item)]
+        matches = value_filter.matches
+        matched = [item for item in items if isinstance(item, dict) and matches(item)]
         before = _primaries(items)
         if op == "remove" or _clears(value):
             if sub is None:
@@ -748,7 +538,7 @@ class _Patcher:
             self._store(container, name, items)
             return
         if not matched:
-            seed = _seed(node)
+            seed = _seed(value_filter)
             if seed is None:
                 raise NoTarget(f"no value matches {path.label}")
             items.append(seed)

@@ -1,4 +1,4 @@
-"""SCIM filters compiled to SQL and run on real SQLite and PostgreSQL databases."""
+"""The SCIM filter grammar, and filters compiled to SQL and run on real SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from storage import sql_filters
 from storage.records import groups, memberships, metadata, tenants, users
-from storage.scim import filters
 from storage.scim.errors import InvalidFilter, InvalidValue
 from storage.scim.filters import (
     MAX_DEPTH,
@@ -29,10 +29,9 @@ from storage.scim.filters import (
     Or,
     Present,
     Value,
+    ValueFilter,
     ValuePath,
-    compile_filter,
     parse,
-    sort_expression,
 )
 from storage.scim.schema import (
     ENTERPRISE_SCHEMA,
@@ -48,6 +47,7 @@ from storage.scim.schema import (
     ResourceType,
     Schema,
 )
+from storage.sql_filters import compile_filter, sort_expression
 
 POSTGRES_URL = os.environ.get(
     "PRINTSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -57,7 +57,8 @@ PS = "urn:ietf:params:scim:schemas:extension:printsync:2.0:User"
 TEST_EXTENSION = "urn:example:params:scim:schemas:extension:metrics:2.0:User"
 PLACEHOLDER = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 
-# A resource type with the attribute types the real schemas lack (numbers, binary).
+# A resource type with the attribute types the real schemas lack (numbers, binary, and elements
+# with every sub-attribute type).
 METRICS_SCHEMA = Schema(
     TEST_EXTENSION,
     "Metrics",
@@ -66,6 +67,21 @@ METRICS_SCHEMA = Schema(
         Attribute("level", "integer"),
         Attribute("score", "decimal"),
         Attribute("badge", "binary", case_exact=True),
+        Attribute(
+            "badges",
+            "complex",
+            multi_valued=True,
+            sub_attributes=(
+                Attribute("value"),
+                Attribute("display"),
+                Attribute("type"),
+                Attribute("code", case_exact=True),
+                Attribute("primary", "boolean"),
+                Attribute("rank", "integer"),
+                Attribute("weight", "decimal"),
+                Attribute("issued", "dateTime"),
+            ),
+        ),
     ),
 )
 METRICS_TYPE = ResourceType(
@@ -110,7 +126,29 @@ USER_DOCS: list[dict[str, Any]] = [
         "phoneNumbers": [{"type": "mobile", "value": "+49 111"}],
         ENT: {"department": "R&D", "employeeNumber": "100", "manager": {"value": "u-3"}},
         PS: {"cardNumber": "CARD-001", "office": "Berlin"},
-        TEST_EXTENSION: {"level": 9, "score": 1.5, "badge": "QUJD"},
+        TEST_EXTENSION: {
+            "level": 9,
+            "score": 1.5,
+            "badge": "QUJD",
+            "badges": [
+                {
+                    "value": "Gold",
+                    "type": "work",
+                    "code": "G-1",
+                    "primary": True,
+                    "rank": 3,
+                    "weight": 1.5,
+                    "issued": "2024-06-01T12:00:00.000000Z",
+                },
+                {
+                    "value": "silver",
+                    "type": "Home",
+                    "code": "g-1",
+                    "rank": 10,
+                    "issued": "2024-06-01T12:00:00.000001Z",
+                },
+            ],
+        },
         "meta": meta("User", "2024-01-01T00:00:00.000000Z", "2024-06-01T12:00:00.000000Z", 1),
     },
     {
@@ -124,7 +162,21 @@ USER_DOCS: list[dict[str, Any]] = [
         "emails": [{"type": "home", "value": "Bob@Example.org"}],
         ENT: {"department": "Sales", "manager": {"value": "u-1"}},
         PS: {"cardNumber": "card-002"},
-        TEST_EXTENSION: {"level": 10, "score": 2.25, "badge": "qujd"},
+        TEST_EXTENSION: {
+            "level": 10,
+            "score": 2.25,
+            "badge": "qujd",
+            "badges": [
+                {
+                    "value": "gold",
+                    "type": "other",
+                    "code": "X_%",
+                    "primary": False,
+                    "weight": 2.25,
+                    "issued": "2023-12-31T23:59:59.999999Z",
+                }
+            ],
+        },
         "meta": meta("User", "2024-02-01T00:00:00.000000Z", "2024-07-01T00:00:00.000001Z", 2),
     },
     {
@@ -138,7 +190,18 @@ USER_DOCS: list[dict[str, Any]] = [
             {"type": "work", "value": "Carol.W@Example.com", "primary": True},
         ],
         PS: {"cardNumber": "A*B?[C]"},
-        TEST_EXTENSION: {"level": 2},
+        TEST_EXTENSION: {
+            "level": 2,
+            "badges": [
+                {
+                    "value": "Bronze",
+                    "display": "b",
+                    "rank": -2,
+                    "issued": "2024-06-01T14:00:00.000000Z",
+                },
+                {"type": "work", "primary": True, "weight": 0.5},
+            ],
+        },
         "meta": meta("User", "2024-03-01T00:00:00.000000Z", "2024-05-01T00:00:00.000000Z", 3),
     },
     {
@@ -261,7 +324,7 @@ def load(engine: sa.Engine) -> None:
 @dataclass
 class Database:
     engine: sa.Engine
-    dialect: filters.Dialect
+    dialect: sql_filters.Dialect
 
     def matching(self, text: str, resource: ResourceType = USER_TYPE) -> set[str]:
         compiled = compile_filter(text, resource, self.dialect)
@@ -540,7 +603,7 @@ def test_filter_other_tenant_user_with_same_name_is_not_matched(db: Database) ->
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
-def test_compile_every_case_uses_only_bound_placeholders(dialect: filters.Dialect) -> None:
+def test_compile_every_case_uses_only_bound_placeholders(dialect: sql_filters.Dialect) -> None:
     cases = [(USER_TYPE, text) for text, _ in USER_CASES]
     cases += [(GROUP_TYPE, text) for text, _ in GROUP_CASES]
     cases += [(METRICS_TYPE, text) for text, _ in METRICS_CASES]
@@ -552,7 +615,7 @@ def test_compile_every_case_uses_only_bound_placeholders(dialect: filters.Dialec
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
-def test_compile_literal_values_are_never_in_sql(dialect: filters.Dialect) -> None:
+def test_compile_literal_values_are_never_in_sql(dialect: sql_filters.Dialect) -> None:
     text = (
         f'userName eq "zz1\' OR 1=1 --" or {PS}:cardNumber co "zz2" or '
         'emails[value sw "zz3"] or meta.lastModified gt "2030-01-01T00:00:00Z"'
@@ -564,7 +627,7 @@ def test_compile_literal_values_are_never_in_sql(dialect: filters.Dialect) -> No
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
-def test_sort_expression_has_no_colon_outside_placeholders(dialect: filters.Dialect) -> None:
+def test_sort_expression_has_no_colon_outside_placeholders(dialect: sql_filters.Dialect) -> None:
     for path in (f"{ENT}:department", f"{PS}:cardNumber", "emails", "manager", "userName"):
         assert ":" not in sort_expression(path, USER_TYPE, dialect)
 
@@ -575,7 +638,7 @@ def test_compile_repeated_shape_skips_parser(monkeypatch: pytest.MonkeyPatch) ->
     def refuse(*args: Any) -> None:
         raise AssertionError("the parser ran for a cached shape")
 
-    monkeypatch.setattr(filters, "_Parser", refuse)
+    monkeypatch.setattr(sql_filters, "parse", refuse)
     second = compile_filter('USERNAME  EQ "Second"  AND active eq FALSE', USER_TYPE, "sqlite")
     assert second.sql == first.sql
     assert sorted(second.params.values(), key=str) == [False, "second"]
@@ -1021,3 +1084,174 @@ def test_compile_generated_filters_match_same_rows_on_both_databases(
     except InvalidFilter:
         return
     assert postgresql_db.matching(text, resource) == expected
+
+
+# In memory and in SQL: value filters select the same elements ------------------------------------
+
+
+def attribute_of(schema: Schema, name: str) -> Attribute:
+    attribute = schema.attribute(name)
+    assert attribute is not None
+    return attribute
+
+
+ELEMENTS: dict[str, tuple[Attribute, Callable[[dict[str, Any]], list[Any]]]] = {
+    "emails": (attribute_of(USER_SCHEMA, "emails"), lambda doc: doc.get("emails", [])),
+    "badges": (
+        attribute_of(METRICS_SCHEMA, "badges"),
+        lambda doc: doc.get(TEST_EXTENSION, {}).get("badges", []),
+    ),
+}
+
+
+def in_memory(path: str, inner: str) -> set[str]:
+    """The users with an element of ``path`` that ``inner`` selects, evaluated in memory."""
+    node = parse(f"{path}[{inner}]")
+    assert isinstance(node, ValuePath)
+    attribute, elements = ELEMENTS[path]
+    value_filter = ValueFilter(attribute, node.filter)
+    return {doc["id"] for doc in USER_DOCS if any(map(value_filter.matches, elements(doc)))}
+
+
+ELEMENT_CASES: list[tuple[str, str, set[str]]] = [
+    ("emails", 'type eq "work" and value eq "ALICE@example.com"', {"u-1"}),
+    ("emails", 'type eq "work" and value co "carol"', {"u-3"}),
+    ("emails", 'not type eq "work"', {"u-1", "u-2", "u-3"}),
+    ("emails", 'value ew ".org" or primary eq true', {"u-1", "u-2", "u-3"}),
+    ("emails", 'primary ne true and value sw "b"', {"u-2"}),
+    ("badges", 'value eq "GOLD"', {"u-1", "u-2"}),
+    ("badges", 'code eq "g-1"', {"u-1"}),
+    ("badges", 'code eq "x_%"', set()),
+    ("badges", 'code co "_%"', {"u-2"}),
+    ("badges", 'not type eq "work"', {"u-1", "u-2", "u-3"}),
+    ("badges", 'not (type eq "work")', {"u-1", "u-2", "u-3"}),
+    ("badges", 'type eq "work" and not primary eq true', set()),
+    ("badges", 'value sw "g" and type ne "work"', {"u-2"}),
+    ("badges", 'issued eq "2024-06-01T14:00:00+02:00"', {"u-1"}),
+    ("badges", 'issued gt "2024-06-01T13:00:00+01:00"', {"u-1", "u-3"}),
+    ("badges", 'issued le "2024-01-01T00:59:59.9999995+01:00"', {"u-2"}),
+    ("badges", 'issued lt "2024-06-01T12:00:00.0000005Z"', {"u-1", "u-2"}),
+    ("badges", 'issued ge "2024-06-01t12:00:00.0000005z"', {"u-1", "u-3"}),
+    ("badges", 'issued ne "2024-06-01T12:00:00Z"', {"u-1", "u-2", "u-3"}),
+    ("badges", "rank gt 2 or weight lt 1", {"u-1", "u-3"}),
+    ("badges", "rank ne 3", {"u-1", "u-2", "u-3"}),
+    ("badges", "weight pr and not rank pr", {"u-2", "u-3"}),
+    ("badges", "display pr", {"u-3"}),
+    ("badges", "display eq null", {"u-1", "u-2", "u-3"}),
+    ("badges", 'primary eq "FALSE"', {"u-2"}),
+    ("badges", "primary ne true", {"u-1", "u-2", "u-3"}),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "inner", "expected"), ELEMENT_CASES, ids=[f"{c[0]}[{c[1]}]" for c in ELEMENT_CASES]
+)
+def test_value_filter_in_memory_and_in_sql_select_same_elements(
+    db: Database, path: str, inner: str, expected: set[str]
+) -> None:
+    assert in_memory(path, inner) == expected
+    assert db.matching(f"{path}[{inner}]", METRICS_TYPE) == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "inner"),
+    [
+        ("badges", 'issued gt "yesterday"'),
+        ("badges", 'issued co "2024"'),
+        ("badges", "issued eq 2024"),
+        ("badges", 'issued lt "2024-02-30T00:00:00Z"'),
+        ("badges", 'rank eq "3"'),
+        ("badges", "rank sw 3"),
+        ("badges", 'primary eq "yes"'),
+        ("badges", "primary gt true"),
+        ("badges", "code eq 5"),
+        ("badges", "value gt null"),
+        ("badges", 'nosuch eq "x"'),
+        ("emails", 'emails.value eq "x"'),
+        ("emails", 'value[type eq "x"]'),
+    ],
+)
+def test_value_filter_ill_typed_raises_invalid_filter_in_memory_and_in_sql(
+    path: str, inner: str
+) -> None:
+    with pytest.raises(InvalidFilter):
+        in_memory(path, inner)
+    with pytest.raises(InvalidFilter):
+        compile_filter(f"{path}[{inner}]", METRICS_TYPE, "sqlite")
+
+
+ELEMENT_SUBS: dict[str, tuple[str, ...]] = {
+    "emails": ("value", "type", "display", "primary"),
+    "badges": ("value", "display", "type", "code", "primary", "rank", "weight", "issued"),
+}
+ELEMENT_VALUES = st.one_of(
+    st.sampled_from(
+        [
+            '"gold"',
+            '"G-1"',
+            '"g"',
+            '"work"',
+            '"WORK"',
+            '"_%"',
+            '"alice@example.com"',
+            '"example"',
+            '"true"',
+            "true",
+            "false",
+            "null",
+            "3",
+            "-2",
+            "2.25",
+            "1e0",
+            '"2024-06-01T12:00:00Z"',
+            '"2024-06-01T14:00:00.0000005+02:00"',
+            '"2023-12-31T23:59:59.999999Z"',
+            '"2024-06-01"',
+        ]
+    ),
+    st.text(max_size=6).map(json.dumps),
+    st.integers(min_value=-20, max_value=20).map(str),
+)
+
+
+def element_filters(subs: tuple[str, ...]) -> st.SearchStrategy[str]:
+    """Filters on the sub-attributes ``subs``, with ``not`` with and without parentheses."""
+    atoms = st.one_of(
+        st.builds(lambda p, o, v: f"{p} {o} {v}", st.sampled_from(subs), OPERATORS, ELEMENT_VALUES),
+        st.sampled_from(subs).map(lambda p: f"{p} pr"),
+    )
+    return st.recursive(
+        atoms,
+        lambda inner: st.one_of(
+            st.builds(
+                lambda a, op, b: f"{a} {op} {b}", inner, st.sampled_from(["and", "or"]), inner
+            ),
+            inner.map(lambda f: f"not ({f})"),
+            inner.map(lambda f: f"not {f}"),
+            inner.map(lambda f: f"({f})"),
+        ),
+        max_leaves=4,
+    )
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    case=st.one_of(
+        *(st.tuples(st.just(path), element_filters(subs)) for path, subs in ELEMENT_SUBS.items())
+    )
+)
+def test_value_filter_generated_in_memory_and_in_sql_agree(
+    db: Database, case: tuple[str, str]
+) -> None:
+    path, inner = case
+    try:
+        expected: set[str] | None = in_memory(path, inner)
+    except InvalidFilter:
+        expected = None
+    try:
+        found: set[str] | None = db.matching(f"{path}[{inner}]", METRICS_TYPE)
+    except InvalidFilter:
+        found = None
+    assert found == expected, inner

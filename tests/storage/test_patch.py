@@ -21,14 +21,19 @@ from storage.scim.errors import (
 )
 from storage.scim.patch import MAX_OPERATIONS, MemberChange, PatchResult, apply
 from storage.scim.schema import (
+    ENTERPRISE_SCHEMA,
     ENTERPRISE_USER,
     GROUP,
     GROUP_TYPE,
     PATCH_OP,
+    PRINTSYNC_SCHEMA,
     PRINTSYNC_USER,
     USER,
+    USER_SCHEMA,
     USER_TYPE,
+    Attribute,
     ResourceType,
+    Schema,
 )
 
 ENTERPRISE = ENTERPRISE_USER
@@ -902,6 +907,9 @@ def test_apply_multi_valued_over_maximum_size_is_invalid_value() -> None:
         ('emails[value gt "ada@i"].display', ["work", "other"]),
         ('emails[value le "ada@home.example"].display', ["home"]),
         ("emails[display eq null].display", ["work", "home", "other"]),
+        ('emails[not type eq "work"].display', ["home", "other"]),
+        ("emails[not primary pr].display", ["home", "other"]),
+        ('emails[not type eq "home" and not primary eq true].display', ["other"]),
     ],
 )
 def test_apply_value_filter_operators_select_matching_items(path: str, matched: list[str]) -> None:
@@ -994,7 +1002,8 @@ def test_apply_unknown_or_malformed_path_is_invalid_path(path: str) -> None:
         "emails[primary co true]",
         "emails[type eq 5].value",
         "emails[type gt null].value",
-        'emails[not type eq "a"]',
+        "emails[not]",
+        'emails[value co "a" or not]',
         'emails[type eq "a" value eq "b"]',
         "emails[" + "(" * 40 + "type pr" + ")" * 40 + "]",
     ],
@@ -1028,6 +1037,102 @@ def test_apply_password_is_accepted_and_never_stored() -> None:
     doc = patched(user_doc(), {"op": "replace", "path": "password", "value": "s3cret!"})
     assert "password" not in doc
     assert doc == user_doc()
+
+
+# Value filters follow the list filter grammar ------------------------------------------------
+
+BADGES = "urn:example:params:scim:schemas:extension:badges:2.0:User"
+BADGES_TYPE = ResourceType(
+    "User",
+    "/Users",
+    "Users with dated badges.",
+    USER_SCHEMA,
+    (
+        ENTERPRISE_SCHEMA,
+        PRINTSYNC_SCHEMA,
+        Schema(
+            BADGES,
+            "Badges",
+            "Elements with a dateTime sub-attribute",
+            (
+                Attribute(
+                    "badges",
+                    "complex",
+                    multi_valued=True,
+                    sub_attributes=(
+                        Attribute("value"),
+                        Attribute("display"),
+                        Attribute("issued", "dateTime"),
+                    ),
+                ),
+            ),
+        ),
+    ),
+    frozenset({USER.lower(), ENTERPRISE.lower(), PRINTSYNC_USER.lower(), BADGES.lower()}),
+)
+
+
+def badge_doc() -> dict[str, Any]:
+    badges = [
+        {"value": "a", "issued": "2024-06-01T12:00:00Z"},
+        {"value": "b", "issued": "2024-06-01T13:30:00.5+01:00"},
+        {"value": "c", "issued": "2024-06-02T00:00:00.000000Z"},
+    ]
+    return {
+        "schemas": [USER, BADGES],
+        "id": "u-1",
+        "userName": "ada@example.com",
+        BADGES: {"badges": badges},
+        "meta": {"resourceType": "User"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "matched"),
+    [
+        ('badges[issued eq "2024-06-01T14:00:00+02:00"].display', ["a"]),
+        ('badges[issued eq "2024-06-01T12:30:00.500Z"].display', ["b"]),
+        ('badges[issued gt "2024-06-01T14:00:00+02:00"].display', ["b", "c"]),
+        ('badges[issued lt "2024-06-01T08:30:00.6-04:00"].display', ["a", "b"]),
+        ('badges[issued ge "2024-06-01T12:30:00.5000001Z"].display', ["c"]),
+        ('badges[issued ne "2024-06-01t12:00:00z"].display', ["b", "c"]),
+        ('badges[not issued le "2024-06-01T23:59:59.9999999Z"].display', ["c"]),
+    ],
+)
+def test_apply_value_filter_datetime_with_offset_compares_instants(
+    path: str, matched: list[str]
+) -> None:
+    result = apply(
+        BADGES_TYPE,
+        badge_doc(),
+        {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": path, "value": "hit"}]},
+    )
+    badges = result.doc[BADGES]["badges"]
+    assert [badge["value"] for badge in badges if badge.get("display") == "hit"] == matched
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        'badges[issued gt "yesterday"].display',
+        'badges[issued gt "2024-02-30T00:00:00Z"].display',
+        'badges[issued gt "2024-06-01T00:00:00+24:00"].display',
+        'badges[issued co "2024"].display',
+        "badges[issued eq 2024].display",
+    ],
+)
+def test_apply_value_filter_bad_datetime_is_invalid_filter(path: str) -> None:
+    with pytest.raises(InvalidFilter):
+        apply(
+            BADGES_TYPE,
+            badge_doc(),
+            {"schemas": [PATCH_OP], "Operations": [{"op": "remove", "path": path}]},
+        )
+
+
+def test_apply_remove_by_filter_with_not_without_parentheses_keeps_the_rest() -> None:
+    doc = patched(user_doc(), {"op": "remove", "path": 'emails[not type eq "work"]'})
+    assert [item["type"] for item in doc["emails"]] == ["work"]
 
 
 # Request envelope errors ----------------------------------------------------------------------
