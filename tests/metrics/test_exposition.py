@@ -149,8 +149,17 @@ def test_mark_dead_exited_child_drops_live_gauges_keeps_counters(multiproc_dir: 
     )
 
 
-def test_mark_dead_single_process_mode_does_nothing(single_process: None) -> None:
+def test_mark_dead_single_process_mode_does_nothing(
+    single_process: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marked: list[tuple[int, str | None]] = []
+    monkeypatch.setattr(
+        exposition, "mark_process_dead", lambda pid, path=None: marked.append((pid, path))
+    )
+
     exposition.mark_dead(os.getpid())
+
+    assert marked == []
 
 
 def test_prepare_multiproc_dir_stale_files_removes_only_db_files(tmp_path: Path) -> None:
