@@ -8,12 +8,11 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.audit import AuditMiddleware
 from api.auth import Authenticator
 from api.dependencies import Services
+from api.middleware import RequestMiddleware
 from api.routes import admin, discovery, groups, health, users
 from api.settings import ApiSettings
-from metrics.http import RequestMetricsMiddleware
 from storage import provisioning_log
 from storage.database import Database, open_database
 from storage.settings import DatabaseSettings
@@ -55,7 +54,7 @@ def create_app(
         redoc_url=None,
         openapi_url=None,
         # FastAPI's own OpenTelemetry hooks read the environment on every request; printsync's
-        # metrics and request ids are its own (metrics/, api/audit.py).
+        # metrics and request ids are its own (api/middleware.py).
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     errors.install(app)
@@ -63,6 +62,7 @@ def create_app(
     app.router.routes.extend([*users.routes, *groups.routes])
     for module in (discovery, health, admin):
         app.include_router(module.router)
-    app.add_middleware(AuditMiddleware)
-    app.add_middleware(RequestMetricsMiddleware, skip_paths=UNMEASURED_PATHS)
+    app.add_middleware(
+        RequestMiddleware, max_body_bytes=settings.max_body_bytes, skip_paths=UNMEASURED_PATHS
+    )
     return app

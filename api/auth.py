@@ -13,6 +13,7 @@ import time
 
 from starlette.requests import Request
 
+from api.context import request_context
 from api.errors import Forbidden, Unauthorized
 from storage import tenants
 from storage.database import Database
@@ -48,7 +49,7 @@ class Authenticator:
                 self._cache[digest] = (tenant, now + self._ttl)
         if not hmac.compare_digest(tenant.name.encode(), tenant_name.encode()):
             raise Unauthorized("a valid bearer token is required")
-        request.state.audit_tenant = tenant.id  # the provisioning log records this request
+        request_context(request).tenant_id = tenant.id  # the provisioning log records this request
         if tenant.disabled:
             raise Forbidden("this tenant is disabled")
         return tenant

@@ -12,6 +12,7 @@
     ├── storage.errors.DatabaseUnavailable 503 with Retry-After
     ├── starlette HTTPException            its status (unknown route 404, wrong method 405)
     └── anything else                      500, traceback logged, nothing revealed
+                                           (api.middleware calls internal_error)
 
 Every body is ``application/scim+json`` with ``status`` as a string and a ``detail``.
 """
@@ -25,8 +26,8 @@ import orjson
 from fastapi import FastAPI, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.context import RequestContext, request_context
 from metrics.redaction import clean_error
 from storage.errors import DatabaseUnavailable, ResourceNotFound, VersionMismatch
 from storage.scim.errors import ScimError
@@ -77,8 +78,8 @@ def error_response(
 
 
 def _note(request: Request, detail: str) -> None:
-    """Leave the error's detail for the provisioning log (api.audit)."""
-    request.state.audit_error = detail
+    """Leave the error's detail for the provisioning log (api.middleware)."""
+    request_context(request).error = detail
 
 
 async def _scim(request: Request, error: Exception) -> Response:
@@ -129,10 +130,19 @@ async def _starlette(_: Request, error: Exception) -> Response:
     return error_response(error.status_code, detail, headers=headers)
 
 
-async def _unexpected(request: Request, error: Exception) -> Response:
-    _note(request, f"internal error: {type(error).__name__}")
+def internal_error(error: Exception, context: RequestContext | None) -> Response:
+    """The bare 500 for an exception no handler took: its traceback logged with every message
+    masked, nothing revealed, its type left for the provisioning log."""
+    if context is not None:
+        context.error = f"internal error: {type(error).__name__}"
     log.error("unhandled error\n%s", _masked_traceback(error))
     return error_response(500, "internal server error")
+
+
+async def _unexpected(_: Request, error: Exception) -> Response:
+    """Starlette's ServerErrorMiddleware calls this for an error raised outside api.middleware's
+    guard (by the middleware itself): the request's log entry is already written."""
+    return internal_error(error, None)
 
 
 def _masked_traceback(error: BaseException) -> str:
@@ -149,33 +159,6 @@ def _masked_traceback(error: BaseException) -> str:
     return "".join(lines)
 
 
-class _CatchAll:
-    """Unexpected exceptions become the bare 500 inside the middleware stack. Left to
-    Starlette's ServerErrorMiddleware they would be re-raised to the server, which logs them
-    again, unmasked."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def tracked(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, tracked)
-        except Exception as error:
-            response = await _unexpected(Request(scope), error)
-            if not started:
-                await response(scope, receive, send)
-
-
 def install(app: FastAPI) -> None:
     app.add_exception_handler(ScimError, _scim)
     app.add_exception_handler(HttpError, _http)
@@ -183,5 +166,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(VersionMismatch, _version)
     app.add_exception_handler(DatabaseUnavailable, _unavailable)
     app.add_exception_handler(StarletteHTTPException, _starlette)
-    app.add_exception_handler(Exception, _unexpected)  # errors raised outside _CatchAll
-    app.add_middleware(_CatchAll)  # innermost when added first (create_app does)
+    app.add_exception_handler(Exception, _unexpected)  # errors raised outside api.middleware

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from api.errors import PayloadTooLarge, UnsupportedMediaType
+from api.errors import UnsupportedMediaType
 from storage.documents import ListQuery
 from storage.scim.errors import InvalidSyntax, InvalidValue
 from storage.scim.schema import SEARCH_REQUEST
@@ -15,24 +15,15 @@ from storage.scim.schema import SEARCH_REQUEST
 _INT64 = 2**63 - 1
 
 
-async def json_body(request: Request, max_bytes: int) -> Any:
-    """The parsed JSON body; 413 past ``max_bytes``, 415 for a non-JSON media type,
-    400 invalidSyntax for malformed JSON or invalid UTF-8, 400 invalidValue for a string
-    holding NUL (no database column can store it)."""
+async def json_body(request: Request) -> Any:
+    """The parsed JSON body; 415 for a non-JSON media type, 400 invalidSyntax for malformed JSON
+    or invalid UTF-8, 400 invalidValue for a string holding NUL (no database column can store
+    it). Receiving a body over ``max_body_bytes`` raises 413 (api.middleware limits it), after
+    the media type is checked."""
     content_type = request.headers.get("content-type")
     if content_type is not None and "json" not in content_type.lower():
         raise UnsupportedMediaType("send the body as application/scim+json or application/json")
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > max_bytes:
-        raise PayloadTooLarge(f"the body exceeds {max_bytes} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLarge(f"the body exceeds {max_bytes} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+    raw = await request.body()
     if not raw.strip():
         raise InvalidSyntax("the request body is empty")
     try:

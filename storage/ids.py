@@ -1,4 +1,5 @@
-"""Resource ids: random (version 4) UUIDs drawn from a pool of random bytes, cheap on a hot path."""
+"""Random ids drawn from a pool of random bytes, cheap on a hot path: resource ids (version 4
+UUIDs) and the request ids of the API."""
 
 from __future__ import annotations
 

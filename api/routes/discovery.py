@@ -1,4 +1,8 @@
-"""/ServiceProviderConfig, /ResourceTypes and /Schemas: what this server accepts."""
+"""/ServiceProviderConfig, /ResourceTypes and /Schemas: what this server accepts.
+
+Each route says what it handles (``api.context``) before it authenticates, so that a refused
+request's provisioning-log entry names it too.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api import responses
+from api.context import request_context
 from api.dependencies import context
 from api.errors import error_response
 from storage.documents import MAX_PAGE_SIZE
@@ -50,6 +55,7 @@ def _list(resources: list[dict[str, Any]]) -> Response:
 
 @router.get("/scim/v2/{tenant_name}/ServiceProviderConfig")
 async def get_service_provider_config(request: Request, tenant_name: str) -> Response:
+    request_context(request).handles("ServiceProviderConfig", "GET")
     ctx = await context(request, tenant_name)
     body = service_provider_config(ctx.base, ctx.services.settings.max_body_bytes)
     return responses.resource(orjson.dumps(body))
@@ -57,6 +63,7 @@ async def get_service_provider_config(request: Request, tenant_name: str) -> Res
 
 @router.get("/scim/v2/{tenant_name}/ResourceTypes")
 async def list_resource_types(request: Request, tenant_name: str) -> Response:
+    request_context(request).handles("ResourceTypes", "GET")
     ctx = await context(request, tenant_name)
     return _list(
         [rt.document(f"{ctx.base}/ResourceTypes/{rt.name}") for rt in RESOURCE_TYPES.values()]
@@ -65,6 +72,7 @@ async def list_resource_types(request: Request, tenant_name: str) -> Response:
 
 @router.get("/scim/v2/{tenant_name}/ResourceTypes/{name}")
 async def get_resource_type(request: Request, tenant_name: str, name: str) -> Response:
+    request_context(request).handles("ResourceTypes", "GET", name)
     ctx = await context(request, tenant_name)
     for rt in RESOURCE_TYPES.values():
         if rt.name == name:
@@ -76,12 +84,14 @@ async def get_resource_type(request: Request, tenant_name: str, name: str) -> Re
 
 @router.get("/scim/v2/{tenant_name}/Schemas")
 async def list_schemas(request: Request, tenant_name: str) -> Response:
+    request_context(request).handles("Schemas", "GET")
     ctx = await context(request, tenant_name)
     return _list([schema.document(f"{ctx.base}/Schemas/{schema.id}") for schema in SCHEMAS])
 
 
 @router.get("/scim/v2/{tenant_name}/Schemas/{schema_id}")
 async def get_schema(request: Request, tenant_name: str, schema_id: str) -> Response:
+    request_context(request).handles("Schemas", "GET", schema_id)
     ctx = await context(request, tenant_name)
     for schema in SCHEMAS:
         if schema.id == schema_id:
@@ -94,6 +104,7 @@ async def get_schema(request: Request, tenant_name: str, schema_id: str) -> Resp
 @router.post("/scim/v2/{tenant_name}/.search")
 async def search_everything(request: Request, tenant_name: str) -> Response:
     """RFC 7644 §3.4.3 lets a server decline root-level searches across resource types."""
+    request_context(request).handles(".search", "POST")
     await context(request, tenant_name)
     return error_response(
         501,

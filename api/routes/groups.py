@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api import responses
+from api.context import request_context
 from api.dependencies import context
 from api.requests import json_body, list_query, search_query
 from api.routes.plain import plain_routes
@@ -23,11 +24,10 @@ from storage.scim.schema import GROUP_TYPE
 async def create_group(request: Request) -> Response:
     tenant_name: str = request.path_params["tenant_name"]
     ctx = await context(request, tenant_name)
-    body = await json_body(request, ctx.services.settings.max_body_bytes)
+    body = await json_body(request)
     created = await groups.create(ctx.services.db, ctx.tenant.id, body, base=ctx.base)
-    request.state.audit_target_id = created.id
-    if isinstance(body, dict):
-        request.state.audit_target_name = body.get("displayName")
+    name = body.get("displayName") if isinstance(body, dict) else None
+    request_context(request).created(created.id, name)
     shape = Shape.of(dict(request.query_params))
     stored = await groups.get(
         ctx.services.db, ctx.tenant.id, created.id, members=shape.wants_members()
@@ -69,7 +69,7 @@ async def list_groups(request: Request) -> Response:
 async def search_groups(request: Request) -> Response:
     tenant_name: str = request.path_params["tenant_name"]
     ctx = await context(request, tenant_name)
-    body = await json_body(request, ctx.services.settings.max_body_bytes)
+    body = await json_body(request)
     query, attributes, excluded = search_query(body)
     shape = Shape(attributes, excluded)
     page = await groups.list_(ctx.services.db, ctx.tenant.id, query, members=shape.wants_members())
@@ -81,7 +81,7 @@ async def replace_group(request: Request) -> Response:
     tenant_name: str = request.path_params["tenant_name"]
     group_id: str = request.path_params["group_id"]
     ctx = await context(request, tenant_name)
-    body = await json_body(request, ctx.services.settings.max_body_bytes)
+    body = await json_body(request)
     await groups.replace(
         ctx.services.db,
         ctx.tenant.id,
@@ -101,7 +101,7 @@ async def patch_group(request: Request) -> Response:
     tenant_name: str = request.path_params["tenant_name"]
     group_id: str = request.path_params["group_id"]
     ctx = await context(request, tenant_name)
-    body = await json_body(request, ctx.services.settings.max_body_bytes)
+    body = await json_body(request)
     stored = await groups.patch(
         ctx.services.db,
         ctx.tenant.id,
@@ -132,5 +132,7 @@ routes: list[Route] = plain_routes(
         ("PUT", "/scim/v2/{tenant_name}/Groups/{group_id}", replace_group),
         ("PATCH", "/scim/v2/{tenant_name}/Groups/{group_id}", patch_group),
         ("DELETE", "/scim/v2/{tenant_name}/Groups/{group_id}", delete_group),
-    ]
+    ],
+    resource="Groups",
+    target="group_id",
 )

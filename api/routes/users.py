@@ -9,6 +9,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from api import responses
+from api.context import request_context
 from api.dependencies import context
 from api.requests import json_body, list_query, search_query
 from api.routes.plain import plain_routes
@@ -23,11 +24,10 @@ Rewrite = Callable[..., Awaitable[users.Stored]]
 async def create_user(request: Request) -> Response:
     tenant_name: str = request.path_params["tenant_name"]
     ctx = await context(request, tenant_name)
-    body = await json_body(request, ctx.services.settings.max_body_bytes)
+    body = await json_body(request)
     stored = await users.create(ctx.services.db, ctx.tenant.id, body, base=ctx.base)
-    request.state.audit_target_id = stored.id
-    if isinstance(body, dict):
-        request.state.audit_target_name = body.get("userName")
+    name = body.get("userName") if isinstance(body, dict) else None
+    request_context(request).created(stored.id, name)
     shape = Shape.of(dict(request.query_params))
     return responses.resource(
         shape.apply(USER_TYPE, stored.doc),
@@ -62,7 +62,7 @@ async def list_users(request: Request) -> Response:
 async def search_users(request: Request) -> Response:
     tenant_name: str = request.path_params["tenant_name"]
     ctx = await context(request, tenant_name)
-    body = await json_body(request, ctx.services.settings.max_body_bytes)
+    body = await json_body(request)
     query, attributes, excluded = search_query(body)
     page = await users.list_(ctx.services.db, ctx.tenant.id, query)
     shape = Shape(attributes, excluded)
@@ -83,7 +83,7 @@ async def _rewrite(request: Request, change: Rewrite) -> Response:
     tenant_name: str = request.path_params["tenant_name"]
     user_id: str = request.path_params["user_id"]
     ctx = await context(request, tenant_name)
-    body = await json_body(request, ctx.services.settings.max_body_bytes)
+    body = await json_body(request)
     stored = await change(
         ctx.services.db,
         ctx.tenant.id,
@@ -115,5 +115,7 @@ routes: list[Route] = plain_routes(
         ("PUT", "/scim/v2/{tenant_name}/Users/{user_id}", replace_user),
         ("PATCH", "/scim/v2/{tenant_name}/Users/{user_id}", patch_user),
         ("DELETE", "/scim/v2/{tenant_name}/Users/{user_id}", delete_user),
-    ]
+    ],
+    resource="Users",
+    target="user_id",
 )

@@ -1,4 +1,5 @@
-"""Multiprocess exposition, scrape-time collectors, the ASGI middleware and log redaction."""
+"""Multiprocess exposition, scrape-time collectors, the ASGI middleware's metrics and request
+ids, and log redaction."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -20,17 +22,12 @@ import pytest
 import structlog
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.context import request_context
+from api.middleware import RequestMiddleware
 from metrics import catalog, collectors, exposition, logs, redaction
-from metrics.http import (
-    ASGIApp,
-    Receive,
-    RequestMetricsMiddleware,
-    Scope,
-    Send,
-    current_request_id,
-    resource_of,
-)
+from metrics.http import resource_of
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,8 +149,17 @@ def test_mark_dead_exited_child_drops_live_gauges_keeps_counters(multiproc_dir: 
     )
 
 
-def test_mark_dead_single_process_mode_does_nothing(single_process: None) -> None:
+def test_mark_dead_single_process_mode_does_nothing(
+    single_process: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marked: list[tuple[int, str | None]] = []
+    monkeypatch.setattr(
+        exposition, "mark_process_dead", lambda pid, path=None: marked.append((pid, path))
+    )
+
     exposition.mark_dead(os.getpid())
+
+    assert marked == []
 
 
 def test_prepare_multiproc_dir_stale_files_removes_only_db_files(tmp_path: Path) -> None:
@@ -320,17 +326,18 @@ def test_serve_metrics_loopback_scrape_returns_fresh_output(
 
 # ASGI middleware ---------------------------------------------------------------------------------
 
+MAX_BODY_BYTES = 1_048_576
+
 
 async def scim_app(scope: Scope, receive: Receive, send: Send) -> None:
-    """Answers with the status named in the query string and echoes the bound request id."""
+    """Answers with the status named in the query string and echoes the request id, as bound
+    in the log context and as kept in the request context."""
     query = scope["query_string"].decode()
     if query == "raise":
         raise RuntimeError("boom")
     status = int(query) if query else 200
     bound = structlog.contextvars.get_contextvars().get("request_id")
-    body = json.dumps(
-        {"bound": bound, "current": current_request_id(), "state": scope["state"]["request_id"]}
-    ).encode()
+    body = json.dumps({"bound": bound, "context": request_context(scope).request_id}).encode()
     await send(
         {
             "type": "http.response.start",
@@ -362,9 +369,13 @@ class Recorder:
 
     def middleware(
         self, app: ASGIApp = scim_app, skip_paths: tuple[str, ...] = ()
-    ) -> RequestMetricsMiddleware:
-        return RequestMetricsMiddleware(
-            app, skip_paths=skip_paths, requests=self.requests, duration=self.duration
+    ) -> RequestMiddleware:
+        return RequestMiddleware(
+            app,
+            max_body_bytes=MAX_BODY_BYTES,
+            skip_paths=skip_paths,
+            requests=self.requests,
+            duration=self.duration,
         )
 
     def count(self, resource: str, method: str, status: str) -> float | None:
@@ -416,13 +427,14 @@ def test_middleware_unknown_path_and_method_labels_other() -> None:
     assert recorder.count("other", "other", "200") == 1
 
 
-def test_middleware_app_raises_counts_500_and_reraises() -> None:
+def test_middleware_app_raises_answers_500_and_counts_it() -> None:
     recorder = Recorder()
     app = recorder.middleware()
 
-    with pytest.raises(RuntimeError, match="boom"):
-        call(app, "PATCH", "/scim/v2/Users/abc?raise")
+    response = call(app, "PATCH", "/scim/v2/Users/abc?raise")
 
+    assert response.status_code == 500
+    assert response.json()["detail"] == "internal server error"
     assert recorder.count("Users", "PATCH", "500") == 1
 
 
@@ -442,26 +454,24 @@ def test_middleware_without_request_id_generates_and_binds_one() -> None:
     response = call(app, "GET", "/scim/v2/Users")
 
     request_id = response.headers["x-request-id"]
-    assert len(request_id) == 32
-    int(request_id, 16)
-    assert response.json() == {"bound": request_id, "current": request_id, "state": request_id}
+    assert re.fullmatch("[0-9a-f]{32}", request_id)
+    assert response.json() == {"bound": request_id, "context": request_id}
 
 
 def test_middleware_request_done_restores_log_context() -> None:
     app = Recorder().middleware()
 
-    async def go() -> tuple[dict[str, Any], str | None]:
+    async def go() -> dict[str, Any]:
         structlog.contextvars.bind_contextvars(request_id="outer")
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             response = await client.get("/scim/v2/Users")
         assert response.json()["bound"] != "outer"
-        return structlog.contextvars.get_contextvars(), current_request_id()
+        return structlog.contextvars.get_contextvars()
 
-    bound, current = asyncio.run(go())
+    bound = asyncio.run(go())
 
     assert bound == {"request_id": "outer"}
-    assert current is None
 
 
 def test_middleware_valid_request_id_propagates_it() -> None:
@@ -498,7 +508,9 @@ def test_middleware_default_metrics_counts_in_catalog() -> None:
     labels = {"resource": "ResourceTypes", "method": "GET", "status": "200"}
     before = REGISTRY.get_sample_value("printsync_scim_requests_total", labels) or 0.0
 
-    call(RequestMetricsMiddleware(scim_app), "GET", "/scim/v2/ResourceTypes")
+    call(
+        RequestMiddleware(scim_app, max_body_bytes=MAX_BODY_BYTES), "GET", "/scim/v2/ResourceTypes"
+    )
 
     assert REGISTRY.get_sample_value("printsync_scim_requests_total", labels) == before + 1
 
@@ -515,7 +527,8 @@ def test_middleware_lifespan_scope_passes_through() -> None:
     async def send(message: MutableMapping[str, Any]) -> None:
         return None
 
-    asyncio.run(RequestMetricsMiddleware(app)({"type": "lifespan"}, receive, send))
+    middleware = RequestMiddleware(app, max_body_bytes=MAX_BODY_BYTES)
+    asyncio.run(middleware({"type": "lifespan"}, receive, send))
 
     assert seen == ["lifespan"]
 
