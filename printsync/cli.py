@@ -3,48 +3,18 @@ storage and metrics together."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import orjson
 
 from api.settings import get_settings as get_api_settings
 from printsync import effects_commands, ops_commands
+from printsync.terminal import Column, emit, run, table
 from storage import migrate, tenants
-from storage.database import Database, open_database, parse_url
-from storage.errors import TenantNotFound
-from storage.scim.errors import ScimError
+from storage.database import Database, parse_url
 from storage.settings import get_settings as get_database_settings
-
-T = TypeVar("T")
-
-
-def run(work: Callable[[Database], Awaitable[T]]) -> T:
-    """Open the configured database, run ``work`` against it, close it."""
-
-    async def main() -> T:
-        settings = get_database_settings()
-        db = await open_database(
-            settings.database_url, pool_size=2, busy_timeout_ms=settings.database_busy_timeout_ms
-        )
-        try:
-            return await work(db)
-        finally:
-            await db.close()
-
-    try:
-        return asyncio.run(main())
-    except TenantNotFound as error:
-        raise click.ClickException(f"no tenant named {error}") from None
-    except ScimError as error:
-        raise click.ClickException(error.detail) from None
-
-
-def emit(data: Any) -> None:
-    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
 
 
 @click.group()
@@ -139,6 +109,11 @@ def tenant_create(
     click.echo("Paste both into Entra ID. The token is shown only this once.")
 
 
+#: name, state, connector, Tenant URL
+TENANT_COLUMNS = (Column(24), Column(9), Column(9), Column())
+_STATES = {True: "disabled", False: "enabled"}
+
+
 @tenant.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def tenant_list(as_json: bool) -> None:
@@ -149,9 +124,10 @@ def tenant_list(as_json: bool) -> None:
     if as_json:
         emit(rows)
         return
-    for row in rows:
-        state = "disabled" if row["disabled"] else "enabled"
-        click.echo(f"{row['name']:<24} {state:<9} {row['connector']:<9} {row['tenant_url']}")
+    lines = [
+        (row["name"], _STATES[row["disabled"]], row["connector"], row["tenant_url"]) for row in rows
+    ]
+    table(lines, TENANT_COLUMNS)
 
 
 @tenant.command("rotate-token")
@@ -237,7 +213,7 @@ def serve(host: str | None, port: int | None) -> None:
         pipeline.stop()
 
 
-effects_commands.register(cli, run, emit)
+effects_commands.register(cli)
 ops_commands.register(cli)
 
 

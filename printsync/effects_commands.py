@@ -1,7 +1,6 @@
 """``printsync worker``, ``printsync accounts …`` and ``printsync effects …``.
 
-:func:`register` adds them to the ``printsync`` group; ``printsync.cli`` passes its database
-runner and JSON printer so that both modules share one way of opening the database.
+:func:`register` adds them to the ``printsync`` group.
 """
 
 from __future__ import annotations
@@ -9,16 +8,12 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import click
 
+from printsync.terminal import Column, emit, run, table
 from storage import ledger, outbox, tenants
 from storage.database import Database
-
-Runner = Callable[[Callable[[Database], Awaitable[Any]]], Any]
-Printer = Callable[[Any], None]
 
 SWEEPER = "workers.relay:run_sweeper"
 SETUP = "workers.broker:setup"
@@ -41,7 +36,13 @@ def _multiprocess_metrics() -> None:
     os.execv(sys.executable, [sys.executable, "-m", "printsync", *sys.argv[1:]])  # noqa: S606
 
 
-def register(cli: click.Group, run: Runner, emit: Printer) -> None:
+#: userName, state, card numbers, groups
+ACCOUNT_COLUMNS = (Column(40), Column(9), Column(24), Column())
+#: id, state, kind, attempts, subject and last error
+EFFECT_COLUMNS = (Column(8, ">"), Column(8), Column(15), Column(3, ">"), Column())
+
+
+def register(cli: click.Group) -> None:
     """Add the worker, accounts and effects commands to ``cli``."""
 
     @cli.command()
@@ -116,13 +117,15 @@ def register(cli: click.Group, run: Runner, emit: Printer) -> None:
                 "its accounts are kept there",
                 err=True,
             )
+        lines = []
         for row in rows:
             state = "enabled" if row["enabled"] else "disabled"
             cards = (
                 ",".join(card for card in (row["cardNumber"], row["secondaryCardNumber"]) if card)
                 or "-"
             )
-            click.echo(f"{row['userName']:<40} {state:<9} {cards:<24} {', '.join(row['groups'])}")
+            lines.append((row["userName"], state, cards, ", ".join(row["groups"])))
+        table(lines, ACCOUNT_COLUMNS)
 
     @cli.group()
     def effects() -> None:
@@ -144,12 +147,12 @@ def register(cli: click.Group, run: Runner, emit: Printer) -> None:
         if as_json:
             emit(rows)
             return
+        lines = []
         for row in rows:
             error = f"  {row['last_error']}" if row["last_error"] else ""
-            click.echo(
-                f"{row['id']:>8} {row['state']:<8} {row['kind']:<15} "
-                f"{row['attempts']:>2}x {row['subject']}{error}"
-            )
+            attempts = f"{row['attempts']}x"
+            lines.append((row["id"], row["state"], row["kind"], attempts, row["subject"] + error))
+        table(lines, EFFECT_COLUMNS)
 
     @effects.command("retry")
     @click.argument("effect_id", type=int, required=False)
