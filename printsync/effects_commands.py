@@ -11,24 +11,20 @@ import tempfile
 
 import click
 
-from printsync.terminal import Column, emit, run, table
+from metrics.exposition import ENV_VAR as MULTIPROC_VARIABLE
+from metrics.exposition import prepare_multiproc_dir
+from printsync.terminal import Column, emit, run, settings, table
 from storage import ledger, outbox, tenants
 from storage.database import Database
 
-SWEEPER = "workers.relay:run_sweeper"
-SETUP = "workers.broker:setup"
-MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
-
-def _multiprocess_metrics() -> None:
+def _multiprocess_metrics(directory: str | None) -> None:
     """Worker processes export metrics through one multiprocess directory, which must be set
     before ``prometheus_client`` is first imported: when it is not set, choose one, wipe it,
     and start this command again with it in the environment."""
-    if os.environ.get(MULTIPROC_VARIABLE):
-        from metrics.exposition import prepare_multiproc_dir
-
-        prepare_multiproc_dir(os.environ[MULTIPROC_VARIABLE])
-        os.environ.setdefault("dramatiq_prom_db", os.environ[MULTIPROC_VARIABLE])
+    if directory:
+        prepare_multiproc_dir(directory)
+        os.environ.setdefault("dramatiq_prom_db", directory)
         return
     directory = tempfile.mkdtemp(prefix="printsync-metrics-")
     os.environ[MULTIPROC_VARIABLE] = directory
@@ -66,29 +62,31 @@ def register(cli: click.Group) -> None:
         relay, which only enqueues; this command also runs a sweeper, so effects recorded by an
         API process that died before sending them are still delivered.
         """
-        _multiprocess_metrics()
+        loaded = settings()
+        _multiprocess_metrics(loaded.prometheus_multiproc_dir)
         from dramatiq.cli import main as dramatiq_main
         from dramatiq.cli import make_argument_parser
 
-        from workers.settings import get_settings
+        from printsync import worker_process
 
-        settings = get_settings()
-        if settings.embedded:
+        configured = loaded.worker()
+        if configured.embedded:
             raise click.UsageError(
                 "PRINTSYNC_BROKER_URL is not set: in the embedded mode `printsync serve` runs "
                 "the workers itself"
             )
+        worker_process.use(loaded)
         argv = [
-            SETUP,
+            worker_process.SETUP,
             "--processes",
-            str(processes or settings.worker_processes),
+            str(processes or configured.worker_processes),
             "--threads",
-            str(threads or settings.worker_threads),
+            str(threads or configured.worker_threads),
             "--worker-shutdown-timeout",
             "30000",
         ]
         if sweeper:
-            argv += ["--fork-function", SWEEPER]
+            argv += ["--fork-function", worker_process.SWEEPER]
         parser = make_argument_parser()  # type: ignore[no-untyped-call]
         sys.exit(dramatiq_main(parser.parse_args(argv)))  # type: ignore[no-untyped-call]
 

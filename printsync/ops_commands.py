@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from printsync.terminal import Column, emit, run, table
+from printsync.terminal import Column, Command, Group, emit, run, table
 from storage import health, notifications, provisioning_log, tenants
 from storage.database import Database
 from storage.health import Health
@@ -24,7 +24,7 @@ _COLOURS = {health.HEALTHY: "green", health.DEGRADED: "yellow", health.FAILING: 
 _STATUS_COLUMNS = (Column(24), Column(), Column())
 
 
-@click.command("status")
+@click.command("status", cls=Command)
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def tenant_status(name: str | None, as_json: bool) -> None:
@@ -89,7 +89,7 @@ def _print_detail(state: Health, mails: list[notifications.Notification]) -> Non
             )
 
 
-@click.command("log")
+@click.command("log", cls=Command)
 @click.option("--tenant", "tenant_name", default=None, help="Only this tenant.")
 @click.option(
     "--user",
@@ -172,7 +172,7 @@ def register(cli_group: click.Group) -> None:
     """Add ``tenant status`` and ``log`` to the ``printsync`` group."""
     tenant_group = cli_group.commands.get("tenant")
     if not isinstance(tenant_group, click.Group):
-        tenant_group = click.Group("tenant", help="Tenants and their Secret Tokens.")
+        tenant_group = Group("tenant", help="Tenants and their Secret Tokens.")
         cli_group.add_command(tenant_group)
     tenant_group.add_command(tenant_status)
     cli_group.add_command(log)
