@@ -32,12 +32,15 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.exc import ArgumentError
 
 from api.settings import ApiSettings
 from metrics.exposition import ENV_VAR as MULTIPROC_VARIABLE
+from storage.database import parse_url
 from storage.health import HealthPolicy
 from storage.provisioning_log import LogSettings
 from storage.settings import DEFAULT_DATABASE_URL, DatabaseSettings
+from workers.mail import SmtpSender
 from workers.settings import BROKER_SCHEMES, NotifySettings, WorkerSettings
 
 PREFIX = "PRINTSYNC_"
@@ -181,8 +184,11 @@ class Settings(BaseSettings):
 
     @field_validator("smtp_url")
     @classmethod
-    def _smtp_password(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        return None if value is None else _real_password(value, info)
+    def _smtp_server(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None:
+            return None
+        SmtpSender(value.get_secret_value(), "printsync@localhost")  # the sender's own rules
+        return _real_password(value, info)
 
     @field_validator("max_backoff_ms")
     @classmethod
@@ -190,6 +196,23 @@ class Settings(BaseSettings):
         shortest = info.data.get("min_backoff_ms")
         if shortest is not None and value < shortest:
             raise ValueError(f"must be at least {PREFIX}MIN_BACKOFF_MS ({shortest})")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        try:
+            parse_url(value)
+        except (ValueError, ArgumentError):
+            raise ValueError(
+                "must be sqlite:///path or postgresql://user@host:port/database"
+            ) from None
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_address(cls, value: str) -> str:
+        SmtpSender("smtp://localhost", value)  # the sender's own rule
         return value
 
     # Sections -------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from printsync.settings import Settings, load_or_exit
+from printsync.settings import Settings
+from printsync.terminal import start_process
 from workers import broker, relay
 from workers.actors import Actors
 
@@ -28,7 +29,7 @@ def use(settings: Settings) -> None:
 
 
 def _current() -> Settings:
-    return _settings if _settings is not None else load_or_exit()
+    return _settings if _settings is not None else start_process()
 
 
 def setup() -> Actors:

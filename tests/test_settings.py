@@ -201,6 +201,21 @@ def test_environment_values_reach_every_section_that_uses_them(
             " (unset for the embedded broker)",
         ),
         (
+            "PRINTSYNC_DATABASE_URL",
+            "mysql://printsync@db/printsync",
+            "PRINTSYNC_DATABASE_URL: must be sqlite:///path or postgresql://user@host:port/database",
+        ),
+        (
+            "PRINTSYNC_SMTP_URL",
+            "http://mail.example.com",
+            "PRINTSYNC_SMTP_URL: the SMTP URL must be smtp://host[:port] or smtps://host[:port]",
+        ),
+        (
+            "PRINTSYNC_MAIL_FROM",
+            "printsync",
+            "PRINTSYNC_MAIL_FROM: the sender must be an e-mail address",
+        ),
+        (
             "PRINTSYNC_QUEUE_NAME",
             "two words",
             "PRINTSYNC_QUEUE_NAME: must match ^[A-Za-z_][A-Za-z0-9._-]*$",
