@@ -251,7 +251,7 @@ class Settings(BaseSettings):
 
 
 def _development(info: ValidationInfo) -> bool:
-    # An invalid environment is reported on its own; the secrets are then judged as usual.
+    # An invalid PRINTSYNC_ENVIRONMENT is reported on its own; secrets are not judged against it.
     return bool(info.data.get("environment", DEVELOPMENT) == DEVELOPMENT)
 
 
