@@ -35,7 +35,7 @@ def create_app(
             busy_timeout_ms=database.database_busy_timeout_ms,
         )
         app.state.services = Services(settings, db, Authenticator(db, settings.auth_cache_seconds))
-        log = provisioning_log.LogBuffer(provisioning_log.get_settings())
+        log = provisioning_log.LogBuffer(settings.provisioning_log)
         log.start(db)
         app.state.provisioning_log = log
         if on_start is not None:

@@ -59,8 +59,8 @@ class Authenticator:
 
 
 def check_admin(request: Request, admin_token: str | None) -> None:
-    """Admin endpoints: their own token, never a tenant's."""
+    """Admin endpoints: their own token, never a tenant's (no token, or an empty one: closed)."""
     header = request.headers.get("authorization") or ""
     presented = header[7:].strip() if header[:7].lower() == "bearer " else ""
-    if admin_token is None or not hmac.compare_digest(presented.encode(), admin_token.encode()):
+    if not admin_token or not hmac.compare_digest(presented.encode(), admin_token.encode()):
         raise Unauthorized("a valid admin token is required")

@@ -38,14 +38,13 @@ import orjson
 import psycopg
 
 from api.settings import ApiSettings
-from api.settings import get_settings as get_api_settings
+from printsync.settings import load_or_exit
 from storage import clock, counts, groups, migrate, tenants, users
 from storage.database import connect_sqlite, open_database, parse_url
 from storage.documents import dump
 from storage.ids import new_id
 from storage.scim import resources
 from storage.scim.schema import ENTERPRISE_USER, GROUP, GROUP_TYPE, USER, USER_TYPE
-from storage.settings import get_settings as get_database_settings
 
 #: The columns a seeded user row sets, in the order of the bulk statements; the others
 #: (``print_username``) stay NULL as after ``POST /Users``.
@@ -393,7 +392,7 @@ def seed(
     migrate.upgrade(database_url)
     name = tenant or f"scale-{secrets.token_hex(4)}"
     tenant_id, token = create_tenant(database_url, name)
-    settings = ApiSettings(public_url=public_url or get_api_settings().public_url)
+    settings = ApiSettings(public_url=public_url or load_or_exit().public_url)
     base = settings.tenant_url(name)
     tag = secrets.token_hex(4)
     members = plan.members
@@ -496,7 +495,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.users < 0 or args.batch < 1:
         parser.error("--users must be >= 0 and --batch >= 1")
-    database_url = args.database_url or get_database_settings().database_url
+    database_url = args.database_url or load_or_exit().database_url
     plan = SeedPlan(
         users=args.users, group_members=args.group_members, batch=args.batch, sample=0, outsiders=0
     )

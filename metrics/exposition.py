@@ -1,11 +1,13 @@
 """Multiprocess-aware ``/metrics`` output.
 
-Two modes, chosen by ``PROMETHEUS_MULTIPROC_DIR``:
+Two modes, chosen by the directory the composition root passes to :func:`configure` (the value
+of ``PROMETHEUS_MULTIPROC_DIR``, which ``prometheus_client`` reads itself):
 
-- **Multiprocess** (the variable is set): every process writes its live metrics to files in that
+- **Multiprocess** (a directory): every process writes its live metrics to files in that
   directory, and each scrape builds a fresh ``CollectorRegistry`` with a ``MultiProcessCollector``
   that sums them, plus the registered scrape-time collectors.
-- **Single process** (unset): the default registry, plus the registered scrape-time collectors.
+- **Single process** (None, the default): the default registry, plus the registered scrape-time
+  collectors.
 
 The start script sets the variable before Python starts, because ``prometheus_client`` picks its
 value storage when it is first imported, and wipes the directory with
@@ -35,24 +37,31 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
+#: The variable ``prometheus_client`` reads for its multiprocess directory.
 ENV_VAR = "PROMETHEUS_MULTIPROC_DIR"
-_LEGACY_ENV_VAR = "prometheus_multiproc_dir"
 
+_multiproc_dir: str | None = None
 _scrape_collectors: list[Collector] = []
 _scrape_lock = threading.Lock()
 
 
+def configure(multiproc_dir: str | None) -> None:
+    """Set this process's multiprocess directory (None: single-process mode)."""
+    global _multiproc_dir
+    _multiproc_dir = multiproc_dir or None
+
+
 def multiproc_dir() -> str | None:
-    """The multiprocess directory from the environment, or None in single-process mode."""
-    return os.environ.get(ENV_VAR) or os.environ.get(_LEGACY_ENV_VAR) or None
+    """The multiprocess directory, or None in single-process mode."""
+    return _multiproc_dir
 
 
 def check_multiprocess_setup() -> None:
     """Raise RuntimeError if multiprocess mode is configured but cannot work.
 
-    Call it once at process start. It catches the two silent failures: the directory is missing,
-    or ``prometheus_client`` was imported before the variable was set, in which case this
-    process's metrics stay in memory and never reach a scrape.
+    Call it once at process start, after :func:`configure`. It catches the two silent failures:
+    the directory is missing, or ``prometheus_client`` was imported before ``ENV_VAR`` was set, in
+    which case this process's metrics stay in memory and never reach a scrape.
     """
     path = multiproc_dir()
     if path is None:

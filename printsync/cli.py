@@ -1,61 +1,29 @@
 """The ``printsync`` command: the composition root, the one place that wires api, workers,
-storage and metrics together."""
+storage and metrics together.
+
+Every command starts by validating all settings (:mod:`printsync.settings`, through
+:class:`printsync.terminal.Command`): a bad value stops it with one line naming the variable and
+its rule, exit status 2.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import sys
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+import os
+from typing import Any
 
 import click
 import orjson
 
-from api.settings import get_settings as get_api_settings
-from printsync import effects_commands, ops_commands
+from printsync import effects_commands, ops_commands, pipeline_process
+from printsync.terminal import Column, Group, emit, run, settings, table
 from storage import migrate, tenants
-from storage.database import Database, open_database, parse_url
-from storage.errors import TenantNotFound
-from storage.scim.errors import ScimError
-from storage.settings import get_settings as get_database_settings
-
-T = TypeVar("T")
+from storage.database import Database, parse_url
 
 
-def run(work: Callable[[Database], Awaitable[T]]) -> T:
-    """Open the configured database, run ``work`` against it, close it."""
-
-    async def main() -> T:
-        settings = get_database_settings()
-        db = await open_database(
-            settings.database_url, pool_size=2, busy_timeout_ms=settings.database_busy_timeout_ms
-        )
-        try:
-            return await work(db)
-        finally:
-            await db.close()
-
-    try:
-        return asyncio.run(main())
-    except TenantNotFound as error:
-        raise click.ClickException(f"no tenant named {error}") from None
-    except ScimError as error:
-        raise click.ClickException(error.detail) from None
-
-
-def emit(data: Any) -> None:
-    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
-
-
-@click.group()
+@click.group(cls=Group)
 @click.version_option(package_name="printsync")
 def cli() -> None:
     """printsync: SCIM 2.0 provisioning from Microsoft Entra ID into the print system."""
-    from metrics.logs import configure_logging
-
-    # Logs go to standard error, so a command's output (e.g. --json) stays clean.
-    production = get_api_settings().environment == "production"
-    configure_logging(json_output=production, stream=sys.__stderr__ or sys.stderr)
 
 
 @cli.group()
@@ -67,14 +35,14 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Create or migrate the schema (PRINTSYNC_DATABASE_URL)."""
-    migrate.upgrade(get_database_settings().database_url, revision)
+    migrate.upgrade(settings().database_url, revision)
     click.echo("database is up to date")
 
 
 @db.command("check")
 def db_check() -> None:
     """Fail if the models and the migrations disagree."""
-    migrate.check(get_database_settings().database_url)
+    migrate.check(settings().database_url)
     click.echo("no drift")
 
 
@@ -119,7 +87,7 @@ def tenant_create(
         )
 
     created, token = run(work)
-    url = get_api_settings().tenant_url(created.name)
+    url = settings().api().tenant_url(created.name)
     if as_json:
         click.echo(
             orjson.dumps(
@@ -139,19 +107,25 @@ def tenant_create(
     click.echo("Paste both into Entra ID. The token is shown only this once.")
 
 
+#: name, state, connector, Tenant URL
+TENANT_COLUMNS = (Column(24), Column(9), Column(9), Column())
+_STATES = {True: "disabled", False: "enabled"}
+
+
 @tenant.command("list")
 @click.option("--json", "as_json", is_flag=True)
 def tenant_list(as_json: bool) -> None:
     """List tenants."""
     found = run(tenants.list_all)
-    settings = get_api_settings()
-    rows = [{**t.summary(), "tenant_url": settings.tenant_url(t.name)} for t in found]
+    api = settings().api()
+    rows = [{**t.summary(), "tenant_url": api.tenant_url(t.name)} for t in found]
     if as_json:
         emit(rows)
         return
-    for row in rows:
-        state = "disabled" if row["disabled"] else "enabled"
-        click.echo(f"{row['name']:<24} {state:<9} {row['connector']:<9} {row['tenant_url']}")
+    lines = [
+        (row["name"], _STATES[row["disabled"]], row["connector"], row["tenant_url"]) for row in rows
+    ]
+    table(lines, TENANT_COLUMNS)
 
 
 @tenant.command("rotate-token")
@@ -210,26 +184,19 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from api.app import create_app
-    from printsync.pipeline_process import PipelineProcess
-    from workers.settings import get_settings as get_worker_settings
 
-    api_settings = get_api_settings()
-    production = api_settings.environment == "production"
-    admin = api_settings.admin_token
-    if production and admin is not None and len(admin.get_secret_value()) < 24:
-        raise click.UsageError("PRINTSYNC_ADMIN_TOKEN must be a long random secret (24+ chars)")
-    database = get_database_settings()
+    loaded = settings()
+    database = loaded.database()
     if parse_url(database.database_url).dialect == "sqlite":
         migrate.upgrade(database.database_url)
-    get_worker_settings()  # a bad setting stops serve here, not in its child
-    pipeline = PipelineProcess()
-    app = create_app(api_settings, database, on_start=pipeline.attach)
+    pipeline = pipeline_process.PipelineProcess()
+    app = create_app(loaded.api(), database, on_start=pipeline.attach)
     pipeline.start()
     try:
         uvicorn.run(
             app,
-            host=host or api_settings.host,
-            port=port or api_settings.port,
+            host=host or loaded.host,
+            port=port or loaded.port,
             log_level="warning",
             access_log=False,
         )
@@ -237,7 +204,19 @@ def serve(host: str | None, port: int | None) -> None:
         pipeline.stop()
 
 
-effects_commands.register(cli, run, emit)
+@cli.command(hidden=True)
+@click.option("--wake-fd", type=int, default=None, help="The wake-up pipe of `printsync serve`.")
+def pipeline(wake_fd: int | None) -> None:
+    """The effects pipeline: the child process of `printsync serve` (with --wake-fd), or alone,
+    the embedded pipeline without an API (e.g. to drain the outbox of a SQLite database)."""
+    loaded = settings()
+    worker = loaded.worker()
+    if wake_fd is None and not worker.embedded:
+        raise click.ClickException("PRINTSYNC_BROKER_URL is set: run `printsync worker` instead")
+    pipeline_process.run_child(worker, loaded.database(), os.environ, wake_fd)
+
+
+effects_commands.register(cli)
 ops_commands.register(cli)
 
 

@@ -1,7 +1,6 @@
 """``printsync worker``, ``printsync accounts …`` and ``printsync effects …``.
 
-:func:`register` adds them to the ``printsync`` group; ``printsync.cli`` passes its database
-runner and JSON printer so that both modules share one way of opening the database.
+:func:`register` adds them to the ``printsync`` group.
 """
 
 from __future__ import annotations
@@ -9,31 +8,23 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import click
 
+from metrics.exposition import ENV_VAR as MULTIPROC_VARIABLE
+from metrics.exposition import prepare_multiproc_dir
+from printsync.terminal import Column, emit, run, settings, table
 from storage import ledger, outbox, tenants
 from storage.database import Database
 
-Runner = Callable[[Callable[[Database], Awaitable[Any]]], Any]
-Printer = Callable[[Any], None]
 
-SWEEPER = "workers.relay:run_sweeper"
-SETUP = "workers.broker:setup"
-MULTIPROC_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-
-
-def _multiprocess_metrics() -> None:
+def _multiprocess_metrics(directory: str | None) -> None:
     """Worker processes export metrics through one multiprocess directory, which must be set
     before ``prometheus_client`` is first imported: when it is not set, choose one, wipe it,
     and start this command again with it in the environment."""
-    if os.environ.get(MULTIPROC_VARIABLE):
-        from metrics.exposition import prepare_multiproc_dir
-
-        prepare_multiproc_dir(os.environ[MULTIPROC_VARIABLE])
-        os.environ.setdefault("dramatiq_prom_db", os.environ[MULTIPROC_VARIABLE])
+    if directory:
+        prepare_multiproc_dir(directory)
+        os.environ.setdefault("dramatiq_prom_db", directory)
         return
     directory = tempfile.mkdtemp(prefix="printsync-metrics-")
     os.environ[MULTIPROC_VARIABLE] = directory
@@ -41,7 +32,13 @@ def _multiprocess_metrics() -> None:
     os.execv(sys.executable, [sys.executable, "-m", "printsync", *sys.argv[1:]])  # noqa: S606
 
 
-def register(cli: click.Group, run: Runner, emit: Printer) -> None:
+#: userName, state, card numbers, groups
+ACCOUNT_COLUMNS = (Column(40), Column(9), Column(24), Column())
+#: id, state, kind, attempts, subject and last error
+EFFECT_COLUMNS = (Column(8, ">"), Column(8), Column(15), Column(3, ">"), Column())
+
+
+def register(cli: click.Group) -> None:
     """Add the worker, accounts and effects commands to ``cli``."""
 
     @cli.command()
@@ -65,29 +62,31 @@ def register(cli: click.Group, run: Runner, emit: Printer) -> None:
         relay, which only enqueues; this command also runs a sweeper, so effects recorded by an
         API process that died before sending them are still delivered.
         """
-        _multiprocess_metrics()
+        loaded = settings()
+        _multiprocess_metrics(loaded.prometheus_multiproc_dir)
         from dramatiq.cli import main as dramatiq_main
         from dramatiq.cli import make_argument_parser
 
-        from workers.settings import get_settings
+        from printsync import worker_process
 
-        settings = get_settings()
-        if settings.embedded:
+        configured = loaded.worker()
+        if configured.embedded:
             raise click.UsageError(
                 "PRINTSYNC_BROKER_URL is not set: in the embedded mode `printsync serve` runs "
                 "the workers itself"
             )
+        worker_process.use(loaded)
         argv = [
-            SETUP,
+            worker_process.SETUP,
             "--processes",
-            str(processes or settings.worker_processes),
+            str(processes or configured.worker_processes),
             "--threads",
-            str(threads or settings.worker_threads),
+            str(threads or configured.worker_threads),
             "--worker-shutdown-timeout",
             "30000",
         ]
         if sweeper:
-            argv += ["--fork-function", SWEEPER]
+            argv += ["--fork-function", worker_process.SWEEPER]
         parser = make_argument_parser()  # type: ignore[no-untyped-call]
         sys.exit(dramatiq_main(parser.parse_args(argv)))  # type: ignore[no-untyped-call]
 
@@ -116,13 +115,15 @@ def register(cli: click.Group, run: Runner, emit: Printer) -> None:
                 "its accounts are kept there",
                 err=True,
             )
+        lines = []
         for row in rows:
             state = "enabled" if row["enabled"] else "disabled"
             cards = (
                 ",".join(card for card in (row["cardNumber"], row["secondaryCardNumber"]) if card)
                 or "-"
             )
-            click.echo(f"{row['userName']:<40} {state:<9} {cards:<24} {', '.join(row['groups'])}")
+            lines.append((row["userName"], state, cards, ", ".join(row["groups"])))
+        table(lines, ACCOUNT_COLUMNS)
 
     @cli.group()
     def effects() -> None:
@@ -144,12 +145,12 @@ def register(cli: click.Group, run: Runner, emit: Printer) -> None:
         if as_json:
             emit(rows)
             return
+        lines = []
         for row in rows:
             error = f"  {row['last_error']}" if row["last_error"] else ""
-            click.echo(
-                f"{row['id']:>8} {row['state']:<8} {row['kind']:<15} "
-                f"{row['attempts']:>2}x {row['subject']}{error}"
-            )
+            attempts = f"{row['attempts']}x"
+            lines.append((row["id"], row["state"], row["kind"], attempts, row["subject"] + error))
+        table(lines, EFFECT_COLUMNS)
 
     @effects.command("retry")
     @click.argument("effect_id", type=int, required=False)

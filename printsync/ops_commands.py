@@ -6,42 +6,13 @@ group, which it creates if missing).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
-
 import click
-import orjson
 
+from printsync.terminal import Column, Command, Group, emit, run, table
 from storage import health, notifications, provisioning_log, tenants
-from storage.database import Database, open_database
-from storage.errors import TenantNotFound
+from storage.database import Database
 from storage.health import Health
 from storage.provisioning_log import Entry, LogQuery
-from storage.settings import get_settings as get_database_settings
-
-T = TypeVar("T")
-
-
-def _run(work: Callable[[Database], Awaitable[T]]) -> T:
-    async def main() -> T:
-        settings = get_database_settings()
-        db = await open_database(
-            settings.database_url, pool_size=2, busy_timeout_ms=settings.database_busy_timeout_ms
-        )
-        try:
-            return await work(db)
-        finally:
-            await db.close()
-
-    try:
-        return asyncio.run(main())
-    except TenantNotFound as error:
-        raise click.ClickException(f"no tenant named {error}") from None
-
-
-def _emit(data: Any) -> None:
-    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
 
 
 def _when(stamp: str | None) -> str:
@@ -49,32 +20,37 @@ def _when(stamp: str | None) -> str:
 
 
 _COLOURS = {health.HEALTHY: "green", health.DEGRADED: "yellow", health.FAILING: "red"}
+#: tenant, state, reason
+_STATUS_COLUMNS = (Column(24), Column(), Column())
 
 
-@click.command("status")
+@click.command("status", cls=Command)
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def tenant_status(name: str | None, as_json: bool) -> None:
     """Sync health of every tenant, or of NAME with its numbers."""
     if name is None:
-        healths = _run(health.read_all)
+        healths = run(health.read_all)
         if as_json:
-            _emit([item.as_dict() for item in healths])
+            emit([item.as_dict() for item in healths])
             return
         if not healths:
             click.echo("no tenants")
-        for item in healths:
-            label = click.style(f"{item.state:<9}", fg=_COLOURS[item.state])
-            click.echo(f"{item.tenant:<24} {label} {item.reason}")
+        # The state is padded before it is coloured: the colour codes take no room.
+        lines = [
+            (item.tenant, click.style(f"{item.state:<9}", fg=_COLOURS[item.state]), item.reason)
+            for item in healths
+        ]
+        table(lines, _STATUS_COLUMNS)
         return
 
     async def work(db: Database) -> tuple[Health, list[notifications.Notification]]:
         tenant = await tenants.get(db, name)
         return await health.read(db, tenant), await notifications.recent(db, tenant.id, 5)
 
-    state, mails = _run(work)
+    state, mails = run(work)
     if as_json:
-        _emit({**state.as_dict(), "notifications": [mail.summary() for mail in mails]})
+        emit({**state.as_dict(), "notifications": [mail.summary() for mail in mails]})
         return
     _print_detail(state, mails)
 
@@ -113,7 +89,7 @@ def _print_detail(state: Health, mails: list[notifications.Notification]) -> Non
             )
 
 
-@click.command("log")
+@click.command("log", cls=Command)
 @click.option("--tenant", "tenant_name", default=None, help="Only this tenant.")
 @click.option(
     "--user",
@@ -161,9 +137,9 @@ def log(
         )
         return await provisioning_log.search(db, query), names
 
-    entries, names = _run(work)
+    entries, names = run(work)
     if as_json:
-        _emit([{**entry.as_dict(), "tenant": names.get(entry.tenant_id)} for entry in entries])
+        emit([{**entry.as_dict(), "tenant": names.get(entry.tenant_id)} for entry in entries])
         return
     if not entries:
         click.echo("no entries")
@@ -196,7 +172,7 @@ def register(cli_group: click.Group) -> None:
     """Add ``tenant status`` and ``log`` to the ``printsync`` group."""
     tenant_group = cli_group.commands.get("tenant")
     if not isinstance(tenant_group, click.Group):
-        tenant_group = click.Group("tenant", help="Tenants and their Secret Tokens.")
+        tenant_group = Group("tenant", help="Tenants and their Secret Tokens.")
         cli_group.add_command(tenant_group)
     tenant_group.add_command(tenant_status)
     cli_group.add_command(log)

@@ -1,7 +1,8 @@
 """The effects pipeline of ``printsync serve``, run as a child process of the API.
 
 The API process serves HTTP on one event loop; the relay and (in the embedded mode) the Dramatiq
-worker run in a child process started here: ``python -m workers --wake-fd N``. Kept apart, the two
+worker run in a child process started here: ``printsync pipeline --wake-fd N``, which validates
+the same settings from the same environment and runs :func:`run_child`. Kept apart, the two
 never compete for one interpreter lock, the operating system can run them on two cores, and the
 child runs at a lower scheduling priority (``PRINTSYNC_PIPELINE_NICE``), so under a burst of
 requests the API answers first and the effects follow (they are committed in the outbox already,
@@ -23,14 +24,23 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import structlog
 
 from storage.database import Database
+from storage.settings import DatabaseSettings
+from workers.settings import WorkerSettings
+
+if TYPE_CHECKING:
+    from workers.pipeline import Pipeline
 
 _log = structlog.get_logger(__name__)
 
@@ -43,10 +53,10 @@ WAKE_INTERVAL_SECONDS = 0.002
 
 
 class PipelineProcess:
-    """Starts, wakes, supervises and stops the ``python -m workers`` child."""
+    """Starts, wakes, supervises and stops the ``printsync pipeline`` child."""
 
     def __init__(self, command: Sequence[str] | None = None) -> None:
-        self._command = list(command or [sys.executable, "-m", "workers"])
+        self._command = list(command or [sys.executable, "-m", "printsync", "pipeline"])
         self._process: subprocess.Popen[bytes] | None = None
         self._wake_fd: int | None = None
         self._next_restart = 0.0
@@ -157,3 +167,59 @@ class PipelineProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+# The child ----------------------------------------------------------------------------------
+
+
+def run_child(
+    settings: WorkerSettings,
+    database: DatabaseSettings,
+    environ: Mapping[str, str],
+    wake_fd: int | None,
+) -> None:
+    """Run the pipeline until SIGINT, SIGTERM or, with ``wake_fd``, the end of that pipe (the
+    API process is gone); ``environ`` holds the variables tenants' connectors name."""
+    from workers.pipeline import Pipeline
+
+    pipeline = Pipeline(
+        settings,
+        database.database_url,
+        environ=environ,
+        busy_timeout_ms=database.database_busy_timeout_ms,
+    )
+    if settings.pipeline_nice:
+        os.nice(settings.pipeline_nice)
+    stop = threading.Event()
+
+    def finish(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, finish)
+    signal.signal(signal.SIGINT, finish)
+    pipeline.start()
+    if wake_fd is not None:
+        watch_parent(wake_fd, pipeline, stop)
+    try:
+        while not stop.wait(3600):
+            pass
+    finally:
+        pipeline.stop()
+
+
+def watch_parent(fd: int, pipeline: Pipeline, stop: threading.Event) -> threading.Thread:
+    """Read the wake-up pipe of ``printsync serve``: each byte asks the relay for a pass; the end
+    of the pipe (the API process is gone) stops this process."""
+
+    def run() -> None:
+        try:
+            while os.read(fd, 4096):
+                pipeline.relay.wake()
+        except OSError:
+            pass
+        finally:
+            stop.set()
+
+    thread = threading.Thread(target=run, name="printsync-parent", daemon=True)
+    thread.start()
+    return thread

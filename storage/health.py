@@ -6,7 +6,8 @@ succeeding is as good as stopped. printsync applies the same idea over a recent 
 by default) to both halves of the sync: the SCIM requests Entra sends us (from the provisioning
 log) and the effects we apply downstream (from the outbox).
 
-Rules, worst first (every threshold is a ``PRINTSYNC_HEALTH_*`` setting; defaults in brackets):
+Rules, worst first (every threshold is a field of :class:`HealthPolicy`, set by a
+``PRINTSYNC_HEALTH_*`` variable; defaults in brackets):
 
 failing
     - more than ``failing_failure_ratio`` [40 %] of the window's SCIM requests failed (4xx and
@@ -36,11 +37,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any, Final, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel
 
 from metrics import catalog
 from metrics.collectors import TenantHealth
@@ -57,26 +56,20 @@ FAILING: Final = "failing"
 STATES: Final[tuple[State, ...]] = ("healthy", "degraded", "failing")
 
 
-class HealthPolicy(BaseSettings):
-    """``PRINTSYNC_HEALTH_*``: the window and thresholds of the health model."""
+class HealthPolicy(BaseModel):
+    """The window and thresholds of the health model (``PRINTSYNC_HEALTH_*``, whose ranges the
+    composition root checks; the defaults here are the same)."""
 
-    model_config = SettingsConfigDict(env_prefix="PRINTSYNC_HEALTH_", extra="ignore")
-
-    window_seconds: float = Field(default=3600, gt=0)
-    min_requests: int = Field(default=10, ge=1)
-    min_effects: int = Field(default=5, ge=1)
-    degraded_failure_ratio: float = Field(default=0.05, ge=0, le=1)
-    failing_failure_ratio: float = Field(default=0.40, ge=0, le=1)
-    degraded_server_error_ratio: float = Field(default=0.01, ge=0, le=1)
-    failing_server_error_ratio: float = Field(default=0.20, ge=0, le=1)
-    degraded_lag_seconds: float = Field(default=300, gt=0)
-    failing_lag_seconds: float = Field(default=3600, gt=0)
-    stall_seconds: float = Field(default=7200, gt=0)
-
-
-@lru_cache(maxsize=1)
-def get_policy() -> HealthPolicy:
-    return HealthPolicy()
+    window_seconds: float = 3600
+    min_requests: int = 10
+    min_effects: int = 5
+    degraded_failure_ratio: float = 0.05
+    failing_failure_ratio: float = 0.40
+    degraded_server_error_ratio: float = 0.01
+    failing_server_error_ratio: float = 0.20
+    degraded_lag_seconds: float = 300
+    failing_lag_seconds: float = 3600
+    stall_seconds: float = 7200
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +338,7 @@ async def read(
     db: Database, tenant: Tenant, policy: HealthPolicy | None = None, now: datetime | None = None
 ) -> Health:
     """The health of one tenant now (or at ``now``)."""
-    policy = policy or get_policy()
+    policy = policy or HealthPolicy()
     moment = now or clock.now()
     numbers = await gather(db, tenant.id, policy, moment)
     verdict = assess(numbers, policy, moment)
@@ -418,7 +411,6 @@ __all__ = [
     "assess",
     "describe_duration",
     "gather",
-    "get_policy",
     "read",
     "read_all",
 ]

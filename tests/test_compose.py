@@ -1,6 +1,6 @@
 """compose.yaml: it parses, its services are the full stack, every printsync command it runs
-exists in the CLI, every PRINTSYNC_ variable it sets exists in a settings model, and every file
-it mounts is in the repository. (No container engine runs here; this is what can be checked.)"""
+exists in the CLI, every PRINTSYNC_ variable it sets is a setting, and every file it mounts is in
+the repository. (No container engine runs here; this is what can be checked.)"""
 
 from __future__ import annotations
 
@@ -11,36 +11,15 @@ from typing import Any
 import click
 import yaml
 
-from api.settings import ApiSettings
+from printsync import settings
 from printsync.cli import cli
-from storage.health import HealthPolicy
-from storage.provisioning_log import LogSettings
-from storage.settings import DatabaseSettings
-from workers.notify import NotifySettings
-from workers.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
-SETTINGS_MODELS = (
-    ApiSettings,
-    DatabaseSettings,
-    WorkerSettings,
-    NotifySettings,
-    LogSettings,
-    HealthPolicy,
-)
 
 
 def _compose() -> dict[str, Any]:
     data: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
     return data
-
-
-def _known_variables() -> set[str]:
-    names: set[str] = set()
-    for model in SETTINGS_MODELS:
-        prefix = str(model.model_config.get("env_prefix", ""))
-        names.update((prefix + field).upper() for field in model.model_fields)
-    return names
 
 
 def _command(service: dict[str, Any]) -> list[str]:
@@ -85,8 +64,8 @@ def test_compose_printsync_commands_exist_in_the_cli() -> None:
     assert checked >= 3
 
 
-def test_compose_printsync_variables_exist_in_settings_models() -> None:
-    known = _known_variables()
+def test_compose_printsync_variables_exist_in_the_settings() -> None:
+    known = set(settings.variables())
     anchor = _compose().get("x-printsync-env", {})
     services = _compose()["services"]
     variables = set(anchor)

@@ -16,7 +16,7 @@ import pytest
 from printsync import pipeline_process
 from printsync.pipeline_process import PipelineProcess
 
-#: A child that reads its wake-up pipe until the parent closes it, like ``python -m workers``.
+#: A child that reads its wake-up pipe until the parent closes it, like ``printsync pipeline``.
 CHILD = [
     sys.executable,
     "-c",

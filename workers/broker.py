@@ -11,12 +11,14 @@ log context. There is no Prometheus middleware: effect outcomes are counted by o
 The broker is durable or not, it does not matter for correctness: the outbox is the record, and
 its sweeper sends again whatever a broker lost.
 
-:func:`setup` is what a worker process calls first (``dramatiq workers.broker:setup``): it builds
-the broker, makes it the global one, and declares the actors on it.
+:func:`setup` is what a worker process of ``printsync worker`` calls first (through the hook the
+composition root gives Dramatiq's command line): it builds the broker, makes it the global one,
+and declares the actors on it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import dramatiq
@@ -32,10 +34,10 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from storage.settings import get_settings as get_database_settings
+from storage.settings import DatabaseSettings
 from workers.actors import Actors, declare
 from workers.effects import Effects
-from workers.settings import WorkerSettings, get_settings
+from workers.settings import WorkerSettings
 
 _log = structlog.get_logger(__name__)
 
@@ -111,17 +113,18 @@ class CloseEffects(Middleware):
         self._effects.close()
 
 
-def setup() -> Actors:
-    """Configure this process from the environment: broker first, then the actors on it.
-
-    The Dramatiq command line calls it in every worker process (``workers.broker:setup``).
-    """
-    settings = get_settings()
+def setup(
+    settings: WorkerSettings, database: DatabaseSettings, environ: Mapping[str, str]
+) -> Actors:
+    """Configure this process: broker first, then the actors on it (``environ`` holds the
+    variables that tenants' connectors name)."""
     broker = build_broker(settings)
     dramatiq.set_broker(broker)
-    database = get_database_settings()
     effects = Effects.from_settings(
-        settings, database.database_url, busy_timeout_ms=database.database_busy_timeout_ms
+        settings,
+        database.database_url,
+        busy_timeout_ms=database.database_busy_timeout_ms,
+        environ=environ,
     )
     broker.add_middleware(CloseEffects(effects))
     actors = declare(broker, effects, settings)

@@ -35,7 +35,7 @@ neither, and the log never tells of a success the outbox does not hold.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -95,10 +95,16 @@ class Effects:
 
     @classmethod
     def from_settings(
-        cls, settings: WorkerSettings, database_url: str, *, busy_timeout_ms: int = 5000
+        cls,
+        settings: WorkerSettings,
+        database_url: str,
+        *,
+        busy_timeout_ms: int = 5000,
+        environ: Mapping[str, str],
     ) -> Effects:
+        """``environ`` holds the variables that tenants' connectors name (PaperCut tokens)."""
         store = BlockingDatabase(database_url, busy_timeout_ms=busy_timeout_ms)
-        return cls(store, ConnectorRegistry(store, settings), settings)
+        return cls(store, ConnectorRegistry(store, settings, environ), settings)
 
     def close(self) -> None:
         self.store.close()

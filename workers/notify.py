@@ -34,8 +34,6 @@ from email.utils import format_datetime, make_msgid
 from typing import Protocol
 
 import structlog
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from metrics import catalog
 from metrics.redaction import clean_error
@@ -44,41 +42,15 @@ from storage.database import Database, open_database
 from storage.health import Health, HealthBoard, HealthPolicy
 from storage.outbox import Failure as DeadEffect
 from storage.provisioning_log import Entry, LogQuery
-from storage.settings import get_settings as get_database_settings
 from storage.tenants import Tenant
 from workers.errors import PermanentError, TransientError
-from workers.mail import Digest, Failure, SmtpSender, render_digest, render_recovery
+from workers.mail import Digest, Failure, render_digest, render_recovery
+from workers.settings import NotifySettings
 
 _log = structlog.get_logger(__name__)
 
 #: Failed SCIM requests quoted in a mail about a failing tenant.
 MAX_LISTED_REQUESTS = 20
-
-
-class NotifySettings(BaseSettings):
-    """``PRINTSYNC_*`` settings of the notification job."""
-
-    model_config = SettingsConfigDict(env_prefix="PRINTSYNC_", extra="ignore")
-
-    #: ``smtp://host[:port]`` or ``smtps://…`` (see :class:`workers.mail.SmtpSender`); unset:
-    #: no mail is sent (health is still computed).
-    smtp_url: SecretStr | None = None
-    #: Envelope sender and From of notification mails.
-    mail_from: str = "printsync@localhost"
-    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    #: At most one digest per tenant in this many seconds.
-    notify_window_seconds: float = Field(default=3600, ge=60)
-    #: How often the job runs.
-    notify_interval_seconds: float = Field(default=60, gt=0)
-    #: How long a notification being sent stays leased to its sender.
-    notify_lease_seconds: float = Field(default=300, gt=0)
-
-    def sender(self) -> SmtpSender | None:
-        if self.smtp_url is None:
-            return None
-        return SmtpSender(
-            self.smtp_url.get_secret_value(), self.mail_from, timeout=self.smtp_timeout_seconds
-        )
 
 
 class Sender(Protocol):
@@ -112,7 +84,7 @@ async def run_once(
     With ``sender`` None only health is read (and published on ``board``).
     """
     settings = settings or NotifySettings()
-    policy = policy or health.get_policy()
+    policy = policy or HealthPolicy()
     moment = now or clock.now()
     report = RunReport()
     for tenant in await tenants.list_all(db):
@@ -335,7 +307,7 @@ async def _deliver(
 async def notify_loop(
     stop: asyncio.Event,
     settings: NotifySettings,
-    db: Database | None = None,
+    db: Database,
     *,
     policy: HealthPolicy | None = None,
     board: HealthBoard | None = None,
@@ -343,56 +315,44 @@ async def notify_loop(
 ) -> None:
     """Run :func:`run_once` every ``notify_interval_seconds`` until ``stop`` is set.
 
-    Without ``db`` it opens the database of ``PRINTSYNC_DATABASE_URL`` and closes it at the end;
-    without ``sender`` it sends through ``PRINTSYNC_SMTP_URL`` (no mail when that is unset).
+    Without ``sender`` it sends through ``settings.smtp_url`` (no mail when that is unset).
     """
-    own = db is None
-    if db is None:
-        database = get_database_settings()
-        db = await open_database(
-            database.database_url, pool_size=2, busy_timeout_ms=database.database_busy_timeout_ms
-        )
     mailer = sender if sender is not None else settings.sender()
     if mailer is None:
         _log.warning("notifications_disabled", reason="PRINTSYNC_SMTP_URL is not set")
-    try:
-        while not stop.is_set():
-            try:
-                await run_once(db, mailer, settings=settings, policy=policy, board=board)
-            except Exception:
-                _log.exception("notify_run_failed")
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=settings.notify_interval_seconds)
-            except TimeoutError:
-                continue
-    finally:
-        if own:
-            await db.close()
+    while not stop.is_set():
+        try:
+            await run_once(db, mailer, settings=settings, policy=policy, board=board)
+        except Exception:
+            _log.exception("notify_run_failed")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=settings.notify_interval_seconds)
+        except TimeoutError:
+            continue
 
 
 def run_blocking(
     stop: threading.Event,
     settings: NotifySettings,
     *,
-    board: HealthBoard | None = None,
-    database_url: str | None = None,
+    database_url: str,
     busy_timeout_ms: int = 5000,
+    policy: HealthPolicy | None = None,
+    board: HealthBoard | None = None,
 ) -> None:
-    """:func:`notify_loop` for a thread of its own: runs until ``stop`` is set (and sets
-    ``stop`` itself if the loop ends for another reason, such as an unreachable database)."""
+    """:func:`notify_loop` for a thread of its own, on a database of its own: runs until
+    ``stop`` is set (and sets ``stop`` itself if the loop ends for another reason, such as an
+    unreachable database)."""
 
     async def main() -> None:
         done = asyncio.Event()
         watcher = asyncio.get_running_loop().run_in_executor(None, stop.wait)
         watcher.add_done_callback(lambda _: done.set())
-        db = None
-        if database_url is not None:
-            db = await open_database(database_url, pool_size=2, busy_timeout_ms=busy_timeout_ms)
+        db = await open_database(database_url, pool_size=2, busy_timeout_ms=busy_timeout_ms)
         try:
-            await notify_loop(done, settings, db, board=board)
+            await notify_loop(done, settings, db, policy=policy, board=board)
         finally:
-            if db is not None:
-                await db.close()
+            await db.close()
             stop.set()
             await watcher
 

@@ -94,10 +94,11 @@ class Operations:
         try:
             notify.run_blocking(
                 self.stop_event,
-                notify.NotifySettings(),
-                board=self.board,
+                self.settings.notify,
                 database_url=self._database_url,
                 busy_timeout_ms=self._busy_timeout_ms,
+                policy=self.settings.health,
+                board=self.board,
             )
         except Exception:
             _log.exception("notify_loop_failed")

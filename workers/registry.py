@@ -12,7 +12,6 @@ is never stored in the database), and optionally ``managed_group_prefix`` and
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -35,11 +34,11 @@ class ConnectorRegistry:
         self,
         store: BlockingDatabase,
         settings: WorkerSettings,
-        environ: Mapping[str, str] | None = None,
+        environ: Mapping[str, str],
     ) -> None:
         self._store = store
         self._settings = settings
-        self._environ = os.environ if environ is None else environ
+        self._environ = environ
         self._cache: dict[int, tuple[bytes, Connector]] = {}
         self._lock = threading.Lock()
 

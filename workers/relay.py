@@ -15,8 +15,8 @@ claims it could not honour, so the next sweep tries again; until then commits do
 relay, so an outage costs one claim per sweep interval instead of one per commit.
 
 Several relays may run at once (API processes, ``printsync worker``): claims keep their batches
-apart. :func:`run_sweeper` is the relay of ``printsync worker``, run by Dramatiq's command line as
-a fork function; it only sweeps, since no commit of its own process wakes it.
+apart. :func:`run_sweeper` is the relay of ``printsync worker``, run in a fork process of Dramatiq's
+command line; it only sweeps, since no commit of its own process wakes it.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import structlog
 from storage import outbox
 from storage.blocking import BlockingDatabase
 from storage.errors import DatabaseUnavailable
-from storage.settings import get_settings as get_database_settings
-from workers.broker import setup
-from workers.settings import DAY_SECONDS, get_settings
+from storage.settings import DatabaseSettings
+from workers.actors import Actors
+from workers.settings import DAY_SECONDS, WorkerSettings
 
 _log = structlog.get_logger(__name__)
 
@@ -69,6 +69,25 @@ class Relay:
         self._next_prune = time.monotonic()
         self._resume_at = 0.0  # after a failed send, wake-ups wait until then
         self.sent = 0
+
+    @classmethod
+    def from_settings(
+        cls,
+        store: BlockingDatabase,
+        send: Send,
+        settings: WorkerSettings,
+        *,
+        after_pass: Callable[[], None] | None = None,
+    ) -> Relay:
+        return cls(
+            store,
+            send,
+            lease_seconds=settings.lease_seconds,
+            sweep_interval_seconds=settings.sweep_interval_seconds,
+            batch_size=settings.relay_batch_size,
+            prune_after_seconds=settings.done_retention_days * DAY_SECONDS,
+            after_pass=after_pass,
+        )
 
     def wake(self) -> None:
         """Ask for a pass now (cheap; safe from any thread, including the event loop)."""
@@ -159,23 +178,13 @@ class Relay:
             _log.info("outbox_pruned", effects=pruned)
 
 
-def run_sweeper() -> int:
-    """The sweeping relay of ``printsync worker`` (a Dramatiq fork function): configure the
-    broker from the environment, then sweep until the process is told to stop."""
-    settings = get_settings()
-    database = get_database_settings()
-    actors = setup()
+def run_sweeper(settings: WorkerSettings, database: DatabaseSettings, actors: Actors) -> int:
+    """The sweeping relay of ``printsync worker``, with the actors of this process: sweep until
+    the process is told to stop."""
     store = BlockingDatabase(
         database.database_url, busy_timeout_ms=database.database_busy_timeout_ms
     )
-    relay = Relay(
-        store,
-        actors.send,
-        lease_seconds=settings.lease_seconds,
-        sweep_interval_seconds=settings.sweep_interval_seconds,
-        batch_size=settings.relay_batch_size,
-        prune_after_seconds=settings.done_retention_days * DAY_SECONDS,
-    )
+    relay = Relay.from_settings(store, actors.send, settings)
     from workers.operations import Operations
 
     operations = Operations(

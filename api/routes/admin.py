@@ -47,7 +47,7 @@ def _json(data: Any, status: int = 200) -> Response:
 @router.get("/admin/tenants")
 async def list_tenant_health(request: Request) -> Response:
     services = _authorize(request)
-    healths = await health.read_all(services.db, health.get_policy())
+    healths = await health.read_all(services.db, services.settings.health)
     return _json({"tenants": [item.as_dict() for item in healths]})
 
 
@@ -58,7 +58,7 @@ async def tenant_health(request: Request, name: str) -> Response:
         tenant = await tenants.get(services.db, name)
     except TenantNotFound:
         return error_response(404, f"no tenant named {name}")
-    state = await health.read(services.db, tenant, health.get_policy())
+    state = await health.read(services.db, tenant, services.settings.health)
     mails = await notifications.recent(services.db, tenant.id)
     return _json(
         {

@@ -28,7 +28,7 @@ from storage.provisioning_log.entries import (
 )
 from storage.provisioning_log.query import DEFAULT_LIMIT, MAX_LIMIT, LogQuery, parse_time, search
 from storage.provisioning_log.retention import PRUNE_BATCH, prune
-from storage.provisioning_log.settings import LogSettings, get_settings
+from storage.provisioning_log.settings import LogSettings
 
 __all__ = [
     "CLIENT_ERROR",
@@ -51,7 +51,6 @@ __all__ = [
     "ScimActivity",
     "effect_entry",
     "entry",
-    "get_settings",
     "insert",
     "parse_time",
     "prune",

@@ -2,31 +2,22 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel
 
 
-class LogSettings(BaseSettings):
-    """``PRINTSYNC_PROVISIONING_LOG_*``: buffering and retention of the provisioning log."""
-
-    model_config = SettingsConfigDict(env_prefix="PRINTSYNC_PROVISIONING_LOG_", extra="ignore")
+class LogSettings(BaseModel):
+    """Buffering and retention of the provisioning log (``PRINTSYNC_PROVISIONING_LOG_*``, whose
+    ranges the composition root checks; the defaults here are the same)."""
 
     #: Entries older than this many days are deleted.
-    retention_days: float = Field(default=14, gt=0)
+    retention_days: float = 14
     #: At most this many entries are kept per tenant (the newest).
-    max_rows_per_tenant: int = Field(default=1_000_000, ge=1)
+    max_rows_per_tenant: int = 1_000_000
     #: The API writes its buffer at least this often...
-    flush_interval_seconds: float = Field(default=0.5, gt=0, le=60)
+    flush_interval_seconds: float = 0.5
     #: ...and as soon as this many entries wait (also the rows of one transaction).
-    flush_rows: int = Field(default=500, ge=1, le=10_000)
+    flush_rows: int = 500
     #: Entries the API keeps in memory while the database is unreachable; older ones are dropped.
-    buffer_rows: int = Field(default=100_000, ge=1)
+    buffer_rows: int = 100_000
     #: How often the flush task prunes the table.
-    prune_interval_seconds: float = Field(default=3600, gt=0)
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> LogSettings:
-    return LogSettings()
+    prune_interval_seconds: float = 3600

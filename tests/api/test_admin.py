@@ -86,6 +86,13 @@ def test_admin_endpoints_without_configured_token_refuse_everyone(sqlite_url: st
         assert response.json()["detail"] == "a valid admin token is required"
 
 
+def test_admin_endpoints_with_empty_token_refuse_everyone(sqlite_url: str) -> None:
+    # An empty PRINTSYNC_ADMIN_TOKEN means unset: the admin endpoints are off, not open.
+    for service in admin_service(sqlite_url, ""):
+        for headers in ({}, {"Authorization": "Bearer "}, {"Authorization": "Bearer"}):
+            assert service.http.get("/admin/tenants", headers=headers).status_code == 401
+
+
 def test_admin_tenants_lists_health_of_every_tenant(service: Service) -> None:
     service.tenant("acme")
     service.tenant("globex")

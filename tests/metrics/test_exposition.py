@@ -36,6 +36,7 @@ CHILD = textwrap.dedent(
     import os, sys
     from metrics import catalog, exposition
 
+    exposition.configure(os.environ[exposition.ENV_VAR])
     exposition.check_multiprocess_setup()
     for _ in range(int(sys.argv[1])):
         catalog.SCIM_REQUESTS.labels("Users", "POST", "201").inc()
@@ -78,16 +79,16 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 
 @pytest.fixture
-def multiproc_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def multiproc_dir(tmp_path: Path) -> Iterator[Path]:
     directory = exposition.prepare_multiproc_dir(tmp_path / "prometheus")
-    monkeypatch.setenv(exposition.ENV_VAR, str(directory))
-    return directory
+    exposition.configure(str(directory))
+    yield directory
+    exposition.configure(None)
 
 
 @pytest.fixture
-def single_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(exposition.ENV_VAR, raising=False)
-    monkeypatch.delenv("prometheus_multiproc_dir", raising=False)
+def single_process() -> None:
+    exposition.configure(None)
 
 
 @pytest.fixture
@@ -189,13 +190,13 @@ def test_check_multiprocess_setup_client_imported_before_env_raises(
         exposition.check_multiprocess_setup()
 
 
-def test_check_multiprocess_setup_missing_dir_raises(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv(exposition.ENV_VAR, str(tmp_path / "missing"))
-
-    with pytest.raises(RuntimeError, match="missing directory"):
-        exposition.check_multiprocess_setup()
+def test_check_multiprocess_setup_missing_dir_raises(tmp_path: Path) -> None:
+    exposition.configure(str(tmp_path / "missing"))
+    try:
+        with pytest.raises(RuntimeError, match="missing directory"):
+            exposition.check_multiprocess_setup()
+    finally:
+        exposition.configure(None)
 
 
 def test_check_multiprocess_setup_single_process_passes(single_process: None) -> None:

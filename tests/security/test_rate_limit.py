@@ -26,6 +26,7 @@ from api.app import create_app
 from api.errors import TooManyRequests
 from api.ratelimit import RateLimiter
 from api.settings import ApiSettings
+from printsync.settings import SettingsError, load
 from storage.database import Database
 from storage.settings import DatabaseSettings
 from tests.api.test_users import entra_user
@@ -195,11 +196,11 @@ def test_default_settings_sustained_entra_floor_never_refused(
 def test_settings_environment_sets_rate_and_burst(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRINTSYNC_RATE_LIMIT_PER_SECOND", "40.5")
     monkeypatch.setenv("PRINTSYNC_RATE_LIMIT_BURST", "80")
-    settings = ApiSettings()
+    settings = load().api()
     assert (settings.rate_limit_per_second, settings.rate_limit_burst) == (40.5, 80)
     monkeypatch.setenv("PRINTSYNC_RATE_LIMIT_PER_SECOND", "-1")
-    with pytest.raises(ValueError, match="rate_limit_per_second"):
-        ApiSettings()
+    with pytest.raises(SettingsError, match="PRINTSYNC_RATE_LIMIT_PER_SECOND: must be at least 0"):
+        load()
 
 
 # Over HTTP --------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from metrics.collectors import TenantHealth
+from printsync.settings import load
 from storage import clock, health, outbox, provisioning_log, tenants
 from storage.database import Database, in_transaction, open_database
 from storage.health import Health, HealthBoard, HealthPolicy, Numbers, assess
@@ -202,7 +203,7 @@ def test_assess_follows_policy_thresholds() -> None:
 def test_policy_reads_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRINTSYNC_HEALTH_FAILING_FAILURE_RATIO", "0.25")
     monkeypatch.setenv("PRINTSYNC_HEALTH_WINDOW_SECONDS", "600")
-    policy = HealthPolicy()
+    policy = load().health()
     assert policy.failing_failure_ratio == 0.25
     assert policy.window_seconds == 600
     assert policy.degraded_failure_ratio == 0.05

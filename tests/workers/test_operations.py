@@ -15,7 +15,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from printsync.cli import cli
 from storage import health, outbox
-from storage import settings as storage_settings
 from storage.health import HealthPolicy
 from tests.fakes.papercut import FakePaperCutServer
 from tests.fakes.papercut import papercut_server_fixture as papercut_server_fixture
@@ -57,11 +56,7 @@ def scrape_worker(port: int) -> Samples:
 
 def invoke(database_url: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("PRINTSYNC_DATABASE_URL", database_url)
-    storage_settings.get_settings.cache_clear()
-    try:
-        return CliRunner().invoke(cli, args)
-    finally:
-        storage_settings.get_settings.cache_clear()
+    return CliRunner().invoke(cli, args)
 
 
 @pytest.fixture

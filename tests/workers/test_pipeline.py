@@ -29,7 +29,6 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from storage import clock, ledger, outbox, tenants
-from storage import settings as storage_settings
 from storage.accounts import UserState, user_by_id
 from storage.blocking import BlockingDatabase
 from storage.scim.schema import PATCH_OP, PRINTSYNC_USER, USER
@@ -41,7 +40,7 @@ from tests.fakes.papercut import (
     papercut_server_fixture,  # noqa: F401
 )
 from tests.fakes.smtp import free_port
-from workers.__main__ import Pipeline
+from workers.pipeline import Pipeline
 from workers.settings import WorkerSettings
 
 T = TypeVar("T")
@@ -197,7 +196,7 @@ def make_site(database_url: str, probe: Probe) -> Iterator[Callable[..., Site]]:
     ) -> Site:
         pipeline = None
         if pipeline_settings is not None:
-            pipeline = Pipeline(pipeline_settings, database_url, worker=worker)
+            pipeline = Pipeline(pipeline_settings, database_url, environ=os.environ, worker=worker)
         app = create_app(
             make_app_settings(),
             DatabaseSettings(database_url=database_url),
@@ -396,7 +395,6 @@ def test_cli_lists_accounts_and_effects_and_retries_dead(
 
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     monkeypatch.setenv("PRINTSYNC_DATABASE_URL", database_url)
-    storage_settings.get_settings.cache_clear()
     site = make_site(settings())
     ledger_client, ledger_id = site.tenant()
     papercut_client, papercut_id = site.tenant(**papercut_config(papercut_server))
@@ -405,22 +403,17 @@ def test_cli_lists_accounts_and_effects_and_retries_dead(
     [dead] = eventually(lambda: site.probe.effects(papercut_id, "dead"))
     site.wait_settled(ledger_id)
     runner = CliRunner()
-    try:
-        listed = runner.invoke(cli, ["accounts", "list", "--tenant", ledger_client.name, "--json"])
-        dead_listed = runner.invoke(
-            cli, ["effects", "list", "--tenant", papercut_client.name, "--state", "dead", "--json"]
-        )
-        monkeypatch.setenv(TOKEN_ENV, DEFAULT_TOKEN)
-        retried = runner.invoke(
-            cli, ["effects", "retry", str(dead.id), "--tenant", papercut_client.name]
-        )
-        eventually(lambda: "jdoe@example.com" in papercut_server.users)
-        none_dead = runner.invoke(
-            cli, ["effects", "retry", "--dead", "--tenant", papercut_client.name]
-        )
-        usage = runner.invoke(cli, ["effects", "retry", "--tenant", papercut_client.name])
-    finally:
-        storage_settings.get_settings.cache_clear()
+    listed = runner.invoke(cli, ["accounts", "list", "--tenant", ledger_client.name, "--json"])
+    dead_listed = runner.invoke(
+        cli, ["effects", "list", "--tenant", papercut_client.name, "--state", "dead", "--json"]
+    )
+    monkeypatch.setenv(TOKEN_ENV, DEFAULT_TOKEN)
+    retried = runner.invoke(
+        cli, ["effects", "retry", str(dead.id), "--tenant", papercut_client.name]
+    )
+    eventually(lambda: "jdoe@example.com" in papercut_server.users)
+    none_dead = runner.invoke(cli, ["effects", "retry", "--dead", "--tenant", papercut_client.name])
+    usage = runner.invoke(cli, ["effects", "retry", "--tenant", papercut_client.name])
 
     assert listed.exit_code == 0, listed.output
     [row] = orjson.loads(listed.stdout)
@@ -704,7 +697,7 @@ def test_redis_worker_killed_mid_effect_sweeper_redelivers_without_duplicate(
     tenant_id, name, token = probe.create_tenant(**papercut_config(papercut_server))
     papercut_server.set_hang(30)  # the first call of the first attempt never returns
     app_settings = settings(broker_url=REDIS_URL, queue_name=redis_queue)
-    pipeline = Pipeline(app_settings, sqlite_url, worker=False)
+    pipeline = Pipeline(app_settings, sqlite_url, environ=os.environ, worker=False)
     app = create_app(
         make_app_settings(), DatabaseSettings(database_url=sqlite_url), on_start=pipeline.attach
     )
@@ -742,7 +735,10 @@ def test_rabbitmq_broker_round_trip_reaches_ledger(sqlite_url: str) -> None:
     probe = Probe(sqlite_url)
     tenant_id, name, token = probe.create_tenant()
     pipeline = Pipeline(
-        settings(broker_url=RABBITMQ_URL, queue_name=queue), sqlite_url, worker=True
+        settings(broker_url=RABBITMQ_URL, queue_name=queue),
+        sqlite_url,
+        environ=os.environ,
+        worker=True,
     )
     app = create_app(
         make_app_settings(), DatabaseSettings(database_url=sqlite_url), on_start=pipeline.attach

@@ -1,0 +1,35 @@
+"""The API alone, without the effects pipeline (``printsync serve`` runs both).
+
+``python -m printsync.asgi`` serves it on ``PRINTSYNC_HOST:PRINTSYNC_PORT``; an ASGI server that
+builds its own app calls :func:`create_app` (``uvicorn --factory printsync.asgi:create_app``).
+Either way the settings are validated first: a bad value stops the process with one line naming
+the variable and its rule, exit status 2.
+"""
+
+from __future__ import annotations
+
+import uvicorn
+from fastapi import FastAPI
+
+from api import app
+from printsync.terminal import start_process
+
+
+def create_app() -> FastAPI:
+    """The ASGI app of this process's settings."""
+    settings = start_process()
+    return app.create_app(settings.api(), settings.database())
+
+
+def main() -> None:
+    settings = start_process()
+    uvicorn.run(
+        app.create_app(settings.api(), settings.database()),
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+    )
+
+
+if __name__ == "__main__":
+    main()
