@@ -232,7 +232,7 @@ async def run_broker(broker: str, args: argparse.Namespace) -> list[Result]:
             embedded_worker_threads=args.threads,
             sweep_interval_seconds=1.0,
         )
-        pipeline = Pipeline(settings, url, worker=broker == "embedded")
+        pipeline = Pipeline(settings, url, environ=os.environ, worker=broker == "embedded")
         db = await open_database(url, pool_size=8)
         pipeline.attach(db)
         context = (

@@ -19,6 +19,7 @@ import argparse
 import os
 import signal
 import threading
+from collections.abc import Mapping
 from types import FrameType
 
 import dramatiq
@@ -48,6 +49,7 @@ class Pipeline:
         settings: WorkerSettings,
         database_url: str,
         *,
+        environ: Mapping[str, str],
         busy_timeout_ms: int = 5000,
         worker: bool | None = None,
     ) -> None:
@@ -55,7 +57,7 @@ class Pipeline:
         self.run_worker = settings.embedded if worker is None else worker
         self.broker = build_broker(settings)
         self.effects = Effects.from_settings(
-            settings, database_url, busy_timeout_ms=busy_timeout_ms
+            settings, database_url, environ, busy_timeout_ms=busy_timeout_ms
         )
         self.actors: Actors = declare(self.broker, self.effects, settings)
         self.store = BlockingDatabase(database_url, busy_timeout_ms=busy_timeout_ms)
@@ -79,7 +81,10 @@ class Pipeline:
     def from_environment(cls) -> Pipeline:
         database = get_database_settings()
         return cls(
-            get_settings(), database.database_url, busy_timeout_ms=database.database_busy_timeout_ms
+            get_settings(),
+            database.database_url,
+            environ=os.environ,
+            busy_timeout_ms=database.database_busy_timeout_ms,
         )
 
     def start(self) -> None:

@@ -17,6 +17,7 @@ the broker, makes it the global one, and declares the actors on it.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import dramatiq
@@ -121,7 +122,10 @@ def setup() -> Actors:
     dramatiq.set_broker(broker)
     database = get_database_settings()
     effects = Effects.from_settings(
-        settings, database.database_url, busy_timeout_ms=database.database_busy_timeout_ms
+        settings,
+        database.database_url,
+        os.environ,
+        busy_timeout_ms=database.database_busy_timeout_ms,
     )
     broker.add_middleware(CloseEffects(effects))
     actors = declare(broker, effects, settings)

@@ -30,7 +30,7 @@ configuration) makes it ``dead`` at once and is re-raised for the actor's ``thro
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -43,8 +43,8 @@ from storage import accounts, clock, outbox, provisioning_log
 from storage.blocking import BlockingDatabase
 from storage.errors import DatabaseUnavailable, TenantNotFound
 from workers.connectors import Connector, PrintAccount
+from workers.connectors.registry import ConnectorRegistry
 from workers.errors import DownstreamError, PermanentError, TransientError
-from workers.registry import ConnectorRegistry
 from workers.settings import WorkerSettings
 
 _log = structlog.get_logger(__name__)
@@ -87,10 +87,15 @@ class Effects:
 
     @classmethod
     def from_settings(
-        cls, settings: WorkerSettings, database_url: str, *, busy_timeout_ms: int = 5000
+        cls,
+        settings: WorkerSettings,
+        database_url: str,
+        environ: Mapping[str, str],
+        *,
+        busy_timeout_ms: int = 5000,
     ) -> Effects:
         store = BlockingDatabase(database_url, busy_timeout_ms=busy_timeout_ms)
-        return cls(store, ConnectorRegistry(store, settings), settings)
+        return cls(store, ConnectorRegistry(store, settings, environ), settings)
 
     def close(self) -> None:
         self.store.close()

@@ -197,7 +197,7 @@ def make_site(database_url: str, probe: Probe) -> Iterator[Callable[..., Site]]:
     ) -> Site:
         pipeline = None
         if pipeline_settings is not None:
-            pipeline = Pipeline(pipeline_settings, database_url, worker=worker)
+            pipeline = Pipeline(pipeline_settings, database_url, environ=os.environ, worker=worker)
         app = create_app(
             make_app_settings(),
             DatabaseSettings(database_url=database_url),
@@ -704,7 +704,7 @@ def test_redis_worker_killed_mid_effect_sweeper_redelivers_without_duplicate(
     tenant_id, name, token = probe.create_tenant(**papercut_config(papercut_server))
     papercut_server.set_hang(30)  # the first call of the first attempt never returns
     app_settings = settings(broker_url=REDIS_URL, queue_name=redis_queue)
-    pipeline = Pipeline(app_settings, sqlite_url, worker=False)
+    pipeline = Pipeline(app_settings, sqlite_url, environ=os.environ, worker=False)
     app = create_app(
         make_app_settings(), DatabaseSettings(database_url=sqlite_url), on_start=pipeline.attach
     )
@@ -742,7 +742,10 @@ def test_rabbitmq_broker_round_trip_reaches_ledger(sqlite_url: str) -> None:
     probe = Probe(sqlite_url)
     tenant_id, name, token = probe.create_tenant()
     pipeline = Pipeline(
-        settings(broker_url=RABBITMQ_URL, queue_name=queue), sqlite_url, worker=True
+        settings(broker_url=RABBITMQ_URL, queue_name=queue),
+        sqlite_url,
+        environ=os.environ,
+        worker=True,
     )
     app = create_app(
         make_app_settings(), DatabaseSettings(database_url=sqlite_url), on_start=pipeline.attach
