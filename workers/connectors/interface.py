@@ -142,8 +142,8 @@ class BuildContext:
     """What a connector may use when it is built for one tenant.
 
     ``secrets`` maps variable names to values (the worker's process environment, handed down by
-    the composition root): a configuration names the variable that holds a secret, never the
-    secret itself.
+    the process's entry point): a configuration names the variable that holds a secret, never
+    the secret itself.
     """
 
     tenant_id: int

@@ -51,8 +51,8 @@ class ConnectorRegistry:
     """Builds and caches the connector of each tenant.
 
     ``environ`` is the secrets mapping in which configurations look up the variables they name
-    (PaperCut's auth token); the composition root passes the process environment. ``plugins``
-    defaults to :data:`PLUGINS`.
+    (PaperCut's auth token): the process's entry point passes the process environment, and
+    nothing here falls back to it. ``plugins`` defaults to :data:`PLUGINS`.
     """
 
     def __init__(
