@@ -152,7 +152,7 @@ async def phase(
     patience: float,
     writers: int = 8,
 ) -> Result:
-    tenant, _ = await tenants.create(db, f"{name}-{uuid.uuid4().hex[:6]}")
+    tenant, _ = await tenants.create(db, f"{name}-{uuid.uuid4().hex[:6]}", connector="ledger")
     await create_users(db, tenant.id, count, uuid.uuid4().hex[:6], rate, writers)
     done = await wait_done(db, tenant.id, count, patience)
     latencies = [

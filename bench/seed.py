@@ -363,7 +363,7 @@ def create_tenant(database_url: str, name: str) -> tuple[int, str]:
     async def work() -> tuple[int, str]:
         db = await open_database(database_url, pool_size=1)
         try:
-            tenant, token = await tenants.create(db, name)
+            tenant, token = await tenants.create(db, name, connector="ledger")
             return tenant.id, token
         finally:
             await db.close()

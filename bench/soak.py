@@ -378,7 +378,7 @@ async def _create_tenants(url: str, count: int) -> list[tuple[str, str]]:
     try:
         created = []
         for index in range(count):
-            tenant, token = await tenants.create(db, f"soak-{index}")
+            tenant, token = await tenants.create(db, f"soak-{index}", connector="ledger")
             created.append((tenant.name, token))
         return created
     finally:

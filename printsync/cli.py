@@ -9,12 +9,11 @@ its rule, exit status 2.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import click
 import orjson
 
-from printsync import effects_commands, ops_commands, pipeline_process
+from printsync import connector_options, effects_commands, ops_commands, pipeline_process
 from printsync.terminal import Column, Group, emit, run, settings, table
 from storage import migrate, tenants
 from storage.database import Database, parse_url
@@ -54,32 +53,17 @@ def tenant() -> None:
 @tenant.command("create")
 @click.argument("name")
 @click.option("--notify", multiple=True, help="Failure-notification recipient (repeatable).")
-@click.option(
-    "--connector", type=click.Choice(list(tenants.CONNECTORS)), default="ledger", show_default=True
-)
-@click.option("--papercut-url", default=None, help="PaperCut server, e.g. http://host:9191.")
-@click.option(
-    "--papercut-token-env",
-    default=None,
-    help="Name of the environment variable holding the PaperCut auth token.",
-)
+@connector_options.options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def tenant_create(
     name: str,
     notify: tuple[str, ...],
     connector: str,
-    papercut_url: str | None,
-    papercut_token_env: str | None,
     as_json: bool,
+    **values: str | None,
 ) -> None:
     """Create a tenant; print its Tenant URL and Secret Token (shown only once)."""
-    config: dict[str, Any] = {}
-    if connector == "papercut":
-        if not papercut_url or not papercut_token_env:
-            raise click.UsageError(
-                "--connector papercut needs --papercut-url and --papercut-token-env"
-            )
-        config = {"url": papercut_url, "token_env": papercut_token_env}
+    config = connector_options.config(connector, values)
 
     async def work(db: Database) -> tuple[tenants.Tenant, str]:
         return await tenants.create(

@@ -166,12 +166,6 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             ).where(tenants.c.id == p("id")),
             dialect,
         ),
-        "tenant_by_name": compile_core(
-            sa.select(
-                tenants.c.id, tenants.c.name, tenants.c.connector, tenants.c.connector_config
-            ).where(tenants.c.name == p("name")),
-            dialect,
-        ),
     }
 
 
@@ -247,12 +241,4 @@ async def tenant_connector(db: Database, tenant_id: int) -> TenantConnector:
         row = await conn.fetchone(_statements(db.dialect)["tenant"], {"id": tenant_id})
     if row is None:
         raise TenantNotFound(str(tenant_id))
-    return _tenant(row)
-
-
-async def tenant_by_name(db: Database, name: str) -> TenantConnector:
-    async with db.reader() as conn:
-        row = await conn.fetchone(_statements(db.dialect)["tenant_by_name"], {"name": name})
-    if row is None:
-        raise TenantNotFound(name)
     return _tenant(row)

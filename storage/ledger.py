@@ -1,9 +1,10 @@
 """The built-in print-account ledger: print accounts and groups kept in printsync's own database.
 
-It is the default connector's system of record, for tenants without a PaperCut server, and it
-behaves like one: usernames and group names compare case-insensitively, every write converges to
-the state it is given (so repeating it changes nothing), and operations on an account or group that
-does not exist are no-ops where the print system would treat them as done.
+It is the system of record of the built-in ledger connector, for tenants without a print server
+of their own, and it behaves like one: usernames and group names compare case-insensitively,
+every write converges to the state it is given (so repeating it changes nothing), and operations
+on an account or group that does not exist are no-ops where the print system would treat them as
+done.
 
 A deleted account is kept as a tombstone: with ``redact`` its personal data is erased and its
 username replaced, so the name is free again; without it the row is removed. A user's groups are a

@@ -35,7 +35,7 @@ tenants = sa.Table(
     sa.Column("previous_token_expires_at", Timestamp, nullable=True),
     sa.Column("disabled", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("notify", sa.Text, nullable=False, server_default="[]"),
-    sa.Column("connector", sa.String(32), nullable=False, server_default="ledger"),
+    sa.Column("connector", sa.String(32), nullable=False),
     sa.Column("connector_config", sa.Text, nullable=False, server_default="{}"),
     sa.Column("created_at", Timestamp, nullable=False),
 )
@@ -207,7 +207,7 @@ notification_effects = sa.Table(
     sa.Index("ix_notification_effects_notification_id", "notification_id"),
 )
 
-# The built-in print-account ledger (the default connector) ---------------------------------------
+# The built-in print-account ledger (one connector's system of record) -----------------------------
 
 print_accounts = sa.Table(
     "print_accounts",

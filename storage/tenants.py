@@ -3,6 +3,10 @@
 A token is 256 random bits, shown once when it is created and stored only as its SHA-256 hash.
 Lookups go by hash; the final comparison is constant-time. A rotation may keep the previous token
 valid for an overlap period so a running Entra job is not cut off mid-cycle.
+
+A tenant's connector is a name and a JSON configuration that storage keeps as given: which
+connectors exist, which one is the default and what their configurations hold is the workers'
+business (``workers.connectors``), checked by the caller before it gets here.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -27,7 +32,7 @@ from storage.sql import Dialect, Statement, compile_core
 
 TOKEN_PREFIX = "pst_"  # noqa: S105 (a public prefix, not a secret)
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-CONNECTORS = ("ledger", "papercut")
+CONNECTOR_MAX_LENGTH = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,18 +154,25 @@ def validate_name(name: str) -> str:
     return name
 
 
+def _validate_connector(connector: str) -> None:
+    if not connector or len(connector) > CONNECTOR_MAX_LENGTH:
+        raise InvalidValue(f"connector name must be 1-{CONNECTOR_MAX_LENGTH} characters")
+
+
 async def create(
     db: Database,
     name: str,
     *,
+    connector: str,
+    connector_config: Mapping[str, Any] | None = None,
     notify: tuple[str, ...] = (),
-    connector: str = "ledger",
-    connector_config: dict[str, Any] | None = None,
 ) -> tuple[Tenant, str]:
-    """Create a tenant and return it with its token (the only time the token is known)."""
+    """Create a tenant and return it with its token (the only time the token is known).
+
+    ``connector`` names the tenant's connector and ``connector_config`` is its configuration
+    (a JSON object), both validated by the caller."""
     validate_name(name)
-    if connector not in CONNECTORS:
-        raise InvalidValue(f"connector must be one of {', '.join(CONNECTORS)}")
+    _validate_connector(connector)
     token = generate_token()
     statements = _statements(db.dialect)
     try:
@@ -173,7 +185,7 @@ async def create(
                     "disabled": False,
                     "notify": orjson.dumps(list(notify)).decode(),
                     "connector": connector,
-                    "connector_config": orjson.dumps(connector_config or {}).decode(),
+                    "connector_config": orjson.dumps(dict(connector_config or {})).decode(),
                     "now": clock.stamp(),
                 },
             )
@@ -253,9 +265,9 @@ async def set_notify(db: Database, name: str, notify: tuple[str, ...]) -> None:
         )
 
 
-async def set_connector(db: Database, name: str, connector: str, config: dict[str, Any]) -> None:
-    if connector not in CONNECTORS:
-        raise InvalidValue(f"connector must be one of {', '.join(CONNECTORS)}")
+async def set_connector(db: Database, name: str, connector: str, config: Mapping[str, Any]) -> None:
+    """Give the tenant another connector or configuration, validated by the caller."""
+    _validate_connector(connector)
     await _row(db, name)
     async with db.transaction() as conn:
         await conn.execute(
@@ -263,7 +275,7 @@ async def set_connector(db: Database, name: str, connector: str, config: dict[st
             {
                 "name": name,
                 "connector": connector,
-                "connector_config": orjson.dumps(config).decode(),
+                "connector_config": orjson.dumps(dict(config)).decode(),
             },
         )
 

@@ -134,13 +134,15 @@ def postgres_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return fresh_database("postgresql", request, tmp_path)
 
 
-def create_tenant(database_url: str, name: str, **options: Any) -> str:
+def create_tenant(
+    database_url: str, name: str, *, connector: str = "ledger", **options: Any
+) -> str:
     """Create a tenant directly in storage; returns its token."""
 
     async def work() -> str:
         db = await open_database(database_url, pool_size=1)
         try:
-            _, token = await tenants.create(db, name, **options)
+            _, token = await tenants.create(db, name, connector=connector, **options)
             return token
         finally:
             await db.close()

@@ -51,8 +51,8 @@ from storage.database import Connection
 from storage.errors import DatabaseUnavailable, TenantNotFound
 from storage.sql import Dialect
 from workers.connectors import Connector, PrintAccount
+from workers.connectors.registry import ConnectorRegistry
 from workers.errors import DownstreamError, PermanentError, TransientError
-from workers.registry import ConnectorRegistry
 from workers.settings import WorkerSettings
 
 _log = structlog.get_logger(__name__)

@@ -459,7 +459,7 @@ class Probe:
         notify: tuple[str, ...] = (),
         token_env: str = TOKEN_ENV,
     ) -> TenantRef:
-        options: dict[str, Any] = {"notify": notify}
+        options: dict[str, Any] = {"notify": notify, "connector": connector}
         if connector == "papercut":
             assert papercut is not None
             options.update(

@@ -201,7 +201,7 @@ def test_count_above_cap_is_capped_and_announced(sqlite_url: str) -> None:
     async def fill() -> str:
         db = await open_database(sqlite_url)
         try:
-            tenant, token = await tenants.create(db, "acme")
+            tenant, token = await tenants.create(db, "acme", connector="ledger")
             for index in range(cap + 1):
                 await users.create(
                     db,

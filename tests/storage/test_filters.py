@@ -294,7 +294,7 @@ def load(engine: sa.Engine) -> None:
     stamp = "2024-01-01T00:00:00.000000Z"
     with engine.begin() as conn:
         conn.execute(
-            tenants.insert(),
+            tenants.insert().values(connector="ledger"),
             [
                 {"id": 1, "name": "one", "token_hash": "a" * 64, "created_at": stamp},
                 {"id": 2, "name": "two", "token_hash": "b" * 64, "created_at": stamp},

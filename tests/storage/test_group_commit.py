@@ -36,7 +36,7 @@ def test_concurrent_writes_share_a_commit_and_fail_alone(tmp_path: Path) -> None
 
     async def scenario() -> list[Any]:
         db = SQLiteDatabase(str(path))
-        tenant, _ = await tenants.create(db, "t")
+        tenant, _ = await tenants.create(db, "t", connector="ledger")
         await users.create(db, tenant.id, _body("taken@example.com"), base=BASE)
         commits = 0
         original = db._commit_group
@@ -74,7 +74,7 @@ def test_a_member_answers_only_after_the_shared_commit(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         db = SQLiteDatabase(str(path))
-        tenant, _ = await tenants.create(db, "t")
+        tenant, _ = await tenants.create(db, "t", connector="ledger")
 
         async def create_then_look(name: str) -> None:
             await users.create(db, tenant.id, _body(name), base=BASE)
@@ -93,7 +93,7 @@ def test_the_only_member_failing_rolls_back_and_frees_the_lock(tmp_path: Path) -
 
     async def scenario() -> None:
         db = SQLiteDatabase(str(path))
-        tenant, _ = await tenants.create(db, "t")
+        tenant, _ = await tenants.create(db, "t", connector="ledger")
         await users.create(db, tenant.id, _body("u@example.com"), base=BASE)
         with pytest.raises(Uniqueness):
             await users.create(db, tenant.id, _body("u@example.com"), base=BASE)

@@ -232,7 +232,7 @@ def requests(
 
 def test_read_moves_from_healthy_to_failing_and_back_with_reason(database_url: str) -> None:
     async def work(db: Database) -> list[Health]:
-        acme, _ = await tenants.create(db, "acme")
+        acme, _ = await tenants.create(db, "acme", connector="ledger")
         await provisioning_log.write(db, requests(acme.id, "success", 20, 50))
         before = await health.read(db, acme, POLICY, NOW)
         await provisioning_log.write(db, requests(acme.id, "client_error", 30, 10))
@@ -261,8 +261,8 @@ def test_read_moves_from_healthy_to_failing_and_back_with_reason(database_url: s
 
 def test_read_counts_effects_and_pending_age_from_outbox(database_url: str) -> None:
     async def work(db: Database) -> tuple[Health, Health]:
-        acme, _ = await tenants.create(db, "acme")
-        quiet, _ = await tenants.create(db, "quiet")
+        acme, _ = await tenants.create(db, "acme", connector="ledger")
+        quiet, _ = await tenants.create(db, "quiet", connector="ledger")
         created = clock.now() - timedelta(minutes=7)
         async with db.transaction() as conn:
             for number in range(4):
@@ -309,8 +309,8 @@ def test_read_counts_effects_and_pending_age_from_outbox(database_url: str) -> N
 
 def test_board_rows_report_latest_state_per_tenant(sqlite_url: str) -> None:
     async def work(db: Database) -> list[TenantHealth]:
-        acme, _ = await tenants.create(db, "acme")
-        globex, _ = await tenants.create(db, "globex")
+        acme, _ = await tenants.create(db, "acme", connector="ledger")
+        globex, _ = await tenants.create(db, "globex", connector="ledger")
         await provisioning_log.write(db, requests(acme.id, "server_error", 12, 1, clock.now()))
         await provisioning_log.write(db, requests(globex.id, "success", 1, 0, LAST_SUCCESS))
         board = HealthBoard()

@@ -1,12 +1,18 @@
-"""Migrations that move data: 0004 counts the users and groups a database already holds."""
+"""Migrations that move data: 0004 counts the users and groups a database already holds; 0005
+drops the connector default and keeps the tenants."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from storage import migrate
+from tests.conftest import POSTGRES_ADMIN_URL, reachable, require
 
 
 def test_0004_counts_existing_users_and_groups(tmp_path: Path) -> None:
@@ -50,3 +56,75 @@ def test_0004_counts_existing_users_and_groups(tmp_path: Path) -> None:
         ).all()
     engine.dispose()
     assert [tuple(row) for row in rows] == [(1, "User", 3), (2, "Group", 1), (2, "User", 2)]
+
+
+@contextmanager
+def empty_database(kind: str, tmp_path: Path) -> Iterator[str]:
+    """The URL of a database without any table, on SQLite or on the real PostgreSQL server."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.sqlite3'}"
+        return
+    server = sa.make_url(POSTGRES_ADMIN_URL)
+    require("PostgreSQL", reachable(server.host or "127.0.0.1", server.port or 5432))
+    admin = sa.create_engine(
+        server.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
+    )
+    name = f"printsync_migration_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_0005_drops_connector_default_and_keeps_tenants(kind: str, tmp_path: Path) -> None:
+    with empty_database(kind, tmp_path) as url:
+        migrate.upgrade(url, "0004")
+        engine = sa.create_engine(
+            url if kind == "sqlite" else sa.make_url(url).set(drivername="postgresql+psycopg")
+        )
+        now = "2026-01-01T00:00:00.000000Z"
+        insert = sa.text(
+            "INSERT INTO tenants (id, name, token_hash, created_at) VALUES (1, 'old', :hash, :now)"
+        )
+        with engine.begin() as conn:
+            conn.execute(insert, {"hash": "1" * 64, "now": now})
+            conn.execute(
+                sa.text(
+                    "INSERT INTO tenants (id, name, token_hash, connector, connector_config,"
+                    " created_at) VALUES (2, 'pc', :hash, 'papercut', :config, :now)"
+                ),
+                {"hash": "2" * 64, "config": '{"url": "http://pc:9191"}', "now": now},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO users (tenant_id, id, user_name, user_name_ci, active, version,"
+                    " created_at, last_modified, doc) VALUES (1, 'u1', 'a', 'a', true, 1,"
+                    " :now, :now, '{}')"
+                ),
+                {"now": now},
+            )
+        migrate.upgrade(url)
+        with engine.connect() as conn:
+            kept = conn.execute(
+                sa.text("SELECT id, name, connector, connector_config FROM tenants ORDER BY id")
+            ).all()
+            users = conn.execute(sa.text("SELECT tenant_id, id FROM users")).all()
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO tenants (id, name, token_hash, created_at)"
+                    " VALUES (3, 'new', :hash, :now)"
+                ),
+                {"hash": "3" * 64, "now": now},
+            )
+        engine.dispose()
+    assert [tuple(row) for row in kept] == [
+        (1, "old", "ledger", "{}"),
+        (2, "pc", "papercut", '{"url": "http://pc:9191"}'),
+    ]
+    assert [tuple(row) for row in users] == [(1, "u1")]

@@ -59,7 +59,7 @@ def scim(
 
 def test_flush_buffered_requests_written_with_results_from_status(database_url: str) -> None:
     async def work(db: Database) -> list[Entry]:
-        tenant, _ = await tenants.create(db, "acme")
+        tenant, _ = await tenants.create(db, "acme", connector="ledger")
         buffer = LogBuffer(LogSettings())
         buffer.append(tenant.id, "POST /Users", 201, target_id="u1", target_name="Ada@Acme.com")
         buffer.append(
@@ -88,7 +88,7 @@ def test_flush_buffered_requests_written_with_results_from_status(database_url: 
 
 def test_flush_more_than_a_batch_writes_one_batch_per_call(database_url: str) -> None:
     async def work(db: Database) -> tuple[int, int, int, int]:
-        tenant, _ = await tenants.create(db, "acme")
+        tenant, _ = await tenants.create(db, "acme", connector="ledger")
         buffer = LogBuffer(LogSettings(flush_rows=75))
         for number in range(160):
             buffer.append(tenant.id, "PATCH /Users", 200, target_id=f"u{number}")
@@ -103,7 +103,7 @@ def test_flush_more_than_a_batch_writes_one_batch_per_call(database_url: str) ->
 
 def test_append_when_buffer_full_drops_oldest_and_counts_them(sqlite_url: str) -> None:
     async def work(db: Database) -> tuple[int, list[str]]:
-        tenant, _ = await tenants.create(db, "acme")
+        tenant, _ = await tenants.create(db, "acme", connector="ledger")
         buffer = LogBuffer(LogSettings(buffer_rows=5))
         for number in range(8):
             buffer.append(tenant.id, "PATCH /Users", 200, target_id=f"u{number}")
@@ -143,7 +143,7 @@ class FlakyDatabase:
 
 def test_flush_when_database_fails_keeps_batch_and_writes_it_later(sqlite_url: str) -> None:
     async def work(db: Database) -> tuple[int, int, int]:
-        tenant, _ = await tenants.create(db, "acme")
+        tenant, _ = await tenants.create(db, "acme", connector="ledger")
         flaky = FlakyDatabase(db, failures=2)
         buffer = LogBuffer(LogSettings(flush_rows=2))
         for number in range(3):
@@ -160,7 +160,7 @@ def test_flush_when_database_fails_keeps_batch_and_writes_it_later(sqlite_url: s
 
 def test_flush_when_batch_fails_three_times_drops_it(sqlite_url: str) -> None:
     async def work(db: Database) -> tuple[int, int]:
-        tenant, _ = await tenants.create(db, "acme")
+        tenant, _ = await tenants.create(db, "acme", connector="ledger")
         flaky = FlakyDatabase(db, failures=3)
         buffer = LogBuffer(LogSettings(flush_rows=2))
         for number in range(3):
@@ -176,7 +176,7 @@ def test_flush_when_batch_fails_three_times_drops_it(sqlite_url: str) -> None:
 
 def test_run_task_flushes_within_interval_and_close_drains(database_url: str) -> None:
     async def work(db: Database) -> tuple[int, int]:
-        tenant, _ = await tenants.create(db, "acme")
+        tenant, _ = await tenants.create(db, "acme", connector="ledger")
         buffer = LogBuffer(LogSettings(flush_interval_seconds=0.05))
         buffer.start(db)
         buffer.append(tenant.id, "POST /Groups", 201, target_id="g1", target_name="Staff")
@@ -194,7 +194,7 @@ def test_run_task_flushes_within_interval_and_close_drains(database_url: str) ->
 
 def test_run_task_full_batch_wakes_flush_before_interval(sqlite_url: str) -> None:
     async def work(db: Database) -> int:
-        tenant, _ = await tenants.create(db, "acme")
+        tenant, _ = await tenants.create(db, "acme", connector="ledger")
         buffer = LogBuffer(LogSettings(flush_interval_seconds=30, flush_rows=10))
         buffer.start(db)
         await asyncio.sleep(0)
@@ -213,8 +213,8 @@ def test_run_task_full_batch_wakes_flush_before_interval(sqlite_url: str) -> Non
 
 def test_search_user_by_name_finds_its_whole_life_across_sources(database_url: str) -> None:
     async def work(db: Database) -> tuple[list[Entry], list[Entry], list[Entry]]:
-        acme, _ = await tenants.create(db, "acme")
-        other, _ = await tenants.create(db, "other")
+        acme, _ = await tenants.create(db, "acme", connector="ledger")
+        other, _ = await tenants.create(db, "other", connector="ledger")
         await provisioning_log.write(
             db,
             [
@@ -305,7 +305,7 @@ def test_search_user_by_name_finds_its_whole_life_across_sources(database_url: s
 
 def test_search_filters_result_and_time_range_newest_first(database_url: str) -> None:
     async def work(db: Database) -> tuple[list[Entry], list[Entry], list[Entry]]:
-        acme, _ = await tenants.create(db, "acme")
+        acme, _ = await tenants.create(db, "acme", connector="ledger")
         await provisioning_log.write(
             db,
             [
@@ -345,7 +345,7 @@ def test_query_with_bad_result_or_limit_is_refused() -> None:
 
 def test_prune_removes_entries_past_retention(database_url: str) -> None:
     async def work(db: Database) -> tuple[int, list[str]]:
-        acme, _ = await tenants.create(db, "acme")
+        acme, _ = await tenants.create(db, "acme", connector="ledger")
         await provisioning_log.write(
             db,
             [
@@ -370,8 +370,8 @@ def test_prune_removes_entries_past_retention(database_url: str) -> None:
 
 def test_prune_keeps_only_newest_rows_per_tenant(database_url: str) -> None:
     async def work(db: Database) -> tuple[int, list[int], int]:
-        acme, _ = await tenants.create(db, "acme")
-        small, _ = await tenants.create(db, "small")
+        acme, _ = await tenants.create(db, "acme", connector="ledger")
+        small, _ = await tenants.create(db, "small", connector="ledger")
         await provisioning_log.write(
             db,
             [
@@ -416,7 +416,7 @@ def test_clean_error_masks_secrets_and_truncates() -> None:
 
 def test_buffered_error_text_is_cleaned_when_written(sqlite_url: str) -> None:
     async def work(db: Database) -> Entry:
-        acme, _ = await tenants.create(db, "acme")
+        acme, _ = await tenants.create(db, "acme", connector="ledger")
         buffer = LogBuffer()
         buffer.append(
             acme.id,
@@ -447,7 +447,7 @@ def test_parse_time_accepts_iso_and_durations() -> None:
 
 def test_effect_entry_logs_outcome_under_effect_subject(database_url: str) -> None:
     async def work(db: Database) -> list[Entry]:
-        acme, _ = await tenants.create(db, "acme")
+        acme, _ = await tenants.create(db, "acme", connector="ledger")
         async with db.transaction() as conn:
             await outbox.record(
                 conn,

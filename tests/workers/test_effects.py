@@ -26,9 +26,9 @@ from tests.fakes.papercut import (
 )
 from workers import effects as effects_module
 from workers.broker import build_broker
+from workers.connectors.registry import ConnectorRegistry
 from workers.effects import Effects
 from workers.errors import PermanentError
-from workers.registry import ConnectorRegistry
 from workers.settings import WorkerSettings
 
 T = TypeVar("T")

@@ -79,8 +79,8 @@ def test_run_once_dead_effects_send_one_digest_to_tenant_recipients(
     database_url: str, smtp_server: FakeSmtpServer
 ) -> None:
     async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
-        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
-        await tenants.create(db, "globex", notify=("ops@globex.example",))
+        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
+        await tenants.create(db, "globex", connector="ledger", notify=("ops@globex.example",))
         await dead_effects(db, acme, "ada@acme.com", "bob@acme.com")
         now = clock.now()
         first = await once(db, smtp_server, now)
@@ -109,7 +109,7 @@ def test_run_once_smtp_down_then_up_delivers_digest_once(
     sqlite_url: str, smtp_server: FakeSmtpServer
 ) -> None:
     async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
-        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
         await dead_effects(db, acme, "ada@acme.com")
         now = clock.now()
         smtp_server.stop()
@@ -132,7 +132,7 @@ def test_run_once_smtp_down_then_up_delivers_digest_once(
 
 def test_run_once_same_message_id_on_retry(sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
     async def work(db: Database) -> list[notifications.Notification]:
-        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
         await dead_effects(db, acme, "ada@acme.com")
         now = clock.now()
         smtp_server.data_reply = "451 4.3.0 try again later"
@@ -151,7 +151,7 @@ def test_run_once_new_failures_wait_for_next_window_and_old_ones_are_not_repeate
     sqlite_url: str, smtp_server: FakeSmtpServer
 ) -> None:
     async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
-        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
         await dead_effects(db, acme, "ada@acme.com")
         now = clock.now()
         first = await once(db, smtp_server, now)
@@ -174,7 +174,7 @@ def test_run_once_across_window_boundary_still_one_digest_per_window_length(
     sqlite_url: str, smtp_server: FakeSmtpServer
 ) -> None:
     async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
-        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
         await dead_effects(db, acme, "ada@acme.com")
         hour = 3600
         boundary = datetime.fromtimestamp((clock.now().timestamp() // hour + 2) * hour, tz=UTC)
@@ -195,7 +195,7 @@ def test_run_once_tenant_heals_sends_one_recovery_mail(
     database_url: str, smtp_server: FakeSmtpServer
 ) -> None:
     async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
-        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
         await dead_effects(db, acme, "ada@acme.com")
         now = clock.now()
         await once(db, smtp_server, now)
@@ -224,7 +224,7 @@ def test_run_once_failing_requests_send_digest_with_reason_and_requests(
     sqlite_url: str, smtp_server: FakeSmtpServer
 ) -> None:
     async def work(db: Database) -> RunReport:
-        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
         now = clock.now()
         stamp = clock.stamp(now - timedelta(minutes=5))
         await provisioning_log.write(
@@ -262,7 +262,7 @@ def test_run_once_failing_with_dead_effects_lists_both(
     sqlite_url: str, smtp_server: FakeSmtpServer
 ) -> None:
     async def work(db: Database) -> RunReport:
-        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
         await dead_effects(db, acme, *(f"u{n}@acme.com" for n in range(6)))
         return await once(db, smtp_server, clock.now())
 
@@ -278,9 +278,9 @@ def test_run_once_without_recipients_or_sender_sends_nothing(
     sqlite_url: str, smtp_server: FakeSmtpServer
 ) -> None:
     async def work(db: Database) -> tuple[RunReport, RunReport]:
-        quiet, _ = await tenants.create(db, "quiet")
+        quiet, _ = await tenants.create(db, "quiet", connector="ledger")
         await dead_effects(db, quiet, "ada@quiet.com")
-        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
         await dead_effects(db, acme, "ada@acme.com")
         without_sender = await run_once(db, None, settings=SETTINGS)
         with_sender = await once(db, smtp_server, clock.now())
@@ -296,7 +296,7 @@ def test_run_once_recipients_refused_marks_failed_and_stops(
     sqlite_url: str, smtp_server: FakeSmtpServer
 ) -> None:
     async def work(db: Database) -> tuple[RunReport, RunReport, list[notifications.Notification]]:
-        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
         await dead_effects(db, acme, "ada@acme.com")
         for address in RECIPIENTS:
             smtp_server.refuse_recipient(address)
@@ -315,7 +315,7 @@ def test_run_once_recipients_refused_marks_failed_and_stops(
 
 def test_notify_loop_sends_then_stops(sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
     async def work(db: Database) -> None:
-        acme, _ = await tenants.create(db, "acme", notify=RECIPIENTS)
+        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
         await dead_effects(db, acme, "ada@acme.com")
         stop = asyncio.Event()
         settings = NotifySettings(notify_interval_seconds=0.05, mail_from=SENDER)

@@ -35,7 +35,7 @@ def run(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
 
 def make_tenant(url: str, name: str = "acme") -> int:
     async def work(db: Database) -> int:
-        tenant, _ = await tenants.create(db, name)
+        tenant, _ = await tenants.create(db, name, connector="ledger")
         return tenant.id
 
     return run(url, work)

@@ -19,6 +19,7 @@ from tests.fakes.papercut import (
 )
 from tests.fakes.smtp import free_port
 from workers.connectors import Connector, PrintAccount
+from workers.connectors.papercut import PaperCutConnector
 from workers.errors import (
     AuthenticationError,
     DownstreamError,
@@ -26,7 +27,6 @@ from workers.errors import (
     PermanentError,
     TransientError,
 )
-from workers.papercut import PaperCutConnector
 
 ConnectorFactory = Callable[..., PaperCutConnector]
 

@@ -125,9 +125,9 @@ class Probe:
     def __post_init__(self) -> None:
         self.store = BlockingDatabase(self.url, pool_size=1)
 
-    def create_tenant(self, **options: Any) -> tuple[int, str, str]:
+    def create_tenant(self, connector: str = "ledger", **options: Any) -> tuple[int, str, str]:
         name = f"t-{uuid.uuid4().hex[:10]}"
-        tenant, token = self.store.run(tenants.create, name, **options)
+        tenant, token = self.store.run(tenants.create, name, connector=connector, **options)
         return tenant.id, name, token
 
     def accounts(self, tenant_id: int) -> dict[str, ledger.Account]:

@@ -28,6 +28,12 @@ would charge twice.
 The auth token is kept in a ``SecretStr``, is never stored in a local
 variable, and is scrubbed from any text that goes into an exception or a log.
 
+A tenant's configuration (:class:`PaperCutConfig`, stored as JSON in ``connector_config``):
+``url`` (the server, e.g. ``https://host:9192``, or the full XML-RPC endpoint), ``token_env`` (the
+name of the variable that holds the auth token: the token itself is never stored in the
+database), and optionally ``managed_group_prefix`` and ``restrict_on_revoke``. The token is looked
+up in the secrets mapping each time the connector is built.
+
 Assumptions about PaperCut behaviour the documentation leaves open:
 
 - ``addNewGroup`` adds a group that exists in the user directory source (or in
@@ -53,9 +59,9 @@ from xml.parsers.expat import ExpatError
 
 import structlog
 import tenacity
-from pydantic import SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from workers.connectors import PrintAccount
+from workers.connectors.interface import BuildContext, ConnectorPlugin, PrintAccount
 from workers.errors import (
     AuthenticationError,
     DownstreamError,
@@ -64,8 +70,9 @@ from workers.errors import (
     TransientError,
 )
 
-__all__ = ["RPC_PATH", "PaperCutConnector"]
+__all__ = ["NAME", "PLUGIN", "RPC_PATH", "PaperCutConfig", "PaperCutConnector", "endpoint"]
 
+NAME = "papercut"
 RPC_PATH = "/rpc/api/xmlrpc"
 
 # What an XML-RPC parameter may be here: strings, integers for paging, booleans
@@ -98,6 +105,35 @@ _ACCOUNT_PROPERTIES = [
 
 def _is_builtin_group(name: str) -> bool:
     return name.startswith("[")
+
+
+def endpoint(url: str) -> str:
+    """The XML-RPC endpoint of a PaperCut ``url`` (a base URL or the endpoint itself);
+    ``ValueError`` if it is not an http(s) URL with a host and without credentials."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("the PaperCut URL must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("the PaperCut URL must not contain credentials")
+    path = parts.path if parts.path not in ("", "/") else RPC_PATH
+    return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
+
+
+class PaperCutConfig(BaseModel):
+    """A tenant's PaperCut server, as stored in its ``connector_config``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    url: str
+    token_env: str = Field(min_length=1)
+    managed_group_prefix: str = ""
+    restrict_on_revoke: bool = False
+
+    @field_validator("url")
+    @classmethod
+    def _endpoint_url(cls, value: str) -> str:
+        endpoint(value)
+        return value
 
 
 class _TimeoutTransport(xmlrpc.client.Transport):
@@ -160,7 +196,7 @@ class PaperCutConnector:
             raise ValueError("timeout must be positive")
         if retry_attempts < 1:
             raise ValueError("retry_attempts must be at least 1")
-        self._url = self._endpoint(url)
+        self._url = endpoint(url)
         self._token = token
         self._timeout = timeout
         self._ssl_context = ssl_context
@@ -185,7 +221,7 @@ class PaperCutConnector:
 
     @property
     def name(self) -> str:
-        return "papercut"
+        return NAME
 
     @property
     def url(self) -> str:
@@ -496,16 +532,6 @@ class PaperCutConnector:
         )
 
     @staticmethod
-    def _endpoint(url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("the PaperCut URL must be an http:// or https:// URL with a host")
-        if parts.username is not None or parts.password is not None:
-            raise ValueError("the PaperCut URL must not contain credentials")
-        path = parts.path if parts.path not in ("", "/") else RPC_PATH
-        return urlunsplit((parts.scheme, parts.netloc, path, "", ""))
-
-    @staticmethod
     def _bool(method: str, value: object) -> bool:
         if not isinstance(value, bool):
             raise PermanentError("unexpected response type, expected a boolean", operation=method)
@@ -518,3 +544,31 @@ class PaperCutConnector:
                 "unexpected response type, expected a list of strings", operation=method
             )
         return cast("list[str]", value)
+
+
+def build(config: PaperCutConfig, context: BuildContext) -> PaperCutConnector:
+    """The tenant's connector; PermanentError if its token variable is not set."""
+    token = SecretStr(context.secrets.get(config.token_env, ""))
+    if not token.get_secret_value():
+        raise PermanentError(
+            f"the PaperCut token variable {config.token_env} is not set", operation="configure"
+        )
+    settings = context.settings
+    try:
+        return PaperCutConnector(
+            config.url,
+            token,
+            settings.papercut_timeout_seconds,
+            managed_group_prefix=config.managed_group_prefix,
+            restrict_on_revoke=config.restrict_on_revoke,
+            retry_attempts=settings.papercut_retry_attempts,
+            retry_budget=settings.papercut_retry_budget_seconds,
+            retry_initial_wait=settings.papercut_retry_initial_wait_seconds,
+        )
+    except ValueError as error:
+        raise PermanentError(
+            f"invalid PaperCut configuration: {error}", operation="configure"
+        ) from None
+
+
+PLUGIN = ConnectorPlugin(NAME, PaperCutConfig, build)

@@ -1,18 +1,38 @@
-"""The interface between effects and a print system.
+"""What a connector is: the :class:`Connector` protocol, the :class:`PrintAccount` it converges
+to, and the :class:`ConnectorPlugin` through which a connector module declares itself.
 
 Actors build a :class:`PrintAccount` from the current user record and hand it
 to a :class:`Connector`. Every method is synchronous (it runs on a worker
 thread), idempotent and level-triggered: it converges the print system to the
 state it is given, whatever the state was before. Failures are raised as the
 classes of :mod:`workers.errors`.
+
+A connector module declares one :class:`ConnectorPlugin`: the connector's name (stored in the
+tenant's ``connector`` column), the pydantic model of its configuration (stored as JSON in
+``connector_config``) and how it is built from a validated configuration and a
+:class:`BuildContext` (the tenant, the worker's settings and the secrets mapping).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["Connector", "PrintAccount"]
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from storage.blocking import BlockingDatabase
+from workers.settings import WorkerSettings
+
+__all__ = [
+    "BuildContext",
+    "ConfigT",
+    "Connector",
+    "ConnectorPlugin",
+    "InvalidConfig",
+    "PrintAccount",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,3 +132,77 @@ class Connector(Protocol):
         neither exists, ``new`` is created.
         """
         ...
+
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildContext:
+    """What a connector may use when it is built for one tenant.
+
+    ``secrets`` maps variable names to values (the worker's process environment, handed down by
+    the process's entry point): a configuration names the variable that holds a secret, never
+    the secret itself.
+    """
+
+    tenant_id: int
+    tenant_name: str
+    store: BlockingDatabase
+    settings: WorkerSettings
+    secrets: Mapping[str, str]
+
+
+class InvalidConfig(ValueError):
+    """A connector configuration that the connector's model refuses.
+
+    ``problems`` pairs each offending field (``""`` for the configuration as a whole) with what is
+    wrong with it; the text never repeats the value, which may come from an operator's typo of a
+    secret.
+    """
+
+    def __init__(self, connector: str, problems: Sequence[tuple[str, str]]) -> None:
+        self.connector = connector
+        self.problems = tuple(problems)
+        super().__init__(
+            "; ".join(f"{name}: {message}" if name else message for name, message in self.problems)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorPlugin(Generic[ConfigT]):
+    """A connector as the registry knows it: its name, its configuration model, its builder.
+
+    ``build`` receives the validated configuration and the :class:`BuildContext`; it raises a
+    :class:`~workers.errors.PermanentError` when the connector cannot work as configured (a
+    secret variable that is not set, say).
+    """
+
+    name: str
+    config: type[ConfigT]
+    build: Callable[[ConfigT, BuildContext], Connector]
+
+    def parse(self, raw: Mapping[str, Any]) -> ConfigT:
+        """The configuration ``raw`` validated by the model; :class:`InvalidConfig` if it is
+        not valid."""
+        try:
+            return self.config.model_validate(raw)
+        except ValidationError as error:
+            raise InvalidConfig(self.name, [_problem(item) for item in error.errors()]) from None
+
+    def dump(self, config: ConfigT) -> dict[str, Any]:
+        """The JSON form of ``config`` to store: the fields that were given, as validated."""
+        return config.model_dump(mode="json", exclude_unset=True)
+
+    def connect(self, raw: Mapping[str, Any], context: BuildContext) -> Connector:
+        """Validate ``raw`` and build the connector from it."""
+        return self.build(self.parse(raw), context)
+
+
+def _problem(error: ErrorDetails) -> tuple[str, str]:
+    name = ".".join(str(part) for part in error["loc"])
+    context = error.get("ctx") or {}
+    if error["type"] == "value_error" and "error" in context:
+        # A validator's own ValueError: its text, without pydantic's "Value error, " prefix.
+        return name, str(context["error"])
+    return name, error["msg"]

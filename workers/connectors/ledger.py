@@ -3,7 +3,7 @@
 It keeps one tenant's print accounts in printsync's own database (``storage.ledger``), so a tenant
 without a print server still gets a reviewable record of who may print, with which cards and
 groups. Every method is one short transaction; a database that is unreachable or locked is a
-transient error.
+transient error. It needs no configuration: :class:`LedgerConfig` has no fields.
 """
 
 from __future__ import annotations
@@ -11,13 +11,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from pydantic import BaseModel, ConfigDict
+
 from storage import ledger
 from storage.blocking import BlockingDatabase
 from storage.errors import DatabaseUnavailable
-from workers.connectors import PrintAccount
+from workers.connectors.interface import BuildContext, ConnectorPlugin, PrintAccount
 from workers.errors import TransientError
 
+__all__ = ["NAME", "PLUGIN", "LedgerConfig", "LedgerConnector"]
+
+NAME = "ledger"
+
 T = TypeVar("T")
+
+
+class LedgerConfig(BaseModel):
+    """The ledger's configuration: nothing to set. Keys stored by hand are ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
 
 class LedgerConnector:
@@ -29,7 +41,7 @@ class LedgerConnector:
 
     @property
     def name(self) -> str:
-        return "ledger"
+        return NAME
 
     def __repr__(self) -> str:
         return f"LedgerConnector(tenant_id={self._tenant_id})"
@@ -86,3 +98,10 @@ class LedgerConnector:
             raise TransientError(
                 f"ledger database unavailable ({error})", operation=operation
             ) from None
+
+
+def build(config: LedgerConfig, context: BuildContext) -> LedgerConnector:
+    return LedgerConnector(context.store, context.tenant_id)
+
+
+PLUGIN = ConnectorPlugin(NAME, LedgerConfig, build)
