@@ -19,18 +19,9 @@ import sqlalchemy as sa
 
 from storage import clock, counts, outbox
 from storage.database import Connection, Database
-from storage.documents import (
-    ListQuery,
-    Page,
-    assemble,
-    check_version,
-    client_attributes,
-    dump,
-    list_page,
-    new_id,
-    page_marks,
-)
+from storage.documents import assemble, check_version, client_attributes, dump, new_id
 from storage.errors import ResourceNotFound
+from storage.paging import ListQuery, Page, list_page, page_marks
 from storage.records import groups, memberships, users
 from storage.scim import patch as scim_patch
 from storage.scim import resources
@@ -276,7 +267,9 @@ async def list_(db: Database, tenant_id: int, query: ListQuery, *, members: bool
             docs.append(
                 text if row is None else await _with_members(conn, statements, row[0], text)
             )
-    return Page(total=page.total, start_index=page.start_index, docs=docs, ids=page.ids)
+    return Page(
+        total=page.total, start_index=page.start_index, docs=docs, ids=page.ids, pks=page.pks
+    )
 
 
 async def replace(

@@ -11,18 +11,9 @@ import sqlalchemy as sa
 
 from storage import clock, counts, outbox
 from storage.database import Connection, Database
-from storage.documents import (
-    ListQuery,
-    Page,
-    assemble,
-    check_version,
-    client_attributes,
-    dump,
-    list_page,
-    new_id,
-    page_marks,
-)
+from storage.documents import assemble, check_version, client_attributes, dump, new_id
 from storage.errors import ResourceNotFound
+from storage.paging import ListQuery, Page, list_page, page_marks
 from storage.records import groups, memberships, users
 from storage.scim import patch as scim_patch
 from storage.scim import resources

@@ -12,8 +12,8 @@ from starlette.responses import Response
 from api import responses
 from api.dependencies import context
 from api.errors import error_response
-from storage.documents import MAX_PAGE_SIZE
 from storage.errors import ResourceNotFound
+from storage.paging import MAX_PAGE_SIZE
 from storage.scim.schema import RESOURCE_TYPES, SCHEMAS, SERVICE_PROVIDER_CONFIG
 
 router = APIRouter()

@@ -19,7 +19,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from api.app import create_app
-from storage import documents, groups, tenants, users
+from storage import groups, paging, tenants, users
 from storage.database import open_database
 from storage.scim import filters, patch, resources
 from storage.settings import DatabaseSettings
@@ -196,7 +196,7 @@ def test_patch_path_filter_nested_too_deep_is_400(
 
 
 def test_count_above_cap_is_capped_and_announced(sqlite_url: str) -> None:
-    cap = documents.MAX_PAGE_SIZE
+    cap = paging.MAX_PAGE_SIZE
 
     async def fill() -> str:
         db = await open_database(sqlite_url)
