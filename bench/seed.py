@@ -4,7 +4,7 @@ Creating 1,000,000 users through ``POST /Users`` takes the best part of an hour;
 need the rows, not the requests. This script writes them straight into the tables in big batches
 (``executemany`` on SQLite, ``COPY`` on PostgreSQL), but builds every row with the same storage
 functions the API uses (``users.new_document``, ``groups.new_document``, ``dump``, ``new_id``,
-``resources.columns``), so a seeded user is byte for byte what ``POST /Users`` would have stored.
+``indexed.columns``), so a seeded user is byte for byte what ``POST /Users`` would have stored.
 
 What it writes for a new tenant (created through ``storage.tenants``, so it has a token):
 
@@ -39,11 +39,11 @@ import psycopg
 
 from api.settings import ApiSettings
 from api.settings import get_settings as get_api_settings
-from storage import clock, counts, groups, migrate, tenants, users
+from storage import clock, counts, groups, indexed, migrate, tenants, users
 from storage.database import connect_sqlite, open_database, parse_url
 from storage.documents import dump, new_id
 from storage.scim import resources
-from storage.scim.schema import ENTERPRISE_USER, GROUP, GROUP_TYPE, USER, USER_TYPE
+from storage.scim.schema import ENTERPRISE_USER, GROUP, USER
 from storage.settings import get_settings as get_database_settings
 
 #: The columns a seeded user row sets, in the order of the bulk statements; the others
@@ -165,7 +165,7 @@ def user_row(
 ) -> tuple[Any, ...]:
     """One ``users`` row in :data:`USER_COLUMNS` order, as ``storage.users.create`` writes it."""
     doc = users.new_document(body, base=base, user_id=user_id, now=now)
-    derived = resources.columns(USER_TYPE, doc)
+    derived = indexed.columns("User", doc)
     return (
         pk,
         tenant_id,
@@ -191,7 +191,7 @@ def group_row(
     attrs, _ = resources.validate_group({"schemas": [GROUP], "displayName": display_name})
     group_id = new_id()
     doc = groups.new_document(attrs, base=base, group_id=group_id, now=now)
-    derived = resources.columns(GROUP_TYPE, doc)
+    derived = indexed.columns("Group", doc)
     return (
         tenant_id,
         group_id,

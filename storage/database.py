@@ -625,14 +625,9 @@ def _raise_translated(error: BaseException) -> None:
 
 
 def _uniqueness_detail(message: str) -> str:
-    lowered = message.lower()
-    if "user_name_ci" in lowered:
-        return "userName is already taken"
-    if "display_name_ci" in lowered:
-        return "displayName is already taken"
-    if "external_id" in lowered:
-        return "externalId is already taken"
-    return "a resource with the same unique attribute already exists"
+    from storage.indexed import uniqueness_detail
+
+    return uniqueness_detail(message)
 
 
 async def open_database(

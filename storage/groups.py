@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from storage import clock, counts, outbox
+from storage import clock, counts, indexed, outbox
 from storage.database import Connection, Database
 from storage.documents import assemble, check_version, client_attributes, dump, new_id
 from storage.errors import ResourceNotFound
@@ -43,9 +43,7 @@ class Stored:
 @lru_cache(maxsize=2)
 def _statements(dialect: Dialect) -> dict[str, Statement]:
     p = sa.bindparam
-    derived: dict[str, Any] = {
-        name: p(name) for name in ("display_name", "display_name_ci", "external_id")
-    }
+    derived: dict[str, Any] = {name: p(name) for name in indexed.derived_columns("Group")}
     by_id = sa.and_(groups.c.tenant_id == p("tenant"), groups.c.id == p("id"))
     # The member ids drive the lookup through the unique index on users.id, so resolving and
     # adding members costs the same whatever the tenant's size (SQLite would otherwise pick the
@@ -171,7 +169,7 @@ async def create(db: Database, tenant_id: int, body: object, *, base: str) -> St
                 "id": group_id,
                 "now": now,
                 "doc": text,
-                **resources.columns(GROUP_TYPE, doc),
+                **indexed.columns("Group", doc),
             },
         )
         assert row is not None
@@ -205,7 +203,7 @@ async def create(db: Database, tenant_id: int, body: object, *, base: str) -> St
                     "now": now,
                     "doc": text,
                     "delta": delta,
-                    **resources.columns(GROUP_TYPE, doc),
+                    **indexed.columns("Group", doc),
                 },
             )
     db.effects_committed()
@@ -341,7 +339,7 @@ async def _rewrite(
                 "now": now,
                 "doc": text,
                 "delta": delta,
-                **resources.columns(GROUP_TYPE, doc),
+                **indexed.columns("Group", doc),
             },
         )
         if renamed:

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from storage import clock, counts, outbox
+from storage import clock, counts, indexed, outbox
 from storage.database import Connection, Database
 from storage.documents import assemble, check_version, client_attributes, dump, new_id
 from storage.errors import ResourceNotFound
@@ -35,17 +35,7 @@ class Stored:
 @lru_cache(maxsize=2)
 def _statements(dialect: Dialect) -> dict[str, Statement]:
     p = sa.bindparam
-    derived: dict[str, Any] = {
-        name: p(name)
-        for name in (
-            "user_name",
-            "user_name_ci",
-            "external_id",
-            "display_name",
-            "work_email_ci",
-            "active",
-        )
-    }
+    derived: dict[str, Any] = {name: p(name) for name in indexed.derived_columns("User")}
     by_id = sa.and_(users.c.tenant_id == p("tenant"), users.c.id == p("id"))
     return {
         "insert": compile_core(
@@ -102,7 +92,7 @@ def _location(base: str, user_id: str) -> str:
 
 
 def _row_params(doc: dict[str, Any]) -> dict[str, Any]:
-    return resources.columns(USER_TYPE, doc)
+    return indexed.columns("User", doc)
 
 
 def new_document(body: object, *, base: str, user_id: str, now: str) -> dict[str, Any]:
