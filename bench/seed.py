@@ -3,8 +3,9 @@
 Creating 1,000,000 users through ``POST /Users`` takes the best part of an hour; the scale runs
 need the rows, not the requests. This script writes them straight into the tables in big batches
 (``executemany`` on SQLite, ``COPY`` on PostgreSQL), but builds every row with the same storage
-functions the API uses (``users.new_document``, ``groups.new_document``, ``dump``, ``new_id``,
-``indexed.columns``), so a seeded user is byte for byte what ``POST /Users`` would have stored.
+functions the API uses (each resource's ``validate``, ``resources.new_document``, ``dump``,
+``new_id``, ``indexed.columns``), so a seeded user is byte for byte what ``POST /Users`` would
+have stored.
 
 What it writes for a new tenant (created through ``storage.tenants``, so it has a token):
 
@@ -39,10 +40,9 @@ import psycopg
 
 from api.settings import ApiSettings
 from api.settings import get_settings as get_api_settings
-from storage import clock, counts, groups, indexed, migrate, tenants, users
+from storage import clock, counts, groups, indexed, migrate, resources, tenants, users
 from storage.database import connect_sqlite, open_database, parse_url
 from storage.documents import dump, new_id
-from storage.scim import resources
 from storage.scim.schema import ENTERPRISE_USER, GROUP, USER
 from storage.settings import get_settings as get_database_settings
 
@@ -163,8 +163,9 @@ def user_body(index: int, tag: str) -> dict[str, Any]:
 def user_row(
     body: object, *, pk: int, tenant_id: int, base: str, user_id: str, now: str
 ) -> tuple[Any, ...]:
-    """One ``users`` row in :data:`USER_COLUMNS` order, as ``storage.users.create`` writes it."""
-    doc = users.new_document(body, base=base, user_id=user_id, now=now)
+    """One ``users`` row in :data:`USER_COLUMNS` order, as ``POST /Users`` writes it."""
+    attrs, _ = users.SPEC.validate(body)
+    doc = resources.new_document(users.SPEC, attrs, base=base, resource_id=user_id, now=now)
     derived = indexed.columns("User", doc)
     return (
         pk,
@@ -186,11 +187,11 @@ def user_row(
 def group_row(
     display_name: str, *, tenant_id: int, base: str, members: int, now: str
 ) -> tuple[Any, ...]:
-    """One ``groups`` row in :data:`GROUP_COLUMNS` order, as ``storage.groups.create`` writes a
-    group created with ``members`` members (the document never holds them)."""
-    attrs, _ = resources.validate_group({"schemas": [GROUP], "displayName": display_name})
+    """One ``groups`` row in :data:`GROUP_COLUMNS` order, as ``POST /Groups`` writes a group
+    created with ``members`` members (the document never holds them)."""
+    attrs, _ = groups.SPEC.validate({"schemas": [GROUP], "displayName": display_name})
     group_id = new_id()
-    doc = groups.new_document(attrs, base=base, group_id=group_id, now=now)
+    doc = resources.new_document(groups.SPEC, attrs, base=base, resource_id=group_id, now=now)
     derived = indexed.columns("Group", doc)
     return (
         tenant_id,

@@ -15,7 +15,7 @@ from api.dependencies import context
 from api.requests import json_body, list_query, search_query
 from api.routes.plain import plain_routes
 from api.shaping import Shape
-from storage import groups
+from storage import groups, resources
 from storage.documents import etag
 from storage.scim.schema import GROUP_TYPE
 
@@ -24,13 +24,15 @@ async def create_group(request: Request) -> Response:
     tenant_name: str = request.path_params["tenant_name"]
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
-    created = await groups.create(ctx.services.db, ctx.tenant.id, body, base=ctx.base)
+    created = await resources.create(
+        ctx.services.db, groups.SPEC, ctx.tenant.id, body, base=ctx.base
+    )
     request.state.audit_target_id = created.id
     if isinstance(body, dict):
         request.state.audit_target_name = body.get("displayName")
     shape = Shape.of(dict(request.query_params))
-    stored = await groups.get(
-        ctx.services.db, ctx.tenant.id, created.id, members=shape.wants_members()
+    stored = await resources.get(
+        ctx.services.db, groups.SPEC, ctx.tenant.id, created.id, members=shape.wants_members()
     )
     return responses.resource(
         shape.apply(GROUP_TYPE, stored.doc),
@@ -45,8 +47,8 @@ async def get_group(request: Request) -> Response:
     group_id: str = request.path_params["group_id"]
     ctx = await context(request, tenant_name)
     shape = Shape.of(dict(request.query_params))
-    stored = await groups.get(
-        ctx.services.db, ctx.tenant.id, group_id, members=shape.wants_members()
+    stored = await resources.get(
+        ctx.services.db, groups.SPEC, ctx.tenant.id, group_id, members=shape.wants_members()
     )
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and etag(stored.version) in if_none_match:
@@ -59,8 +61,12 @@ async def list_groups(request: Request) -> Response:
     ctx = await context(request, tenant_name)
     params = dict(request.query_params)
     shape = Shape.of(params)
-    page = await groups.list_(
-        ctx.services.db, ctx.tenant.id, list_query(params), members=shape.wants_members()
+    page = await resources.list_(
+        ctx.services.db,
+        groups.SPEC,
+        ctx.tenant.id,
+        list_query(params),
+        members=shape.wants_members(),
     )
     docs = shape.apply_all(GROUP_TYPE, page.docs)
     return responses.listing(page.total, page.start_index, docs)
@@ -72,7 +78,9 @@ async def search_groups(request: Request) -> Response:
     body = await json_body(request, ctx.services.settings.max_body_bytes)
     query, attributes, excluded = search_query(body)
     shape = Shape(attributes, excluded)
-    page = await groups.list_(ctx.services.db, ctx.tenant.id, query, members=shape.wants_members())
+    page = await resources.list_(
+        ctx.services.db, groups.SPEC, ctx.tenant.id, query, members=shape.wants_members()
+    )
     docs = shape.apply_all(GROUP_TYPE, page.docs)
     return responses.listing(page.total, page.start_index, docs)
 
@@ -82,8 +90,9 @@ async def replace_group(request: Request) -> Response:
     group_id: str = request.path_params["group_id"]
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
-    await groups.replace(
+    await resources.replace(
         ctx.services.db,
+        groups.SPEC,
         ctx.tenant.id,
         group_id,
         body,
@@ -91,8 +100,8 @@ async def replace_group(request: Request) -> Response:
         if_match=request.headers.get("if-match"),
     )
     shape = Shape.of(dict(request.query_params))
-    stored = await groups.get(
-        ctx.services.db, ctx.tenant.id, group_id, members=shape.wants_members()
+    stored = await resources.get(
+        ctx.services.db, groups.SPEC, ctx.tenant.id, group_id, members=shape.wants_members()
     )
     return responses.resource(shape.apply(GROUP_TYPE, stored.doc), version=stored.version)
 
@@ -102,8 +111,9 @@ async def patch_group(request: Request) -> Response:
     group_id: str = request.path_params["group_id"]
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
-    stored = await groups.patch(
+    stored = await resources.patch(
         ctx.services.db,
+        groups.SPEC,
         ctx.tenant.id,
         group_id,
         body,
@@ -117,8 +127,12 @@ async def delete_group(request: Request) -> Response:
     tenant_name: str = request.path_params["tenant_name"]
     group_id: str = request.path_params["group_id"]
     ctx = await context(request, tenant_name)
-    await groups.delete(
-        ctx.services.db, ctx.tenant.id, group_id, if_match=request.headers.get("if-match")
+    await resources.delete(
+        ctx.services.db,
+        groups.SPEC,
+        ctx.tenant.id,
+        group_id,
+        if_match=request.headers.get("if-match"),
     )
     return responses.empty(204)
 

@@ -13,18 +13,18 @@ from api.dependencies import context
 from api.requests import json_body, list_query, search_query
 from api.routes.plain import plain_routes
 from api.shaping import Shape
-from storage import users
+from storage import resources, users
 from storage.documents import etag
 from storage.scim.schema import USER_TYPE
 
-Rewrite = Callable[..., Awaitable[users.Stored]]
+Rewrite = Callable[..., Awaitable[resources.Stored]]
 
 
 async def create_user(request: Request) -> Response:
     tenant_name: str = request.path_params["tenant_name"]
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
-    stored = await users.create(ctx.services.db, ctx.tenant.id, body, base=ctx.base)
+    stored = await resources.create(ctx.services.db, users.SPEC, ctx.tenant.id, body, base=ctx.base)
     request.state.audit_target_id = stored.id
     if isinstance(body, dict):
         request.state.audit_target_name = body.get("userName")
@@ -41,7 +41,7 @@ async def get_user(request: Request) -> Response:
     tenant_name: str = request.path_params["tenant_name"]
     user_id: str = request.path_params["user_id"]
     ctx = await context(request, tenant_name)
-    stored = await users.get(ctx.services.db, ctx.tenant.id, user_id)
+    stored = await resources.get(ctx.services.db, users.SPEC, ctx.tenant.id, user_id)
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and etag(stored.version) in if_none_match:
         return responses.empty(304, stored.version)
@@ -53,7 +53,7 @@ async def list_users(request: Request) -> Response:
     tenant_name: str = request.path_params["tenant_name"]
     ctx = await context(request, tenant_name)
     params = dict(request.query_params)
-    page = await users.list_(ctx.services.db, ctx.tenant.id, list_query(params))
+    page = await resources.list_(ctx.services.db, users.SPEC, ctx.tenant.id, list_query(params))
     shape = Shape.of(params)
     docs = shape.apply_all(USER_TYPE, page.docs)
     return responses.listing(page.total, page.start_index, docs)
@@ -64,18 +64,18 @@ async def search_users(request: Request) -> Response:
     ctx = await context(request, tenant_name)
     body = await json_body(request, ctx.services.settings.max_body_bytes)
     query, attributes, excluded = search_query(body)
-    page = await users.list_(ctx.services.db, ctx.tenant.id, query)
+    page = await resources.list_(ctx.services.db, users.SPEC, ctx.tenant.id, query)
     shape = Shape(attributes, excluded)
     docs = shape.apply_all(USER_TYPE, page.docs)
     return responses.listing(page.total, page.start_index, docs)
 
 
 async def replace_user(request: Request) -> Response:
-    return await _rewrite(request, users.replace)
+    return await _rewrite(request, resources.replace)
 
 
 async def patch_user(request: Request) -> Response:
-    return await _rewrite(request, users.patch)
+    return await _rewrite(request, resources.patch)
 
 
 async def _rewrite(request: Request, change: Rewrite) -> Response:
@@ -86,6 +86,7 @@ async def _rewrite(request: Request, change: Rewrite) -> Response:
     body = await json_body(request, ctx.services.settings.max_body_bytes)
     stored = await change(
         ctx.services.db,
+        users.SPEC,
         ctx.tenant.id,
         user_id,
         body,
@@ -100,8 +101,12 @@ async def delete_user(request: Request) -> Response:
     tenant_name: str = request.path_params["tenant_name"]
     user_id: str = request.path_params["user_id"]
     ctx = await context(request, tenant_name)
-    await users.delete(
-        ctx.services.db, ctx.tenant.id, user_id, if_match=request.headers.get("if-match")
+    await resources.delete(
+        ctx.services.db,
+        users.SPEC,
+        ctx.tenant.id,
+        user_id,
+        if_match=request.headers.get("if-match"),
     )
     return responses.empty(204)
 

@@ -18,6 +18,7 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
+import storage.resources
 from api.app import create_app
 from storage import groups, paging, tenants, users
 from storage.database import open_database
@@ -203,8 +204,9 @@ def test_count_above_cap_is_capped_and_announced(sqlite_url: str) -> None:
         try:
             tenant, token = await tenants.create(db, "acme")
             for index in range(cap + 1):
-                await users.create(
+                await storage.resources.create(
                     db,
+                    users.SPEC,
                     tenant.id,
                     entra_user(f"u{index:04d}@acme.example"),
                     base="http://testserver/scim/v2/acme",
