@@ -164,7 +164,7 @@ def user_row(
     body: object, *, pk: int, tenant_id: int, base: str, user_id: str, now: str
 ) -> tuple[Any, ...]:
     """One ``users`` row in :data:`USER_COLUMNS` order, as ``POST /Users`` writes it."""
-    attrs, _ = users.SPEC.validate(body)
+    attrs, _ = resources.validate(users.SPEC, body)
     doc = resources.new_document(users.SPEC, attrs, base=base, resource_id=user_id, now=now)
     derived = indexed.columns("User", doc)
     return (
@@ -189,7 +189,7 @@ def group_row(
 ) -> tuple[Any, ...]:
     """One ``groups`` row in :data:`GROUP_COLUMNS` order, as ``POST /Groups`` writes a group
     created with ``members`` members (the document never holds them)."""
-    attrs, _ = groups.SPEC.validate({"schemas": [GROUP], "displayName": display_name})
+    attrs, _ = resources.validate(groups.SPEC, {"schemas": [GROUP], "displayName": display_name})
     group_id = new_id()
     doc = resources.new_document(groups.SPEC, attrs, base=base, resource_id=group_id, now=now)
     derived = indexed.columns("Group", doc)

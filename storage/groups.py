@@ -17,7 +17,7 @@ import orjson
 from storage import memberships, outbox, records
 from storage.database import Connection
 from storage.documents import dump
-from storage.resources import Members, Spec
+from storage.resources import Effects, Members, Spec
 from storage.scim.errors import InvalidValue
 from storage.scim.patch import MemberChange
 from storage.scim.resources import validate_group
@@ -104,12 +104,13 @@ async def _drop_members(conn: Connection, dialect: Dialect, pk: int) -> dict[str
 SPEC = Spec(
     type=GROUP_TYPE,
     table=records.groups,
-    alias="g",
     name_attribute="displayName",
-    sync_kind=outbox.GROUP_SYNC,
-    delete_kind=outbox.GROUP_DELETE,
-    validate=validate_group,
+    effects=Effects(sync=outbox.GROUP_SYNC, delete=outbox.GROUP_DELETE, previous_name=True),
     before_delete=_drop_members,
-    members=Members(change=change_members, listed=with_members, counter="member_count"),
-    previous_name=True,
+    members=Members(
+        validate=validate_group,
+        change=change_members,
+        listed=with_members,
+        counter="member_count",
+    ),
 )

@@ -10,7 +10,8 @@ Everything that needs those facts reads them from here:
   and their values (``columns``);
 - the uniqueness messages of a unique-index violation (``uniqueness_detail``);
 - the filter and sortBy compiler: which attribute is served by which column, lowered or not
-  (``filter_columns``).
+  (``filter_columns``), and the alias of each resource's table (``ALIASES``), which list SQL
+  uses too.
 
 ``storage.records`` stays the schema of record: a column named here must exist there, and a
 unique entry must have its ``(tenant_id, column)`` unique constraint (the tests check both). An
@@ -90,6 +91,29 @@ def _work_email(doc: dict[str, Any]) -> str | None:
     return None
 
 
+def _named(resource: str, attribute: str, column: str) -> tuple[Indexed, Indexed]:
+    """A name kept as sent (``column``) and folded to lower case (``column_ci``), unique per
+    tenant case-insensitively; filters compare the folded one."""
+    return (
+        Indexed(resource, attribute, None, column, _text(attribute), filtered=False),
+        Indexed(
+            resource,
+            attribute,
+            None,
+            f"{column}_ci",
+            _folded(attribute),
+            lowered=True,
+            unique=f"{attribute} is already taken",
+        ),
+    )
+
+
+def _external_id(resource: str) -> Indexed:
+    """The client's own id, unique per tenant as sent."""
+    unique = "externalId is already taken"
+    return Indexed(resource, "externalId", None, "external_id", _value("externalId"), unique=unique)
+
+
 def _kept_by_engine(resource: str) -> tuple[Indexed, ...]:
     return (
         Indexed(resource, "id", None, "id", None),
@@ -98,42 +122,21 @@ def _kept_by_engine(resource: str) -> tuple[Indexed, ...]:
     )
 
 
-_EXTERNAL_ID_TAKEN = "externalId is already taken"
-
 INDEXED: Final[tuple[Indexed, ...]] = (
-    Indexed("User", "userName", None, "user_name", _text("userName"), filtered=False),
-    Indexed(
-        "User",
-        "userName",
-        None,
-        "user_name_ci",
-        _folded("userName"),
-        lowered=True,
-        unique="userName is already taken",
-    ),
-    Indexed(
-        "User", "externalId", None, "external_id", _value("externalId"), unique=_EXTERNAL_ID_TAKEN
-    ),
+    *_named("User", "userName", "user_name"),
+    _external_id("User"),
     Indexed("User", "displayName", None, "display_name", _value("displayName")),
     # The first work address, for Entra's match on emails[type eq "work"].value.
     Indexed("User", "emails", "value", "work_email_ci", _work_email, lowered=True, filtered=False),
     Indexed("User", "active", None, "active", _active),
     *_kept_by_engine("User"),
-    Indexed("Group", "displayName", None, "display_name", _text("displayName"), filtered=False),
-    Indexed(
-        "Group",
-        "displayName",
-        None,
-        "display_name_ci",
-        _folded("displayName"),
-        lowered=True,
-        unique="displayName is already taken",
-    ),
-    Indexed(
-        "Group", "externalId", None, "external_id", _value("externalId"), unique=_EXTERNAL_ID_TAKEN
-    ),
+    *_named("Group", "displayName", "display_name"),
+    _external_id("Group"),
     *_kept_by_engine("Group"),
 )
+
+ALIASES: Final[dict[str, str]] = {"User": "u", "Group": "g"}
+"""The alias of each resource's table in list, filter and sort SQL."""
 
 
 def _derived(resource: str) -> tuple[tuple[str, Derive], ...]:

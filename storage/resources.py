@@ -7,9 +7,9 @@ PostgreSQL; SQLite writes are serialised) for the read-modify-write of a replace
 delete.
 
 What differs between users and groups is a ``Spec``, kept by ``storage.users`` and
-``storage.groups``: the resource type and its table, how a body is validated, the effects a
-write records, what a delete must remove first, and for a resource with members (a group) the
-hooks that change and list the membership rows, which its document never holds.
+``storage.groups``: the resource type and its table, the effects a write records, what a delete
+must remove first, and for a resource with members (a group) the hooks that validate, change and
+list the membership rows, which its document never holds.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ import orjson
 import sqlalchemy as sa
 
 from storage import clock, counts, indexed, outbox
-from storage.database import Connection, Database
+from storage.database import Connection, Database, Row
 from storage.documents import assemble, check_version, client_attributes, dump, new_id
 from storage.errors import ResourceNotFound
 from storage.paging import ListQuery, Page, list_page, page_marks
 from storage.scim import patch as scim_patch
 from storage.scim.patch import MemberChange
+from storage.scim.resources import validate as validate_document
 from storage.scim.schema import ResourceType
 from storage.sql import Dialect, Statement, compile_core
 
@@ -45,8 +46,8 @@ class Stored:
 
 
 Validate = Callable[[object], tuple[dict[str, Any], list[str] | None]]
-"""A body's canonical client attributes, and the member ids it lists (None when it lists none,
-and always for a resource without members)."""
+"""A body's canonical client attributes, and the member ids it lists (None when it lists
+none)."""
 
 
 class ChangeMembers(Protocol):
@@ -86,9 +87,21 @@ class BeforeDelete(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Effects:
+    """The effects a resource's writes record."""
+
+    sync: str
+    """Recorded by a create, and by a change of the resource's attributes."""
+    delete: str
+    previous_name: bool = False
+    """The change effect carries the name the resource had before (``previous``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Members:
     """A resource whose members are rows of their own."""
 
+    validate: Validate
     change: ChangeMembers
     listed: ListMembers
     counter: str
@@ -101,18 +114,11 @@ class Spec:
 
     type: ResourceType
     table: sa.Table
-    alias: str
-    """The table's alias in list and filter SQL."""
     name_attribute: str
     """The attribute that names a resource (the delete effect carries it, the log shows it)."""
-    sync_kind: str
-    """The effect a create, or a change of the resource's attributes, records."""
-    delete_kind: str
-    validate: Validate
+    effects: Effects
     before_delete: BeforeDelete
     members: Members | None = None
-    previous_name: bool = False
-    """The change effect carries the name the resource had before (``previous``)."""
 
     def location(self, base: str, resource_id: str) -> str:
         return f"{base}{self.type.endpoint}/{resource_id}"
@@ -171,6 +177,14 @@ def _statements(spec: Spec, dialect: Dialect) -> dict[str, Statement]:
     }
 
 
+def validate(spec: Spec, body: object) -> tuple[dict[str, Any], list[str] | None]:
+    """A body's canonical client attributes, and the member ids it lists (None when it lists
+    none, and always for a resource without members)."""
+    if spec.members is None:
+        return validate_document(spec.type, body), None
+    return spec.members.validate(body)
+
+
 def new_document(
     spec: Spec, attrs: dict[str, Any], *, base: str, resource_id: str, now: str
 ) -> dict[str, Any]:
@@ -189,7 +203,7 @@ def new_document(
 
 async def create(db: Database, spec: Spec, tenant_id: int, body: object, *, base: str) -> Stored:
     """Validate and store a new resource (with the members its body lists); record its effect."""
-    attrs, member_ids = spec.validate(body)
+    attrs, member_ids = validate(spec, body)
     resource_id = new_id()
     now = clock.stamp()
     doc = new_document(spec, attrs, base=base, resource_id=resource_id, now=now)
@@ -209,7 +223,7 @@ async def create(db: Database, spec: Spec, tenant_id: int, body: object, *, base
             },
         )
         assert row is not None
-        await _record_sync(conn, db.dialect, spec, tenant_id, resource_id, 1, now)
+        await _record(conn, db.dialect, tenant_id, spec.effects.sync, resource_id, 1, now=now)
         await counts.add(conn, db.dialect, tenant_id, spec.type.name, resource_id, 1)
         if member_ids and spec.members is not None:
             added = (MemberChange("add", tuple(member_ids)),)
@@ -230,9 +244,7 @@ async def get(
     """The resource; with ``members`` its member list is read from the membership rows."""
     statements = _statements(spec, db.dialect)
     async with db.reader() as conn:
-        row = await conn.fetchone(statements["get"], {"tenant": tenant_id, "id": resource_id})
-        if row is None:
-            raise ResourceNotFound(spec.type.name, resource_id)
+        row = await _row(conn, statements["get"], spec, tenant_id, resource_id)
         text = row[2]
         if members and spec.members is not None:
             text = await spec.members.listed(conn, db.dialect, row[0], text)
@@ -249,7 +261,7 @@ async def list_(
             db.dialect,
             spec.type,
             table=spec.table.name,
-            alias=spec.alias,
+            alias=indexed.ALIASES[spec.type.name],
             tenant_id=tenant_id,
             query=query,
             default_count=DEFAULT_PAGE_SIZE,
@@ -267,62 +279,42 @@ async def list_(
 
 
 Edit = Callable[[dict[str, Any]], tuple[dict[str, Any], Sequence[MemberChange]]]
-"""From the stored document: the new client attributes and the member changes, in order."""
+"""What a PUT or PATCH does to the stored document: the new client attributes and the member
+changes, in order."""
 
 
-async def replace(
-    db: Database,
-    spec: Spec,
-    tenant_id: int,
-    resource_id: str,
-    body: object,
-    *,
-    base: str,
-    if_match: str | None = None,
-) -> Stored:
-    """PUT: the new document replaces the old one whole; the members are replaced when the body
-    lists them."""
-    attrs, member_ids = spec.validate(body)
+def replacing(spec: Spec, body: object) -> Edit:
+    """PUT: the body (validated now) replaces the document whole; the members are replaced when
+    the body lists them."""
+    attrs, member_ids = validate(spec, body)
     changes = () if member_ids is None else (MemberChange("replace", tuple(member_ids)),)
-    return await _rewrite(
-        db, spec, tenant_id, resource_id, base, if_match, lambda _old: (attrs, changes)
-    )
+    return lambda _old: (attrs, changes)
 
 
-async def patch(
-    db: Database,
-    spec: Spec,
-    tenant_id: int,
-    resource_id: str,
-    body: object,
-    *,
-    base: str,
-    if_match: str | None = None,
-) -> Stored:
-    """PATCH: operations applied to the current document, all or nothing."""
+def patching(spec: Spec, body: object) -> Edit:
+    """PATCH: the body's operations applied to the document, all or nothing."""
 
     def edit(old: dict[str, Any]) -> tuple[dict[str, Any], Sequence[MemberChange]]:
         result = scim_patch.apply(spec.type, old, body)
         return client_attributes(result.doc), result.members
 
-    return await _rewrite(db, spec, tenant_id, resource_id, base, if_match, edit)
+    return edit
 
 
-async def _rewrite(
+async def rewrite(
     db: Database,
     spec: Spec,
     tenant_id: int,
     resource_id: str,
-    base: str,
-    if_match: str | None,
     edit: Edit,
+    *,
+    base: str,
+    if_match: str | None = None,
 ) -> Stored:
-    """The read-modify-write of a replace or patch; unchanged resources keep their version."""
+    """The read-modify-write of a PUT or PATCH; an unchanged resource keeps its version."""
     statements = _statements(spec, db.dialect)
     async with db.transaction() as conn:
-        row = await conn.fetchone(statements["lock"], {"tenant": tenant_id, "id": resource_id})
-        if row is None:
-            raise ResourceNotFound(spec.type.name, resource_id)
+        row = await _row(conn, statements["lock"], spec, tenant_id, resource_id)
         pk, version, old_text, created = row[0], row[1], row[2], row[3]
         check_version(if_match, version)
         old = orjson.loads(old_text)
@@ -359,10 +351,11 @@ async def _rewrite(
             },
         )
         if changed:
-            previous = {"previous": old.get(spec.name_attribute)} if spec.previous_name else None
-            await _record_sync(
-                conn, db.dialect, spec, tenant_id, resource_id, version, now, previous
-            )
+            previous = None
+            if spec.effects.previous_name:
+                previous = {"previous": old.get(spec.name_attribute)}
+            kind = spec.effects.sync
+            await _record(conn, db.dialect, tenant_id, kind, resource_id, version, previous, now)
     db.effects_committed()
     return Stored(resource_id, version, text)
 
@@ -374,45 +367,47 @@ async def delete(
     once the row is gone (the resource's name, and what ``before_delete`` adds)."""
     statements = _statements(spec, db.dialect)
     async with db.transaction() as conn:
-        row = await conn.fetchone(statements["lock"], {"tenant": tenant_id, "id": resource_id})
-        if row is None:
-            raise ResourceNotFound(spec.type.name, resource_id)
+        row = await _row(conn, statements["lock"], spec, tenant_id, resource_id)
         pk, version, text = row[0], row[1], row[2]
         check_version(if_match, version)
         payload = {spec.name_attribute: orjson.loads(text).get(spec.name_attribute)}
         payload.update(await spec.before_delete(conn, db.dialect, pk))
         await conn.execute(statements["delete"], {"pk": pk})
-        await outbox.record(
-            conn,
-            db.dialect,
-            tenant_id=tenant_id,
-            kind=spec.delete_kind,
-            subject_id=resource_id,
-            key=f"{spec.delete_kind}:{resource_id}:v{version}",
-            payload=payload,
-        )
+        kind = spec.effects.delete
+        await _record(conn, db.dialect, tenant_id, kind, resource_id, version, payload)
         await counts.add(conn, db.dialect, tenant_id, spec.type.name, resource_id, -1)
     page_marks(db).forget(spec.table.name, tenant_id)
     db.effects_committed()
 
 
-async def _record_sync(
+async def _row(
+    conn: Connection, statement: Statement, spec: Spec, tenant_id: int, resource_id: str
+) -> Row:
+    """The row of the tenant's resource ``resource_id``; ResourceNotFound without one."""
+    row = await conn.fetchone(statement, {"tenant": tenant_id, "id": resource_id})
+    if row is None:
+        raise ResourceNotFound(spec.type.name, resource_id)
+    return row
+
+
+async def _record(
     conn: Connection,
     dialect: Dialect,
-    spec: Spec,
     tenant_id: int,
+    kind: str,
     resource_id: str,
     version: int,
-    now: str,
     payload: dict[str, Any] | None = None,
+    now: str | None = None,
 ) -> None:
+    """Record the effect ``kind`` of the resource's ``version``."""
     await outbox.record(
         conn,
         dialect,
         tenant_id=tenant_id,
-        kind=spec.sync_kind,
+        kind=kind,
         subject_id=resource_id,
-        key=f"{spec.sync_kind}:{resource_id}:v{version}",
+        key=f"{kind}:{resource_id}:v{version}",
         payload=payload,
         now=now,
     )

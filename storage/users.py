@@ -12,14 +12,9 @@ from typing import Any
 
 from storage import memberships, outbox, records
 from storage.database import Connection
-from storage.resources import Spec
-from storage.scim.resources import validate
+from storage.resources import Effects, Spec
 from storage.scim.schema import USER_TYPE
 from storage.sql import Dialect
-
-
-def _validate(body: object) -> tuple[dict[str, Any], None]:
-    return validate(USER_TYPE, body), None
 
 
 async def _leave_groups(conn: Connection, dialect: Dialect, pk: int) -> dict[str, Any]:
@@ -29,10 +24,7 @@ async def _leave_groups(conn: Connection, dialect: Dialect, pk: int) -> dict[str
 SPEC = Spec(
     type=USER_TYPE,
     table=records.users,
-    alias="u",
     name_attribute="userName",
-    sync_kind=outbox.ACCOUNT_SYNC,
-    delete_kind=outbox.ACCOUNT_DELETE,
-    validate=_validate,
+    effects=Effects(sync=outbox.ACCOUNT_SYNC, delete=outbox.ACCOUNT_DELETE),
     before_delete=_leave_groups,
 )

@@ -7,7 +7,7 @@ when the projection shows them, and answers a PATCH with 204 and no body.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -22,9 +22,9 @@ from api.shaping import Shape
 from storage import resources
 from storage.documents import etag
 from storage.paging import ListQuery
-from storage.resources import Stored
+from storage.resources import Edit, Spec, Stored
 
-Rewrite = Callable[..., Awaitable[Stored]]
+Editing = Callable[[Spec, object], Edit]
 
 
 def _never(_shape: Shape) -> bool:
@@ -35,7 +35,7 @@ def _never(_shape: Shape) -> bool:
 class Endpoints:
     """One resource type's routes: its storage spec and the hooks of its answers."""
 
-    spec: resources.Spec
+    spec: Spec
     shows_members: Callable[[Shape], bool] = _never
     """Whether a projection shows the members, which are then read from the membership rows. A
     resource with members is read back after a create or replace, so the answer shows them."""
@@ -111,27 +111,27 @@ def resource_routes(endpoints: Endpoints) -> list[Route]:
         query, attributes, excluded = search_query(body)
         return await listing(ctx, query, Shape(attributes, excluded))
 
-    async def rewrite(request: Request, write: Rewrite) -> tuple[Context, Stored]:
+    async def rewrite(request: Request, edit: Editing) -> tuple[Context, Stored]:
         """PUT and PATCH: the body applied to the stored resource."""
         ctx = await context(request, request.path_params["tenant_name"])
         body = await json_body(request, ctx.services.settings.max_body_bytes)
-        stored = await write(
+        stored = await resources.rewrite(
             ctx.services.db,
             spec,
             ctx.tenant.id,
             request.path_params["resource_id"],
-            body,
+            edit(spec, body),
             base=ctx.base,
             if_match=request.headers.get("if-match"),
         )
         return ctx, stored
 
     async def replace(request: Request) -> Response:
-        ctx, stored = await rewrite(request, resources.replace)
+        ctx, stored = await rewrite(request, resources.replacing)
         return await answer(request, ctx, stored)
 
     async def patch(request: Request) -> Response:
-        ctx, stored = await rewrite(request, resources.patch)
+        ctx, stored = await rewrite(request, resources.patching)
         if endpoints.patched is not None:
             return endpoints.patched(stored)
         return await answer(request, ctx, stored)

@@ -92,8 +92,13 @@ def test_lowered_columns_hold_lower_case_values() -> None:
                 assert values[entry.column] == str(values[entry.column]).lower()
 
 
-@pytest.mark.parametrize(("resource", "alias"), [("User", "u"), ("Group", "g")])
-def test_filter_columns_are_the_columns_the_filter_compiler_uses(resource: str, alias: str) -> None:
+def test_aliases_are_the_aliases_the_filter_compiler_uses() -> None:
+    assert indexed.ALIASES == filters._ALIASES
+
+
+@pytest.mark.parametrize("resource", ["User", "Group"])
+def test_filter_columns_are_the_columns_the_filter_compiler_uses(resource: str) -> None:
+    alias = indexed.ALIASES[resource]
     compiler = {
         key: (column.sql, column.lowered, column.case_exact)
         for key, column in filters._COLUMNS[resource].items()

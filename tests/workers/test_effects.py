@@ -101,8 +101,13 @@ class Harness:
 
     def patch_user(self, user_id: str, *operations: dict[str, Any]) -> None:
         self.db(
-            lambda db: resources.patch(
-                db, users.SPEC, self.tenant_id, user_id, patch_body(*operations), base=BASE
+            lambda db: resources.rewrite(
+                db,
+                users.SPEC,
+                self.tenant_id,
+                user_id,
+                resources.patching(users.SPEC, patch_body(*operations)),
+                base=BASE,
             )
         )
 
@@ -124,8 +129,13 @@ class Harness:
 
     def patch_group(self, group_id: str, *operations: dict[str, Any]) -> None:
         self.db(
-            lambda db: resources.patch(
-                db, groups.SPEC, self.tenant_id, group_id, patch_body(*operations), base=BASE
+            lambda db: resources.rewrite(
+                db,
+                groups.SPEC,
+                self.tenant_id,
+                group_id,
+                resources.patching(groups.SPEC, patch_body(*operations)),
+                base=BASE,
             )
         )
 
