@@ -8,7 +8,7 @@ import orjson
 from starlette.requests import Request
 
 from api.errors import UnsupportedMediaType
-from storage.documents import ListQuery
+from storage.paging import ListQuery
 from storage.scim.errors import InvalidSyntax, InvalidValue
 from storage.scim.schema import SEARCH_REQUEST
 

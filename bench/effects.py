@@ -35,7 +35,7 @@ from pathlib import Path
 import redis
 import sqlalchemy as sa
 
-from storage import clock, migrate, outbox, tenants, users
+from storage import clock, migrate, outbox, resources, tenants, users
 from storage.database import Database, open_database
 from storage.scim.schema import PRINTSYNC_USER, USER
 from workers.pipeline import Pipeline
@@ -111,13 +111,13 @@ async def create_users(
             delay = started + index / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await users.create(db, tenant_id, user_body(index, run), base=BASE)
+            await resources.create(db, users.SPEC, tenant_id, user_body(index, run), base=BASE)
         return
     indexes = iter(range(count))
 
     async def writer() -> None:
         for index in indexes:
-            await users.create(db, tenant_id, user_body(index, run), base=BASE)
+            await resources.create(db, users.SPEC, tenant_id, user_body(index, run), base=BASE)
 
     await asyncio.gather(*(writer() for _ in range(writers)))
 

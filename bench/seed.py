@@ -3,8 +3,9 @@
 Creating 1,000,000 users through ``POST /Users`` takes the best part of an hour; the scale runs
 need the rows, not the requests. This script writes them straight into the tables in big batches
 (``executemany`` on SQLite, ``COPY`` on PostgreSQL), but builds every row with the same storage
-functions the API uses (``users.new_document``, ``groups.new_document``, ``dump``, ``new_id``,
-``resources.columns``), so a seeded user is byte for byte what ``POST /Users`` would have stored.
+functions the API uses (each resource's ``validate``, ``resources.new_document``, ``dump``,
+``new_id``, ``indexed.columns``), so a seeded user is byte for byte what ``POST /Users`` would
+have stored.
 
 What it writes for a new tenant (created through ``storage.tenants``, so it has a token):
 
@@ -39,12 +40,11 @@ import psycopg
 
 from api.settings import ApiSettings
 from printsync.settings import load_or_exit
-from storage import clock, counts, groups, migrate, tenants, users
+from storage import clock, counts, groups, indexed, migrate, resources, tenants, users
 from storage.database import connect_sqlite, open_database, parse_url
 from storage.documents import dump
 from storage.ids import new_id
-from storage.scim import resources
-from storage.scim.schema import ENTERPRISE_USER, GROUP, GROUP_TYPE, USER, USER_TYPE
+from storage.scim.schema import ENTERPRISE_USER, GROUP, USER
 
 #: The columns a seeded user row sets, in the order of the bulk statements; the others
 #: (``print_username``) stay NULL as after ``POST /Users``.
@@ -163,9 +163,10 @@ def user_body(index: int, tag: str) -> dict[str, Any]:
 def user_row(
     body: object, *, pk: int, tenant_id: int, base: str, user_id: str, now: str
 ) -> tuple[Any, ...]:
-    """One ``users`` row in :data:`USER_COLUMNS` order, as ``storage.users.create`` writes it."""
-    doc = users.new_document(body, base=base, user_id=user_id, now=now)
-    derived = resources.columns(USER_TYPE, doc)
+    """One ``users`` row in :data:`USER_COLUMNS` order, as ``POST /Users`` writes it."""
+    attrs, _ = resources.validate(users.SPEC, body)
+    doc = resources.new_document(users.SPEC, attrs, base=base, resource_id=user_id, now=now)
+    derived = indexed.columns("User", doc)
     return (
         pk,
         tenant_id,
@@ -186,12 +187,12 @@ def user_row(
 def group_row(
     display_name: str, *, tenant_id: int, base: str, members: int, now: str
 ) -> tuple[Any, ...]:
-    """One ``groups`` row in :data:`GROUP_COLUMNS` order, as ``storage.groups.create`` writes a
-    group created with ``members`` members (the document never holds them)."""
-    attrs, _ = resources.validate_group({"schemas": [GROUP], "displayName": display_name})
+    """One ``groups`` row in :data:`GROUP_COLUMNS` order, as ``POST /Groups`` writes a group
+    created with ``members`` members (the document never holds them)."""
+    attrs, _ = resources.validate(groups.SPEC, {"schemas": [GROUP], "displayName": display_name})
     group_id = new_id()
-    doc = groups.new_document(attrs, base=base, group_id=group_id, now=now)
-    derived = resources.columns(GROUP_TYPE, doc)
+    doc = resources.new_document(groups.SPEC, attrs, base=base, resource_id=group_id, now=now)
+    derived = indexed.columns("Group", doc)
     return (
         tenant_id,
         group_id,

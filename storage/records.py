@@ -2,8 +2,8 @@
 
 Each SCIM resource is stored twice over: its full SCIM document as JSON text (``doc``), which reads
 answer byte for byte, and the handful of columns that uniqueness rules, Entra's lookups and the
-indexes need. Those columns are derived from the document on every write, in one place
-(``storage.scim.resources``), so the two never disagree.
+indexes need. Those columns are derived from the document on every write, as the table of indexed
+attributes says (``storage.indexed``), so the two never disagree.
 
 Timestamps are ISO 8601 UTC strings of fixed width (``2026-01-02T03:04:05.123456Z``): they sort and
 compare as text the same way on SQLite and PostgreSQL, which keeps filter SQL portable.

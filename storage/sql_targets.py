@@ -1,9 +1,9 @@
 """Where each SCIM attribute of a filter or ``sortBy`` lives in SQL.
 
 An attribute path resolves to a target: an indexed column of ``users u`` or ``groups g`` (the
-column map below), a value inside the stored JSON document, a JSON array or object, or a relation
-(group ``members``, user ``groups``) held as ``memberships`` rows. ``storage.sql_filters``
-compiles comparisons on these targets.
+column map below, read from ``storage.indexed``), a value inside the stored JSON document, a
+JSON array or object, or a relation (group ``members``, user ``groups``) held as
+``memberships`` rows. ``storage.sql_filters`` compiles comparisons on these targets.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final, Literal, TypeAlias
 
+from storage import indexed
 from storage.scim.errors import InvalidFilter
 from storage.scim.filters import quote
 from storage.scim.schema import Attribute, ResourceType, resolve, split_urn
@@ -29,29 +30,20 @@ class Column:
     case_exact: bool | None = None
 
 
+def _column(entry: indexed.Indexed) -> Column:
+    alias = indexed.ALIASES[entry.resource]
+    return Column(f"{alias}.{entry.column}", lowered=entry.lowered, case_exact=entry.case_exact)
+
+
 COLUMNS: Final[dict[str, dict[tuple[str, str | None], Column]]] = {
-    "User": {
-        ("id", None): Column("u.id"),
-        ("username", None): Column("u.user_name_ci", lowered=True),
-        ("externalid", None): Column("u.external_id"),
-        ("displayname", None): Column("u.display_name"),
-        ("active", None): Column("u.active"),
-        ("meta", "created"): Column("u.created_at"),
-        ("meta", "lastmodified"): Column("u.last_modified"),
-    },
-    "Group": {
-        ("id", None): Column("g.id"),
-        ("displayname", None): Column("g.display_name_ci", lowered=True),
-        ("externalid", None): Column("g.external_id"),
-        ("meta", "created"): Column("g.created_at"),
-        ("meta", "lastmodified"): Column("g.last_modified"),
-    },
+    resource: {key: _column(entry) for key, entry in indexed.filter_columns(resource).items()}
+    for resource in indexed.ALIASES
 }
-"""Indexed columns, by resource and (attribute, sub-attribute) of the core schema, lower-case.
-Every other attribute is read from the JSON document."""
+"""Indexed columns (``storage.indexed``), by resource and (attribute, sub-attribute) of the core
+schema, lower-case. Every other attribute is read from the JSON document."""
 
 TYPED_VALUES: Final[dict[tuple[str, str, str], Column]] = {
-    ("User", "emails", "work"): Column("u.work_email_ci", lowered=True),
+    key: _column(entry) for key, entry in indexed.typed_columns().items()
 }
 """Indexed columns holding the ``value`` of a multi-valued attribute's element of one ``type``,
 by resource, attribute (lower-case) and type (lower-case): ``emails[type eq "work" and value eq
@@ -77,7 +69,7 @@ RELATION_COLUMNS: Final[dict[str, dict[str, Column | str]]] = {
 }
 """Sub-attributes of a relation: a column of the joined table, or a constant."""
 
-ALIASES: Final[dict[str, str]] = {"User": "u", "Group": "g"}
+ALIASES: Final[dict[str, str]] = indexed.ALIASES
 """The alias of each resource's table in a compiled filter."""
 
 

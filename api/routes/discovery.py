@@ -17,8 +17,8 @@ from api import responses
 from api.context import request_context
 from api.dependencies import context
 from api.errors import error_response
-from storage.documents import MAX_PAGE_SIZE
 from storage.errors import ResourceNotFound
+from storage.paging import MAX_PAGE_SIZE
 from storage.scim.schema import RESOURCE_TYPES, SCHEMAS, SERVICE_PROVIDER_CONFIG
 
 router = APIRouter()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 
 from storage.errors import DatabaseUnavailable
+from storage.indexed import uniqueness_detail
 from storage.scim.errors import Uniqueness
 
 #: Driver errors that mean the server is away, starting, stopping or out of connections: the
@@ -37,21 +38,10 @@ def is_unique_violation(error: BaseException) -> bool:
 def raise_translated(error: BaseException) -> None:
     """Turn driver errors that carry meaning into ours; leave the rest alone."""
     if is_unique_violation(error):
-        raise Uniqueness(_uniqueness_detail(str(error))) from error
+        raise Uniqueness(uniqueness_detail(str(error))) from error
     if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
         raise DatabaseUnavailable(str(error)) from error
     names = {cls.__name__ for cls in type(error).__mro__}
     closed = "InterfaceError" in names and "connection is closed" in str(error)
     if names & UNAVAILABLE or closed or isinstance(error, OSError):
         raise DatabaseUnavailable(type(error).__name__) from error
-
-
-def _uniqueness_detail(message: str) -> str:
-    lowered = message.lower()
-    if "user_name_ci" in lowered:
-        return "userName is already taken"
-    if "display_name_ci" in lowered:
-        return "displayName is already taken"
-    if "external_id" in lowered:
-        return "externalId is already taken"
-    return "a resource with the same unique attribute already exists"

@@ -19,7 +19,7 @@ lacks the core URN or names an unknown schema, raises ``InvalidSyntax`` (the mes
 conform to the request schema). A value of the wrong type or shape, a missing required attribute
 and an exceeded size bound raise ``InvalidValue``, naming the attribute but never echoing its value.
 
-``columns`` derives the indexed columns of ``storage.records`` from a canonical document.
+The columns storage derives from a canonical document are named in ``storage.indexed``.
 """
 
 from __future__ import annotations
@@ -70,27 +70,6 @@ def validate_group(body: object) -> tuple[dict[str, Any], list[str] | None]:
     ``members`` is null), an empty list when it sends ``members: []``.
     """
     return _validate(GROUP_TYPE, body)
-
-
-def columns(resource: ResourceType, doc: dict[str, Any]) -> dict[str, Any]:
-    """The derived columns of ``storage.records`` for a canonical document of ``resource``."""
-    if resource.name == "Group":
-        display_name = str(doc.get("displayName", ""))
-        return {
-            "display_name": display_name,
-            "display_name_ci": display_name.lower(),
-            "external_id": doc.get("externalId"),
-        }
-    user_name = str(doc.get("userName", ""))
-    active = doc.get("active")
-    return {
-        "user_name": user_name,
-        "user_name_ci": user_name.lower(),
-        "external_id": doc.get("externalId"),
-        "display_name": doc.get("displayName"),
-        "work_email_ci": _work_email(doc.get("emails")),
-        "active": active if isinstance(active, bool) else True,
-    }
 
 
 def normalize(attribute: Attribute, value: object, label: str) -> Any:
@@ -361,19 +340,6 @@ def _manager_value(manager_id: str, ref: str | None, label: str) -> dict[str, st
     if ref:
         manager["$ref"] = ref
     return manager
-
-
-def _work_email(emails: object) -> str | None:
-    if not isinstance(emails, list):
-        return None
-    for email in emails:
-        if not isinstance(email, dict):
-            continue
-        kind = email.get("type")
-        value = email.get("value")
-        if isinstance(kind, str) and kind.lower() == "work" and isinstance(value, str):
-            return value.lower()
-    return None
 
 
 def _quote(text: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from storage.documents import PageMarks
+from storage.paging import PageMarks
 from tests.conftest import Service, TenantClient, count_rows
 
 

@@ -18,8 +18,9 @@ import orjson
 import pytest
 from starlette.testclient import TestClient
 
+import storage.resources
 from api.app import create_app
-from storage import documents, groups, tenants, users
+from storage import groups, paging, tenants, users
 from storage.database import open_database
 from storage.scim import filters, patch, resources
 from storage.settings import DatabaseSettings
@@ -196,15 +197,16 @@ def test_patch_path_filter_nested_too_deep_is_400(
 
 
 def test_count_above_cap_is_capped_and_announced(sqlite_url: str) -> None:
-    cap = documents.MAX_PAGE_SIZE
+    cap = paging.MAX_PAGE_SIZE
 
     async def fill() -> str:
         db = await open_database(sqlite_url)
         try:
             tenant, token = await tenants.create(db, "acme", connector="ledger")
             for index in range(cap + 1):
-                await users.create(
+                await storage.resources.create(
                     db,
+                    users.SPEC,
                     tenant.id,
                     entra_user(f"u{index:04d}@acme.example"),
                     base="http://testserver/scim/v2/acme",

@@ -28,7 +28,7 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from metrics import logs
-from storage import clock, ledger, tenants, users
+from storage import clock, ledger, resources, tenants
 from storage.database import open_database
 from storage.settings import DatabaseSettings
 from tests.api.test_users import CORE, ENTERPRISE, PRINTSYNC
@@ -344,7 +344,7 @@ def test_unexpected_error_is_bare_500_without_secrets(
     async def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError(f"could not store {CARD} for Bearer {acme.token} (pin={PIN})")
 
-    monkeypatch.setattr(users, "create", broken)
+    monkeypatch.setattr(resources, "create", broken)
     response = acme.post("/Users", json=card_user("ada@acme.example"))
     assert response.status_code == 500
     assert response.json() == {
@@ -490,7 +490,7 @@ def drive(live: Live, monkeypatch: pytest.MonkeyPatch) -> str:
             raise RuntimeError(f"could not store {CARD} for Bearer {live.token} (pin={PIN})")
 
         with monkeypatch.context() as patched:
-            patched.setattr(users, "create", broken)
+            patched.setattr(resources, "create", broken)
             failed = http.post("/Users", json=card_user("eve@acme.example"))
             assert failed.status_code == 500
     with httpx.Client(base_url=live.base, timeout=30) as http:

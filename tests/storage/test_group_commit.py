@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from storage import migrate, tenants, users
+from storage import migrate, resources, tenants, users
 from storage.database import SQLiteDatabase
 from storage.errors import DatabaseUnavailable
 from storage.scim.errors import Uniqueness
@@ -37,7 +37,7 @@ def test_concurrent_writes_share_a_commit_and_fail_alone(tmp_path: Path) -> None
     async def scenario() -> list[Any]:
         db = SQLiteDatabase(str(path))
         tenant, _ = await tenants.create(db, "t", connector="ledger")
-        await users.create(db, tenant.id, _body("taken@example.com"), base=BASE)
+        await resources.create(db, users.SPEC, tenant.id, _body("taken@example.com"), base=BASE)
         commits = 0
         original = db._commit_group
 
@@ -49,7 +49,10 @@ def test_concurrent_writes_share_a_commit_and_fail_alone(tmp_path: Path) -> None
         db._commit_group = counted  # type: ignore[method-assign]
         names = ["a@example.com", "taken@example.com", "b@example.com", "c@example.com"]
         results = await asyncio.gather(
-            *(users.create(db, tenant.id, _body(name), base=BASE) for name in names),
+            *(
+                resources.create(db, users.SPEC, tenant.id, _body(name), base=BASE)
+                for name in names
+            ),
             return_exceptions=True,
         )
         await db.close()
@@ -77,7 +80,7 @@ def test_a_member_answers_only_after_the_shared_commit(tmp_path: Path) -> None:
         tenant, _ = await tenants.create(db, "t", connector="ledger")
 
         async def create_then_look(name: str) -> None:
-            await users.create(db, tenant.id, _body(name), base=BASE)
+            await resources.create(db, users.SPEC, tenant.id, _body(name), base=BASE)
             seen.append(_committed_names(path))
 
         await asyncio.gather(create_then_look("x@example.com"), create_then_look("y@example.com"))
@@ -94,10 +97,10 @@ def test_the_only_member_failing_rolls_back_and_frees_the_lock(tmp_path: Path) -
     async def scenario() -> None:
         db = SQLiteDatabase(str(path))
         tenant, _ = await tenants.create(db, "t", connector="ledger")
-        await users.create(db, tenant.id, _body("u@example.com"), base=BASE)
+        await resources.create(db, users.SPEC, tenant.id, _body("u@example.com"), base=BASE)
         with pytest.raises(Uniqueness):
-            await users.create(db, tenant.id, _body("u@example.com"), base=BASE)
-        await users.create(db, tenant.id, _body("v@example.com"), base=BASE)
+            await resources.create(db, users.SPEC, tenant.id, _body("u@example.com"), base=BASE)
+        await resources.create(db, users.SPEC, tenant.id, _body("v@example.com"), base=BASE)
         await db.close()
 
     asyncio.run(scenario())

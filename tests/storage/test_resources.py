@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from storage import indexed
 from storage.scim import resources
 from storage.scim.errors import InvalidSyntax, InvalidValue, ScimError
 from storage.scim.schema import (
@@ -468,7 +469,7 @@ def test_columns_user_derives_lookup_columns() -> None:
             {"value": "second@example.com", "type": "work"},
         ],
     )
-    assert resources.columns(USER_TYPE, doc) == {
+    assert indexed.columns("User", doc) == {
         "user_name": "Ada@Example.com",
         "user_name_ci": "ada@example.com",
         "external_id": "ext-1",
@@ -480,7 +481,7 @@ def test_columns_user_derives_lookup_columns() -> None:
 
 def test_columns_user_without_work_email_or_active_defaults() -> None:
     doc = validated(emails=[{"value": "a@example.com"}, {"value": "b@example.com", "type": "home"}])
-    columns = resources.columns(USER_TYPE, doc)
+    columns = indexed.columns("User", doc)
     assert columns["work_email_ci"] is None
     assert columns["active"] is True
     assert columns["external_id"] is None
@@ -491,7 +492,7 @@ def test_columns_group_derives_display_name_columns() -> None:
     doc, _ = resources.validate_group(
         {"schemas": [GROUP], "displayName": "Print Admins", "externalId": "e-9"}
     )
-    assert resources.columns(GROUP_TYPE, doc) == {
+    assert indexed.columns("Group", doc) == {
         "display_name": "Print Admins",
         "display_name_ci": "print admins",
         "external_id": "e-9",

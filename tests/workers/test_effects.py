@@ -14,7 +14,7 @@ from dramatiq import Retry
 from dramatiq.middleware import Retries
 from prometheus_client import REGISTRY
 
-from storage import clock, groups, ledger, outbox, provisioning_log, tenants, users
+from storage import clock, groups, ledger, outbox, provisioning_log, resources, tenants, users
 from storage.blocking import BlockingDatabase
 from storage.database import Connection, Database, open_database
 from storage.scim.schema import ENTERPRISE_USER, PATCH_OP, PRINTSYNC_USER, USER
@@ -95,18 +95,27 @@ class Harness:
         return asyncio.run(main())
 
     def create_user(self, body: dict[str, Any]) -> str:
-        return self.db(lambda db: users.create(db, self.tenant_id, body, base=BASE)).id
+        return self.db(
+            lambda db: resources.create(db, users.SPEC, self.tenant_id, body, base=BASE)
+        ).id
 
     def patch_user(self, user_id: str, *operations: dict[str, Any]) -> None:
         self.db(
-            lambda db: users.patch(db, self.tenant_id, user_id, patch_body(*operations), base=BASE)
+            lambda db: resources.rewrite(
+                db,
+                users.SPEC,
+                self.tenant_id,
+                user_id,
+                resources.patching(users.SPEC, patch_body(*operations)),
+                base=BASE,
+            )
         )
 
     def set_active(self, user_id: str, active: bool) -> None:
         self.patch_user(user_id, {"op": "replace", "path": "active", "value": active})
 
     def delete_user(self, user_id: str) -> None:
-        self.db(lambda db: users.delete(db, self.tenant_id, user_id))
+        self.db(lambda db: resources.delete(db, users.SPEC, self.tenant_id, user_id))
 
     def create_group(self, name: str, members: Sequence[str] = ()) -> str:
         body = {
@@ -114,17 +123,24 @@ class Harness:
             "displayName": name,
             "members": [{"value": member} for member in members],
         }
-        return self.db(lambda db: groups.create(db, self.tenant_id, body, base=BASE)).id
+        return self.db(
+            lambda db: resources.create(db, groups.SPEC, self.tenant_id, body, base=BASE)
+        ).id
 
     def patch_group(self, group_id: str, *operations: dict[str, Any]) -> None:
         self.db(
-            lambda db: groups.patch(
-                db, self.tenant_id, group_id, patch_body(*operations), base=BASE
+            lambda db: resources.rewrite(
+                db,
+                groups.SPEC,
+                self.tenant_id,
+                group_id,
+                resources.patching(groups.SPEC, patch_body(*operations)),
+                base=BASE,
             )
         )
 
     def delete_group(self, group_id: str) -> None:
-        self.db(lambda db: groups.delete(db, self.tenant_id, group_id))
+        self.db(lambda db: resources.delete(db, groups.SPEC, self.tenant_id, group_id))
 
     def pending(self) -> list[outbox.Effect]:
         found = self.db(lambda db: outbox.list_effects(db, self.tenant_id, state="pending"))

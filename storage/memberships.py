@@ -1,0 +1,192 @@
+"""Memberships: the rows that make users members of groups, inside the caller's transaction.
+
+A group's document never holds its members: each membership is a row, so adding or removing
+members touches only those rows, and concurrent changes of one group's members cannot lose each
+other's. Every function here takes the connection of the transaction that changes the group (or
+deletes the user) and names users by their SCIM ids and rows by their primary keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from storage import outbox
+from storage.database import Connection, Row
+from storage.records import groups, memberships, users
+from storage.sql import Dialect, Statement, compile_core, compile_text
+
+
+@lru_cache(maxsize=2)
+def _statements(dialect: Dialect) -> dict[str, Statement]:
+    p = sa.bindparam
+    # The member ids drive the lookup through the unique index on users.id, so resolving and
+    # adding members costs the same whatever the tenant's size (SQLite would otherwise pick the
+    # tenant index and scan every user of the tenant).
+    if dialect == "postgresql":
+        by_ids = "users u WHERE u.tenant_id = :tenant AND u.id = ANY(CAST(:ids AS text[]))"
+    else:
+        by_ids = (
+            "json_each(:ids) j CROSS JOIN users u WHERE u.id = j.value AND u.tenant_id = :tenant"
+        )
+    return {
+        "members": compile_core(
+            sa.select(users.c.id, users.c.display_name)
+            .select_from(memberships.join(users, users.c.pk == memberships.c.user_pk))
+            .where(memberships.c.group_pk == p("pk"))
+            .order_by(memberships.c.user_pk),
+            dialect,
+        ),
+        "resolve": compile_text(f"SELECT u.pk, u.id FROM {by_ids}", dialect),
+        "add": compile_text(
+            "INSERT INTO memberships (group_pk, user_pk, tenant_id)"
+            f" SELECT :group, u.pk, :tenant FROM {by_ids}"
+            " ON CONFLICT (group_pk, user_pk) DO NOTHING RETURNING user_pk",
+            dialect,
+        ),
+        "remove": compile_text(
+            "DELETE FROM memberships WHERE group_pk = :group AND user_pk IN"
+            f" (SELECT u.pk FROM {by_ids})"
+            " RETURNING user_pk",
+            dialect,
+        ),
+        "keep_only": compile_text(
+            "DELETE FROM memberships WHERE group_pk = :group AND user_pk NOT IN"
+            f" (SELECT u.pk FROM {by_ids})"
+            " RETURNING user_pk",
+            dialect,
+        ),
+        "ids_of": compile_text(
+            "SELECT u.pk, u.id FROM users u WHERE u.tenant_id = :tenant AND u.pk IN"
+            " (SELECT value FROM json_each(:pks))"
+            if dialect == "sqlite"
+            else "SELECT u.pk, u.id FROM users u WHERE u.tenant_id = :tenant"
+            " AND u.pk = ANY(CAST(:pks AS integer[]))",
+            dialect,
+        ),
+        "drop_group": compile_core(
+            sa.delete(memberships).where(memberships.c.group_pk == p("pk")), dialect
+        ),
+        "group_names": compile_core(
+            sa.select(groups.c.display_name)
+            .select_from(memberships.join(groups, groups.c.pk == memberships.c.group_pk))
+            .where(memberships.c.user_pk == p("pk"))
+            .order_by(groups.c.display_name),
+            dialect,
+        ),
+        "leave_counts": compile_core(
+            sa.update(groups)
+            .where(
+                groups.c.pk.in_(
+                    sa.select(memberships.c.group_pk).where(memberships.c.user_pk == p("pk"))
+                )
+            )
+            .values(member_count=groups.c.member_count - 1),
+            dialect,
+        ),
+        "drop_user": compile_core(
+            sa.delete(memberships).where(memberships.c.user_pk == p("pk")), dialect
+        ),
+    }
+
+
+def _array(dialect: Dialect, values: Sequence[Any]) -> Any:
+    return list(values) if dialect == "postgresql" else orjson.dumps(list(values)).decode()
+
+
+async def resolve(
+    conn: Connection, dialect: Dialect, tenant_id: int, ids: Sequence[str]
+) -> set[str]:
+    """Which of ``ids`` are users of the tenant."""
+    rows = await conn.fetchall(
+        _statements(dialect)["resolve"], {"tenant": tenant_id, "ids": _array(dialect, ids)}
+    )
+    return {row[1] for row in rows}
+
+
+async def _members_changed(
+    conn: Connection,
+    dialect: Dialect,
+    name: str,
+    tenant_id: int,
+    group_pk: int,
+    ids: Sequence[str],
+) -> list[int]:
+    rows = await conn.fetchall(
+        _statements(dialect)[name],
+        {"group": group_pk, "tenant": tenant_id, "ids": _array(dialect, ids)},
+    )
+    return [row[0] for row in rows]
+
+
+async def add(
+    conn: Connection, dialect: Dialect, tenant_id: int, group_pk: int, ids: Sequence[str]
+) -> list[int]:
+    """Make the users ``ids`` members of the group; the primary keys of the new members."""
+    return await _members_changed(conn, dialect, "add", tenant_id, group_pk, ids)
+
+
+async def remove(
+    conn: Connection, dialect: Dialect, tenant_id: int, group_pk: int, ids: Sequence[str]
+) -> list[int]:
+    """End the membership of the users ``ids``; the primary keys of the former members."""
+    return await _members_changed(conn, dialect, "remove", tenant_id, group_pk, ids)
+
+
+async def keep_only(
+    conn: Connection, dialect: Dialect, tenant_id: int, group_pk: int, ids: Sequence[str]
+) -> list[int]:
+    """End every membership but those of the users ``ids``; the primary keys of the former
+    members."""
+    return await _members_changed(conn, dialect, "keep_only", tenant_id, group_pk, ids)
+
+
+async def members(conn: Connection, dialect: Dialect, group_pk: int) -> list[Row]:
+    """The group's members, rows of (id, displayName) in the order they joined."""
+    return await conn.fetchall(_statements(dialect)["members"], {"pk": group_pk})
+
+
+async def record_effects(
+    conn: Connection,
+    dialect: Dialect,
+    *,
+    tenant_id: int,
+    group_id: str,
+    version: int,
+    user_pks: Sequence[int],
+    now: str,
+) -> None:
+    """Record an account effect for each user whose membership of the group changed with the
+    group's ``version``."""
+    rows = await conn.fetchall(
+        _statements(dialect)["ids_of"], {"tenant": tenant_id, "pks": _array(dialect, user_pks)}
+    )
+    for _, user_id in rows:
+        await outbox.record(
+            conn,
+            dialect,
+            tenant_id=tenant_id,
+            kind=outbox.ACCOUNT_SYNC,
+            subject_id=user_id,
+            key=f"{outbox.ACCOUNT_SYNC}:{user_id}:g{group_id}:v{version}",
+            now=now,
+        )
+
+
+async def drop_group(conn: Connection, dialect: Dialect, group_pk: int) -> None:
+    """Remove every membership of a group that is being deleted."""
+    await conn.execute(_statements(dialect)["drop_group"], {"pk": group_pk})
+
+
+async def leave_all(conn: Connection, dialect: Dialect, user_pk: int) -> list[str]:
+    """Take a user that is being deleted out of its groups (their member counts follow); the
+    names of those groups, in order."""
+    statements = _statements(dialect)
+    names = [row[0] for row in await conn.fetchall(statements["group_names"], {"pk": user_pk})]
+    await conn.execute(statements["leave_counts"], {"pk": user_pk})
+    await conn.execute(statements["drop_user"], {"pk": user_pk})
+    return names
