@@ -18,7 +18,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from api.app import create_app
 from api.context import RequestContext, request_context
-from storage import provisioning_log, tenants, users
+from storage import provisioning_log, resources, tenants
 from storage.database import open_database
 from storage.provisioning_log import Entry, LogQuery
 from storage.settings import DatabaseSettings
@@ -257,7 +257,7 @@ def test_route_raises_bare_500_counted_once_and_logged(
     async def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("the disk caught fire")
 
-    monkeypatch.setattr(users, "get", broken)
+    monkeypatch.setattr(resources, "get", broken)
     before = scim_requests("Users", "GET", "500")
     with running(sqlite_url) as service:
         response = service.acme.get("/Users/some-id")
