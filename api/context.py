@@ -8,12 +8,14 @@ a ``Request`` or a scope. Whoever learns a fact about the request writes it ther
 - authentication (``api.auth``): the tenant, once its token is verified;
 - the route, before it authenticates (``api.routes.plain`` for the resource routes, each
   discovery route itself): the SCIM resource, the operation and the target id from the path;
-- a create handler: the new resource's id and name;
+- a write handler: what the write changed (``storage.changes.Changes``), and for a create the
+  new resource's id;
 - an exception handler (``api.errors``): the error's detail.
 
 When the response is sent the middleware reads it back to write the request's provisioning-log
 entry: a request with a tenant is a SCIM request of that tenant, logged as ``"{operation}
-/{resource}"`` (``POST /Users``).
+/{resource}"`` (``POST /Users``), with what the write changed; a group write that changed
+memberships also gets one entry against each user it added or removed.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from typing import Final
 
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
+
+from storage.changes import Changes
 
 #: The scope key the context is kept under.
 SCOPE_KEY: Final = "printsync.context"
@@ -39,10 +43,12 @@ class RequestContext:
     operation: str | None = None
     #: The resource acted on: the id in the path, or the one a create made.
     target_id: str | None = None
-    #: The created resource's ``userName`` or ``displayName``.
+    #: The written resource's ``userName`` or ``displayName``.
     target_name: str | None = None
     #: Why the request failed, for the provisioning log (masked when the entry is written).
     error: str | None = None
+    #: What a write changed.
+    changes: Changes | None = None
 
     def handles(self, resource: str, operation: str, target_id: str | None = None) -> None:
         """The route says what the request is about."""
@@ -50,10 +56,16 @@ class RequestContext:
         self.operation = operation
         self.target_id = target_id
 
-    def created(self, target_id: str, target_name: str | None) -> None:
+    def created(self, target_id: str, changes: Changes) -> None:
         """A create names the resource it made."""
         self.target_id = target_id
-        self.target_name = target_name
+        self.wrote(changes)
+
+    def wrote(self, changes: Changes) -> None:
+        """A write says what it changed (and the resource's name)."""
+        self.changes = changes
+        if changes.name is not None:
+            self.target_name = changes.name
 
     def failed(self, detail: str) -> None:
         """An error handler leaves the error's detail."""

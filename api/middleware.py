@@ -20,7 +20,8 @@ HTTP request it
 - counts and times the request (``metrics.http``), except on ``skip_paths`` (the scrape and the
   probes), and
 - appends one entry to the process's provisioning log (``app.state.provisioning_log``) for a
-  request whose tenant was authenticated, from what the context says the request was about.
+  request whose tenant was authenticated, from what the context says the request was about and
+  changed (plus one entry per user a group write added or removed).
 
 Request ids come from a pool of random bytes (``storage.ids``), not one system call each.
 """
@@ -40,6 +41,7 @@ from api.errors import PayloadTooLarge, internal_error
 from metrics import catalog
 from metrics.http import RequestMetrics
 from storage.ids import random16
+from storage.provisioning_log import GROUP
 
 REQUEST_ID_HEADER: Final = b"x-request-id"
 #: Longest request id accepted from a client; longer ones are replaced.
@@ -166,15 +168,31 @@ class RequestMiddleware:
 
 
 def _audit(scope: Scope, context: RequestContext, tenant_id: int, status: int) -> None:
-    """One provisioning-log entry for a tenant's SCIM request (O(1), no I/O)."""
+    """The provisioning-log entries of a tenant's SCIM request (no I/O): its own, and for a group
+    write that changed memberships one against each user it added or removed."""
     log = getattr(scope["app"].state, "provisioning_log", None)
     if log is None:
         return
+    operation = f"{context.operation or scope['method']} /{context.resource or ''}"
+    changes = context.changes
     log.append(
         tenant_id,
-        f"{context.operation or scope['method']} /{context.resource or ''}",
+        operation,
         status,
         target_id=context.target_id,
         target_name=context.target_name,
         error=context.error,
+        changes=changes.detail() if changes is not None else None,
     )
+    if changes is None or status >= 400:
+        return
+    for member, detail in changes.member_details(context.target_id):
+        log.append(
+            tenant_id,
+            operation,
+            status,
+            target_id=member.id,
+            target_name=member.user_name,
+            changes=detail,
+            source=GROUP,
+        )

@@ -14,7 +14,7 @@ import click
 import orjson
 
 from printsync import connector_options, effects_commands, ops_commands, pipeline_process
-from printsync.terminal import Column, Group, emit, run, settings, table
+from printsync.terminal import Column, Group, Styled, emit, run, settings, table
 from storage import migrate, tenants
 from storage.database import Database, parse_url
 
@@ -91,9 +91,13 @@ def tenant_create(
     click.echo("Paste both into Entra ID. The token is shown only this once.")
 
 
-#: name, state, connector, Tenant URL
-TENANT_COLUMNS = (Column(24), Column(9), Column(9), Column())
-_STATES = {True: "disabled", False: "enabled"}
+TENANT_COLUMNS = (
+    Column("NAME"),
+    Column("STATE"),
+    Column("CONNECTOR"),
+    Column("TENANT URL", shrink=True, min_width=20),
+)
+_STATES = {True: Styled("disabled", "yellow"), False: Styled("enabled", "green")}
 
 
 @tenant.command("list")
@@ -109,7 +113,7 @@ def tenant_list(as_json: bool) -> None:
     lines = [
         (row["name"], _STATES[row["disabled"]], row["connector"], row["tenant_url"]) for row in rows
     ]
-    table(lines, TENANT_COLUMNS)
+    table(lines, TENANT_COLUMNS, empty="no tenants")
 
 
 @tenant.command("rotate-token")

@@ -13,7 +13,7 @@ import click
 
 from metrics.exposition import ENV_VAR as MULTIPROC_VARIABLE
 from metrics.exposition import prepare_multiproc_dir
-from printsync.terminal import Column, emit, run, settings, table
+from printsync.terminal import Column, Progress, Styled, emit, run, settings, table
 from storage import ledger, outbox, tenants
 from storage.database import Database
 
@@ -32,10 +32,29 @@ def _multiprocess_metrics(directory: str | None) -> None:
     os.execv(sys.executable, [sys.executable, "-m", "printsync", *sys.argv[1:]])  # noqa: S606
 
 
-#: userName, state, card numbers, groups
-ACCOUNT_COLUMNS = (Column(40), Column(9), Column(24), Column())
-#: id, state, kind, attempts, subject and last error
-EFFECT_COLUMNS = (Column(8, ">"), Column(8), Column(15), Column(3, ">"), Column())
+ACCOUNT_COLUMNS = (
+    Column("USERNAME", shrink=True, min_width=20),
+    Column("STATE"),
+    Column("CARDS"),
+    Column("GROUPS", shrink=True),
+)
+EFFECT_COLUMNS = (
+    Column("ID", ">"),
+    Column("STATE"),
+    Column("KIND"),
+    Column("USER OR GROUP", shrink=True, min_width=16),
+    Column("ATTEMPTS"),
+    Column("UPDATED (UTC)"),
+    Column("LAST ERROR", shrink=True, min_width=16),
+)
+_EFFECT_STATES = {outbox.PENDING: None, outbox.DONE: "green", outbox.DEAD: "red"}
+
+
+def attempts(count: int) -> str:
+    """``not tried``, ``1 attempt``, ``3 attempts``."""
+    if count == 0:
+        return "not tried"
+    return "1 attempt" if count == 1 else f"{count} attempts"
 
 
 def register(cli: click.Group) -> None:
@@ -117,13 +136,13 @@ def register(cli: click.Group) -> None:
             )
         lines = []
         for row in rows:
-            state = "enabled" if row["enabled"] else "disabled"
+            state = Styled("enabled", "green") if row["enabled"] else Styled("disabled", "yellow")
             cards = (
                 ",".join(card for card in (row["cardNumber"], row["secondaryCardNumber"]) if card)
                 or "-"
             )
-            lines.append((row["userName"], state, cards, ", ".join(row["groups"])))
-        table(lines, ACCOUNT_COLUMNS)
+            lines.append((row["userName"], state, cards, ", ".join(row["groups"]) or "-"))
+        table(lines, ACCOUNT_COLUMNS, empty="no accounts")
 
     @cli.group()
     def effects() -> None:
@@ -137,20 +156,30 @@ def register(cli: click.Group) -> None:
     def effects_list(tenant_name: str, state: str | None, limit: int, as_json: bool) -> None:
         """List a tenant's effects, newest first."""
 
-        async def work(db: Database) -> list[outbox.Effect]:
+        async def work(db: Database) -> tuple[list[outbox.Effect], dict[str, str]]:
             tenant = await tenants.get(db, tenant_name)
-            return await outbox.list_effects(db, tenant.id, state=state, limit=limit)
+            found = await outbox.list_effects(db, tenant.id, state=state, limit=limit)
+            ids = sorted({effect.subject_id for effect in found})
+            return found, await outbox.subject_names(db, tenant.id, ids)
 
-        rows = [effect.summary() for effect in run(work)]
+        found, names = run(work)
         if as_json:
-            emit(rows)
+            emit([effect.summary() for effect in found])
             return
-        lines = []
-        for row in rows:
-            error = f"  {row['last_error']}" if row["last_error"] else ""
-            attempts = f"{row['attempts']}x"
-            lines.append((row["id"], row["state"], row["kind"], attempts, row["subject"] + error))
-        table(lines, EFFECT_COLUMNS)
+        lines = [
+            (
+                effect.id,
+                Styled(effect.state, _EFFECT_STATES.get(effect.state)),
+                effect.kind,
+                outbox.subject_label(effect.payload, names.get(effect.subject_id))
+                or effect.subject_id,
+                attempts(effect.attempts),
+                effect.updated_at[:19].replace("T", " "),
+                effect.last_error or "-",
+            )
+            for effect in found
+        ]
+        table(lines, EFFECT_COLUMNS, empty="no effects")
 
     @effects.command("retry")
     @click.argument("effect_id", type=int, required=False)
@@ -164,7 +193,9 @@ def register(cli: click.Group) -> None:
         async def work(db: Database) -> int:
             tenant = await tenants.get(db, tenant_name)
             if all_dead:
-                return await outbox.retry_dead(db, tenant.id)
+                total = await outbox.count_dead(db, tenant.id)
+                with Progress("sending dead effects through again", total) as shown:
+                    return await outbox.retry_dead(db, tenant.id, progress=shown.advance)
             assert effect_id is not None
             return int(await outbox.retry(db, tenant.id, effect_id))
 

@@ -8,20 +8,25 @@ from __future__ import annotations
 
 import click
 
-from printsync.terminal import Column, Command, Group, emit, run, table
+from printsync.terminal import Column, Command, Group, Styled, emit, run, table
 from storage import health, notifications, provisioning_log, tenants
 from storage.database import Database
 from storage.health import Health
 from storage.provisioning_log import Entry, LogQuery
 
 
-def _when(stamp: str | None) -> str:
-    return "never" if stamp is None else stamp[:19].replace("T", " ")
+def when(stamp: str | None) -> str:
+    """A stored time as operators read it: ``2026-01-02 03:04:05 UTC``."""
+    return "never" if stamp is None else stamp[:19].replace("T", " ") + " UTC"
 
 
 _COLOURS = {health.HEALTHY: "green", health.DEGRADED: "yellow", health.FAILING: "red"}
-#: tenant, state, reason
-_STATUS_COLUMNS = (Column(24), Column(), Column())
+_STATUS_COLUMNS = (
+    Column("TENANT"),
+    Column("HEALTH"),
+    Column("LAST SUCCESS"),
+    Column("REASON", shrink=True, min_width=20),
+)
 
 
 @click.command("status", cls=Command)
@@ -34,14 +39,16 @@ def tenant_status(name: str | None, as_json: bool) -> None:
         if as_json:
             emit([item.as_dict() for item in healths])
             return
-        if not healths:
-            click.echo("no tenants")
-        # The state is padded before it is coloured: the colour codes take no room.
         lines = [
-            (item.tenant, click.style(f"{item.state:<9}", fg=_COLOURS[item.state]), item.reason)
+            (
+                item.tenant,
+                Styled(item.state, _COLOURS.get(item.state)),
+                when(item.numbers.last_success_at),
+                item.reason,
+            )
             for item in healths
         ]
-        table(lines, _STATUS_COLUMNS)
+        table(lines, _STATUS_COLUMNS, empty="no tenants")
         return
 
     async def work(db: Database) -> tuple[Health, list[notifications.Notification]]:
@@ -58,7 +65,7 @@ def tenant_status(name: str | None, as_json: bool) -> None:
 def _print_detail(state: Health, mails: list[notifications.Notification]) -> None:
     numbers = state.numbers
     click.echo(f"Tenant:   {state.tenant}")
-    click.echo("State:    " + click.style(state.state, fg=_COLOURS[state.state], bold=True))
+    click.echo("State:    " + click.style(state.state, fg=_COLOURS.get(state.state), bold=True))
     click.echo(f"Reason:   {state.reason}")
     others = [f for f in state.findings if f.sentence not in state.reason]
     for finding in others:
@@ -79,14 +86,24 @@ def _print_detail(state: Health, mails: list[notifications.Notification]) -> Non
         "Pending:  "
         + ("none" if lag is None else f"oldest waiting {health.describe_duration(lag)}")
     )
-    click.echo(f"Last successful SCIM request: {_when(numbers.last_success_at)}")
+    click.echo(f"Last successful SCIM request: {when(numbers.last_success_at)}")
     if mails:
         click.echo("Notifications:")
-        for mail in mails:
-            click.echo(
-                f"  {_when(mail.created_at)}  {mail.kind:<8} {mail.state:<8} "
-                f"{', '.join(mail.recipients)}"
-            )
+        table(
+            [
+                (when(mail.created_at), mail.kind, mail.state, ", ".join(mail.recipients))
+                for mail in mails
+            ],
+            _MAIL_COLUMNS,
+        )
+
+
+_MAIL_COLUMNS = (
+    Column("  CREATED"),
+    Column("KIND"),
+    Column("STATE"),
+    Column("TO", shrink=True),
+)
 
 
 @click.command("log", cls=Command)
@@ -135,16 +152,22 @@ def log(
             until=until_stamp,
             limit=limit,
         )
-        return await provisioning_log.search(db, query), names
+        found = await provisioning_log.search(db, query)
+        return (found if as_json else await provisioning_log.named(db, found)), names
 
     entries, names = run(work)
     if as_json:
         emit([{**entry.as_dict(), "tenant": names.get(entry.tenant_id)} for entry in entries])
         return
-    if not entries:
-        click.echo("no entries")
+    one_tenant = tenant_name is not None or len(names) == 1
+    columns = [column for column in _LOG_COLUMNS if not (one_tenant and column.header == "TENANT")]
+    rows = []
     for entry in entries:
-        click.echo(_line(entry, names.get(entry.tenant_id, str(entry.tenant_id))))
+        row = log_row(entry)
+        if not one_tenant:
+            row.insert(1, names.get(entry.tenant_id, str(entry.tenant_id)))
+        rows.append(row)
+    table(rows, columns, empty="no entries")
 
 
 def _time_option(value: str | None, name: str) -> str | None:
@@ -156,16 +179,38 @@ def _time_option(value: str | None, name: str) -> str | None:
         raise click.BadParameter(str(error), param_hint=name) from None
 
 
-def _line(entry: Entry, tenant: str) -> str:
-    target = entry.target_name or ""
-    if entry.target_id:
-        target = f"{target} ({entry.target_id})" if target else entry.target_id
-    status = "" if entry.status is None else f" {entry.status}"
-    error = f"  {entry.error}" if entry.error else ""
-    return (
-        f"{_when(entry.time)}  {tenant:<16} {entry.source:<6} {entry.operation:<16} "
-        f"{target or '-'}  {entry.result}{status}{error}"
-    )
+_LOG_COLUMNS = (
+    Column("TIME (UTC)"),
+    Column("TENANT"),
+    Column("USER OR GROUP", shrink=True, min_width=16),
+    Column("WHAT HAPPENED", shrink=True, min_width=24),
+    Column("RESULT"),
+)
+_TONES = {"ok": None, "info": None, "warning": "yellow", "error": "red"}
+_RESULTS = {
+    provisioning_log.SUCCESS: "ok",
+    provisioning_log.CLIENT_ERROR: "refused",
+    provisioning_log.SERVER_ERROR: "failed",
+    provisioning_log.FAILED: "failed",
+    provisioning_log.DEAD: "gave up",
+    provisioning_log.RETRIED: "retrying",
+}
+
+
+def log_row(entry: Entry) -> list[str | Styled]:
+    """One entry as the cells of ``printsync log`` (without the tenant): the time in UTC, whom
+    it is about (userName or displayName, else the id), what happened in words, the result."""
+    event = provisioning_log.describe(entry)
+    who = entry.target_name or entry.target_id or "-"
+    result = _RESULTS.get(entry.result, entry.result)
+    if entry.status is not None:
+        result = f"{result} {entry.status}"
+    return [
+        entry.time[:19].replace("T", " "),
+        who,
+        Styled(event.text(), _TONES[event.tone]),
+        Styled(result, _TONES[event.tone]),
+    ]
 
 
 def register(cli_group: click.Group) -> None:

@@ -6,16 +6,20 @@ validates every setting (:func:`start_process`), so a bad value stops it with on
 variable and its rule and exit status 2, while ``--help`` works whatever the settings.
 :func:`run` opens the configured database, runs one coroutine against it and closes it; the
 errors an operator can cause (an unknown tenant, an invalid request) become one ``Error:`` line.
-:func:`emit` prints JSON; :func:`table` prints rows in columns.
+:func:`emit` prints JSON; :func:`table` prints rows under a header in aligned columns (every list
+command prints through it), coloured and cut to fit only on a terminal; :class:`Progress` draws a
+progress line on a terminal while a long command works.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TextIO, TypeVar
 
 import click
 import orjson
@@ -95,29 +99,168 @@ def emit(data: Any) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Column:
-    """One column of :func:`table`: at least ``width`` characters (0: as wide as the cell),
-    aligned left (``<``) or right (``>``)."""
+    """One column of :func:`table`: its ``header``, aligned left (``<``) or right (``>``).
 
-    width: int = 0
+    On a terminal too narrow for the table, the columns that may ``shrink`` are cut (the last
+    first, each down to ``min_width``), their cells ending in ``…``; elsewhere (a pipe, a file)
+    nothing is cut.
+    """
+
+    header: str
     align: Literal["<", ">"] = "<"
+    shrink: bool = False
+    min_width: int = 12
 
 
-def table(rows: Iterable[Sequence[object]], columns: Sequence[Column]) -> None:
-    """Print one line per row, its cells padded to their columns and separated by a space."""
-    for row in rows:
+@dataclass(frozen=True, slots=True)
+class Styled:
+    """A cell with a colour (shown only on a terminal)."""
+
+    text: str
+    fg: str | None = None
+    bold: bool = False
+
+    def __str__(self) -> str:
+        return self.text
+
+
+Cell = str | int | float | Styled | None
+_GAP = "  "
+_ELLIPSIS = "…"
+
+
+@dataclass(frozen=True, slots=True)
+class Terminal:
+    """Where a command prints: whether standard output is a terminal (colours, cutting to fit)
+    and how wide it is."""
+
+    is_tty: bool
+    width: int
+    colour: bool
+
+    @classmethod
+    def detect(cls) -> Terminal:
+        stream = sys.stdout
+        is_tty = stream.isatty()
+        width = shutil.get_terminal_size((100, 24)).columns
+        colour = is_tty and not os.environ.get("NO_COLOR")
+        return cls(is_tty, width, colour)
+
+
+def _plain(cell: Cell) -> str:
+    return "" if cell is None else str(cell)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 1)] + _ELLIPSIS
+
+
+def _fit(widths: list[int], columns: Sequence[Column], limit: int) -> list[int]:
+    """Column widths that fit ``limit`` characters, shrinking the columns that may shrink."""
+    fitted = list(widths)
+    over = sum(fitted) + len(_GAP) * (len(fitted) - 1) - limit
+    for index in reversed(range(len(columns))):
+        if over <= 0:
+            break
+        if not columns[index].shrink:
+            continue
+        floor = min(fitted[index], max(columns[index].min_width, len(columns[index].header)))
+        cut = min(over, fitted[index] - floor)
+        fitted[index] -= cut
+        over -= cut
+    return fitted
+
+
+def table(
+    rows: Iterable[Sequence[Cell]],
+    columns: Sequence[Column],
+    *,
+    empty: str = "nothing to show",
+    terminal: Terminal | None = None,
+) -> None:
+    """Print ``rows`` under a header, in aligned columns; ``empty`` when there are none.
+
+    Colours (:class:`Styled` cells, a bold header) only on a terminal, and never with
+    ``NO_COLOR`` set; on a terminal narrower than the table, the shrinkable columns are cut."""
+    lines = [list(row) for row in rows]
+    for row in lines:
         if len(row) != len(columns):
             raise ValueError(f"a row of {len(row)} cells for {len(columns)} columns")
-        cells = (
-            format(str(cell), f"{column.align}{column.width}")
-            for cell, column in zip(row, columns, strict=True)
-        )
-        click.echo(" ".join(cells))
+    if not lines:
+        click.echo(empty)
+        return
+    where = terminal or Terminal.detect()
+    widths = [
+        max([len(column.header)] + [len(_plain(row[index])) for row in lines])
+        for index, column in enumerate(columns)
+    ]
+    if where.is_tty:
+        widths = _fit(widths, columns, where.width)
+    last = len(columns) - 1
+
+    def render(cells: Sequence[Cell], header: bool = False) -> str:
+        out = []
+        for index, (cell, column) in enumerate(zip(cells, columns, strict=True)):
+            text = _cut(_plain(cell), widths[index])
+            padded = (
+                text
+                if index == last and column.align == "<"
+                else (format(text, f"{column.align}{widths[index]}"))
+            )
+            if where.colour and header:
+                padded = click.style(padded, bold=True)
+            elif where.colour and isinstance(cell, Styled) and (cell.fg or cell.bold):
+                padded = click.style(padded, fg=cell.fg, bold=cell.bold)
+            out.append(padded)
+        return _GAP.join(out).rstrip()
+
+    click.echo(render([column.header for column in columns], header=True), color=where.colour)
+    for row in lines:
+        click.echo(render(row), color=where.colour)
+
+
+class Progress:
+    """A progress line on standard error while a long command works, only on a terminal:
+    ``label  [#####·····]  512/1000``. Use as a context manager; :meth:`advance` moves it."""
+
+    def __init__(self, label: str, total: int, *, stream: TextIO | None = None) -> None:
+        self.label = label
+        self.total = max(0, total)
+        self.done = 0
+        self._stream = stream if stream is not None else sys.stderr
+        self._shown = self._stream.isatty() and self.total > 0
+
+    def __enter__(self) -> Progress:
+        self._draw()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._shown:
+            self._stream.write("\r\x1b[2K")
+            self._stream.flush()
+
+    def advance(self, count: int) -> None:
+        self.done = min(self.total, self.done + count) if self.total else self.done + count
+        self._draw()
+
+    def _draw(self) -> None:
+        if not self._shown:
+            return
+        width = 30
+        filled = width * self.done // self.total
+        bar = "#" * filled + "·" * (width - filled)
+        self._stream.write(f"\r{self.label}  [{bar}]  {self.done}/{self.total}")
+        self._stream.flush()
 
 
 __all__ = [
+    "Cell",
     "Column",
     "Command",
     "Group",
+    "Progress",
+    "Styled",
+    "Terminal",
     "emit",
     "run",
     "settings",

@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 from storage import memberships, outbox, records
+from storage.changes import MembershipChange
 from storage.database import Connection
 from storage.documents import dump
 from storage.resources import Effects, Members, Spec
@@ -36,10 +37,12 @@ async def change_members(
     version: int,
     changes: Sequence[MemberChange],
     now: str,
-) -> tuple[bool, int]:
+) -> MembershipChange:
     """Apply member changes in order; record an account effect for each user whose membership
-    changed. Returns (anything changed, change in member count)."""
-    changed_pks: set[int] = set()
+    changed. Returns what changed: the users that joined or left, net of the whole request."""
+    # Per changed user: whether it was a member before the request and is one after it.
+    before: dict[int, bool] = {}
+    after: dict[int, bool] = {}
     delta = 0
     for change in changes:
         ids = list(dict.fromkeys(change.ids))
@@ -50,30 +53,35 @@ async def change_members(
             missing = set(ids) - await memberships.resolve(conn, dialect, tenant_id, ids)
             if missing:
                 raise InvalidValue(f"member {sorted(missing)[0]} is not a user of this tenant")
+        left: list[int] = []
         if change.op == "replace":
             left = await memberships.keep_only(conn, dialect, tenant_id, group_pk, ids)
-            changed_pks.update(left)
-            delta -= len(left)
+        elif change.op == "remove" and ids:
+            left = await memberships.remove(conn, dialect, tenant_id, group_pk, ids)
+        for pk in left:
+            before.setdefault(pk, True)
+            after[pk] = False
+        delta -= len(left)
         if joining:
             added = await memberships.add(conn, dialect, tenant_id, group_pk, ids)
-            changed_pks.update(added)
+            for pk in added:
+                before.setdefault(pk, False)
+                after[pk] = True
             delta += len(added)
-        elif change.op == "remove" and ids:
-            removed = await memberships.remove(conn, dialect, tenant_id, group_pk, ids)
-            changed_pks.update(removed)
-            delta -= len(removed)
-    if not changed_pks:
-        return False, delta
-    await memberships.record_effects(
+    if not after:
+        return MembershipChange(delta=delta)
+    users = await memberships.record_effects(
         conn,
         dialect,
         tenant_id=tenant_id,
         group_id=group_id,
         version=version,
-        user_pks=sorted(changed_pks),
+        user_pks=sorted(after),
         now=now,
     )
-    return True, delta
+    joined = tuple(users[pk] for pk in after if after[pk] and not before[pk] and pk in users)
+    gone = tuple(users[pk] for pk in after if before[pk] and not after[pk] and pk in users)
+    return MembershipChange(touched=True, delta=delta, added=joined, removed=gone)
 
 
 async def with_members(conn: Connection, dialect: Dialect, pk: int, text: str) -> str:

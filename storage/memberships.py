@@ -16,6 +16,7 @@ import orjson
 import sqlalchemy as sa
 
 from storage import outbox
+from storage.changes import Member
 from storage.database import Connection, Row
 from storage.records import groups, memberships, users
 from storage.sql import Dialect, Statement, compile_core, compile_text
@@ -61,10 +62,10 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             dialect,
         ),
         "ids_of": compile_text(
-            "SELECT u.pk, u.id FROM users u WHERE u.tenant_id = :tenant AND u.pk IN"
+            "SELECT u.pk, u.id, u.user_name FROM users u WHERE u.tenant_id = :tenant AND u.pk IN"
             " (SELECT value FROM json_each(:pks))"
             if dialect == "sqlite"
-            else "SELECT u.pk, u.id FROM users u WHERE u.tenant_id = :tenant"
+            else "SELECT u.pk, u.id, u.user_name FROM users u WHERE u.tenant_id = :tenant"
             " AND u.pk = ANY(CAST(:pks AS integer[]))",
             dialect,
         ),
@@ -159,13 +160,16 @@ async def record_effects(
     version: int,
     user_pks: Sequence[int],
     now: str,
-) -> None:
+) -> dict[int, Member]:
     """Record an account effect for each user whose membership of the group changed with the
-    group's ``version``."""
+    group's ``version``; those users by primary key (their id and userName, which the
+    provisioning log names them by)."""
     rows = await conn.fetchall(
         _statements(dialect)["ids_of"], {"tenant": tenant_id, "pks": _array(dialect, user_pks)}
     )
-    for _, user_id in rows:
+    users_by_pk: dict[int, Member] = {}
+    for pk, user_id, user_name in rows:
+        users_by_pk[pk] = Member(user_id, user_name)
         await outbox.record(
             conn,
             dialect,
@@ -175,6 +179,7 @@ async def record_effects(
             key=f"{outbox.ACCOUNT_SYNC}:{user_id}:g{group_id}:v{version}",
             now=now,
         )
+    return users_by_pk
 
 
 async def drop_group(conn: Connection, dialect: Dialect, group_pk: int) -> None:

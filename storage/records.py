@@ -166,6 +166,8 @@ provisioning_log = sa.Table(
     sa.Column("result", sa.String(16), nullable=False),
     sa.Column("status", sa.Integer, nullable=True),
     sa.Column("error", sa.Text, nullable=True),
+    # What a write changed or an effect did: a small JSON object (storage.changes).
+    sa.Column("changes", sa.Text, nullable=True),
     # (tenant, time) with source and result in the index: health counts are index-only scans.
     sa.Index(
         "ix_provisioning_log_tenant_id_time_source_result", "tenant_id", "time", "source", "result"
@@ -205,6 +207,18 @@ notification_effects = sa.Table(
     sa.Column("dead_at", Timestamp, primary_key=True),
     sa.Column("notification_id", sa.Integer, sa.ForeignKey("notifications.id"), nullable=False),
     sa.Index("ix_notification_effects_notification_id", "notification_id"),
+)
+
+# Sign-ins to the admin console: one row per session, keyed by the hash of the cookie's secret.
+# ``token_hash`` is the hash of the admin token that was presented, so a new admin token ends
+# every session opened with the old one.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+    sa.Column("expires_at", Timestamp, nullable=False, index=True),
 )
 
 # The built-in print-account ledger (one connector's system of record) -----------------------------

@@ -23,6 +23,14 @@ import orjson
 import sqlalchemy as sa
 
 from storage import clock, counts, indexed, outbox
+from storage.changes import (
+    NO_CHANGES,
+    Changes,
+    Member,
+    MembershipChange,
+    active_change,
+    diff,
+)
 from storage.database import Connection, Database, Row
 from storage.documents import assemble, check_version, client_attributes, dump
 from storage.errors import ResourceNotFound
@@ -44,6 +52,8 @@ class Stored:
     id: str
     version: int
     doc: str
+    changes: Changes = NO_CHANGES
+    """What the write that returned it changed (a read changes nothing)."""
 
 
 Validate = Callable[[object], tuple[dict[str, Any], list[str] | None]]
@@ -53,8 +63,7 @@ none)."""
 
 class ChangeMembers(Protocol):
     """Apply member changes, in order, to the resource of row ``pk`` inside the write's
-    transaction (``version`` is the resource's version after the write); whether any membership
-    changed, and by how many members the count moves."""
+    transaction (``version`` is the resource's version after the write); what changed."""
 
     def __call__(
         self,
@@ -67,7 +76,7 @@ class ChangeMembers(Protocol):
         changes: Sequence[MemberChange],
         now: str,
         /,
-    ) -> Awaitable[tuple[bool, int]]: ...
+    ) -> Awaitable[MembershipChange]: ...
 
 
 class ListMembers(Protocol):
@@ -222,14 +231,24 @@ async def create(db: Database, spec: Spec, tenant_id: int, body: object, *, base
             pk = row[0]
         await _record(conn, db.dialect, tenant_id, spec.effects.sync, resource_id, 1, now=now)
         await counts.add(conn, db.dialect, tenant_id, spec.type.name, resource_id, 1)
+        joined: tuple[Member, ...] = ()
         if pk is not None and member_ids and spec.members is not None:
             added = (MemberChange("add", tuple(member_ids)),)
-            _, delta = await spec.members.change(
+            membership = await spec.members.change(
                 conn, db.dialect, tenant_id, pk, resource_id, 1, added, now
             )
-            await conn.execute(statements["update"], {**params, "pk": pk, "delta": delta})
+            joined = membership.added
+            await conn.execute(
+                statements["update"], {**params, "pk": pk, "delta": membership.delta}
+            )
     db.effects_committed()
-    return Stored(resource_id, 1, text)
+    changes = Changes(
+        name=_name(spec, attrs),
+        active=active_change(None, attrs),
+        added=joined,
+        created=True,
+    )
+    return Stored(resource_id, 1, text, changes)
 
 
 async def get(
@@ -313,15 +332,17 @@ async def rewrite(
         check_version(if_match, version)
         old = orjson.loads(old_text)
         attrs, member_changes = edit(old)
-        changed = client_attributes(old) != attrs
+        before = client_attributes(old)
+        changed = before != attrs
         now = clock.stamp()
-        touched, delta = False, 0
+        membership = MembershipChange()
         if member_changes and spec.members is not None:
-            touched, delta = await spec.members.change(
+            membership = await spec.members.change(
                 conn, db.dialect, tenant_id, pk, resource_id, version + 1, member_changes, now
             )
-        if not changed and not touched:
-            return Stored(resource_id, version, old_text)
+        if not changed and not membership.touched:
+            unchanged = Changes(name=_name(spec, attrs), rewrite=True)
+            return Stored(resource_id, version, old_text, unchanged)
         version += 1
         doc = assemble(
             attrs,
@@ -340,7 +361,7 @@ async def rewrite(
                 "version": version,
                 "now": now,
                 "doc": text,
-                "delta": delta,
+                "delta": membership.delta,
                 **indexed.columns(spec.type.name, doc),
             },
         )
@@ -351,14 +372,23 @@ async def rewrite(
             kind = spec.effects.sync
             await _record(conn, db.dialect, tenant_id, kind, resource_id, version, previous, now)
     db.effects_committed()
-    return Stored(resource_id, version, text)
+    changes = Changes(
+        name=_name(spec, attrs),
+        attributes=diff(before, attrs) if changed else (),
+        active=active_change(before, attrs) if changed else None,
+        added=membership.added,
+        removed=membership.removed,
+        rewrite=True,
+    )
+    return Stored(resource_id, version, text, changes)
 
 
 async def delete(
     db: Database, spec: Spec, tenant_id: int, resource_id: str, *, if_match: str | None = None
-) -> None:
+) -> Changes:
     """Delete the resource and what refers to it; record the deletion with what the worker needs
-    once the row is gone (the resource's name, and what ``before_delete`` adds)."""
+    once the row is gone (the resource's name, and what ``before_delete`` adds). Returns the
+    deleted resource's name and, for a user, the groups it left."""
     statements = _statements(spec, db.dialect)
     async with db.transaction() as conn:
         row = await _row(conn, statements["lock"], spec, tenant_id, resource_id)
@@ -372,6 +402,17 @@ async def delete(
         await counts.add(conn, db.dialect, tenant_id, spec.type.name, resource_id, -1)
     page_marks(db).forget(spec.table.name, tenant_id)
     db.effects_committed()
+    name = payload.get(spec.name_attribute)
+    left = payload.get("groups")
+    return Changes(
+        name=name if isinstance(name, str) else None,
+        groups=tuple(left) if isinstance(left, list) else (),
+    )
+
+
+def _name(spec: Spec, attrs: dict[str, Any]) -> str | None:
+    name = attrs.get(spec.name_attribute)
+    return name if isinstance(name, str) else None
 
 
 async def _row(

@@ -70,6 +70,17 @@ Absent = Literal["revoke", "delete"]
 
 
 @dataclass(frozen=True, slots=True)
+class Converged:
+    """What converging an effect did: the effect to schedule next, and for an account what the
+    print account became (``ensured``, ``revoked``, or ``skipped`` when the user was deleted
+    meanwhile) and the userName it is kept under, which the provisioning log records."""
+
+    follow_up: outbox.Scheduled | None = None
+    account: str | None = None
+    subject: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Desired:
     """What the print account under ``username`` should be."""
 
@@ -139,7 +150,7 @@ class Effects:
         try:
             connector = self._connector(effect.tenant_id)
             connector_name = connector.name
-            follow_up = self.converge(effect, connector)
+            converged = self.converge(effect, connector)
         except PermanentError as error:
             self._count_error(connector_name, error, "permanent")
             self._dead(effect, error, connector_name)
@@ -157,8 +168,13 @@ class Effects:
                 connector_name,
             )
         else:
-            success = provisioning_log.effect_entry(effect, provisioning_log.SUCCESS)
-            self.store.run_in_transaction(complete_and_log, effect, follow_up, success)
+            success = provisioning_log.effect_entry(
+                effect,
+                provisioning_log.SUCCESS,
+                account=converged.account,
+                subject=converged.subject,
+            )
+            self.store.run_in_transaction(complete_and_log, effect, converged.follow_up, success)
             catalog.EFFECTS.labels(effect.kind, connector_name, "succeeded").inc()
         finally:
             catalog.EFFECT_DURATION.labels(effect.kind, connector_name).observe(
@@ -254,30 +270,32 @@ class Effects:
 
     # -- Converging ----------------------------------------------------------------------------
 
-    def converge(self, effect: outbox.Effect, connector: Connector) -> outbox.Scheduled | None:
-        """Bring the print system in line for this effect; returns an effect to schedule."""
+    def converge(self, effect: outbox.Effect, connector: Connector) -> Converged:
+        """Bring the print system in line for this effect; what it did, and the effect to
+        schedule next."""
         if effect.kind == outbox.ACCOUNT_SYNC:
             return self._sync_account(effect, connector)
         if effect.kind == outbox.ACCOUNT_DELETE:
             username = _payload_name(effect, "userName")
             self.converge_accounts(effect.tenant_id, [username], connector, absent="revoke")
-            return self._purge_later(effect, username)
+            return Converged(self._purge_later(effect, username))
         if effect.kind == outbox.ACCOUNT_PURGE:
             username = _payload_name(effect, "userName")
             self.converge_accounts(effect.tenant_id, [username], connector, absent="delete")
-            return None
+            return Converged()
         if effect.kind == outbox.GROUP_SYNC:
             self._sync_group(effect, connector)
-            return None
+            return Converged()
         if effect.kind == outbox.GROUP_DELETE:
             self._delete_group(effect, connector)
-            return None
+            return Converged()
         raise PermanentError(f"unknown effect kind {effect.kind!r}", operation="dispatch")
 
-    def _sync_account(self, effect: outbox.Effect, connector: Connector) -> outbox.Scheduled | None:
+    def _sync_account(self, effect: outbox.Effect, connector: Connector) -> Converged:
         user = self.store.run(accounts.user_by_id, effect.tenant_id, effect.subject_id)
         if user is None:
-            return None  # deleted since: the deletion's own effect takes care of the account
+            # Deleted since: the deletion's own effect takes care of the account.
+            return Converged(account="skipped")
         names = [user.user_name]
         previous = user.print_username
         renamed = previous is not None and previous.lower() != user.user_name.lower()
@@ -287,10 +305,12 @@ class Effects:
         desired = self.converge_accounts(effect.tenant_id, names, connector, absent="revoke")
         if previous != user.user_name:
             self.store.run(accounts.set_print_username, effect.tenant_id, user.id, user.user_name)
+        account = "ensured" if desired[0].account is not None else "revoked"
+        follow_up = None
         if renamed and not desired[1].present:
             assert previous is not None
-            return self._purge_later(effect, previous)
-        return None
+            follow_up = self._purge_later(effect, previous)
+        return Converged(follow_up, account, user.user_name)
 
     def _purge_later(self, effect: outbox.Effect, username: str) -> outbox.Scheduled:
         due = clock.later(self.settings.retention_seconds, clock.parse(effect.created_at))

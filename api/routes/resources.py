@@ -73,9 +73,11 @@ def resource_routes(endpoints: Endpoints) -> list[Route]:
     async def create(request: Request) -> Response:
         ctx = await context(request, request.path_params["tenant_name"])
         body = await json_body(request)
-        stored = await resources.create(ctx.services.db, spec, ctx.tenant.id, body, base=ctx.base)
         name = body.get(spec.name_attribute) if isinstance(body, dict) else None
-        request_context(request).created(stored.id, name)
+        if isinstance(name, str):  # a refused create is logged under the name it asked for
+            request_context(request).target_name = name
+        stored = await resources.create(ctx.services.db, spec, ctx.tenant.id, body, base=ctx.base)
+        request_context(request).created(stored.id, stored.changes)
         return await answer(request, ctx, stored, created=True)
 
     async def get(request: Request) -> Response:
@@ -124,6 +126,7 @@ def resource_routes(endpoints: Endpoints) -> list[Route]:
             base=ctx.base,
             if_match=request.headers.get("if-match"),
         )
+        request_context(request).wrote(stored.changes)
         return ctx, stored
 
     async def replace(request: Request) -> Response:
@@ -138,13 +141,14 @@ def resource_routes(endpoints: Endpoints) -> list[Route]:
 
     async def delete(request: Request) -> Response:
         ctx = await context(request, request.path_params["tenant_name"])
-        await resources.delete(
+        changes = await resources.delete(
             ctx.services.db,
             spec,
             ctx.tenant.id,
             request.path_params["resource_id"],
             if_match=request.headers.get("if-match"),
         )
+        request_context(request).wrote(changes)
         return responses.empty(204)
 
     collection = f"/scim/v2/{{tenant_name}}{kind.endpoint}"

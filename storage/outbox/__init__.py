@@ -33,7 +33,15 @@ from storage.outbox.lifecycle import (
     mark_dispatched,
     release,
 )
-from storage.outbox.operators import list_effects, prune, retry, retry_dead
+from storage.outbox.operators import (
+    count_dead,
+    counts_by_tenant,
+    list_effects,
+    prune,
+    retry,
+    retry_dead,
+    subject_names,
+)
 from storage.outbox.recording import record, schedule
 from storage.outbox.stats import (
     FAILURE_COLUMNS,
@@ -66,6 +74,8 @@ __all__ = [
     "begin",
     "claim_due",
     "complete",
+    "count_dead",
+    "counts_by_tenant",
     "fail_transient",
     "failure_of",
     "failure_stats",
@@ -82,4 +92,5 @@ __all__ = [
     "retry_dead",
     "schedule",
     "subject_label",
+    "subject_names",
 ]

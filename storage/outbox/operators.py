@@ -1,9 +1,13 @@
-"""What operators do with effects: list a tenant's, send dead ones through again, prune."""
+"""What operators do with effects: list a tenant's (with the names of their users and groups),
+count them by state, send dead ones through again, prune."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
+
+import orjson
 
 from storage import clock
 from storage.database import Database
@@ -29,7 +33,15 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             " ORDER BY id DESC LIMIT :limit"
         ),
         "retry": f"{_REVIVE} AND id = :id",
-        "retry_dead": _REVIVE,
+        "retry_dead": (
+            f"{_REVIVE} AND id IN (SELECT id FROM outbox WHERE tenant_id = :tenant"
+            " AND state = 'dead' ORDER BY id LIMIT :batch)"
+        ),
+        "count_dead": "SELECT count(*) FROM outbox WHERE tenant_id = :tenant AND state = 'dead'",
+        "counts": (
+            "SELECT tenant_id, state, count(*) FROM outbox WHERE state <> 'done'"
+            " GROUP BY tenant_id, state"
+        ),
         "prune": "DELETE FROM outbox WHERE state = 'done' AND completed_at < :before",
     }
     return {name: compile_text(text, dialect) for name, text in sql.items()}
@@ -61,13 +73,71 @@ async def retry(db: Database, tenant_id: int, effect_id: int) -> bool:
     return bool(changed)
 
 
-async def retry_dead(db: Database, tenant_id: int) -> int:
-    """Make every dead effect of this tenant pending again; returns how many."""
-    async with db.transaction() as conn:
-        changed = await conn.execute(
-            _statements(db.dialect)["retry_dead"], {"tenant": tenant_id, "now": clock.stamp()}
-        )
-    return int(changed)
+async def retry_dead(
+    db: Database,
+    tenant_id: int,
+    *,
+    batch: int = 1000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Make every dead effect of this tenant pending again, ``batch`` at a time (each batch its
+    own short transaction, reported to ``progress``); returns how many."""
+    statement = _statements(db.dialect)["retry_dead"]
+    total = 0
+    while True:
+        async with db.transaction() as conn:
+            changed = int(
+                await conn.execute(
+                    statement, {"tenant": tenant_id, "now": clock.stamp(), "batch": batch}
+                )
+            )
+        total += changed
+        if progress is not None and changed:
+            progress(changed)
+        if changed < batch:
+            return total
+
+
+async def count_dead(db: Database, tenant_id: int) -> int:
+    """How many of the tenant's effects are dead."""
+    async with db.reader() as conn:
+        row = await conn.fetchone(_statements(db.dialect)["count_dead"], {"tenant": tenant_id})
+    return int(row[0]) if row is not None else 0
+
+
+async def counts_by_tenant(db: Database) -> dict[int, dict[str, int]]:
+    """Effects that are not done, per tenant and state (``pending``, ``dead``)."""
+    async with db.reader() as conn:
+        rows = await conn.fetchall(_statements(db.dialect)["counts"], {})
+    found: dict[int, dict[str, int]] = {}
+    for tenant_id, state, count in rows:
+        found.setdefault(int(tenant_id), {})[state] = int(count)
+    return found
+
+
+_SUBJECT_NAMES = (
+    "SELECT id, user_name FROM users WHERE tenant_id = :tenant AND {users}"
+    " UNION ALL SELECT id, display_name FROM groups WHERE tenant_id = :tenant AND {groups}"
+)
+
+
+def _in_ids(dialect: Dialect) -> str:
+    if dialect == "postgresql":
+        return "id = ANY(CAST(:ids AS text[]))"
+    return "id IN (SELECT value FROM json_each(:ids))"
+
+
+async def subject_names(db: Database, tenant_id: int, ids: Sequence[str]) -> dict[str, str]:
+    """The current userName or displayName of each of ``ids`` that is a user or group of the
+    tenant (one query)."""
+    if not ids:
+        return {}
+    condition = _in_ids(db.dialect)
+    sql = compile_text(_SUBJECT_NAMES.format(users=condition, groups=condition), db.dialect)
+    values: Any = list(ids) if db.dialect == "postgresql" else orjson.dumps(list(ids)).decode()
+    async with db.reader() as conn:
+        rows = await conn.fetchall(sql, {"tenant": tenant_id, "ids": values})
+    return {row[0]: row[1] for row in rows}
 
 
 async def prune(db: Database, *, older_than_seconds: float) -> int:

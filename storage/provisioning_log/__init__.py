@@ -2,7 +2,8 @@
 
 ``entries`` holds the entry type and writes entries given a connection (the workers log an
 effect's outcome in the transaction that marks it); ``buffer`` is the API's batched writer;
-``retention`` prunes; ``query`` searches (``printsync log``, ``GET /admin/log``); ``activity``
+``retention`` prunes; ``query`` searches (``printsync log``, ``GET /admin/log``, the console);
+``story`` puts an entry in plain words; ``activity``
 counts a tenant's recent SCIM results for the health model; ``settings`` is their settings.
 """
 
@@ -13,6 +14,7 @@ from storage.provisioning_log.entries import (
     DEAD,
     EFFECT,
     FAILED,
+    GROUP,
     RESULTS,
     RETRIED,
     SCIM,
@@ -20,15 +22,25 @@ from storage.provisioning_log.entries import (
     SOURCES,
     SUCCESS,
     Entry,
+    effect_changes,
     effect_entry,
     entry,
     insert,
     result_of,
     write,
 )
-from storage.provisioning_log.query import DEFAULT_LIMIT, MAX_LIMIT, LogQuery, parse_time, search
+from storage.provisioning_log.query import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    LogQuery,
+    named,
+    page_mark,
+    parse_time,
+    search,
+)
 from storage.provisioning_log.retention import PRUNE_BATCH, prune
 from storage.provisioning_log.settings import LogSettings
+from storage.provisioning_log.story import Event, describe
 
 __all__ = [
     "CLIENT_ERROR",
@@ -36,6 +48,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "EFFECT",
     "FAILED",
+    "GROUP",
     "MAX_LIMIT",
     "PRUNE_BATCH",
     "RESULTS",
@@ -45,13 +58,18 @@ __all__ = [
     "SOURCES",
     "SUCCESS",
     "Entry",
+    "Event",
     "LogBuffer",
     "LogQuery",
     "LogSettings",
     "ScimActivity",
+    "describe",
+    "effect_changes",
     "effect_entry",
     "entry",
     "insert",
+    "named",
+    "page_mark",
     "parse_time",
     "prune",
     "result_of",

@@ -14,7 +14,7 @@ import contextlib
 import time as _time
 from collections import deque
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 import structlog
 
@@ -26,6 +26,7 @@ from storage.provisioning_log.entries import (
     SCIM,
     StoredRow,
     clip,
+    dump_changes,
     insert_rows,
     result_of,
 )
@@ -35,8 +36,10 @@ from storage.provisioning_log.settings import LogSettings
 _log = structlog.get_logger(__name__)
 
 #: A buffered SCIM entry: (unix time, tenant_id, operation, status, target_id, target_name,
-#: error); turned into an Entry only when the buffer is written.
-_Buffered = tuple[float, int, str, int, str | None, str | None, str | None]
+#: error, changes, source); turned into a row only when the buffer is written.
+_Buffered = tuple[
+    float, int, str, int, str | None, str | None, str | None, dict[str, Any] | None, str
+]
 
 #: A batch that failed to write is tried this many times before it is dropped.
 _WRITE_ATTEMPTS: Final = 3
@@ -79,13 +82,29 @@ class LogBuffer:
         target_id: str | None = None,
         target_name: str | None = None,
         error: str | None = None,
+        changes: dict[str, Any] | None = None,
+        source: str = SCIM,
     ) -> None:
-        """Record one SCIM operation answered with ``status`` (the result follows from it)."""
+        """Record one SCIM operation answered with ``status`` (the result follows from it);
+        ``changes`` is what it changed, ``source`` ``group`` for an entry against a user whose
+        membership a group's write changed."""
         rows = self._rows
         if len(rows) >= self._capacity:
             rows.popleft()
             self.dropped += 1
-        rows.append((_time.time(), tenant_id, operation, status, target_id, target_name, error))
+        rows.append(
+            (
+                _time.time(),
+                tenant_id,
+                operation,
+                status,
+                target_id,
+                target_name,
+                error,
+                changes,
+                source,
+            )
+        )
         if len(rows) >= self._batch and self._wake is not None:
             self._wake.set()
 
@@ -93,14 +112,24 @@ class LogBuffer:
         rows = self._rows
         taken: list[StoredRow] = []
         for _ in range(min(len(rows), self._batch)):
-            moment, tenant_id, operation, status, target_id, target_name, error = rows.popleft()
+            (
+                moment,
+                tenant_id,
+                operation,
+                status,
+                target_id,
+                target_name,
+                error,
+                changes,
+                source,
+            ) = rows.popleft()
             if target_name is not None and len(target_name) > MAX_TARGET_CHARS:
                 target_name = target_name[:MAX_TARGET_CHARS]
             taken.append(
                 (
                     self._stamp(moment),
                     tenant_id,
-                    SCIM,
+                    source,
                     operation[:MAX_OPERATION_CHARS],
                     clip(target_id, MAX_TARGET_CHARS),
                     target_name,
@@ -108,6 +137,7 @@ class LogBuffer:
                     result_of(status),
                     status,
                     clean_error(error) if error is not None else None,
+                    dump_changes(changes),
                 )
             )
         return taken

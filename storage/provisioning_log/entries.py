@@ -1,8 +1,17 @@
 """Provisioning-log entries: what one says, building one, and writing them given a connection.
 
-Every SCIM operation and every effect outcome becomes one entry: time, tenant, source (``scim`` or
-``effect``), operation (``POST /Users``, ``PATCH /Groups``, ``account.sync``), target (id and
-userName or displayName), result, HTTP status and error text.
+Every SCIM operation and every effect outcome becomes one entry: time, tenant, source (``scim``,
+``group`` or ``effect``), operation (``POST /Users``, ``PATCH /Groups``, ``account.sync``), target
+(id and userName or displayName), result, HTTP status, error text and what changed.
+
+A SCIM write's entry keeps what it changed (``changes``, a small JSON object made by
+:class:`storage.changes.Changes`: attribute names, ``active`` before and after, members added and
+removed). A group write that changed memberships also logs one ``group`` entry against each user
+it added or removed (``{"membership": "added", "group": {"id", "name"}}``), so that a user's story
+shows the group changes that touched the user; those entries are not SCIM requests and the health
+model does not count them. An effect's entry keeps what the effect was about (``version``, the
+``group`` whose change caused it) and, on success, what the worker did to the print account
+(``account``: ``ensured``, ``revoked``, or ``skipped`` for a user deleted meanwhile).
 
 Entries never carry tokens, PINs or card numbers: error texts pass through
 :func:`metrics.redaction.clean_error`, which masks bearer tokens, printsync tokens,
@@ -20,14 +29,18 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from typing import Any, Final
 
+import orjson
+
 from metrics.redaction import clean_error
 from storage import clock, outbox
 from storage.database import Connection, Database
 from storage.sql import Dialect, Statement, compile_text
 
 SCIM: Final = "scim"
+#: An entry against a user for a SCIM write of a group that changed the user's membership.
+GROUP: Final = "group"
 EFFECT: Final = "effect"
-SOURCES: Final = (SCIM, EFFECT)
+SOURCES: Final = (SCIM, GROUP, EFFECT)
 
 SUCCESS: Final = "success"
 CLIENT_ERROR: Final = "client_error"
@@ -54,9 +67,10 @@ COLUMNS: Final = (
     "result",
     "status",
     "error",
+    "changes",
 )
 #: Rows per INSERT statement; a batch is written as a few statements of these sizes. 64 rows of
-#: 10 columns stay under SQLite's oldest bound-parameter limit (999).
+#: 11 columns stay under SQLite's oldest bound-parameter limit (999).
 _CHUNKS: Final = (64, 8, 1)
 
 #: One row as inserted: the values of ``COLUMNS`` in order.
@@ -76,6 +90,8 @@ class Entry:
     target_name: str | None = None
     status: int | None = None
     error: str | None = None
+    #: What the write changed, or what the effect did (see the module docstring).
+    changes: dict[str, Any] | None = None
     id: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
@@ -108,6 +124,7 @@ def entry(
     status: int | None = None,
     error: str | None = None,
     time: str | None = None,
+    changes: dict[str, Any] | None = None,
 ) -> Entry:
     """An entry with its fields checked and cleaned (the workers' way to build one)."""
     if source not in SOURCES:
@@ -124,21 +141,48 @@ def entry(
         target_name=clip(target_name, MAX_TARGET_CHARS),
         status=status,
         error=clean_error(error),
+        changes=changes,
     )
 
 
-def effect_entry(effect: outbox.Effect, result: str, *, error: str | None = None) -> Entry:
+def effect_entry(
+    effect: outbox.Effect,
+    result: str,
+    *,
+    error: str | None = None,
+    account: str | None = None,
+    subject: str | None = None,
+) -> Entry:
     """The entry of one effect outcome (``success``, ``retried``, ``failed`` or ``dead``), under
-    the effect's tenant and subject."""
+    the effect's tenant and subject. ``account`` says what a successful ``account.sync`` did to
+    the print account (``ensured``, ``revoked`` or ``skipped``); ``subject`` names the user or group when the
+    effect's payload does not."""
     return entry(
         effect.tenant_id,
         effect.kind,
         result,
         source=EFFECT,
         target_id=effect.subject_id,
-        target_name=outbox.subject_label(effect.payload, None),
+        target_name=outbox.subject_label(effect.payload, subject),
         error=error,
+        changes=effect_changes(effect.effect_key, account),
     )
+
+
+def effect_changes(key: str, account: str | None = None) -> dict[str, Any] | None:
+    """What an effect was about, read from its idempotency key (``kind:subject:v3``, or
+    ``kind:user:g{group}:v3`` for a user's account effect caused by a group's change), and what
+    the worker did to the print account."""
+    changes: dict[str, Any] = {}
+    parts = key.split(":")
+    last = parts[-1]
+    if len(parts) in (3, 4) and last[:1] == "v" and last[1:].isdigit():
+        changes["version"] = int(last[1:])
+        if len(parts) == 4 and parts[2][:1] == "g":
+            changes["group"] = parts[2][1:]
+    if account is not None:
+        changes["account"] = account
+    return changes or None
 
 
 def stored_row(item: Entry) -> StoredRow:
@@ -154,7 +198,19 @@ def stored_row(item: Entry) -> StoredRow:
         item.result,
         item.status,
         item.error,
+        dump_changes(item.changes),
     )
+
+
+def dump_changes(changes: dict[str, Any] | None) -> str | None:
+    return orjson.dumps(changes).decode() if changes else None
+
+
+def load_changes(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    value = orjson.loads(text)
+    return value if isinstance(value, dict) else None
 
 
 @lru_cache(maxsize=8)

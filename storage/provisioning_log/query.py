@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import orjson
 
-from storage import clock
+from storage import clock, outbox
 from storage.database import Database, Row
-from storage.provisioning_log.entries import RESULTS, Entry
+from storage.provisioning_log.entries import RESULTS, Entry, load_changes
 from storage.sql import Dialect, compile_text
 
 DEFAULT_LIMIT: Final = 100
@@ -37,10 +37,15 @@ class LogQuery:
     """What to look for: all tenants, or ``tenant_id`` only; ``since`` is inclusive and
     ``until`` exclusive (stamps as :func:`parse_time` returns them).
 
-    ``target`` names a user or group by id or by userName/displayName (any case). Entries are
-    linked through the log itself: a name also finds the entries of every id logged under that
-    name (so the ``DELETE /Users/{id}`` of a user found by userName is included), and an id also
-    finds the entries logged under its names (such as a create refused before an id existed).
+    ``target`` names a user or group by id, by userName/displayName (any case) or a user by
+    work e-mail (any case). Entries are linked through the log itself: a name also finds the
+    entries of every id logged under that name (so the ``DELETE /Users/{id}`` of a user found by
+    userName is included), and an id also finds the entries logged under its names (such as a
+    create refused before an id existed). A user's entries include those of the group writes
+    that added or removed the user (source ``group``).
+
+    ``before`` pages: only entries older than the entry (time, id) it names, which is the last
+    entry of the page before (:func:`page_mark`).
     """
 
     tenant_id: int | None = None
@@ -49,6 +54,7 @@ class LogQuery:
     since: str | None = None
     until: str | None = None
     limit: int = DEFAULT_LIMIT
+    before: tuple[str, int] | None = None
 
     def __post_init__(self) -> None:
         if self.result is not None and self.result not in RESULTS:
@@ -59,7 +65,7 @@ class LogQuery:
 
 _SELECT = (
     "SELECT id, time, tenant_id, source, operation, target_id, target_name, result,"
-    " status, error FROM provisioning_log"
+    " status, error, changes FROM provisioning_log"
 )
 #: Ids (names) linked to one target name (id) at most; more are ignored.
 _MAX_LINKED = 100
@@ -83,6 +89,12 @@ _LINKED_NAMES = (
     "SELECT DISTINCT target_name_ci FROM provisioning_log WHERE tenant_id = :tenant"
     " AND target_id = :target AND target_name_ci IS NOT NULL LIMIT :limit"
 )
+#: Users the target names now: by userName or work e-mail (each on its own index).
+_CURRENT_USERS = (
+    "SELECT id, user_name_ci FROM users WHERE tenant_id = :tenant AND user_name_ci = :target_ci"
+    " UNION SELECT id, user_name_ci FROM users WHERE tenant_id = :tenant"
+    " AND work_email_ci = :target_ci"
+)
 
 
 async def _linked(db: Database, tenant_id: int, target: str) -> tuple[list[str], list[str]]:
@@ -94,10 +106,17 @@ async def _linked(db: Database, tenant_id: int, target: str) -> tuple[list[str],
         "limit": _MAX_LINKED,
     }
     async with db.reader() as conn:
+        user_rows = await conn.fetchall(compile_text(_CURRENT_USERS, db.dialect), params)
         id_rows = await conn.fetchall(compile_text(_LINKED_IDS, db.dialect), params)
         name_rows = await conn.fetchall(compile_text(_LINKED_NAMES, db.dialect), params)
-    ids = sorted({target, *(row[0] for row in id_rows)})
-    names = sorted({target.lower(), *(row[0] for row in name_rows)})
+        for _, user_name in user_rows:  # found by e-mail: the entries under its userName
+            if user_name != target.lower():
+                more = await conn.fetchall(
+                    compile_text(_LINKED_IDS, db.dialect), {**params, "target_ci": user_name}
+                )
+                id_rows = [*id_rows, *more]
+    ids = sorted({target, *(row[0] for row in user_rows), *(row[0] for row in id_rows)})
+    names = sorted({target.lower(), *(row[1] for row in user_rows), *(row[0] for row in name_rows)})
     return ids, names
 
 
@@ -122,6 +141,9 @@ def _search_sql(
     if query.until is not None:
         conditions.append("time < :until")
         params["until"] = query.until
+    if query.before is not None:
+        conditions.append("(time < :before_time OR (time = :before_time AND id < :before_id))")
+        params["before_time"], params["before_id"] = query.before
     where = " AND ".join(conditions)
     return f"{_SELECT} WHERE {where} ORDER BY time DESC, id DESC LIMIT :limit", params
 
@@ -138,6 +160,7 @@ def _entry(row: Row) -> Entry:
         result=row[7],
         status=row[8],
         error=row[9],
+        changes=load_changes(row[10]),
     )
 
 
@@ -161,6 +184,48 @@ async def search(db: Database, query: LogQuery) -> list[Entry]:
     if len(tenants) > 1:
         found.sort(key=lambda item: (item.time, item.id or 0), reverse=True)
     return found[: query.limit]
+
+
+def page_mark(entry: Entry) -> tuple[str, int]:
+    """The ``before`` of the page after the one ``entry`` ends."""
+    assert entry.id is not None
+    return entry.time, entry.id
+
+
+_LOGGED_NAMES = (
+    "SELECT target_id, max(target_name) FROM provisioning_log WHERE tenant_id = :tenant"
+    " AND {ids} AND target_name IS NOT NULL GROUP BY target_id"
+)
+
+
+async def named(db: Database, entries: Sequence[Entry]) -> list[Entry]:
+    """``entries`` with a name for each target logged by id only (an effect of a user whose
+    payload has no userName, a read): the user's or group's current name, else a name the log
+    knows it by. At most two queries per tenant on the page."""
+    missing: dict[int, set[str]] = {}
+    for item in entries:
+        if item.target_name is None and item.target_id is not None:
+            missing.setdefault(item.tenant_id, set()).add(item.target_id)
+    found: dict[tuple[int, str], str] = {}
+    for tenant_id, wanted in missing.items():
+        current = await outbox.subject_names(db, tenant_id, sorted(wanted))
+        found.update({(tenant_id, key): name for key, name in current.items()})
+        left = sorted(wanted - set(current))
+        if not left:
+            continue
+        logged = _LOGGED_NAMES.format(ids=_in_list("target_id", "ids", db.dialect))
+        async with db.reader() as conn:
+            rows = await conn.fetchall(
+                compile_text(logged, db.dialect),
+                {"tenant": tenant_id, "ids": _list_param(left, db.dialect)},
+            )
+        found.update({(tenant_id, row[0]): row[1] for row in rows if row[1]})
+    return [
+        replace(item, target_name=found.get((item.tenant_id, item.target_id or "")))
+        if item.target_name is None and item.target_id is not None
+        else item
+        for item in entries
+    ]
 
 
 _DURATION: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)

@@ -19,6 +19,7 @@ from starlette.types import Message, Receive, Scope, Send
 from api.app import create_app
 from api.context import RequestContext, request_context
 from storage import provisioning_log, resources, tenants
+from storage.changes import Changes
 from storage.database import open_database
 from storage.provisioning_log import Entry, LogQuery
 from storage.settings import DatabaseSettings
@@ -122,6 +123,7 @@ def test_scim_requests_fill_context_and_log_what_they_were_about(sqlite_url: str
         operation="POST",
         target_id=user_id,
         target_name="ada@acme.example",
+        changes=Changes(name="ada@acme.example", created=True),
     )
     assert (get.resource, get.operation, get.target_id, get.error) == (
         "Users",
