@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import errors
+from api import console, errors
 from api.auth import Authenticator
 from api.dependencies import Services
 from api.middleware import RequestMiddleware
@@ -62,6 +62,7 @@ def create_app(
     app.router.routes.extend([*users.routes, *groups.routes])
     for module in (discovery, health, admin):
         app.include_router(module.router)
+    app.router.routes.extend(console.routes())
     app.add_middleware(
         RequestMiddleware, max_body_bytes=settings.max_body_bytes, skip_paths=UNMEASURED_PATHS
     )

@@ -58,9 +58,19 @@ class Authenticator:
         self._cache.clear()
 
 
+def admin_token_matches(presented: str, admin_token: str | None) -> bool:
+    """Whether ``presented`` is the admin token (compared in constant time). With no admin token
+    configured, or an empty one, nothing matches: the admin API and the console are closed."""
+    if not admin_token:
+        return False
+    return hmac.compare_digest(
+        presented.encode("utf-8", "surrogatepass"), admin_token.encode("utf-8", "surrogatepass")
+    )
+
+
 def check_admin(request: Request, admin_token: str | None) -> None:
     """Admin endpoints: their own token, never a tenant's (no token, or an empty one: closed)."""
     header = request.headers.get("authorization") or ""
     presented = header[7:].strip() if header[:7].lower() == "bearer " else ""
-    if not admin_token or not hmac.compare_digest(presented.encode(), admin_token.encode()):
+    if not admin_token_matches(presented, admin_token):
         raise Unauthorized("a valid admin token is required")

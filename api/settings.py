@@ -14,8 +14,12 @@ class ApiSettings(BaseModel):
 
     #: External base URL; Tenant URLs are ``{public_url}/scim/v2/{tenant}``.
     public_url: str = "http://127.0.0.1:8000"
-    #: Bearer token of the admin endpoints; None: they are disabled.
+    #: Bearer token of the admin endpoints and the admin console; None: both are off.
     admin_token: SecretStr | None = None
+    #: The connector of the tenants the admin console creates: the workers' default, handed in
+    #: by the composition root (the API cannot know the connectors); None: the console creates
+    #: no tenants.
+    default_connector: str | None = None
     max_body_bytes: int = 1_048_576
     auth_cache_seconds: float = 5.0
     #: Requests per second each tenant may make, refilled continuously (0 disables the limit).
@@ -37,6 +41,11 @@ class ApiSettings(BaseModel):
     @classmethod
     def _empty_is_unset(cls, value: SecretStr | None) -> SecretStr | None:
         return value if value is not None and value.get_secret_value() else None
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies are ``Secure`` when the service is reached over HTTPS."""
+        return self.public_url.lower().startswith("https://")
 
     def tenant_url(self, tenant_name: str) -> str:
         """The Tenant URL an admin pastes into Entra: the SCIM base of one tenant."""

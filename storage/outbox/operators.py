@@ -39,8 +39,9 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
         ),
         "count_dead": "SELECT count(*) FROM outbox WHERE tenant_id = :tenant AND state = 'dead'",
         "counts": (
-            "SELECT tenant_id, state, count(*) FROM outbox WHERE state <> 'done'"
-            " GROUP BY tenant_id, state"
+            "SELECT tenant_id, state, count(*) FROM outbox"
+            " WHERE (state = 'pending' AND created_at <= :now)"
+            " OR state NOT IN ('pending', 'done') GROUP BY tenant_id, state"
         ),
         "prune": "DELETE FROM outbox WHERE state = 'done' AND completed_at < :before",
     }
@@ -106,9 +107,11 @@ async def count_dead(db: Database, tenant_id: int) -> int:
 
 
 async def counts_by_tenant(db: Database) -> dict[int, dict[str, int]]:
-    """Effects that are not done, per tenant and state (``pending``, ``dead``)."""
+    """Effects that are not done, per tenant and state (``pending``, ``dead``); a pending
+    effect scheduled for later (a purge after the retention period) is not counted before it is
+    due."""
     async with db.reader() as conn:
-        rows = await conn.fetchall(_statements(db.dialect)["counts"], {})
+        rows = await conn.fetchall(_statements(db.dialect)["counts"], {"now": clock.stamp()})
     found: dict[int, dict[str, int]] = {}
     for tenant_id, state, count in rows:
         found.setdefault(int(tenant_id), {})[state] = int(count)

@@ -155,8 +155,8 @@ def effect_entry(
 ) -> Entry:
     """The entry of one effect outcome (``success``, ``retried``, ``failed`` or ``dead``), under
     the effect's tenant and subject. ``account`` says what a successful ``account.sync`` did to
-    the print account (``ensured``, ``revoked`` or ``skipped``); ``subject`` names the user or group when the
-    effect's payload does not."""
+    the print account (``ensured``, ``revoked`` or ``skipped``); ``subject`` names the user or
+    group when the effect's payload does not."""
     return entry(
         effect.tenant_id,
         effect.kind,
