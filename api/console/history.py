@@ -62,7 +62,7 @@ def story_row(entry: Entry) -> dict[str, Any]:
 async def log_page(request: Request, visit: Visit) -> Response:
     tenant = await tenant_of(visit, request)
     if tenant is None:
-        return missing(request)
+        return missing(request, visit)
     search = request.query_params.get("q", "").strip()[:256]
     before = _mark(request.query_params.get("before", ""))
     db = visit.services.db
@@ -92,7 +92,7 @@ async def log_page(request: Request, visit: Visit) -> Response:
 async def effects_page(request: Request, visit: Visit) -> Response:
     tenant = await tenant_of(visit, request)
     if tenant is None:
-        return missing(request)
+        return missing(request, visit)
     db = visit.services.db
     dead = await outbox.list_effects(db, tenant.id, state=outbox.DEAD, limit=EFFECTS_SHOWN)
     names = await outbox.subject_names(db, tenant.id, sorted({e.subject_id for e in dead}))
@@ -139,7 +139,7 @@ def _effects(tenant_name: str, count: int) -> Response:
 async def effect_retry(request: Request, visit: Visit) -> Response:
     tenant = await tenant_of(visit, request)
     if tenant is None:
-        return missing(request)
+        return missing(request, visit)
     raw = request.path_params["effect_id"]
     retried = await outbox.retry(visit.services.db, tenant.id, int(raw)) if raw.isdigit() else False
     return _effects(tenant.name, int(retried))
@@ -149,7 +149,7 @@ async def effect_retry(request: Request, visit: Visit) -> Response:
 async def effects_retry_dead(request: Request, visit: Visit) -> Response:
     tenant = await tenant_of(visit, request)
     if tenant is None:
-        return missing(request)
+        return missing(request, visit)
     count = await outbox.retry_dead(visit.services.db, tenant.id)
     return _effects(tenant.name, count)
 

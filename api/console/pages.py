@@ -270,11 +270,15 @@ async def tenant_of(visit: Visit, request: Request) -> Tenant | None:
         return None
 
 
-def missing(request: Request) -> Response:
+def missing(request: Request, visit: Visit) -> Response:
     return render(
         request,
         "message.html",
-        {"title": "No such tenant", "message": "There is no tenant of that name."},
+        {
+            "csrf": visit.csrf,
+            "title": "No such tenant",
+            "message": "There is no tenant of that name.",
+        },
         status=404,
     )
 
@@ -287,7 +291,7 @@ def _back(tenant: Tenant, done: str) -> Response:
 async def tenant_page(request: Request, visit: Visit) -> Response:
     tenant = await tenant_of(visit, request)
     if tenant is None:
-        return missing(request)
+        return missing(request, visit)
     return await _tenant_page(request, visit, tenant)
 
 
@@ -295,7 +299,7 @@ async def tenant_page(request: Request, visit: Visit) -> Response:
 async def tenant_rotate(request: Request, visit: Visit) -> Response:
     tenant = await tenant_of(visit, request)
     if tenant is None:
-        return missing(request)
+        return missing(request, visit)
     overlap = visit.form.get("overlap", "0")
     if not overlap.isdigit() or int(overlap) not in OVERLAPS:
         return await _tenant_page(
@@ -309,7 +313,7 @@ async def tenant_rotate(request: Request, visit: Visit) -> Response:
 async def _set_disabled(request: Request, visit: Visit, disabled: bool) -> Response:
     tenant = await tenant_of(visit, request)
     if tenant is None:
-        return missing(request)
+        return missing(request, visit)
     await tenants.set_disabled(visit.services.db, tenant.name, disabled)
     visit.services.auth.forget()
     return _back(tenant, "disabled" if disabled else "enabled")
@@ -329,7 +333,7 @@ async def tenant_enable(request: Request, visit: Visit) -> Response:
 async def tenant_notify(request: Request, visit: Visit) -> Response:
     tenant = await tenant_of(visit, request)
     if tenant is None:
-        return missing(request)
+        return missing(request, visit)
     text = visit.form.get("notify", "")
     try:
         addresses = parse_addresses(text)
@@ -346,7 +350,7 @@ async def page_not_found(request: Request, visit: Visit) -> Response:
     return render(
         request,
         "message.html",
-        {"title": "Not found", "message": "The console has no such page."},
+        {"csrf": visit.csrf, "title": "Not found", "message": "The console has no such page."},
         status=404,
     )
 
