@@ -369,7 +369,7 @@ def make_dead(database_url: str, tenant: str) -> None:
                 await conn.execute(
                     compile_text(
                         "UPDATE outbox SET state = 'dead', attempts = 3,"
-                        " last_error = 'PaperCut refused: no such user' WHERE tenant_id = :t",
+                        " last_error = 'the print system refused the change' WHERE tenant_id = :t",
                         db.dialect,
                     ),
                     {"t": tenant_id},
@@ -390,7 +390,7 @@ def test_effects_page_lists_dead_effects_by_user_and_retries_them(signed_in: Con
     page = signed_in.http.get("/console/tenants/acme/effects")
     assert "Dead effects (3)" in page.text
     assert "d0@acme.example" in page.text
-    assert "PaperCut refused: no such user" in page.text
+    assert "the print system refused the change" in page.text
     assert "3 attempts" in page.text
     first = re.search(r'action="(/console/tenants/acme/effects/(\d+)/retry)"', page.text)
     assert first is not None
