@@ -152,7 +152,7 @@ def _plain(cell: Cell) -> str:
 
 
 def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: max(0, width - 1)] + _ELLIPSIS
+    return text if len(text) <= width else text[: max(0, width - 1)].rstrip() + _ELLIPSIS
 
 
 def _fit(widths: list[int], columns: Sequence[Column], limit: int) -> list[int]:

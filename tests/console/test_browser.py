@@ -155,15 +155,19 @@ def browser(chromium: Any, live: Live, tmp_path: Path) -> Iterator[Browser]:
     # a style sheet, script or icon that fails to load is not.
     page.on(
         "console",
-        lambda message: seen.errors.append(message.text)
-        if message.type == "error" and not message.text.startswith("Failed to load resource")
-        else None,
+        lambda message: (
+            seen.errors.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
     )
     page.on(
         "response",
-        lambda response: seen.errors.append(f"{response.status} {response.url}")
-        if response.status >= 400 and response.request.resource_type != "document"
-        else None,
+        lambda response: (
+            seen.errors.append(f"{response.status} {response.url}")
+            if response.status >= 400 and response.request.resource_type != "document"
+            else None
+        ),
     )
     yield seen
     context.close()
@@ -176,7 +180,10 @@ def user_story(live: Live) -> str:
     """Adele is created, disabled, re-enabled and renamed, and joins a group, over SCIM."""
     adele = live.scim("POST", "/Users", entra_user("adele.vance@contoso.com")).json()["id"]
     live.scim("POST", "/Users", entra_user("alex.wilber@contoso.com"))
-    off = {"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": "False"}]}
+    off = {
+        "schemas": [PATCH],
+        "Operations": [{"op": "Replace", "path": "active", "value": "False"}],
+    }
     on = {
         "schemas": [PATCH],
         "Operations": [
@@ -230,7 +237,10 @@ def test_operator_signs_in_sees_health_opens_tenant_by_name_and_finds_user_in_lo
 
     page.get_by_role("link", name="contoso", exact=True).click()
     page.wait_for_url("**/console/tenants/contoso")
-    assert page.get_by_role("textbox", name="Tenant URL").input_value() == f"{live.base}/scim/v2/contoso"
+    assert (
+        page.get_by_role("textbox", name="Tenant URL").input_value()
+        == f"{live.base}/scim/v2/contoso"
+    )
     assert not TOKEN_PATTERN.search(page.content())
     browser.shot("tenant")
 
@@ -279,9 +289,7 @@ def test_form_posted_without_its_csrf_token_is_refused(browser: Browser, live: L
     page = browser.page
     browser.sign_in()
     browser.goto("/console/tenants/contoso")
-    page.evaluate(
-        "document.querySelector('form[action$=\"/disable\"] input[name=csrf]').remove()"
-    )
+    page.evaluate("document.querySelector('form[action$=\"/disable\"] input[name=csrf]').remove()")
     page.get_by_role("button", name="Disable the tenant").click()
     assert "CSRF token is missing or wrong" in page.content()
     assert live.scim("GET", "/Users").status_code == 200  # still enabled
