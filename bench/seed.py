@@ -40,6 +40,7 @@ import psycopg
 
 from api.settings import ApiSettings
 from printsync.settings import load_or_exit
+from printsync.terminal import Progress
 from storage import clock, counts, groups, indexed, migrate, resources, tenants, users
 from storage.database import connect_sqlite, open_database, parse_url
 from storage.documents import dump
@@ -385,8 +386,10 @@ def seed(
     public_url: str | None = None,
     progress: Callable[[str], None] | None = None,
     rng: random.Random | None = None,
+    seeded: Callable[[int], None] | None = None,
 ) -> SeedResult:
-    """Migrate, create the tenant, and bulk-write its users and groups."""
+    """Migrate, create the tenant, and bulk-write its users and groups; ``progress`` hears a
+    line and ``seeded`` the number of users after each batch."""
     say = progress or (lambda _message: None)
     rng = rng or random.Random()
     started = time.perf_counter()
@@ -464,6 +467,8 @@ def seed(
             done = indexes.stop
             elapsed = time.perf_counter() - started
             say(f"{done:,} of {plan.users:,} users ({done / max(elapsed, 1e-9):,.0f}/s)")
+            if seeded is not None:
+                seeded(len(indexes))
     finally:
         bulk.close()
     rng.shuffle(result.sample)
@@ -500,14 +505,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = SeedPlan(
         users=args.users, group_members=args.group_members, batch=args.batch, sample=0, outsiders=0
     )
+    # On a terminal a progress line; otherwise (a log file) one line per batch.
+    terminal = sys.stderr.isatty()
     try:
-        result = seed(
-            database_url,
-            plan,
-            tenant=args.tenant,
-            public_url=args.public_url,
-            progress=lambda m: print(f"[seed] {m}", file=sys.stderr, flush=True),
-        )
+        with Progress("seeding users", args.users) as bar:
+            result = seed(
+                database_url,
+                plan,
+                tenant=args.tenant,
+                public_url=args.public_url,
+                progress=None
+                if terminal
+                else lambda m: print(f"[seed] {m}", file=sys.stderr, flush=True),
+                seeded=bar.advance,
+            )
     except (SeedError, sqlite3.Error, psycopg.Error) as error:
         print(f"seed failed: {error}", file=sys.stderr)
         return 1

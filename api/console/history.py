@@ -14,11 +14,12 @@ from typing import Any, Final
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from api.console.access import Visit, signed_in
-from api.console.pages import missing, tenant_of
+from api.console.access import Visit
+from api.console.pages import of_tenant
 from api.console.views import render
 from storage import outbox, provisioning_log
 from storage.provisioning_log import Entry, LogQuery
+from storage.tenants import Tenant
 
 #: Entries on one page of the log.
 PAGE_SIZE: Final = 50
@@ -58,11 +59,8 @@ def story_row(entry: Entry) -> dict[str, Any]:
     }
 
 
-@signed_in
-async def log_page(request: Request, visit: Visit) -> Response:
-    tenant = await tenant_of(visit, request)
-    if tenant is None:
-        return missing(request, visit)
+@of_tenant
+async def log_page(request: Request, visit: Visit, tenant: Tenant) -> Response:
     search = request.query_params.get("q", "").strip()[:256]
     before = _mark(request.query_params.get("before", ""))
     db = visit.services.db
@@ -88,11 +86,8 @@ async def log_page(request: Request, visit: Visit) -> Response:
     )
 
 
-@signed_in
-async def effects_page(request: Request, visit: Visit) -> Response:
-    tenant = await tenant_of(visit, request)
-    if tenant is None:
-        return missing(request, visit)
+@of_tenant
+async def effects_page(request: Request, visit: Visit, tenant: Tenant) -> Response:
     db = visit.services.db
     dead = await outbox.list_effects(db, tenant.id, state=outbox.DEAD, limit=EFFECTS_SHOWN)
     names = await outbox.subject_names(db, tenant.id, sorted({e.subject_id for e in dead}))
@@ -135,21 +130,15 @@ def _effects(tenant_name: str, count: int) -> Response:
     )
 
 
-@signed_in
-async def effect_retry(request: Request, visit: Visit) -> Response:
-    tenant = await tenant_of(visit, request)
-    if tenant is None:
-        return missing(request, visit)
+@of_tenant
+async def effect_retry(request: Request, visit: Visit, tenant: Tenant) -> Response:
     raw = request.path_params["effect_id"]
     retried = await outbox.retry(visit.services.db, tenant.id, int(raw)) if raw.isdigit() else False
     return _effects(tenant.name, int(retried))
 
 
-@signed_in
-async def effects_retry_dead(request: Request, visit: Visit) -> Response:
-    tenant = await tenant_of(visit, request)
-    if tenant is None:
-        return missing(request, visit)
+@of_tenant
+async def effects_retry_dead(request: Request, visit: Visit, tenant: Tenant) -> Response:
     count = await outbox.retry_dead(visit.services.db, tenant.id)
     return _effects(tenant.name, count)
 

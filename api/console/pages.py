@@ -10,6 +10,7 @@ appears in one response only: the one that answers the create or the rotation (n
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -283,23 +284,33 @@ def missing(request: Request, visit: Visit) -> Response:
     )
 
 
+TenantPage = Callable[[Request, Visit, Tenant], Awaitable[Response]]
+
+
+def of_tenant(page: TenantPage) -> Callable[[Request], Awaitable[Response]]:
+    """A signed-in page of the tenant named in the path (``{name}``); 404 without one."""
+
+    @signed_in
+    async def endpoint(request: Request, visit: Visit) -> Response:
+        tenant = await tenant_of(visit, request)
+        if tenant is None:
+            return missing(request, visit)
+        return await page(request, visit, tenant)
+
+    return endpoint
+
+
 def _back(tenant: Tenant, done: str) -> Response:
     return RedirectResponse(f"/console/tenants/{tenant.name}?done={done}", status_code=303)
 
 
-@signed_in
-async def tenant_page(request: Request, visit: Visit) -> Response:
-    tenant = await tenant_of(visit, request)
-    if tenant is None:
-        return missing(request, visit)
+@of_tenant
+async def tenant_page(request: Request, visit: Visit, tenant: Tenant) -> Response:
     return await _tenant_page(request, visit, tenant)
 
 
-@signed_in
-async def tenant_rotate(request: Request, visit: Visit) -> Response:
-    tenant = await tenant_of(visit, request)
-    if tenant is None:
-        return missing(request, visit)
+@of_tenant
+async def tenant_rotate(request: Request, visit: Visit, tenant: Tenant) -> Response:
     overlap = visit.form.get("overlap", "0")
     if not overlap.isdigit() or int(overlap) not in OVERLAPS:
         return await _tenant_page(
@@ -310,30 +321,24 @@ async def tenant_rotate(request: Request, visit: Visit) -> Response:
     return await _tenant_page(request, visit, tenant, token=token)
 
 
-async def _set_disabled(request: Request, visit: Visit, disabled: bool) -> Response:
-    tenant = await tenant_of(visit, request)
-    if tenant is None:
-        return missing(request, visit)
+async def _set_disabled(visit: Visit, tenant: Tenant, disabled: bool) -> Response:
     await tenants.set_disabled(visit.services.db, tenant.name, disabled)
     visit.services.auth.forget()
     return _back(tenant, "disabled" if disabled else "enabled")
 
 
-@signed_in
-async def tenant_disable(request: Request, visit: Visit) -> Response:
-    return await _set_disabled(request, visit, True)
+@of_tenant
+async def tenant_disable(request: Request, visit: Visit, tenant: Tenant) -> Response:
+    return await _set_disabled(visit, tenant, True)
 
 
-@signed_in
-async def tenant_enable(request: Request, visit: Visit) -> Response:
-    return await _set_disabled(request, visit, False)
+@of_tenant
+async def tenant_enable(request: Request, visit: Visit, tenant: Tenant) -> Response:
+    return await _set_disabled(visit, tenant, False)
 
 
-@signed_in
-async def tenant_notify(request: Request, visit: Visit) -> Response:
-    tenant = await tenant_of(visit, request)
-    if tenant is None:
-        return missing(request, visit)
+@of_tenant
+async def tenant_notify(request: Request, visit: Visit, tenant: Tenant) -> Response:
     text = visit.form.get("notify", "")
     try:
         addresses = parse_addresses(text)
@@ -359,6 +364,7 @@ __all__ = [
     "OVERLAPS",
     "home",
     "missing",
+    "of_tenant",
     "page_not_found",
     "parse_addresses",
     "sign_in",

@@ -112,28 +112,18 @@ class LogBuffer:
         rows = self._rows
         taken: list[StoredRow] = []
         for _ in range(min(len(rows), self._batch)):
-            (
-                moment,
-                tenant_id,
-                operation,
-                status,
-                target_id,
-                target_name,
-                error,
-                changes,
-                source,
-            ) = rows.popleft()
-            if target_name is not None and len(target_name) > MAX_TARGET_CHARS:
-                target_name = target_name[:MAX_TARGET_CHARS]
+            moment, tenant, op, status, target_id, name, error, changes, source = rows.popleft()
+            if name is not None and len(name) > MAX_TARGET_CHARS:
+                name = name[:MAX_TARGET_CHARS]
             taken.append(
                 (
                     self._stamp(moment),
-                    tenant_id,
+                    tenant,
                     source,
-                    operation[:MAX_OPERATION_CHARS],
+                    op[:MAX_OPERATION_CHARS],
                     clip(target_id, MAX_TARGET_CHARS),
-                    target_name,
-                    target_name.lower() if target_name is not None else None,
+                    name,
+                    name.lower() if name is not None else None,
                     result_of(status),
                     status,
                     clean_error(error) if error is not None else None,
