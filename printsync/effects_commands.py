@@ -14,7 +14,7 @@ import click
 from metrics.exposition import ENV_VAR as MULTIPROC_VARIABLE
 from metrics.exposition import prepare_multiproc_dir
 from printsync.terminal import Column, Progress, Styled, emit, run, settings, table
-from storage import ledger, outbox, tenants
+from storage import ledger, outbox, provisioning_log, tenants
 from storage.database import Database
 
 
@@ -43,18 +43,16 @@ EFFECT_COLUMNS = (
     Column("STATE"),
     Column("KIND"),
     Column("USER OR GROUP", shrink=True, min_width=16),
-    Column("ATTEMPTS"),
-    Column("UPDATED (UTC)"),
+    Column("FAILED ATTEMPTS"),
+    Column("UPDATED (UTC)", optional=True),
     Column("LAST ERROR", shrink=True, min_width=16),
 )
 _EFFECT_STATES = {outbox.PENDING: None, outbox.DONE: "green", outbox.DEAD: "red"}
 
 
 def attempts(count: int) -> str:
-    """``not tried``, ``1 attempt``, ``3 attempts``."""
-    if count == 0:
-        return "not tried"
-    return "1 attempt" if count == 1 else f"{count} attempts"
+    """Failed attempts in words: ``none``, ``1 failed``, ``3 failed``."""
+    return "none" if count == 0 else f"{count} failed"
 
 
 def register(cli: click.Group) -> None:
@@ -160,7 +158,7 @@ def register(cli: click.Group) -> None:
             tenant = await tenants.get(db, tenant_name)
             found = await outbox.list_effects(db, tenant.id, state=state, limit=limit)
             ids = sorted({effect.subject_id for effect in found})
-            return found, await outbox.subject_names(db, tenant.id, ids)
+            return found, await provisioning_log.names_of(db, tenant.id, ids)
 
         found, names = run(work)
         if as_json:

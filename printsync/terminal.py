@@ -102,14 +102,15 @@ class Column:
     """One column of :func:`table`: its ``header``, aligned left (``<``) or right (``>``).
 
     On a terminal too narrow for the table, the columns that may ``shrink`` are cut (the last
-    first, each down to ``min_width``), their cells ending in ``…``; elsewhere (a pipe, a file)
-    nothing is cut.
+    first, each down to ``min_width``), their cells ending in ``…``, and if that is not enough
+    the ``optional`` columns are left out; elsewhere (a pipe, a file) nothing is cut.
     """
 
     header: str
     align: Literal["<", ">"] = "<"
     shrink: bool = False
     min_width: int = 12
+    optional: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,19 +157,43 @@ def _cut(text: str, width: int) -> str:
 
 
 def _fit(widths: list[int], columns: Sequence[Column], limit: int) -> list[int]:
-    """Column widths that fit ``limit`` characters, shrinking the columns that may shrink."""
+    """Column widths that fit ``limit`` characters: the columns that may shrink are cut, the
+    last first, down to their ``min_width``; on a terminal narrower still, down to their
+    headers."""
     fitted = list(widths)
     over = sum(fitted) + len(_GAP) * (len(fitted) - 1) - limit
-    for index in reversed(range(len(columns))):
-        if over <= 0:
-            break
-        if not columns[index].shrink:
-            continue
-        floor = min(fitted[index], max(columns[index].min_width, len(columns[index].header)))
-        cut = min(over, fitted[index] - floor)
-        fitted[index] -= cut
-        over -= cut
+    for floor_of in (lambda c: max(c.min_width, len(c.header)), lambda c: len(c.header)):
+        for index in reversed(range(len(columns))):
+            if over <= 0:
+                return fitted
+            if not columns[index].shrink:
+                continue
+            floor = min(fitted[index], floor_of(columns[index]))
+            cut = min(over, fitted[index] - floor)
+            fitted[index] -= cut
+            over -= cut
     return fitted
+
+
+def _natural(columns: Sequence[Column], lines: list[list[Cell]]) -> list[int]:
+    return [
+        max([len(column.header)] + [len(_plain(row[index])) for row in lines])
+        for index, column in enumerate(columns)
+    ]
+
+
+def _drop_optional(
+    columns: Sequence[Column], lines: list[list[Cell]], limit: int
+) -> tuple[Sequence[Column], list[list[Cell]]]:
+    """Leave out optional columns, the last first, while the table cannot fit ``limit``."""
+    while True:
+        widths = _fit(_natural(columns, lines), columns, limit)
+        optional = [index for index, column in enumerate(columns) if column.optional]
+        if sum(widths) + len(_GAP) * (len(widths) - 1) <= limit or not optional:
+            return columns, lines
+        gone = optional[-1]
+        columns = [column for index, column in enumerate(columns) if index != gone]
+        lines = [[cell for index, cell in enumerate(row) if index != gone] for row in lines]
 
 
 def table(
@@ -190,10 +215,9 @@ def table(
         click.echo(empty)
         return
     where = terminal or Terminal.detect()
-    widths = [
-        max([len(column.header)] + [len(_plain(row[index])) for row in lines])
-        for index, column in enumerate(columns)
-    ]
+    if where.is_tty:
+        columns, lines = _drop_optional(columns, lines, where.width)
+    widths = _natural(columns, lines)
     if where.is_tty:
         widths = _fit(widths, columns, where.width)
     last = len(columns) - 1

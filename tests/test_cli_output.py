@@ -149,13 +149,14 @@ def test_effects_list_shows_user_names_and_labelled_attempts(
         "USER",
         "OR",
         "GROUP",
+        "FAILED",
         "ATTEMPTS",
         "UPDATED",
         "(UTC)",
         "LAST",
         "ERROR",
     ]
-    assert "ada@contoso.com" in row and "not tried" in row and "pending" in row
+    assert "ada@contoso.com" in row and "none" in row and "pending" in row
     rows = orjson.loads(
         invoke(site, ["effects", "list", "--tenant", client.name, "--json"], monkeypatch).output
     )
@@ -166,3 +167,23 @@ def test_effects_list_shows_user_names_and_labelled_attempts(
     assert listed[1].split()[:3] == [client.name, "enabled", "ledger"]
     accounts = invoke(site, ["accounts", "list", "--tenant", client.name], monkeypatch).output
     assert accounts == "no accounts\n"
+
+
+def test_table_on_a_very_narrow_terminal_leaves_out_optional_columns() -> None:
+    columns = (
+        Column("ID", ">"),
+        Column("WHO", shrink=True, min_width=8),
+        Column("WHEN (UTC)", optional=True),
+        Column("ERROR", shrink=True, min_width=8),
+    )
+    rows = [(7, "adele.vance@contoso.com", "2026-12-07 18:39:54", "the print system refused")]
+    runner = CliRunner()
+    terminal = Terminal(is_tty=True, width=30, colour=False)
+    result = runner.invoke(click.command()(lambda: table(rows, columns, terminal=terminal)))
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["ID", "WHO", "ERROR"]
+    assert all(len(line) <= 30 for line in lines)
+    assert lines[1].startswith(" 7  adele.vance@")
+    wide = Terminal(is_tty=True, width=120, colour=False)
+    result = runner.invoke(click.command()(lambda: table(rows, columns, terminal=wide)))
+    assert "2026-12-07 18:39:54" in result.output

@@ -90,7 +90,7 @@ async def log_page(request: Request, visit: Visit, tenant: Tenant) -> Response:
 async def effects_page(request: Request, visit: Visit, tenant: Tenant) -> Response:
     db = visit.services.db
     dead = await outbox.list_effects(db, tenant.id, state=outbox.DEAD, limit=EFFECTS_SHOWN)
-    names = await outbox.subject_names(db, tenant.id, sorted({e.subject_id for e in dead}))
+    names = await provisioning_log.names_of(db, tenant.id, sorted({e.subject_id for e in dead}))
     total = await outbox.count_dead(db, tenant.id)
     retried = request.query_params.get("retried", "")
     rows = [

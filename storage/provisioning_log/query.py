@@ -198,28 +198,33 @@ _LOGGED_NAMES = (
 )
 
 
-async def named(db: Database, entries: Sequence[Entry]) -> list[Entry]:
-    """``entries`` with a name for each target logged by id only (an effect of a user whose
-    payload has no userName, a read): the user's or group's current name, else a name the log
-    knows it by. At most two queries per tenant on the page."""
-    missing: dict[int, set[str]] = {}
-    for item in entries:
-        if item.target_name is None and item.target_id is not None:
-            missing.setdefault(item.tenant_id, set()).add(item.target_id)
-    found: dict[tuple[int, str], str] = {}
-    for tenant_id, wanted in missing.items():
-        current = await outbox.subject_names(db, tenant_id, sorted(wanted))
-        found.update({(tenant_id, key): name for key, name in current.items()})
-        left = sorted(wanted - set(current))
-        if not left:
-            continue
+async def names_of(db: Database, tenant_id: int, ids: Sequence[str]) -> dict[str, str]:
+    """A name for each of ``ids`` that has one: the user's or group's current userName or
+    displayName, else a name the log knows it by (a deleted user's). Two queries at most."""
+    found = await outbox.subject_names(db, tenant_id, ids)
+    left = sorted(set(ids) - set(found))
+    if left:
         logged = _LOGGED_NAMES.format(ids=_in_list("target_id", "ids", db.dialect))
         async with db.reader() as conn:
             rows = await conn.fetchall(
                 compile_text(logged, db.dialect),
                 {"tenant": tenant_id, "ids": _list_param(left, db.dialect)},
             )
-        found.update({(tenant_id, row[0]): row[1] for row in rows if row[1]})
+        found.update({row[0]: row[1] for row in rows if row[1]})
+    return found
+
+
+async def named(db: Database, entries: Sequence[Entry]) -> list[Entry]:
+    """``entries`` with a name for each target logged by id only (an effect of a user whose
+    payload has no userName, a read), from :func:`names_of`."""
+    missing: dict[int, set[str]] = {}
+    for item in entries:
+        if item.target_name is None and item.target_id is not None:
+            missing.setdefault(item.tenant_id, set()).add(item.target_id)
+    found: dict[tuple[int, str], str] = {}
+    for tenant_id, wanted in missing.items():
+        names = await names_of(db, tenant_id, sorted(wanted))
+        found.update({(tenant_id, key): name for key, name in names.items()})
     return [
         replace(item, target_name=found.get((item.tenant_id, item.target_id or "")))
         if item.target_name is None and item.target_id is not None
