@@ -22,10 +22,16 @@ UNMEASURED_PATHS = ("/metrics", "/healthz", "/readyz")
 
 
 def create_app(
-    settings: ApiSettings, database: DatabaseSettings, *, on_start: OnStart | None = None
+    settings: ApiSettings,
+    database: DatabaseSettings,
+    *,
+    on_start: OnStart | None = None,
+    default_connector: str | None = None,
 ) -> FastAPI:
     """The ASGI app. ``on_start`` lets the composition root hook the relay to the database
-    (the embedded mode wakes the relay after each commit that recorded effects)."""
+    (the embedded mode wakes the relay after each commit that recorded effects);
+    ``default_connector`` is the connector of the tenants the admin console creates, the
+    workers' default, which the API cannot know by itself (None: the console creates none)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -34,7 +40,9 @@ def create_app(
             pool_size=database.database_pool_size,
             busy_timeout_ms=database.database_busy_timeout_ms,
         )
-        app.state.services = Services(settings, db, Authenticator(db, settings.auth_cache_seconds))
+        app.state.services = Services(
+            settings, db, Authenticator(db, settings.auth_cache_seconds), default_connector
+        )
         log = provisioning_log.LogBuffer(settings.provisioning_log)
         log.start(db)
         app.state.provisioning_log = log

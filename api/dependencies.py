@@ -24,6 +24,8 @@ class Services:
     settings: ApiSettings
     db: Database
     auth: Authenticator
+    #: The connector of the tenants the admin console creates (None: it creates none).
+    default_connector: str | None = None
     limiter: RateLimiter = field(init=False)
 
     def __post_init__(self) -> None:

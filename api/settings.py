@@ -16,10 +16,6 @@ class ApiSettings(BaseModel):
     public_url: str = "http://127.0.0.1:8000"
     #: Bearer token of the admin endpoints and the admin console; None: both are off.
     admin_token: SecretStr | None = None
-    #: The connector of the tenants the admin console creates: the workers' default, handed in
-    #: by the composition root (the API cannot know the connectors); None: the console creates
-    #: no tenants.
-    default_connector: str | None = None
     max_body_bytes: int = 1_048_576
     auth_cache_seconds: float = 5.0
     #: Requests per second each tenant may make, refilled continuously (0 disables the limit).

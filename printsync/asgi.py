@@ -13,18 +13,19 @@ from fastapi import FastAPI
 
 from api import app
 from printsync.terminal import start_process
+from workers.connectors.registry import DEFAULT_CONNECTOR
 
 
 def create_app() -> FastAPI:
     """The ASGI app of this process's settings."""
     settings = start_process()
-    return app.create_app(settings.api(), settings.database())
+    return app.create_app(settings.api(), settings.database(), default_connector=DEFAULT_CONNECTOR)
 
 
 def main() -> None:
     settings = start_process()
     uvicorn.run(
-        app.create_app(settings.api(), settings.database()),
+        app.create_app(settings.api(), settings.database(), default_connector=DEFAULT_CONNECTOR),
         host=settings.host,
         port=settings.port,
         log_level="warning",

@@ -17,6 +17,7 @@ from printsync import connector_options, effects_commands, ops_commands, pipelin
 from printsync.terminal import Column, Group, Styled, emit, run, settings, table
 from storage import migrate, tenants
 from storage.database import Database, parse_url
+from workers.connectors.registry import DEFAULT_CONNECTOR
 
 
 @click.group(cls=Group)
@@ -178,7 +179,9 @@ def serve(host: str | None, port: int | None) -> None:
     if parse_url(database.database_url).dialect == "sqlite":
         migrate.upgrade(database.database_url)
     pipeline = pipeline_process.PipelineProcess()
-    app = create_app(loaded.api(), database, on_start=pipeline.attach)
+    app = create_app(
+        loaded.api(), database, on_start=pipeline.attach, default_connector=DEFAULT_CONNECTOR
+    )
     pipeline.start()
     try:
         uvicorn.run(

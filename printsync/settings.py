@@ -40,7 +40,6 @@ from storage.database import parse_url
 from storage.health import HealthPolicy
 from storage.provisioning_log import LogSettings
 from storage.settings import DEFAULT_DATABASE_URL, DatabaseSettings
-from workers.connectors.registry import DEFAULT_CONNECTOR
 from workers.mail import SmtpSender
 from workers.settings import BROKER_SCHEMES, NotifySettings, WorkerSettings
 
@@ -223,13 +222,8 @@ class Settings(BaseSettings):
         return self.environment != DEVELOPMENT
 
     def api(self) -> ApiSettings:
-        # The console creates tenants with the workers' default connector, which the API
-        # cannot import: it is handed down from here.
         return self._section(
-            ApiSettings,
-            health=self.health(),
-            provisioning_log=self.provisioning_log(),
-            default_connector=DEFAULT_CONNECTOR,
+            ApiSettings, health=self.health(), provisioning_log=self.provisioning_log()
         )
 
     def database(self) -> DatabaseSettings:
@@ -247,9 +241,9 @@ class Settings(BaseSettings):
     def provisioning_log(self) -> LogSettings:
         return self._section(LogSettings, "provisioning_log_")
 
-    def _section(self, model: type[Section], prefix: str = "", **parts: Any) -> Section:
+    def _section(self, model: type[Section], prefix: str = "", **parts: BaseModel) -> Section:
         """``model`` with each field taken from the setting of the same name (after
-        ``prefix``), and the nested sections (and values that are no settings) in ``parts``."""
+        ``prefix``), and the nested sections in ``parts``."""
         values = {
             name: getattr(self, prefix + name) for name in model.model_fields if name not in parts
         }

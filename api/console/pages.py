@@ -172,8 +172,8 @@ async def _tenants_page(
         {
             "csrf": visit.csrf,
             "rows": await _tenant_rows(visit.services),
-            "can_create": visit.services.settings.default_connector is not None,
-            "connector": visit.services.settings.default_connector,
+            "can_create": visit.services.default_connector is not None,
+            "connector": visit.services.default_connector,
             "error": error,
             "values": values or {},
         },
@@ -206,7 +206,7 @@ def parse_addresses(text: str) -> tuple[str, ...]:
 @signed_in
 async def tenant_create(request: Request, visit: Visit) -> Response:
     services = visit.services
-    connector = services.settings.default_connector
+    connector = services.default_connector
     name = visit.form.get("name", "").strip()
     values = {"name": name, "notify": visit.form.get("notify", "")}
     if connector is None:

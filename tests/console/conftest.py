@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 from api.app import create_app
 from storage.settings import DatabaseSettings
 from tests.conftest import Service, make_app_settings
+from workers.connectors.registry import DEFAULT_CONNECTOR
 
 ADMIN_TOKEN = "console-admin-" + "k7" * 16
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
@@ -51,9 +52,13 @@ class Console:
 def console_app(
     database_url: str, *, base_url: str = "http://testserver", **settings: Any
 ) -> Iterator[Console]:
-    values: dict[str, Any] = {"admin_token": ADMIN_TOKEN, "default_connector": "ledger"}
+    values: dict[str, Any] = {"admin_token": ADMIN_TOKEN}
     values.update(settings)
-    app = create_app(make_app_settings(**values), DatabaseSettings(database_url=database_url))
+    app = create_app(
+        make_app_settings(**values),
+        DatabaseSettings(database_url=database_url),
+        default_connector=DEFAULT_CONNECTOR,
+    )
     with TestClient(app, base_url=base_url, raise_server_exceptions=False) as http:
         yield Console(Service(http, database_url))
 

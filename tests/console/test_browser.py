@@ -31,6 +31,7 @@ from tests.conftest import count_rows, create_tenant, make_app_settings, require
 from tests.console.conftest import ADMIN_TOKEN
 from tests.fakes.smtp import free_port
 from tests.workers.test_pipeline import settings as pipeline_settings
+from workers.connectors.registry import DEFAULT_CONNECTOR
 from workers.pipeline import Pipeline
 
 T = TypeVar("T")
@@ -87,9 +88,10 @@ def live(sqlite_template: Path, tmp_path: Path) -> Iterator[Live]:
     base = f"http://127.0.0.1:{port}"
     pipeline = Pipeline(pipeline_settings(), url, environ=os.environ)
     app = create_app(
-        make_app_settings(public_url=base, admin_token=ADMIN_TOKEN, default_connector="ledger"),
+        make_app_settings(public_url=base, admin_token=ADMIN_TOKEN),
         DatabaseSettings(database_url=url),
         on_start=pipeline.attach,
+        default_connector=DEFAULT_CONNECTOR,
     )
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
