@@ -10,6 +10,10 @@ refuse everyone.
 - ``GET /admin/log?tenant=&target=&result=&since=&until=&limit=``: provisioning-log entries,
   newest first. ``target`` is a user or group id, or a userName/displayName (any case);
   ``since``/``until`` are ISO 8601 times or durations back from now (``15m``, ``2h``, ``7d``).
+  Each entry carries ``changes``: what the write changed or the effect did (docs/operations.md).
+
+The admin console (``api.console``) signs in with the same token, checked by the same function
+(``api.auth.admin_token_matches``).
 """
 
 from __future__ import annotations
