@@ -94,7 +94,9 @@ def live(sqlite_template: Path, tmp_path: Path) -> Iterator[Live]:
         default_connector=DEFAULT_CONNECTOR,
     )
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_config=None, log_level="warning", access_log=False
+        )
     )
     thread = threading.Thread(target=server.run, name="console-server", daemon=True)
     thread.start()
