@@ -9,16 +9,18 @@ a ``Request`` or a scope. Whoever learns a fact about the request writes it ther
 - the route, before it authenticates (``api.routes.plain`` for the resource routes, each
   discovery route itself): the SCIM resource, the operation and the target id from the path;
 - a create handler: the new resource's id and name;
-- an exception handler (``api.errors``): the error's detail.
+- an exception handler (``api.errors``): the error's detail;
+- a Bulk request: each operation it ran, as a single request would have been logged.
 
 When the response is sent the middleware reads it back to write the request's provisioning-log
 entry: a request with a tenant is a SCIM request of that tenant, logged as ``"{operation}
-/{resource}"`` (``POST /Users``).
+/{resource}"`` (``POST /Users``); a Bulk request is logged as its operations (and, should the
+request itself fail, as itself too).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from starlette.requests import HTTPConnection
@@ -26,6 +28,17 @@ from starlette.types import Scope
 
 #: The scope key the context is kept under.
 SCOPE_KEY: Final = "printsync.context"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One operation of a Bulk request, as the provisioning log records it."""
+
+    operation: str
+    status: int
+    target_id: str | None = None
+    target_name: str | None = None
+    error: str | None = None
 
 
 @dataclass(slots=True)
@@ -43,6 +56,8 @@ class RequestContext:
     target_name: str | None = None
     #: Why the request failed, for the provisioning log (masked when the entry is written).
     error: str | None = None
+    #: The operations a Bulk request ran, in the order they ran.
+    operations: list[Operation] = field(default_factory=list)
 
     def handles(self, resource: str, operation: str, target_id: str | None = None) -> None:
         """The route says what the request is about."""

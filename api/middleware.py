@@ -20,7 +20,8 @@ HTTP request it
 - counts and times the request (``metrics.http``), except on ``skip_paths`` (the scrape and the
   probes), and
 - appends one entry to the process's provisioning log (``app.state.provisioning_log``) for a
-  request whose tenant was authenticated, from what the context says the request was about.
+  request whose tenant was authenticated, from what the context says the request was about (one
+  per operation for a Bulk request, see ``api.context``).
 
 Request ids come from a pool of random bytes (``storage.ids``), not one system call each.
 """
@@ -77,7 +78,7 @@ class RequestMiddleware:
     ) -> None:
         self.app = app
         self._max_body = max_body_bytes
-        self._too_large = f"the body exceeds {max_body_bytes} bytes"
+        self._too_large = f"the body exceeds maxPayloadSize ({max_body_bytes} bytes)"
         self._skip_paths = frozenset(skip_paths)
         self._metrics = RequestMetrics(requests, duration)
 
@@ -166,9 +167,21 @@ class RequestMiddleware:
 
 
 def _audit(scope: Scope, context: RequestContext, tenant_id: int, status: int) -> None:
-    """One provisioning-log entry for a tenant's SCIM request (O(1), no I/O)."""
+    """The provisioning-log entry of a tenant's SCIM request (O(1), no I/O), or of each
+    operation a Bulk request ran."""
     log = getattr(scope["app"].state, "provisioning_log", None)
     if log is None:
+        return
+    for operation in context.operations:
+        log.append(
+            tenant_id,
+            operation.operation,
+            operation.status,
+            target_id=operation.target_id,
+            target_name=operation.target_name,
+            error=operation.error,
+        )
+    if context.operations and status < 400:
         return
     log.append(
         tenant_id,
