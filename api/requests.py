@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from api.errors import UnsupportedMediaType
 from storage.paging import ListQuery
+from storage.scim import messages
 from storage.scim.errors import InvalidSyntax, InvalidValue
 from storage.scim.schema import SEARCH_REQUEST
 
@@ -107,12 +108,7 @@ def list_query(params: dict[str, str]) -> ListQuery:
 
 def search_query(body: Any) -> tuple[ListQuery, str | None, str | None]:
     """A POST /.search body: the list query and the raw attributes/excludedAttributes."""
-    if not isinstance(body, dict):
-        raise InvalidSyntax("a SearchRequest must be a JSON object")
-    lowered = {str(key).lower(): value for key, value in body.items()}
-    schemas = lowered.get("schemas")
-    if not isinstance(schemas, list) or SEARCH_REQUEST not in schemas:
-        raise InvalidValue(f"schemas must contain {SEARCH_REQUEST}")
+    lowered = messages.attributes(body, SEARCH_REQUEST, "SearchRequest")
 
     def text(name: str) -> str | None:
         value = lowered.get(name.lower())

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
+from storage.scim import messages
 from storage.scim.errors import InvalidSyntax, InvalidValue, ScimError
 from storage.scim.schema import BULK_REQUEST, RESOURCE_TYPES, ResourceType
 
@@ -63,12 +64,7 @@ class Envelope:
 def envelope(body: Any) -> Envelope:
     """The operations (unchecked) and ``failOnErrors`` of a BulkRequest; a message that is not
     one is refused whole (400)."""
-    if not isinstance(body, dict):
-        raise InvalidSyntax("a BulkRequest must be a JSON object")
-    lowered = {str(key).lower(): value for key, value in body.items()}
-    schemas = lowered.get("schemas")
-    if not isinstance(schemas, list) or BULK_REQUEST not in schemas:
-        raise InvalidValue(f"schemas must contain {BULK_REQUEST}")
+    lowered = messages.attributes(body, BULK_REQUEST, "BulkRequest")
     operations = lowered.get("operations")
     if not isinstance(operations, list):
         raise InvalidValue("Operations must be a list of operations")

@@ -37,24 +37,24 @@ def _world(client: TenantClient) -> tuple[str, str, list[str]]:
     return ada, bob, groups
 
 
+def _listed(client: TenantClient, ids: list[str], names: list[str]) -> list[dict[str, str]]:
+    """The ``groups`` a user in the groups ``ids`` (named ``names``) shows."""
+    return [
+        {
+            "value": group_id,
+            "$ref": f"http://testserver{client.base}/Groups/{group_id}",
+            "type": "direct",
+            "display": name,
+        }
+        for group_id, name in zip(ids, names, strict=True)
+    ]
+
+
 def test_get_by_id_shows_direct_groups_with_refs(service: Service) -> None:
     acme = service.tenant()
     ada, bob, groups = _world(acme)
     user = acme.get(f"/Users/{ada}").json()
-    assert user["groups"] == [
-        {
-            "value": groups[0],
-            "$ref": f"http://testserver{acme.base}/Groups/{groups[0]}",
-            "type": "direct",
-            "display": "Zeta",
-        },
-        {
-            "value": groups[1],
-            "$ref": f"http://testserver{acme.base}/Groups/{groups[1]}",
-            "type": "direct",
-            "display": "Eta",
-        },
-    ]
+    assert user["groups"] == _listed(acme, groups, ["Zeta", "Eta"])
     assert list(user)[-1] == "meta"
     assert "groups" not in acme.get(f"/Users/{bob}").json()  # none: unassigned, left out
 
@@ -86,20 +86,7 @@ def test_lists_show_groups_only_when_attributes_names_them(service: Service) -> 
         "schemas": asked[0]["schemas"],
         "id": ada,
         "userName": "ada@contoso.com",
-        "groups": [
-            {
-                "value": groups[0],
-                "$ref": f"http://testserver{acme.base}/Groups/{groups[0]}",
-                "type": "direct",
-                "display": "Zeta",
-            },
-            {
-                "value": groups[1],
-                "$ref": f"http://testserver{acme.base}/Groups/{groups[1]}",
-                "type": "direct",
-                "display": "Eta",
-            },
-        ],
+        "groups": _listed(acme, groups, ["Zeta", "Eta"]),
     }
     assert asked[1] == {"schemas": asked[1]["schemas"], "id": bob, "userName": "bob@contoso.com"}
     filtered = acme.get(
