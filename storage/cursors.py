@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import re
 import secrets
 import struct
 import time
@@ -53,6 +54,7 @@ _NONCE_BYTES: Final = 12
 _TAG_BYTES: Final = 16
 _KEY_NAME: Final = "cursor"
 _HEAD: Final = struct.Struct(">BI")  # direction, issue time
+_ALPHABET: Final = re.compile(r"[A-Za-z0-9_-]{1,4096}")
 
 Direction = Literal["next", "previous"]
 _DIRECTIONS: Final[tuple[Direction, Direction]] = ("next", "previous")
@@ -117,6 +119,8 @@ def seal(keys: Keys, bound: bytes, cursor: Cursor) -> str:
 
 def open_(keys: Keys, bound: bytes, text: str) -> Cursor:
     """The cursor sealed in ``text`` for this query; InvalidCursor or ExpiredCursor."""
+    if not _ALPHABET.fullmatch(text):
+        raise InvalidCursor(INVALID_DETAIL)
     try:
         raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
