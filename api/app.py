@@ -11,7 +11,7 @@ from api import console, errors
 from api.auth import Authenticator
 from api.dependencies import Services
 from api.middleware import RequestMiddleware
-from api.routes import admin, discovery, groups, health, users
+from api.routes import admin, bulk, discovery, groups, health, root, users
 from api.settings import ApiSettings
 from storage import provisioning_log
 from storage.database import Database, open_database
@@ -67,7 +67,7 @@ def create_app(
     )
     errors.install(app)
     # Users and Groups carry nearly all the traffic: plain Starlette routes (api.routes.plain).
-    app.router.routes.extend([*users.routes, *groups.routes])
+    app.router.routes.extend([*users.routes, *groups.routes, *root.routes, *bulk.routes])
     for module in (discovery, health, admin):
         app.include_router(module.router)
     app.router.routes.extend(console.routes())

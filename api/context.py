@@ -10,17 +10,19 @@ a ``Request`` or a scope. Whoever learns a fact about the request writes it ther
   discovery route itself): the SCIM resource, the operation and the target id from the path;
 - a write handler: what the write changed (``storage.changes.Changes``), and for a create the
   new resource's id;
-- an exception handler (``api.errors``): the error's detail.
+- an exception handler (``api.errors``): the error's detail;
+- a Bulk request: each operation it ran, as a single request would have been logged.
 
 When the response is sent the middleware reads it back to write the request's provisioning-log
-entry: a request with a tenant is a SCIM request of that tenant, logged as ``"{operation}
-/{resource}"`` (``POST /Users``), with what the write changed; a group write that changed
+entries: a request with a tenant is a SCIM request of that tenant, logged as ``"{operation}
+/{resource}"`` (``POST /Users``) with what the write changed, and a Bulk request as its
+operations (and, should the request itself fail, as itself too); a group write that changed
 memberships also gets one entry against each user it added or removed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from starlette.requests import HTTPConnection
@@ -30,6 +32,18 @@ from storage.changes import Changes
 
 #: The scope key the context is kept under.
 SCOPE_KEY: Final = "printsync.context"
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One operation of a Bulk request, as the provisioning log records it."""
+
+    operation: str
+    status: int
+    target_id: str | None = None
+    target_name: str | None = None
+    error: str | None = None
+    changes: Changes | None = None
 
 
 @dataclass(slots=True)
@@ -49,6 +63,8 @@ class RequestContext:
     error: str | None = None
     #: What a write changed.
     changes: Changes | None = None
+    #: The operations a Bulk request ran, in the order they ran.
+    operations: list[Operation] = field(default_factory=list)
 
     def handles(self, resource: str, operation: str, target_id: str | None = None) -> None:
         """The route says what the request is about."""

@@ -7,6 +7,7 @@
     ├── api.errors.PayloadTooLarge         413
     ├── api.errors.UnsupportedMediaType    415
     ├── api.errors.TooManyRequests         429 with Retry-After
+    ├── api.errors.NotImplementedHere      501  (/Me)
     ├── storage.errors.ResourceNotFound    404
     ├── storage.errors.VersionMismatch     412
     ├── storage.errors.DatabaseUnavailable 503 with Retry-After
@@ -15,12 +16,15 @@
                                            (api.middleware calls internal_error)
 
 Every body is ``application/scim+json`` with ``status`` as a string and a ``detail``.
+``describe`` says how each of these is answered; a Bulk request's operations report theirs
+(``error_document``) in its response.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
+from dataclasses import dataclass, field
 
 import orjson
 from fastapi import FastAPI, Request
@@ -67,57 +71,70 @@ class TooManyRequests(HttpError):
     status = 429
 
 
-def error_response(
-    status: int, detail: str, scim_type: str | None = None, headers: dict[str, str] | None = None
-) -> Response:
+class NotImplementedHere(HttpError):
+    """An endpoint RFC 7644 defines that this server does not offer (RFC 7644 §3.11: /Me)."""
+
+    status = 501
+
+
+def error_document(status: int, detail: str, scim_type: str | None = None) -> dict[str, object]:
+    """The SCIM Error body (RFC 7644 §3.12)."""
     body: dict[str, object] = {"schemas": [ERROR], "status": str(status)}
     if scim_type:
         body["scimType"] = scim_type
     body["detail"] = detail
-    return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    return body
 
 
-def _note(request: Request, detail: str) -> None:
-    """Leave the error's detail for the provisioning log (api.middleware)."""
-    request_context(request).error = detail
+def error_response(
+    status: int, detail: str, scim_type: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
+    body = orjson.dumps(error_document(status, detail, scim_type))
+    return Response(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
-async def _scim(request: Request, error: Exception) -> Response:
-    assert isinstance(error, ScimError)
-    _note(request, error.detail)
-    return error_response(error.status, error.detail, error.scim_type)
+@dataclass(frozen=True, slots=True)
+class Described:
+    """How an error is answered, and what the provisioning log says of it (``note``)."""
+
+    status: int
+    detail: str
+    note: str
+    scim_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
-async def _http(request: Request, error: Exception) -> Response:
-    assert isinstance(error, HttpError)
-    _note(request, error.detail)
-    headers = dict(error.headers)
-    if error.status == 401:
-        headers.setdefault("WWW-Authenticate", 'Bearer realm="printsync"')
-    return error_response(error.status, error.detail, error.scim_type, headers)
+def describe(error: Exception) -> Described | None:
+    """How a SCIM, HTTP or storage error is answered; None for any other exception."""
+    if isinstance(error, ScimError):
+        return Described(error.status, error.detail, error.detail, error.scim_type)
+    if isinstance(error, HttpError):
+        headers = dict(error.headers)
+        if error.status == 401:
+            headers.setdefault("WWW-Authenticate", 'Bearer realm="printsync"')
+        return Described(error.status, error.detail, error.detail, error.scim_type, headers)
+    if isinstance(error, ResourceNotFound):
+        detail = f"{error.resource} {error.resource_id} not found"
+        return Described(404, detail, f"{error.resource} not found")
+    if isinstance(error, VersionMismatch):
+        detail = f"the resource has changed; its current version is {error.current}"
+        return Described(412, detail, "version mismatch", headers={"ETag": error.current})
+    if isinstance(error, DatabaseUnavailable):
+        log.warning("database unavailable: %s", type(error).__name__)
+        detail = "the service is temporarily unavailable; retry later"
+        return Described(503, detail, "database unavailable", headers={"Retry-After": "5"})
+    return None
 
 
-async def _not_found(request: Request, error: Exception) -> Response:
-    assert isinstance(error, ResourceNotFound)
-    _note(request, f"{error.resource} not found")
-    return error_response(404, f"{error.resource} {error.resource_id} not found")
-
-
-async def _version(request: Request, error: Exception) -> Response:
-    assert isinstance(error, VersionMismatch)
-    _note(request, "version mismatch")
+async def _described(request: Request, error: Exception) -> Response:
+    described = describe(error)
+    assert described is not None
+    request_context(request).error = described.note  # for the provisioning log (api.middleware)
     return error_response(
-        412,
-        f"the resource has changed; its current version is {error.current}",
-        headers={"ETag": error.current},
-    )
-
-
-async def _unavailable(request: Request, error: Exception) -> Response:
-    _note(request, "database unavailable")
-    log.warning("database unavailable: %s", type(error).__name__)
-    return error_response(
-        503, "the service is temporarily unavailable; retry later", headers={"Retry-After": "5"}
+        described.status,
+        described.detail,
+        described.scim_type,
+        described.headers or None,
     )
 
 
@@ -160,10 +177,7 @@ def _masked_traceback(error: BaseException) -> str:
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(ScimError, _scim)
-    app.add_exception_handler(HttpError, _http)
-    app.add_exception_handler(ResourceNotFound, _not_found)
-    app.add_exception_handler(VersionMismatch, _version)
-    app.add_exception_handler(DatabaseUnavailable, _unavailable)
+    for kind in (ScimError, HttpError, ResourceNotFound, VersionMismatch, DatabaseUnavailable):
+        app.add_exception_handler(kind, _described)
     app.add_exception_handler(StarletteHTTPException, _starlette)
     app.add_exception_handler(Exception, _unexpected)  # errors raised outside api.middleware

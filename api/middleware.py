@@ -40,8 +40,9 @@ from api.context import SCOPE_KEY, RequestContext
 from api.errors import PayloadTooLarge, internal_error
 from metrics import catalog
 from metrics.http import RequestMetrics
+from storage.changes import Changes
 from storage.ids import random16
-from storage.provisioning_log import GROUP
+from storage.provisioning_log import GROUP, LogBuffer
 
 REQUEST_ID_HEADER: Final = b"x-request-id"
 #: Longest request id accepted from a client; longer ones are replaced.
@@ -79,7 +80,7 @@ class RequestMiddleware:
     ) -> None:
         self.app = app
         self._max_body = max_body_bytes
-        self._too_large = f"the body exceeds {max_body_bytes} bytes"
+        self._too_large = f"the body exceeds maxPayloadSize ({max_body_bytes} bytes)"
         self._skip_paths = frozenset(skip_paths)
         self._metrics = RequestMetrics(requests, duration)
 
@@ -168,25 +169,59 @@ class RequestMiddleware:
 
 
 def _audit(scope: Scope, context: RequestContext, tenant_id: int, status: int) -> None:
-    """The provisioning-log entries of a tenant's SCIM request (no I/O): its own, and for a group
-    write that changed memberships one against each user it added or removed."""
+    """The provisioning-log entries of a tenant's SCIM request (no I/O): its own, or one per
+    operation a Bulk request ran, each with what the write changed; a group write that changed
+    memberships also gets one entry against each user it added or removed."""
     log = getattr(scope["app"].state, "provisioning_log", None)
     if log is None:
         return
-    operation = f"{context.operation or scope['method']} /{context.resource or ''}"
-    changes = context.changes
+    for operation in context.operations:
+        _append(
+            log,
+            tenant_id,
+            operation.operation,
+            operation.status,
+            operation.target_id,
+            operation.target_name,
+            operation.error,
+            operation.changes,
+        )
+    if context.operations and status < 400:
+        return
+    _append(
+        log,
+        tenant_id,
+        f"{context.operation or scope['method']} /{context.resource or ''}",
+        status,
+        context.target_id,
+        context.target_name,
+        context.error,
+        context.changes,
+    )
+
+
+def _append(
+    log: LogBuffer,
+    tenant_id: int,
+    operation: str,
+    status: int,
+    target_id: str | None,
+    target_name: str | None,
+    error: str | None,
+    changes: Changes | None,
+) -> None:
     log.append(
         tenant_id,
         operation,
         status,
-        target_id=context.target_id,
-        target_name=context.target_name,
-        error=context.error,
+        target_id=target_id,
+        target_name=target_name,
+        error=error,
         changes=changes.detail() if changes is not None else None,
     )
     if changes is None or status >= 400:
         return
-    for member, detail in changes.member_details(context.target_id):
+    for member, detail in changes.member_details(target_id):
         log.append(
             tenant_id,
             operation,

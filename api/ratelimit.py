@@ -6,6 +6,12 @@ bearer token is verified. A request that finds the bucket empty gets a 429 SCIM 
 ``Retry-After`` is the whole number of seconds until the next token is due, and is counted in
 ``printsync_scim_rate_limited_total{tenant}``. A value of 0 in either setting turns the limit off.
 
+A Bulk request of N operations counts as N requests: it is admitted like any other (one token),
+then its other N - 1 operations are charged to the bucket, which may go into debt; the tenant's
+next requests wait until it has refilled. So a tenant's operations keep to the rate whether
+they come one by one or in bulk, and a Bulk request is never refused for its size alone (the
+size is bounded by ``bulk.maxOperations``).
+
 The defaults (100 per second, bursts of 200) sit well above Entra ID's floor of 25 requests per
 second per tenant. Tenants have separate buckets, so one tenant's flood leaves the others' budgets
 untouched, and a refused request costs a dictionary look-up and a little arithmetic: it reads no
@@ -71,11 +77,7 @@ class RateLimiter:
     def enabled(self) -> bool:
         return self._rate > 0 and self._burst > 0
 
-    def take(self, tenant: str) -> float:
-        """Take one token from the tenant's bucket: 0.0 when admitted, else the seconds until
-        a token is due (nothing is taken then)."""
-        if not self.enabled:
-            return 0.0
+    def _refilled(self, tenant: str) -> _Bucket:
         now = self._clock()
         bucket = self._buckets.get(tenant)
         if bucket is None:
@@ -84,10 +86,25 @@ class RateLimiter:
             elapsed = max(0.0, now - bucket.stamp)
             bucket.tokens = min(self._burst, bucket.tokens + elapsed * self._rate)
             bucket.stamp = now
+        return bucket
+
+    def take(self, tenant: str) -> float:
+        """Take one token from the tenant's bucket: 0.0 when admitted, else the seconds until
+        a token is due (nothing is taken then)."""
+        if not self.enabled:
+            return 0.0
+        bucket = self._refilled(tenant)
         if bucket.tokens >= 1.0 - _EPSILON:
             bucket.tokens = max(0.0, bucket.tokens - 1.0)
             return 0.0
         return (1.0 - bucket.tokens) / self._rate
+
+    def charge(self, tenant: str, tokens: int) -> None:
+        """Take ``tokens`` more from the bucket of a tenant whose request was admitted (the
+        other operations of a Bulk request), into debt if need be."""
+        if not self.enabled or tokens <= 0:
+            return
+        self._refilled(tenant).tokens -= tokens
 
     def admit(self, tenant: str) -> None:
         """Let one request of ``tenant`` through, or raise TooManyRequests (429) with

@@ -9,6 +9,7 @@ from starlette.requests import Request
 
 from api.errors import UnsupportedMediaType
 from storage.paging import ListQuery
+from storage.scim import messages
 from storage.scim.errors import InvalidSyntax, InvalidValue
 from storage.scim.schema import SEARCH_REQUEST
 
@@ -74,28 +75,40 @@ def _order(raw: str | None) -> str:
     return lowered
 
 
+def _paging(start: int | None, cursor: object) -> tuple[int, str | None]:
+    """startIndex and the RFC 9865 cursor (present, even empty: paging by cursor), which
+    exclude each other."""
+    if cursor is None:
+        return (1 if start is None else start), None
+    if not isinstance(cursor, str):
+        raise InvalidValue("cursor must be a string")
+    if start is not None:
+        raise InvalidValue(
+            "send startIndex (paging by index) or cursor (paging by cursor), not both"
+        )
+    return 1, cursor
+
+
 def list_query(params: dict[str, str]) -> ListQuery:
     """List parameters from a query string (keys are case-insensitive)."""
     lowered = {key.lower(): value for key, value in params.items()}
     filter_text = lowered.get("filter")
-    start = _integer(lowered.get("startindex"), "startIndex")
+    start, cursor = _paging(
+        _integer(lowered.get("startindex"), "startIndex"), lowered.get("cursor")
+    )
     return ListQuery(
         filter=filter_text if filter_text not in (None, "") else None,
-        start_index=1 if start is None else start,
+        start_index=start,
         count=_integer(lowered.get("count"), "count"),
         sort_by=lowered.get("sortby") or None,
         sort_order=_order(lowered.get("sortorder")),  # type: ignore[arg-type]
+        cursor=cursor,
     )
 
 
 def search_query(body: Any) -> tuple[ListQuery, str | None, str | None]:
     """A POST /.search body: the list query and the raw attributes/excludedAttributes."""
-    if not isinstance(body, dict):
-        raise InvalidSyntax("a SearchRequest must be a JSON object")
-    lowered = {str(key).lower(): value for key, value in body.items()}
-    schemas = lowered.get("schemas")
-    if not isinstance(schemas, list) or SEARCH_REQUEST not in schemas:
-        raise InvalidValue(f"schemas must contain {SEARCH_REQUEST}")
+    lowered = messages.attributes(body, SEARCH_REQUEST, "SearchRequest")
 
     def text(name: str) -> str | None:
         value = lowered.get(name.lower())
@@ -115,12 +128,13 @@ def search_query(body: Any) -> tuple[ListQuery, str | None, str | None]:
             raise InvalidValue(f"{name} must be an integer")
         return _bounded(value)
 
-    start = number("startIndex")
+    start, cursor = _paging(number("startIndex"), lowered.get("cursor"))
     query = ListQuery(
         filter=text("filter") or None,
-        start_index=1 if start is None else start,
+        start_index=start,
         count=number("count"),
         sort_by=text("sortBy") or None,
         sort_order=_order(text("sortOrder")),  # type: ignore[arg-type]
+        cursor=cursor,
     )
     return query, text("attributes"), text("excludedAttributes")

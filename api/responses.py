@@ -7,13 +7,11 @@ from collections.abc import Sequence
 from starlette.responses import Response
 
 from storage.documents import etag
+from storage.paging import Page
 from storage.scim.schema import LIST_RESPONSE
 
 MEDIA_TYPE = "application/scim+json"
-_LIST_HEAD = (
-    '{"schemas":["' + LIST_RESPONSE + '"],"totalResults":%d,"itemsPerPage":%d,'
-    '"startIndex":%d,"Resources":['
-)
+_LIST_HEAD = '{"schemas":["' + LIST_RESPONSE + '"],"totalResults":%d,"itemsPerPage":%d,'
 
 
 class ScimResponse(Response):
@@ -32,8 +30,23 @@ def resource(
 
 
 def listing(total: int, start_index: int, docs: Sequence[str]) -> ScimResponse:
-    body = (_LIST_HEAD % (total, len(docs), start_index)) + ",".join(docs) + "]}"
-    return ScimResponse(body.encode())
+    """A ListResponse of an index page (or of a list that is never paged)."""
+    body = (_LIST_HEAD % (total, len(docs))) + f'"startIndex":{start_index},"Resources":['
+    return ScimResponse((body + ",".join(docs) + "]}").encode())
+
+
+def page(found: Page, docs: Sequence[str]) -> ScimResponse:
+    """The ListResponse of a page whose documents, projected, are ``docs``: an index page has
+    its ``startIndex``; a cursor page (RFC 9865) has none, and ``nextCursor`` unless it is the
+    last page, ``previousCursor`` when there is one (the cursors are base64url text)."""
+    if found.start_index is not None:
+        return listing(found.total, found.start_index, docs)
+    body = _LIST_HEAD % (found.total, len(docs))
+    if found.next_cursor is not None:
+        body += f'"nextCursor":"{found.next_cursor}",'
+    if found.previous_cursor is not None:
+        body += f'"previousCursor":"{found.previous_cursor}",'
+    return ScimResponse((body + '"Resources":[' + ",".join(docs) + "]}").encode())
 
 
 def empty(status: int = 204, version: int | None = None) -> Response:

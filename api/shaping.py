@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 
+from storage.paging import Page
+from storage.resources import Computed
 from storage.scim import projection
 from storage.scim.schema import ResourceType
 
@@ -29,11 +31,23 @@ class Shape:
                 excluded = value
         return cls(attributes, excluded)
 
-    def wants_members(self) -> bool:
-        return projection.wants_members(self.attributes, self.excluded)
+    def shows(self, resource: ResourceType, computed: Computed | None, *, listing: bool) -> bool:
+        """Whether the response shows the resource's computed attribute (which is then read):
+        in a list only when ``attributes`` names it, unless it is ``listed``."""
+        if computed is None:
+            return False
+        if listing and not computed.listed:
+            return projection.names(resource, computed.attribute, self.attributes)
+        return projection.wants(resource, computed.attribute, self.attributes, self.excluded)
 
-    def apply_all(self, resource: ResourceType, texts: list[str]) -> list[str]:
-        return texts if self.plain else [self.apply(resource, text) for text in texts]
+    def apply_page(self, page: Page, resources: tuple[ResourceType, ...]) -> list[str]:
+        """A page's documents projected, each as its resource type (by its rank) says."""
+        if self.plain:
+            return page.docs
+        return [
+            self.apply(resources[rank], text)
+            for rank, text in zip(page.ranks, page.docs, strict=True)
+        ]
 
     def apply(self, resource: ResourceType, text: str) -> str:
         if self.plain:

@@ -44,7 +44,7 @@ GaugeMode = Literal[
 ]
 
 ScimResource = Literal[
-    "Users", "Groups", "Schemas", "ResourceTypes", "ServiceProviderConfig", "other"
+    "Users", "Groups", "Bulk", "Schemas", "ResourceTypes", "ServiceProviderConfig", "other"
 ]
 EffectOutcome = Literal["succeeded", "retried", "failed", "dead"]
 DownstreamError = Literal["transient", "permanent"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
+from storage.database import Row
 from storage.errors import VersionMismatch
 
 
@@ -57,3 +59,26 @@ def client_attributes(doc: dict[str, Any]) -> dict[str, Any]:
 
 def dump(doc: dict[str, Any]) -> str:
     return orjson.dumps(doc).decode()
+
+
+def with_references(
+    text: str, attribute: str, endpoint: str, rows: Sequence[Row], kind: str
+) -> str:
+    """The stored document ``text`` with ``attribute`` (before ``meta``) listing the resources
+    ``rows`` (id and display name of each) of ``endpoint`` (``/Users``) as ``value``, ``$ref``,
+    ``type`` and ``display``; ``text`` itself when there are none."""
+    if not rows:
+        return text
+    doc = orjson.loads(text)
+    location: str = doc["meta"]["location"]
+    base = location[: location.rfind("/", 0, location.rfind("/"))]
+    listed = []
+    for resource_id, display in rows:
+        item = {"value": resource_id, "$ref": f"{base}{endpoint}/{resource_id}", "type": kind}
+        if display:
+            item["display"] = display
+        listed.append(item)
+    meta = doc.pop("meta")
+    doc[attribute] = listed
+    doc["meta"] = meta
+    return dump(doc)

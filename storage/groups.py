@@ -4,7 +4,8 @@ A group's document never holds its members: they are rows in ``memberships``
 (``storage.memberships``), so a PATCH that adds or removes members touches only those rows (plus
 the group's version and member count), never the whole list, and concurrent PATCHes of one
 group's membership cannot lose each other's changes. Members are read into the document only when
-a response shows them. A rename records ``group.sync`` with the previous name.
+a response shows them (a list shows them unless ``excludedAttributes`` leaves them out). A rename
+records ``group.sync`` with the previous name.
 """
 
 from __future__ import annotations
@@ -12,13 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
-
 from storage import memberships, outbox, records
 from storage.changes import MembershipChange
 from storage.database import Connection
-from storage.documents import dump
-from storage.resources import Effects, Members, Spec
+from storage.documents import with_references
+from storage.resources import Computed, Effects, Members, Spec
 from storage.scim.errors import InvalidValue
 from storage.scim.patch import MemberChange
 from storage.scim.resources import validate_group
@@ -84,24 +83,17 @@ async def change_members(
     return MembershipChange(touched=True, delta=delta, added=joined, removed=gone)
 
 
-async def with_members(conn: Connection, dialect: Dialect, pk: int, text: str) -> str:
-    """The stored document ``text`` of the group of row ``pk`` with its ``members`` (before
-    ``meta``), or ``text`` itself when it has none."""
-    rows = await memberships.members(conn, dialect, pk)
-    if not rows:
-        return text
-    doc = orjson.loads(text)
-    base = doc["meta"]["location"].rsplit("/Groups/", 1)[0]
-    listed = []
-    for member_id, display in rows:
-        item = {"value": member_id, "$ref": f"{base}/Users/{member_id}", "type": "User"}
-        if display:
-            item["display"] = display
-        listed.append(item)
-    meta = doc.pop("meta")
-    doc["members"] = listed
-    doc["meta"] = meta
-    return dump(doc)
+async def with_members(
+    conn: Connection, dialect: Dialect, rows: Sequence[tuple[int, str]]
+) -> list[str]:
+    """The stored documents of the groups ``rows`` (primary key, document) with their
+    ``members`` (before ``meta``)."""
+    return [
+        with_references(
+            text, "members", "/Users", await memberships.members(conn, dialect, pk), "User"
+        )
+        for pk, text in rows
+    ]
 
 
 async def _drop_members(conn: Connection, dialect: Dialect, pk: int) -> dict[str, Any]:
@@ -115,10 +107,6 @@ SPEC = Spec(
     name_attribute="displayName",
     effects=Effects(sync=outbox.GROUP_SYNC, delete=outbox.GROUP_DELETE, previous_name=True),
     before_delete=_drop_members,
-    members=Members(
-        validate=validate_group,
-        change=change_members,
-        listed=with_members,
-        counter="member_count",
-    ),
+    members=Members(validate=validate_group, change=change_members, counter="member_count"),
+    computed=Computed("members", with_members, listed=True, at_create=True),
 )

@@ -69,6 +69,17 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             " AND u.pk = ANY(CAST(:pks AS integer[]))",
             dialect,
         ),
+        "groups_of": compile_text(
+            "SELECT m.user_pk, g.id, g.display_name FROM memberships m"
+            " JOIN groups g ON g.pk = m.group_pk WHERE m.user_pk IN"
+            + (
+                " (SELECT value FROM json_each(:pks))"
+                if dialect == "sqlite"
+                else " (SELECT unnest(CAST(:pks AS integer[])))"
+            )
+            + " ORDER BY m.user_pk, g.pk",
+            dialect,
+        ),
         "drop_group": compile_core(
             sa.delete(memberships).where(memberships.c.group_pk == p("pk")), dialect
         ),
@@ -149,6 +160,20 @@ async def keep_only(
 async def members(conn: Connection, dialect: Dialect, group_pk: int) -> list[Row]:
     """The group's members, rows of (id, displayName) in the order they joined."""
     return await conn.fetchall(_statements(dialect)["members"], {"pk": group_pk})
+
+
+async def groups_of(
+    conn: Connection, dialect: Dialect, user_pks: Sequence[int]
+) -> dict[int, list[Row]]:
+    """The groups of each of the users ``user_pks``: rows of (id, displayName) by user, in the
+    order the groups were made."""
+    rows = await conn.fetchall(
+        _statements(dialect)["groups_of"], {"pks": _array(dialect, user_pks)}
+    )
+    found: dict[int, list[Row]] = {}
+    for user_pk, group_id, display in rows:
+        found.setdefault(user_pk, []).append((group_id, display))
+    return found
 
 
 async def record_effects(

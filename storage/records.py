@@ -145,6 +145,16 @@ outbox = sa.Table(
     ),
 )
 
+#: Secrets of the deployment that every API process shares, made on first use: the key that
+#: seals list cursors (``storage.cursors``), so a cursor one replica issued opens on another.
+server_keys = sa.Table(
+    "server_keys",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", sa.String(128), nullable=False),
+    sa.Column("created_at", Timestamp, nullable=False),
+)
+
 # Operations: the provisioning log and failure notifications -------------------------------------
 
 provisioning_log = sa.Table(

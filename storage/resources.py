@@ -8,21 +8,25 @@ delete.
 
 What differs between users and groups is a ``Spec``, kept by ``storage.users`` and
 ``storage.groups``: the resource type and its table, the effects a write records, what a delete
-must remove first, and for a resource with members (a group) the hooks that validate, change and
-list the membership rows, which its document never holds.
+must remove first, for a resource with members (a group) the hooks that validate and change the
+membership rows, and the attribute its document never holds but a response may show, read from
+those rows (a group's ``members``, a user's ``groups``).
+
+Lists and searches run ``storage.paging`` over one resource type, or over several for a search
+at the server root.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Protocol
 
 import orjson
 import sqlalchemy as sa
 
-from storage import clock, counts, indexed, outbox
+from storage import clock, counts, cursors, indexed, outbox
 from storage.changes import (
     NO_CHANGES,
     Changes,
@@ -35,7 +39,7 @@ from storage.database import Connection, Database, Row
 from storage.documents import assemble, check_version, client_attributes, dump
 from storage.errors import ResourceNotFound
 from storage.ids import new_id
-from storage.paging import ListQuery, Page, list_page, page_marks
+from storage.paging import ListQuery, Page, Source, list_page, page_marks
 from storage.scim import patch as scim_patch
 from storage.scim.patch import MemberChange
 from storage.scim.resources import validate as validate_document
@@ -47,13 +51,15 @@ DEFAULT_PAGE_SIZE = 100
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """A resource as stored: its id, version and document (JSON text)."""
+    """A resource as stored: its id, version and document (JSON text), and its row's primary
+    key when the engine knows it."""
 
     id: str
     version: int
     doc: str
     changes: Changes = NO_CHANGES
     """What the write that returned it changed (a read changes nothing)."""
+    pk: int | None = None
 
 
 Validate = Callable[[object], tuple[dict[str, Any], list[str] | None]]
@@ -79,12 +85,13 @@ class ChangeMembers(Protocol):
     ) -> Awaitable[MembershipChange]: ...
 
 
-class ListMembers(Protocol):
-    """The stored document ``text`` of the resource of row ``pk`` with its members in it."""
+class ReadComputed(Protocol):
+    """The stored documents of ``rows`` (primary key and document of each) with the computed
+    attribute in them, in order."""
 
     def __call__(
-        self, conn: Connection, dialect: Dialect, pk: int, text: str, /
-    ) -> Awaitable[str]: ...
+        self, conn: Connection, dialect: Dialect, rows: Sequence[tuple[int, str]], /
+    ) -> Awaitable[list[str]]: ...
 
 
 class BeforeDelete(Protocol):
@@ -113,9 +120,23 @@ class Members:
 
     validate: Validate
     change: ChangeMembers
-    listed: ListMembers
     counter: str
     """The column of the resource's table that counts its members."""
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """An attribute the resource's document never holds, read from other rows (the
+    memberships) into a response that shows it."""
+
+    attribute: str
+    read: ReadComputed
+    listed: bool
+    """Lists show it unless the projection leaves it out (a group's ``members``); otherwise
+    only when ``attributes`` names it, so lists keep answering stored bytes."""
+    at_create: bool
+    """A new resource may have it (a group created with members; a user joins groups only
+    through them)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -129,6 +150,7 @@ class Spec:
     effects: Effects
     before_delete: BeforeDelete
     members: Members | None = None
+    computed: Computed | None = None
 
     def location(self, base: str, resource_id: str) -> str:
         return f"{base}{self.type.endpoint}/{resource_id}"
@@ -248,47 +270,81 @@ async def create(db: Database, spec: Spec, tenant_id: int, body: object, *, base
         added=joined,
         created=True,
     )
-    return Stored(resource_id, 1, text, changes)
+    return Stored(resource_id, 1, text, changes, pk)
 
 
 async def get(
-    db: Database, spec: Spec, tenant_id: int, resource_id: str, *, members: bool = False
+    db: Database, spec: Spec, tenant_id: int, resource_id: str, *, computed: bool = False
 ) -> Stored:
-    """The resource; with ``members`` its member list is read from the membership rows."""
+    """The resource; with ``computed`` its computed attribute is read into it."""
     statements = _statements(spec, db.dialect)
     async with db.reader() as conn:
         row = await _row(conn, statements["get"], spec, tenant_id, resource_id)
         text = row[2]
-        if members and spec.members is not None:
-            text = await spec.members.listed(conn, db.dialect, row[0], text)
-    return Stored(resource_id, row[1], text)
+        if computed and spec.computed is not None:
+            (text,) = await spec.computed.read(conn, db.dialect, [(row[0], text)])
+    return Stored(resource_id, row[1], text, pk=row[0])
+
+
+async def with_computed(db: Database, spec: Spec, tenant_id: int, stored: Stored) -> Stored:
+    """A resource just written, with its computed attribute read into it."""
+    if spec.computed is None:
+        return stored
+    async with db.reader() as conn:
+        pk = stored.pk
+        if pk is None:
+            statement = _statements(spec, db.dialect)["get"]
+            pk = (await _row(conn, statement, spec, tenant_id, stored.id))[0]
+        (text,) = await spec.computed.read(conn, db.dialect, [(pk, stored.doc)])
+    return replace(stored, doc=text, pk=pk)
 
 
 async def list_(
-    db: Database, spec: Spec, tenant_id: int, query: ListQuery, *, members: bool = False
+    db: Database, spec: Spec, tenant_id: int, query: ListQuery, *, computed: bool = False
 ) -> Page:
-    """One page of the tenant's resources; with ``members`` each with its member list."""
+    """One page of the tenant's resources; with ``computed`` each with its computed
+    attribute."""
+    return await search(db, (spec,), tenant_id, query, computed=(computed,))
+
+
+async def search(
+    db: Database,
+    specs: Sequence[Spec],
+    tenant_id: int,
+    query: ListQuery,
+    *,
+    computed: Sequence[bool],
+) -> Page:
+    """One page of the tenant's resources of the types ``specs``, listed as one (the rank of
+    each resource is the index of its spec); ``computed`` says, for each, whether its computed
+    attribute is read into its documents."""
+    keys = await cursors.keys(db) if query.cursor is not None else None
+    sources = [
+        Source(spec.type, spec.table.name, indexed.ALIASES[spec.type.name]) for spec in specs
+    ]
     async with db.reader() as conn:
         page = await list_page(
             conn,
             db.dialect,
-            spec.type,
-            table=spec.table.name,
-            alias=indexed.ALIASES[spec.type.name],
+            sources,
             tenant_id=tenant_id,
             query=query,
             default_count=DEFAULT_PAGE_SIZE,
             marks=page_marks(db),
+            keys=keys,
         )
-        if not members or spec.members is None or not page.docs:
-            return page
-        docs = [
-            await spec.members.listed(conn, db.dialect, pk, text)
-            for pk, text in zip(page.pks, page.docs, strict=True)
-        ]
-    return Page(
-        total=page.total, start_index=page.start_index, docs=docs, ids=page.ids, pks=page.pks
-    )
+        docs = page.docs
+        for rank, (spec, wanted) in enumerate(zip(specs, computed, strict=True)):
+            if not wanted or spec.computed is None:
+                continue
+            places = [index for index, of in enumerate(page.ranks) if of == rank]
+            if not places:
+                continue
+            rows = [(page.pks[index], docs[index]) for index in places]
+            read = await spec.computed.read(conn, db.dialect, rows)
+            for index, text in zip(places, read, strict=True):
+                docs[index] = text
+    return page
 
 
 Edit = Callable[[dict[str, Any]], tuple[dict[str, Any], Sequence[MemberChange]]]
@@ -342,7 +398,7 @@ async def rewrite(
             )
         if not changed and not membership.touched:
             unchanged = Changes(name=_name(spec, attrs), rewrite=True)
-            return Stored(resource_id, version, old_text, unchanged)
+            return Stored(resource_id, version, old_text, unchanged, pk)
         version += 1
         doc = assemble(
             attrs,
@@ -380,7 +436,7 @@ async def rewrite(
         removed=membership.removed,
         rewrite=True,
     )
-    return Stored(resource_id, version, text, changes)
+    return Stored(resource_id, version, text, changes, pk)
 
 
 async def delete(

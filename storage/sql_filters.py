@@ -58,6 +58,7 @@ from storage.scim.schema import ResourceType
 from storage.sql import Dialect
 from storage.sql_targets import (
     TYPED_VALUES,
+    Absent,
     Array,
     JsonRef,
     NestedScope,
@@ -70,7 +71,7 @@ from storage.sql_targets import (
     Target,
 )
 
-__all__ = ["CompiledFilter", "Dialect", "compile_filter", "sort_expression"]
+__all__ = ["CompiledFilter", "Dialect", "SortKey", "compile_filter", "sort_expression", "sort_key"]
 
 _CACHE_SIZE: Final = 1024
 _SQL_OPERATORS: Final = {"eq": "=", "gt": ">", "ge": ">=", "lt": "<", "le": "<="}
@@ -80,10 +81,21 @@ _TYPES: Final = frozenset(kind for _, _, kind in TYPED_VALUES)
 
 @dataclass(frozen=True)
 class CompiledFilter:
-    """A boolean SQL fragment and the values of its ``:fN`` placeholders."""
+    """A boolean SQL fragment and the values of its ``:fN`` placeholders; ``absent`` names (in
+    lower case) the attributes a lenient compile found the resource type not to define."""
 
     sql: str
     params: dict[str, Any]
+    absent: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    """A ``sortBy`` as SQL: the expression (None when the resource type does not define the
+    attribute, in a search across types) and the SQL type of its values."""
+
+    expression: str | None
+    sql_type: Literal["text", "numeric", "boolean"]
 
 
 # Literal conversion ------------------------------------------------------------------------------
@@ -163,6 +175,7 @@ class _Template:
     sql: str
     constants: dict[str, Any]
     slots: tuple[tuple[str, int, Converter], ...]
+    absent: frozenset[str]
 
 
 class _Compiler:
@@ -170,9 +183,17 @@ class _Compiler:
 
     With ``inline`` (sort expressions, which have no parameters) constants become SQL string
     literals with every ``:`` spelled ``char(58)``, so no text can be taken for a placeholder.
+    With ``lenient`` an attribute the type does not define has no value (``Absent``).
     """
 
-    def __init__(self, resource: ResourceType, dialect: Dialect, *, inline: bool = False) -> None:
+    def __init__(
+        self,
+        resource: ResourceType,
+        dialect: Dialect,
+        *,
+        inline: bool = False,
+        lenient: bool = False,
+    ) -> None:
         if dialect not in ("sqlite", "postgresql"):
             raise ValueError(f"unknown SQL dialect {dialect!r}")
         self.resource = resource
@@ -184,7 +205,8 @@ class _Compiler:
         self._constant_names: dict[str, str] = {}
         self._parameters = 0
         self._aliases = 0
-        self.root = RootScope(resource, dialect)
+        self.root = RootScope(resource, dialect, lenient=lenient)
+        self.sort_type: Literal["text", "numeric", "boolean"] = "text"
 
     # Parameters and SQL pieces
 
@@ -269,6 +291,8 @@ class _Compiler:
 
     def value_path(self, node: ValuePath, scope: Scope) -> str:
         target = scope.resolve(node.path)
+        if isinstance(target, Absent):
+            return "FALSE"
         if isinstance(target, Array) and target.sub is None:
             if scope is self.root:
                 indexed = self._typed_value(target, node.filter)
@@ -345,6 +369,8 @@ class _Compiler:
         return f"EXISTS (SELECT 1 FROM {source} WHERE {condition})"
 
     def present(self, target: Target) -> str:
+        if isinstance(target, Absent):
+            return "FALSE"
         if isinstance(target, Relation):
             if target.sub is None:
                 return self.exists(target, lambda inner: None)
@@ -382,6 +408,8 @@ class _Compiler:
         return f"{self.json_text(target.ref)} <> ''"
 
     def compare(self, target: Target, op: str, value: Value) -> str:
+        if isinstance(target, Absent):
+            return "FALSE"
         if isinstance(target, Array | Relation):
             sub = target.sub.name if target.sub is not None else self._implied(target)
             return self.exists(target, lambda inner: self.compare(inner.resolve(sub), op, value))
@@ -450,7 +478,7 @@ class _Compiler:
     # Sorting
 
     def sort(self, target: Target, path: str) -> str:
-        if isinstance(target, Relation):
+        if isinstance(target, Relation | Absent):
             raise InvalidValue(f"cannot sort by {quote(path)}")
         if isinstance(target, Object):
             scope = NestedScope(target.attribute, target.name, target.ref)
@@ -473,6 +501,10 @@ class _Compiler:
     def _sort_scalar(self, target: Scalar) -> str:
         attribute = target.attribute
         expression = self.text(target)
+        if attribute.type == "boolean" and target.ref is None:
+            self.sort_type = "boolean"
+        elif attribute.type in NUMBER_TYPES:
+            self.sort_type = "numeric"
         if attribute.type in STRING_TYPES:
             exact = attribute.case_exact if target.case_exact is None else target.case_exact
             if not exact and not target.lowered:
@@ -567,30 +599,40 @@ class _Lru(Generic[_K, _V]):
             self._data.clear()
 
 
-_FILTERS: _Lru[tuple[int, str, tuple[str, ...]], _Template] = _Lru(_CACHE_SIZE)
-_SORTS: _Lru[tuple[int, str, str], tuple[ResourceType, str]] = _Lru(_CACHE_SIZE)
+_FILTERS: _Lru[tuple[int, str, bool, tuple[str, ...]], _Template] = _Lru(_CACHE_SIZE)
+_SORTS: _Lru[tuple[int, str, bool, str], tuple[ResourceType, SortKey]] = _Lru(_CACHE_SIZE)
 
 
-def compile_filter(text: str, resource: ResourceType, dialect: Dialect) -> CompiledFilter:
+def compile_filter(
+    text: str, resource: ResourceType, dialect: Dialect, *, lenient: bool = False
+) -> CompiledFilter:
     """``text`` as a boolean SQL fragment over ``users u`` (or ``groups g``) and its parameters.
 
     Raises ``InvalidFilter`` for a filter that is malformed, too long or too deep, names an
-    unknown or never-returned attribute, or compares a value of the wrong type.
+    unknown or never-returned attribute, or compares a value of the wrong type. With
+    ``lenient`` (a search across resource types) an attribute the type does not define has no
+    value instead, and ``absent`` names it: the caller refuses a name no type defines.
     """
     found = scan(text, _TYPES)
     values = found.values
-    key = (id(resource), dialect, found.shape)
+    key = (id(resource), dialect, lenient, found.shape)
     template = _FILTERS.get(key)
     if template is None or template.resource is not resource:
         node = parse(text)
-        compiler = _Compiler(resource, dialect)
+        compiler = _Compiler(resource, dialect, lenient=lenient)
         sql = compiler.node(node, compiler.root)
-        template = _Template(resource, sql, compiler.constants, tuple(compiler.slots))
+        template = _Template(
+            resource,
+            sql,
+            compiler.constants,
+            tuple(compiler.slots),
+            frozenset(compiler.root.absent),
+        )
         _FILTERS.put(key, template)
     params = dict(template.constants)
     for name, index, convert in template.slots:
         params[name] = convert(values[index])
-    return CompiledFilter(template.sql, params)
+    return CompiledFilter(template.sql, params, template.absent)
 
 
 def sort_expression(path: str, resource: ResourceType, dialect: Dialect) -> str:
@@ -601,17 +643,31 @@ def sort_expression(path: str, resource: ResourceType, dialect: Dialect) -> str:
     NULL, which SQLite and PostgreSQL place at opposite ends unless the caller adds ``NULLS
     LAST``/``NULLS FIRST``. Raises ``InvalidValue`` for an unknown or unsortable attribute.
     """
+    expression = sort_key(path, resource, dialect).expression
+    assert expression is not None
+    return expression
+
+
+def sort_key(
+    path: str, resource: ResourceType, dialect: Dialect, *, lenient: bool = False
+) -> SortKey:
+    """``sort_expression`` with the SQL type of its values; with ``lenient`` an attribute the
+    type does not define gives no expression (every resource of the type lacks a value)."""
     stripped = path.strip()
-    key = (id(resource), dialect, stripped.lower())
+    key = (id(resource), dialect, lenient, stripped.lower())
     cached = _SORTS.get(key)
     if cached is not None and cached[0] is resource:
         return cached[1]
-    compiler = _Compiler(resource, dialect, inline=True)
+    compiler = _Compiler(resource, dialect, inline=True, lenient=lenient)
     try:
         check_path(stripped, 0)
         target = compiler.root.resolve(stripped)
     except InvalidFilter as error:
         raise InvalidValue(f"sortBy: {error.detail}") from None
-    expression = compiler.sort(target, stripped)
-    _SORTS.put(key, (resource, expression))
-    return expression
+    if isinstance(target, Absent):
+        result = SortKey(None, "text")
+    else:
+        expression = compiler.sort(target, stripped)
+        result = SortKey(expression, compiler.sort_type)
+    _SORTS.put(key, (resource, result))
+    return result

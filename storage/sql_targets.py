@@ -129,7 +129,15 @@ class Relation:
     sub: Attribute | None = None
 
 
-Target: TypeAlias = Scalar | Array | Object | Relation
+@dataclass(frozen=True, slots=True)
+class Absent:
+    """An attribute the resource type does not define, in a search across resource types: it
+    has no value there (RFC 7644 §3.4.2.1), so comparisons are false and it sorts as missing."""
+
+    name: str
+
+
+Target: TypeAlias = Scalar | Array | Object | Relation | Absent
 
 
 # Scopes ------------------------------------------------------------------------------------------
@@ -148,13 +156,19 @@ class Scope:
 
 
 class RootScope(Scope):
-    """The attributes of a resource: its indexed columns, relations and JSON document."""
+    """The attributes of a resource: its indexed columns, relations and JSON document.
 
-    def __init__(self, resource: ResourceType, dialect: Dialect) -> None:
+    With ``lenient`` (a search across resource types) an attribute the type does not define is
+    ``Absent`` and its path is kept in ``absent``; otherwise it is an invalidFilter.
+    """
+
+    def __init__(self, resource: ResourceType, dialect: Dialect, *, lenient: bool = False) -> None:
         self._resource = resource
         self._columns = COLUMNS.get(resource.name, {})
         alias = ALIASES[resource.name]
         self.document = f"{alias}.doc" if dialect == "sqlite" else f"CAST({alias}.doc AS json)"
+        self.lenient = lenient
+        self.absent: set[str] = set()
 
     def resolve(self, path: str) -> Target:
         resource = self._resource
@@ -165,6 +179,9 @@ class RootScope(Scope):
                 if resolved is not None:
                     break
         if resolved is None:
+            if self.lenient:
+                self.absent.add(path.lower())
+                return Absent(path)
             raise InvalidFilter(f"unknown attribute {quote(path)}")
         attribute, sub = resolved.attribute, resolved.sub
         name = attribute.name if sub is None else f"{attribute.name}.{sub.name}"

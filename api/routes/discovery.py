@@ -16,24 +16,40 @@ from starlette.responses import Response
 from api import responses
 from api.context import request_context
 from api.dependencies import context
-from api.errors import error_response
+from storage import cursors
 from storage.errors import ResourceNotFound
 from storage.paging import MAX_PAGE_SIZE
+from storage.resources import DEFAULT_PAGE_SIZE
+from storage.scim.bulk import MAX_OPERATIONS
 from storage.scim.schema import RESOURCE_TYPES, SCHEMAS, SERVICE_PROVIDER_CONFIG
 
 router = APIRouter()
 
 
 def service_provider_config(base: str, max_body_bytes: int) -> dict[str, Any]:
+    """What the server supports. ``pagination`` is RFC 9865 §4's: both methods, index by
+    default (what Entra ID uses), a cursor valid for ``cursorTimeout`` seconds at least."""
     return {
         "schemas": [SERVICE_PROVIDER_CONFIG],
         "documentationUri": "https://www.rfc-editor.org/rfc/rfc7644",
         "patch": {"supported": True},
-        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": max_body_bytes},
+        "bulk": {
+            "supported": True,
+            "maxOperations": MAX_OPERATIONS,
+            "maxPayloadSize": max_body_bytes,
+        },
         "filter": {"supported": True, "maxResults": MAX_PAGE_SIZE},
         "changePassword": {"supported": False},
         "sort": {"supported": True},
         "etag": {"supported": True},
+        "pagination": {
+            "cursor": True,
+            "index": True,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": DEFAULT_PAGE_SIZE,
+            "maxPageSize": MAX_PAGE_SIZE,
+            "cursorTimeout": cursors.TIMEOUT_SECONDS,
+        },
         "authenticationSchemes": [
             {
                 "type": "oauthbearertoken",
@@ -99,15 +115,3 @@ async def get_schema(request: Request, tenant_name: str, schema_id: str) -> Resp
                 orjson.dumps(schema.document(f"{ctx.base}/Schemas/{schema.id}"))
             )
     raise ResourceNotFound("Schema", schema_id)
-
-
-@router.post("/scim/v2/{tenant_name}/.search")
-async def search_everything(request: Request, tenant_name: str) -> Response:
-    """RFC 7644 §3.4.3 lets a server decline root-level searches across resource types."""
-    request_context(request).handles(".search", "POST")
-    await context(request, tenant_name)
-    return error_response(
-        501,
-        "searching several resource types at once is not supported; "
-        "use /Users/.search or /Groups/.search",
-    )

@@ -7,20 +7,10 @@ with the group's new ETag and no body.
 
 from __future__ import annotations
 
-from starlette.responses import Response
 from starlette.routing import Route
 
-from api import responses
 from api.routes.resources import Endpoints, resource_routes
-from api.shaping import Shape
 from storage import groups
-from storage.resources import Stored
 
-
-def _patched(stored: Stored) -> Response:
-    return responses.empty(204, stored.version)
-
-
-routes: list[Route] = resource_routes(
-    Endpoints(groups.SPEC, shows_members=Shape.wants_members, patched=_patched)
-)
+ENDPOINTS = Endpoints(groups.SPEC, patch_status=204)
+routes: list[Route] = resource_routes(ENDPOINTS)

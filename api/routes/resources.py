@@ -1,14 +1,17 @@
 """The SCIM routes of one resource type: create, read, list, search, replace, patch and delete.
 
-``resource_routes`` builds them once per resource over its storage spec (``storage.resources``);
-what a resource answers differently is a hook of its ``Endpoints``: a group reads its members only
-when the projection shows them, and answers a PATCH with 204 and no body.
+``resource_routes`` builds them once per resource over its storage spec (``storage.resources``),
+whose computed attribute (a group's ``members``, a user's ``groups``) is read only when the
+projection shows it; a list shows a user's ``groups`` only when ``attributes`` names them, so
+lists and filters keep answering stored bytes. What a resource answers differently is in its
+``Endpoints``: a group answers a PATCH with 204 and no body.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,41 +31,32 @@ from storage.resources import Edit, Spec, Stored
 Editing = Callable[[Spec, object], Edit]
 
 
-def _never(_shape: Shape) -> bool:
-    return False
-
-
 @dataclass(frozen=True, slots=True)
 class Endpoints:
-    """One resource type's routes: its storage spec and the hooks of its answers."""
+    """One resource type's routes: its storage spec and how its answers differ."""
 
     spec: Spec
-    shows_members: Callable[[Shape], bool] = _never
-    """Whether a projection shows the members, which are then read from the membership rows. A
-    resource with members is read back after a create or replace, so the answer shows them."""
-    patched: Callable[[Stored], Response] | None = None
-    """The answer to a PATCH when it is not the patched resource."""
+    patch_status: Literal[200, 204] = 200
+    """A PATCH answers 200 with the resource, or 204 with its ETag and no body."""
 
 
 def resource_routes(endpoints: Endpoints) -> list[Route]:
     """The plain routes of ``/{Resource}`` and ``/{Resource}/{id}`` for one resource type."""
     spec = endpoints.spec
     kind = spec.type
-    read_back = spec.members is not None
+    computed = spec.computed
 
     async def answer(
         request: Request, ctx: Context, stored: Stored, *, created: bool = False
     ) -> Response:
         """The written resource, projected as the query string asks."""
         shape = Shape.of(dict(request.query_params))
-        if read_back:
-            stored = await resources.get(
-                ctx.services.db,
-                spec,
-                ctx.tenant.id,
-                stored.id,
-                members=endpoints.shows_members(shape),
-            )
+        if (
+            computed is not None
+            and (computed.at_create or not created)
+            and shape.shows(kind, computed, listing=False)
+        ):
+            stored = await resources.with_computed(ctx.services.db, spec, ctx.tenant.id, stored)
         return responses.resource(
             shape.apply(kind, stored.doc),
             version=stored.version,
@@ -88,7 +82,7 @@ def resource_routes(endpoints: Endpoints) -> list[Route]:
             spec,
             ctx.tenant.id,
             request.path_params["resource_id"],
-            members=endpoints.shows_members(shape),
+            computed=shape.shows(kind, computed, listing=False),
         )
         if_none_match = request.headers.get("if-none-match")
         if if_none_match is not None and etag(stored.version) in if_none_match:
@@ -97,10 +91,13 @@ def resource_routes(endpoints: Endpoints) -> list[Route]:
 
     async def listing(ctx: Context, query: ListQuery, shape: Shape) -> Response:
         page = await resources.list_(
-            ctx.services.db, spec, ctx.tenant.id, query, members=endpoints.shows_members(shape)
+            ctx.services.db,
+            spec,
+            ctx.tenant.id,
+            query,
+            computed=shape.shows(kind, computed, listing=True),
         )
-        docs = shape.apply_all(kind, page.docs)
-        return responses.listing(page.total, page.start_index, docs)
+        return responses.page(page, shape.apply_page(page, (kind,)))
 
     async def list_(request: Request) -> Response:
         ctx = await context(request, request.path_params["tenant_name"])
@@ -135,8 +132,8 @@ def resource_routes(endpoints: Endpoints) -> list[Route]:
 
     async def patch(request: Request) -> Response:
         ctx, stored = await rewrite(request, resources.patching)
-        if endpoints.patched is not None:
-            return endpoints.patched(stored)
+        if endpoints.patch_status == 204:
+            return responses.empty(204, stored.version)
         return await answer(request, ctx, stored)
 
     async def delete(request: Request) -> Response:

@@ -7,4 +7,5 @@ from starlette.routing import Route
 from api.routes.resources import Endpoints, resource_routes
 from storage import users
 
-routes: list[Route] = resource_routes(Endpoints(users.SPEC))
+ENDPOINTS = Endpoints(users.SPEC)
+routes: list[Route] = resource_routes(ENDPOINTS)

@@ -10,7 +10,9 @@
     ├── NoTarget               400 noTarget
     ├── InvalidValue           400 invalidValue
     ├── InvalidVersion         400 invalidVers
-    └── Sensitive              400 sensitive
+    ├── Sensitive              400 sensitive
+    ├── InvalidCursor          400 invalidCursor  (RFC 9865 §2.1)
+    └── ExpiredCursor          400 expiredCursor  (RFC 9865 §2.1)
 
 They carry no HTTP machinery: ``api.errors`` renders them. ``detail`` is shown to the client, so it
 must never contain a secret (token, PIN, card number).
@@ -69,3 +71,11 @@ class InvalidVersion(ScimError):
 
 class Sensitive(ScimError):
     scim_type = "sensitive"
+
+
+class InvalidCursor(ScimError):
+    scim_type = "invalidCursor"
+
+
+class ExpiredCursor(ScimError):
+    scim_type = "expiredCursor"

@@ -62,14 +62,28 @@ def project(
     return out
 
 
-def wants_members(attributes: Sequence[str], excluded: Sequence[str]) -> bool:
-    """Whether a group projected with these lists shows ``members`` (so they must be loaded)."""
-    plan = _plan(GROUP_TYPE, attributes, excluded)
-    if plan.include is not None and "members" not in plan.include:
+def wants(
+    resource: ResourceType, attribute: str, attributes: Sequence[str], excluded: Sequence[str]
+) -> bool:
+    """Whether a resource projected with these lists shows the top-level core ``attribute``
+    (so that an attribute read from other rows, such as ``members``, must be read)."""
+    plan = _plan(resource, attributes, excluded)
+    if plan.include is not None and attribute not in plan.include:
         return False
     return not (
-        plan.exclude is not None and "members" in plan.exclude and plan.exclude["members"] is None
+        plan.exclude is not None and attribute in plan.exclude and plan.exclude[attribute] is None
     )
+
+
+def names(resource: ResourceType, attribute: str, attributes: Sequence[str]) -> bool:
+    """Whether ``attributes`` asks for the top-level core ``attribute`` (or a part of it)."""
+    plan = _plan(resource, attributes, ())
+    return plan.include is not None and attribute in plan.include
+
+
+def wants_members(attributes: Sequence[str], excluded: Sequence[str]) -> bool:
+    """Whether a group projected with these lists shows ``members`` (so they must be loaded)."""
+    return wants(GROUP_TYPE, "members", attributes, excluded)
 
 
 @dataclass(frozen=True, slots=True)

@@ -227,7 +227,7 @@ def test_chunked_body_without_length_over_limit_is_413_before_handler_sees_it(
     # The chunk that went over the limit was the last one taken, and never reached the handler.
     assert taken == MAX_BODY // chunk + 1 < len(chunks)
     assert count_rows(sqlite_url, "users") == 0
-    assert service.contexts[-1].error == f"the body exceeds {MAX_BODY} bytes"
+    assert service.contexts[-1].error == f"the body exceeds maxPayloadSize ({MAX_BODY} bytes)"
 
 
 def test_declared_length_over_limit_is_413_without_reading_the_body(sqlite_url: str) -> None:

@@ -31,6 +31,7 @@ PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 TABLES = ("users", "groups", "memberships", "outbox")
 SCIM_TYPES = {
     "invalidFilter",
@@ -43,6 +44,8 @@ SCIM_TYPES = {
     "invalidValue",
     "invalidVers",
     "sensitive",
+    "invalidCursor",
+    "expiredCursor",
 }
 
 # Placeholders replaced by the world's real ids and token before a request is sent.
@@ -684,6 +687,7 @@ QUERY_KEYS = [
     "filter",
     "STARTINDEX",
     "Count",
+    "cursor",
     "unknown",
 ]
 query_values = st.one_of(
@@ -856,6 +860,8 @@ def test_write_with_arbitrary_resource_body_never_5xx_and_refusal_changes_nothin
             f"GET /Groups/{GROUP_ID}",
             "POST /Users/.search",
             "POST /Groups/.search",
+            "POST /.search",
+            "GET ",
         ]
     ),
 )
@@ -877,7 +883,9 @@ def test_read_with_arbitrary_query_parameters_is_200_or_400(
         listed = response.json()
         if "Resources" in listed:
             assert listed["itemsPerPage"] == len(listed["Resources"])
-            assert listed["startIndex"] >= 1
+            # An index page has its startIndex; a cursor page (RFC 9865) has none.
+            assert ("startIndex" in listed) != ("cursor" in params)
+            assert listed.get("startIndex", 1) >= 1
             assert all("id" in item for item in listed["Resources"])
         else:
             assert listed["id"] in (world.user_id, world.group_id)
@@ -975,6 +983,8 @@ def test_request_with_arbitrary_header_values_never_5xx(
             f"PATCH /Groups/{GROUP_ID}",
             f"PUT /Users/{USER}",
             "POST /Users/.search",
+            "POST /.search",
+            "POST /Bulk",
         ]
     ),
 )
@@ -987,6 +997,75 @@ def test_write_with_arbitrary_raw_body_never_5xx_and_refusal_changes_nothing(
     response = world.client.request(method, world.resolve(path), content=raw, headers=extra)
     status = check(response)
     unchanged_after_refusal(world, before, status)
+
+
+bulk_operations = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {
+            "method": st.sampled_from(["POST", "PUT", "PATCH", "DELETE", "GET", "patch", None]),
+            "path": st.sampled_from(
+                [
+                    "/Users",
+                    "/Groups",
+                    f"/Users/{USER}",
+                    f"/Groups/{GROUP_ID}",
+                    "/Users/bulkId:a",
+                    "/Groups/bulkId:b",
+                    "/Me",
+                    "",
+                    None,
+                ]
+            ),
+            "data": st.one_of(
+                resource_bodies,
+                patch_bodies(user_operations),
+                patch_bodies(group_operations),
+                st.just(
+                    {"schemas": [GROUP], "displayName": "B", "members": [{"value": "bulkId:a"}]}
+                ),
+                json_values,
+            ),
+        },
+        optional={
+            "bulkId": st.sampled_from(["a", "b", "bulkId:a", "", 5]),
+            "version": st.sampled_from(['W/"1"', 'W/"2"', "x", 3]),
+        },
+    ),
+)
+
+
+@PROPERTIES
+@given(
+    operations=st.lists(bulk_operations, max_size=5),
+    fail_on_errors=st.one_of(st.none(), st.integers(min_value=-1, max_value=3), st.just("1")),
+)
+def test_bulk_with_arbitrary_operations_never_5xx_and_each_result_is_well_formed(
+    world: World, operations: list[Any], fail_on_errors: Any
+) -> None:
+    before = world.counts()  # operations may delete the world's resources: counts only
+    body: dict[str, Any] = {"schemas": [BULK], "Operations": operations}
+    if fail_on_errors is not None:
+        body["failOnErrors"] = fail_on_errors
+    response = send(world, "POST", "/Bulk", body)
+    status = check(response)
+    if status != 200:
+        assert status == 400, response.text
+        assert world.counts() == before
+        return
+    results = response.json()["Operations"]
+    assert len(results) <= len(operations)
+    if not isinstance(fail_on_errors, int) or fail_on_errors < 1:
+        assert len(results) == len(operations)
+    for result in results:
+        code = int(result["status"])
+        assert 200 <= code < 500, result
+        if code >= 400:
+            error = result["response"]
+            assert error["schemas"] == [ERROR] and error["status"] == result["status"]
+            assert error.get("scimType", "invalidValue") in SCIM_TYPES
+        else:
+            assert result["location"].startswith("http://testserver/")
 
 
 # Edges pinned on both databases ------------------------------------------------------------

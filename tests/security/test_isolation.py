@@ -42,6 +42,7 @@ from tests.conftest import Service, TenantClient, make_app_settings
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 GARBAGE_TOKEN = "pst_" + "g" * 43
 
 # Placeholders a probe may use; each run of a probe fills them with acme's values or random ones.
@@ -321,7 +322,51 @@ PROBES: list[Probe] = [
     Probe("resource-type-user", "GET", "/ResourceTypes/User", 200),
     Probe("schemas", "GET", "/Schemas", 200),
     Probe("schema-user", "GET", f"/Schemas/{CORE}", 200),
-    Probe("root-search", "POST", "/.search", 501, body={"schemas": [SEARCH]}),
+    # The SCIM root: searches across resource types, Bulk and /Me.
+    Probe("root-search", "POST", "/.search", 200, body={"schemas": [SEARCH]}),
+    Probe(
+        "root-search-names",
+        "POST",
+        "/.search",
+        200,
+        body={
+            "schemas": [SEARCH],
+            "filter": f'userName eq "{USER_NAME}" or displayName eq "{GROUP_NAME}"',
+            "attributes": ["groups", "members"],
+        },
+    ),
+    Probe(
+        "root-search-cursor",
+        "POST",
+        "/.search",
+        200,
+        body={"schemas": [SEARCH], "filter": f'id eq "{USER}" or id eq "{GROUP_ID}"', "cursor": ""},
+    ),
+    Probe("root-query-members", "GET", "", 200, params={"filter": f'members eq "{USER}"'}),
+    Probe(
+        "bulk-on-acme-resources",
+        "POST",
+        "/Bulk",
+        200,
+        body={
+            "schemas": [BULK],
+            "Operations": [
+                {
+                    "method": "PATCH",
+                    "path": f"/Users/{USER}",
+                    "data": patch_body({"op": "replace", "path": "active", "value": False}),
+                },
+                {"method": "DELETE", "path": f"/Groups/{GROUP_ID}"},
+                {
+                    "method": "POST",
+                    "bulkId": "g",
+                    "path": "/Groups",
+                    "data": {**entra_group("Smuggled"), "members": [MEMBERSHIP]},
+                },
+            ],
+        },
+    ),
+    Probe("me", "GET", "/Me", 501),
 ]
 
 

@@ -1,8 +1,8 @@
 """provisioning_log.changes (what a write changed, what an effect did) and console_sessions
 
 Revision ID: 0011
-Revises: 0005
-Create Date: 2026-12-08 09:00:00.000000
+Revises: 0009
+Create Date: 2026-12-07 09:00:00.000000
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision = '0011'
-down_revision = '0005'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
