@@ -311,7 +311,8 @@ def test_each_operation_is_logged_and_records_its_effects(sqlite_url: str) -> No
     assert bulk_requests() == before + 1
     user_id = results[0]["location"].rsplit("/", 1)[1]
     group_id = results[1]["location"].rsplit("/", 1)[1]
-    _, entries = log_entries(sqlite_url)
+    _, logged = log_entries(sqlite_url)
+    entries = [e for e in logged if e.source == "scim"]
     assert [(e.operation, e.status, e.target_id) for e in entries] == [
         ("POST /Users", 201, user_id),
         ("POST /Groups", 201, group_id),
@@ -319,6 +320,13 @@ def test_each_operation_is_logged_and_records_its_effects(sqlite_url: str) -> No
     ]
     assert [e.target_name for e in entries[:2]] == ["ada@contoso.com", "Team"]
     assert entries[2].error == "User not found"
+    # The group's create added the user: the user's story has it, as for a single request.
+    [joined] = [e for e in logged if e.source == "group"]
+    assert (joined.operation, joined.target_id, joined.target_name) == (
+        "POST /Groups",
+        user_id,
+        "ada@contoso.com",
+    )
     # The effects of each operation, as its single request records them: the user's account,
     # the group, and the account again for the membership.
     assert count_rows(sqlite_url, "outbox") == 3
