@@ -57,6 +57,9 @@ def create_app(
         # metrics and request ids are its own (api/middleware.py).
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    # No redirects: a trailing slash (``/Users/``, an empty id) is a path of its own, and an
+    # unknown one is a SCIM 404. A redirect would count as a 307 and send a client elsewhere.
+    app.router.redirect_slashes = False
     errors.install(app)
     # Users and Groups carry nearly all the traffic: plain Starlette routes (api.routes.plain).
     app.router.routes.extend([*users.routes, *groups.routes])

@@ -1,0 +1,204 @@
+"""Hostile or unlucky input: every answer is a clear SCIM 4xx, never a 500, and nothing changes.
+
+Out-of-range log times, repeated JSON keys, media types that only mention JSON, empty ids and
+trailing slashes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import orjson
+import pytest
+from click.testing import CliRunner
+from prometheus_client import REGISTRY
+
+from printsync.cli import cli
+from tests.api.test_admin import ADMIN_TOKEN, admin_service, as_admin
+from tests.api.test_groups import entra_group
+from tests.api.test_users import entra_user
+from tests.conftest import Service, count_rows
+
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+SCIM_JSON = {"Content-Type": "application/scim+json"}
+OUT_OF_RANGE_TIMES = (
+    "99999999d",
+    "9999999999999h",
+    "1" * 400 + "s",
+    "0001-01-01T00:00:00+01:00",
+    "9999-12-31T23:59:59-05:00",
+)
+
+
+def scim_error(response: object, status: int, scim_type: str | None = None) -> dict[str, object]:
+    assert response.status_code == status, response.text  # type: ignore[attr-defined]
+    body: dict[str, object] = response.json()  # type: ignore[attr-defined]
+    assert body["status"] == str(status)
+    if scim_type is not None:
+        assert body["scimType"] == scim_type
+    return body
+
+
+@pytest.fixture
+def admin(database_url: str) -> Iterator[Service]:
+    yield from admin_service(database_url, ADMIN_TOKEN)
+
+
+# Item: out-of-range times --------------------------------------------------------------------
+
+
+def test_admin_log_out_of_range_times_are_400(admin: Service) -> None:
+    admin.tenant("acme")
+    for name in ("since", "until"):
+        for value in OUT_OF_RANGE_TIMES:
+            response = admin.http.get("/admin/log", headers=as_admin(), params={name: value})
+            body = scim_error(response, 400, "invalidValue")
+            assert "year" in str(body["detail"]), (name, value)
+
+
+def test_log_command_out_of_range_time_is_one_line_error(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRINTSYNC_DATABASE_URL", sqlite_url)
+    for option in ("--since", "--until"):
+        for value in OUT_OF_RANGE_TIMES:
+            result = CliRunner().invoke(cli, ["log", option, value])
+            assert result.exit_code == 2, result.output
+            assert "Traceback" not in result.output
+            assert result.exception is None or isinstance(result.exception, SystemExit)
+            assert option in result.output and "year" in result.output
+
+
+# Item: repeated keys ---------------------------------------------------------------------------
+
+
+def _raw_user(name_pair: str) -> bytes:
+    return b'{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],' + name_pair.encode() + b"}"
+
+
+def test_repeated_key_at_any_depth_is_400_invalid_syntax(service: Service) -> None:
+    acme = service.tenant()
+    bodies = [
+        _raw_user('"userName":"a@x.example","userName":"b@x.example"'),
+        # Spelled differently, the same key: a \\u escape spells the repeat.
+        _raw_user('"userName":"a@x.example","user\\u004eame":"b@x.example"'),
+        _raw_user('"userName":"a@x.example","name":{"givenName":"A","givenName":"B"}'),
+        _raw_user(
+            '"userName":"a@x.example","emails":[{"value":"a@x.example","type":"work",'
+            '"type":"home"}]'
+        ),
+        _raw_user('"userName":"a\\u0022b@x.example","name":{"givenName":"A","givenName":"B"}'),
+        # Deeper than orjson writes JSON back (its limit is 254 levels).
+        _raw_user(
+            '"userName":"a@x.example","title":' + '{"a":' * 300 + '{"b":1,"b":2}' + "}" * 300
+        ),
+    ]
+    for raw in bodies:
+        body = scim_error(acme.post("/Users", content=raw, headers=SCIM_JSON), 400)
+        assert body["scimType"] == "invalidSyntax", raw
+        assert "repeats a key" in str(body["detail"])
+    assert count_rows(service.database_url, "users") == 0
+
+    user = acme.post("/Users", json=entra_user("kept@x.example")).json()
+    patch = (
+        b'{"schemas":["' + PATCH_OP.encode() + b'"],"Operations":[{"op":"replace",'
+        b'"path":"displayName","value":"A","value":"B"}]}'
+    )
+    scim_error(acme.patch(f"/Users/{user['id']}", content=patch, headers=SCIM_JSON), 400)
+    search = b'{"schemas":["' + SEARCH.encode() + b'"],"count":1,"count":2}'
+    scim_error(acme.post("/Users/.search", content=search, headers=SCIM_JSON), 400)
+    assert acme.get(f"/Users/{user['id']}").json()["meta"]["version"] == user["meta"]["version"]
+
+
+def test_distinct_keys_with_escapes_and_quotes_are_accepted(service: Service) -> None:
+    acme = service.tenant()
+    raw = _raw_user(
+        '"userName":"quote\\"d@x.example","displayName":"J\\u00f6rg \\"J\\"",'
+        '"name":{"givenName":"J\\u00f6rg","familyName":"\\u0022Q\\u0022"}'
+    )
+    created = acme.post("/Users", content=raw, headers=SCIM_JSON)
+    assert created.status_code == 201, created.text
+    assert created.json()["displayName"] == 'Jörg "J"'
+    assert created.json()["name"]["familyName"] == '"Q"'
+
+
+# Item: media types -----------------------------------------------------------------------------
+
+
+def test_only_json_media_types_are_accepted(service: Service) -> None:
+    acme = service.tenant()
+    body = orjson.dumps(entra_user("m@x.example"))
+    for content_type in (
+        "text/plain; x=json",
+        "text/json",
+        "application/jsonp",
+        "application/json-patch+json",
+        "application/x-www-form-urlencoded; charset=json",
+        "multipart/form-data; boundary=json",
+        "application/json; charset=latin-1",
+    ):
+        response = acme.post("/Users", content=body, headers={"Content-Type": content_type})
+        scim_error(response, 415)
+    assert count_rows(service.database_url, "users") == 0
+    for number, content_type in enumerate(
+        (
+            "application/scim+json",
+            "application/json",
+            "Application/SCIM+JSON; charset=UTF-8",
+            "application/json;charset=utf-8",
+            ' application/json ; charset="utf-8"',
+        )
+    ):
+        body = orjson.dumps(entra_user(f"m{number}@x.example"))
+        response = acme.post("/Users", content=body, headers={"Content-Type": content_type})
+        assert response.status_code == 201, (content_type, response.text)
+
+
+# Item: empty ids and trailing slashes ----------------------------------------------------------
+
+
+def _requests_counted(status: str) -> float:
+    total = 0.0
+    for metric in REGISTRY.collect():
+        if metric.name != "printsync_scim_requests":
+            continue
+        for sample in metric.samples:
+            if sample.name.endswith("_total") and sample.labels.get("status") == status:
+                total += sample.value
+    return total
+
+
+def test_empty_ids_and_trailing_slashes_are_404_without_redirect(service: Service) -> None:
+    acme = service.tenant()
+    user = acme.post("/Users", json=entra_user("slash@x.example")).json()
+    group = acme.post("/Groups", json=entra_group("Slashers")).json()
+    patch = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "replace", "path": "active", "value": False}],
+    }
+    redirects = _requests_counted("307")
+    for path in (
+        "/Users/",
+        "/Groups/",
+        f"/Users/{user['id']}/",
+        f"/Groups/{group['id']}/",
+        "/ServiceProviderConfig/",
+        "/Schemas/",
+        "/ResourceTypes/",
+    ):
+        for method in ("GET", "PUT", "PATCH", "DELETE", "POST"):
+            response = acme.http.request(
+                method,
+                acme.base + path,
+                content=orjson.dumps(patch),
+                headers=acme.headers(SCIM_JSON),
+                follow_redirects=False,
+            )
+            assert response.status_code in (404, 405), (method, path, response.status_code)
+            assert "location" not in response.headers
+            assert response.json()["status"] == str(response.status_code)
+    assert acme.http.get("/admin/tenants/", follow_redirects=False).status_code == 404
+    assert _requests_counted("307") == redirects
+    assert acme.get(f"/Users/{user['id']}").json()["active"] is True
+    assert acme.get(f"/Groups/{group['id']}").status_code == 200
