@@ -6,6 +6,7 @@ trailing slashes.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 
 import orjson
@@ -14,6 +15,7 @@ from click.testing import CliRunner
 from prometheus_client import REGISTRY
 
 from printsync.cli import cli
+from storage import indexed
 from tests.api.test_admin import ADMIN_TOKEN, admin_service, as_admin
 from tests.api.test_groups import entra_group
 from tests.api.test_users import entra_user
@@ -202,3 +204,57 @@ def test_empty_ids_and_trailing_slashes_are_404_without_redirect(service: Servic
     assert _requests_counted("307") == redirects
     assert acme.get(f"/Users/{user['id']}").json()["active"] is True
     assert acme.get(f"/Groups/{group['id']}").status_code == 200
+
+
+# Item: indexed values longer than an index entry takes ---------------------------------------
+
+
+def _long(n_bytes: int) -> str:
+    """Random (incompressible) text of ``n_bytes`` UTF-8 bytes, 2 bytes a character."""
+    alphabet = "äöüßéèêëïîôçñåøæ"
+    return "".join(secrets.choice(alphabet) for _ in range(n_bytes // 2))
+
+
+def test_indexed_values_over_their_byte_limit_are_400_naming_the_attribute(
+    service: Service,
+) -> None:
+    acme = service.tenant()
+    limit = indexed.MAX_INDEXED_BYTES
+    too_long = _long(limit + 2)  # within the character limit, over the byte limit
+    incompressible = "u" + secrets_text(3000)  # over PostgreSQL's 2,704-byte index entry
+    for label, body in (
+        ("userName", entra_user(too_long)),
+        ("userName", entra_user(incompressible)),
+        ("externalId", entra_user("x1@x.example", externalId=incompressible)),
+        (
+            'emails[type eq "work"].value',
+            entra_user("x2@x.example", emails=[{"type": "work", "value": incompressible}]),
+        ),
+    ):
+        response = acme.post("/Users", json=body)
+        detail = str(scim_error(response, 400, "invalidValue")["detail"])
+        assert detail.startswith(label) and "bytes" in detail, detail
+    for body in (entra_group(too_long), {**entra_group("G"), "externalId": incompressible}):
+        scim_error(acme.post("/Groups", json=body), 400, "invalidValue")
+    assert count_rows(service.database_url, "users") == 0
+    assert count_rows(service.database_url, "groups") == 0
+
+    # At the limit: accepted, and the same through PUT and PATCH.
+    at_limit = _long(limit)
+    user = acme.post("/Users", json=entra_user(at_limit))
+    assert user.status_code == 201, user.text
+    group = acme.post("/Groups", json=entra_group(at_limit))
+    assert group.status_code == 201, group.text
+    user_id, group_id = user.json()["id"], group.json()["id"]
+    patch = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "replace", "path": "userName", "value": incompressible}],
+    }
+    scim_error(acme.patch(f"/Users/{user_id}", json=patch), 400, "invalidValue")
+    scim_error(acme.put(f"/Groups/{group_id}", json=entra_group(incompressible)), 400)
+    assert acme.get(f"/Users/{user_id}").json()["userName"] == at_limit
+
+
+def secrets_text(n_bytes: int) -> str:
+    """Random ASCII text of ``n_bytes``, which no compression shortens much."""
+    return secrets.token_urlsafe(n_bytes)[:n_bytes]
