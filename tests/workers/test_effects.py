@@ -671,7 +671,9 @@ def test_run_success_log_write_fails_effect_neither_done_nor_logged(
             harness.effects.run(effect.id)
 
     still = harness.effect(effect.id)
-    assert seen == [("done", 0)]  # marked in the transaction that then failed
+    # Marked done in the transaction that then failed; the failed attempt that followed could
+    # not be logged either.
+    assert seen == [("done", 0), ("pending", 1)]
     assert (still.state, still.completed_at, logged(harness)) == ("pending", None, [])
 
     harness.effects.run(effect.id)
