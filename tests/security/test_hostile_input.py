@@ -7,19 +7,25 @@ trailing slashes.
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 from prometheus_client import REGISTRY
+from starlette.testclient import TestClient
 
+from api.app import create_app
 from printsync.cli import cli
 from storage import indexed
+from storage.settings import DatabaseSettings
 from tests.api.test_admin import ADMIN_TOKEN, admin_service, as_admin
 from tests.api.test_groups import entra_group
 from tests.api.test_users import entra_user
-from tests.conftest import Service, count_rows
+from tests.conftest import Service, count_rows, make_app_settings
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
@@ -258,3 +264,57 @@ def test_indexed_values_over_their_byte_limit_are_400_naming_the_attribute(
 def secrets_text(n_bytes: int) -> str:
     """Random ASCII text of ``n_bytes``, which no compression shortens much."""
     return secrets.token_urlsafe(n_bytes)[:n_bytes]
+
+
+# Item: a member deleted while a PATCH adds it (PostgreSQL) -----------------------------------
+
+
+def test_member_deleted_while_being_added_is_400_not_500(postgres_url: str) -> None:
+    app = create_app(make_app_settings(), DatabaseSettings(database_url=postgres_url))
+    with TestClient(app, raise_server_exceptions=False) as http:
+        acme = Service(http, postgres_url).tenant()
+        user_id = acme.post("/Users", json=entra_user("gone@x.example")).json()["id"]
+        group_id = acme.post("/Groups", json=entra_group("Leavers")).json()["id"]
+        add = {
+            "schemas": [PATCH_OP],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": user_id}]}],
+        }
+        url = sa.make_url(postgres_url).set(drivername="postgresql+psycopg")
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as deleting:
+                # The user's delete, as the resource engine runs it, held open.
+                pk = deleting.execute(
+                    sa.text("SELECT pk FROM users WHERE id = :id FOR UPDATE"), {"id": user_id}
+                ).scalar_one()
+                deleting.execute(sa.text("DELETE FROM memberships WHERE user_pk = :pk"), {"pk": pk})
+                deleting.execute(sa.text("DELETE FROM users WHERE pk = :pk"), {"pk": pk})
+                with ThreadPoolExecutor(1) as pool:
+                    adding = pool.submit(acme.patch, f"/Groups/{group_id}", json=add)
+                    _wait_for_lock_wait(engine)
+                    deleting.commit()
+                    response = adding.result(timeout=30)
+        finally:
+            engine.dispose()
+        scim_error(response, 400, "invalidValue")
+        group = acme.get(f"/Groups/{group_id}").json()
+        assert group.get("members", []) == []
+        assert acme.get(f"/Users/{user_id}").status_code == 404
+
+
+def _wait_for_lock_wait(engine: sa.Engine, timeout: float = 15.0) -> None:
+    """Until another session of the database waits for a row lock."""
+    deadline = time.monotonic() + timeout
+    with engine.connect() as watching:
+        while time.monotonic() < deadline:
+            waiting = watching.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock'"
+                )
+            ).scalar_one()
+            if waiting:
+                return
+            watching.rollback()
+            time.sleep(0.05)
+    raise AssertionError("the PATCH never waited for the deleted user's row")
