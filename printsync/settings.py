@@ -89,6 +89,13 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices(MULTIPROC_VARIABLE)
     )
 
+    #: Connections and requests an API process holds at once; past it, 503 (uvicorn).
+    limit_concurrency: int = Field(default=500, ge=1, le=100_000)
+    #: An idle connection (new, or after a response) is closed after this many seconds.
+    keepalive_timeout_seconds: int = Field(default=20, ge=1, le=300)
+    #: A request's head and body must arrive within this long, or the connection is closed.
+    request_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
     # The API --------------------------------------------------------------------------------
     public_url: str = "http://127.0.0.1:8000"
     admin_token: Secret = None
