@@ -34,7 +34,8 @@ def create_app(
             pool_size=database.database_pool_size,
             busy_timeout_ms=database.database_busy_timeout_ms,
         )
-        app.state.services = Services(settings, db, Authenticator(db, settings.auth_cache_seconds))
+        services = Services(settings, db, Authenticator(db, settings.auth_cache_seconds))
+        app.state.services = services
         log = provisioning_log.LogBuffer(settings.provisioning_log)
         log.start(db)
         app.state.provisioning_log = log
@@ -45,6 +46,7 @@ def create_app(
         finally:
             app.state.provisioning_log = None
             await log.close(db)
+            await services.close()
             await db.close()
 
     app = FastAPI(
