@@ -185,26 +185,12 @@ class Settings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _known_broker(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        if value is None:
-            return None
-        if urlsplit(value.get_secret_value()).scheme not in BROKER_SCHEMES:
-            raise ValueError(
-                f"must start with one of {', '.join(f'{s}://' for s in BROKER_SCHEMES)}"
-                " (unset for the embedded broker)"
-            )
-        return _real_password(value, info)
+        return _service_url(value, info, BROKER_SCHEMES, "unset for the embedded broker")
 
     @field_validator("rate_limit_redis_url")
     @classmethod
     def _redis_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        if value is None:
-            return None
-        if urlsplit(value.get_secret_value()).scheme not in REDIS_SCHEMES:
-            raise ValueError(
-                f"must start with one of {', '.join(f'{s}://' for s in REDIS_SCHEMES)}"
-                " (unset: the broker's Redis, if any)"
-            )
-        return _real_password(value, info)
+        return _service_url(value, info, REDIS_SCHEMES, "unset: the broker's Redis, if any")
 
     @field_validator("smtp_url")
     @classmethod
@@ -288,6 +274,19 @@ class Settings(BaseSettings):
 def _development(info: ValidationInfo) -> bool:
     # An invalid PRINTSYNC_ENVIRONMENT is reported on its own; secrets are not judged against it.
     return bool(info.data.get("environment", DEVELOPMENT) == DEVELOPMENT)
+
+
+def _service_url(
+    value: SecretStr | None, info: ValidationInfo, schemes: tuple[str, ...], unset: str
+) -> SecretStr | None:
+    """A server's URL: one of ``schemes``, and no placeholder password outside development."""
+    if value is None:
+        return None
+    if urlsplit(value.get_secret_value()).scheme not in schemes:
+        raise ValueError(
+            f"must start with one of {', '.join(f'{s}://' for s in schemes)} ({unset})"
+        )
+    return _real_password(value, info)
 
 
 def _real_password(url: SecretStr, info: ValidationInfo) -> SecretStr:

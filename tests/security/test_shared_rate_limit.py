@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from starlette.testclient import TestClient
 
 from api.app import create_app
+from printsync import settings
 from storage.settings import DatabaseSettings
 from tests.conftest import REDIS_URL, TenantClient, create_tenant, make_app_settings, require
 from workers.broker import build_broker
@@ -152,3 +153,31 @@ def test_redis_broker_calls_time_out_instead_of_stalling() -> None:
             broker.client.ping()  # type: ignore[attr-defined]
         assert time.monotonic() - started < 3
         broker.close()
+
+
+def test_shared_limit_uses_its_own_redis_or_a_redis_broker(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("PRINTSYNC_BROKER_URL", "PRINTSYNC_RATE_LIMIT_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+    def shared(**environ: str) -> str | None:
+        with monkeypatch.context() as patched:
+            for name, value in environ.items():
+                patched.setenv(name, value)
+            url = settings.load().api().rate_limit_redis_url
+        return None if url is None else url.get_secret_value()
+
+    assert shared() is None
+    assert shared(PRINTSYNC_BROKER_URL="amqp://mq:5672/") is None
+    assert shared(PRINTSYNC_BROKER_URL="redis://broker:6379/0") == "redis://broker:6379/0"
+    assert (
+        shared(
+            PRINTSYNC_BROKER_URL="redis://broker:6379/0",
+            PRINTSYNC_RATE_LIMIT_REDIS_URL="rediss://limits:6380/1",
+        )
+        == "rediss://limits:6380/1"
+    )
+    with pytest.raises(settings.SettingsError) as refused:
+        shared(PRINTSYNC_RATE_LIMIT_REDIS_URL="http://limits/")
+    assert refused.value.lines[0].startswith("PRINTSYNC_RATE_LIMIT_REDIS_URL: must start with")
