@@ -7,6 +7,7 @@ set, so a green CI run always means the real services were exercised.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import socket
@@ -55,6 +56,35 @@ def reachable(host: str, port: int) -> bool:
 def _admin_engine() -> sa.Engine:
     url = sa.make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql+psycopg")
     return sa.create_engine(url, isolation_level="AUTOCOMMIT")
+
+
+class _UnhandledErrors(logging.Handler):
+    """Collects the tracebacks the API logs for exceptions no handler took (its bare 500s)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("unhandled error"):
+            self.messages.append(record.getMessage())
+
+
+@pytest.fixture(autouse=True)
+def server_errors_fail_the_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """An exception inside the API fails the test that caused it, whatever the test asserts of
+    the response: the API answers it with a bare 500 and logs it, and this fixture turns that log
+    into a failure. A test that provokes one on purpose says so with ``@pytest.mark.server_error``.
+    """
+    handler = _UnhandledErrors()
+    logger = logging.getLogger("printsync.api")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+    if handler.messages and request.node.get_closest_marker("server_error") is None:
+        pytest.fail("the API raised an unexpected exception:\n" + handler.messages[0])
 
 
 @pytest.fixture(scope="session")
@@ -230,14 +260,14 @@ def make_app_settings(**overrides: Any) -> ApiSettings:
 @pytest.fixture
 def service(database_url: str) -> Iterator[Service]:
     app = create_app(make_app_settings(), DatabaseSettings(database_url=database_url))
-    with TestClient(app, raise_server_exceptions=False) as http:
+    with TestClient(app, raise_server_exceptions=True) as http:
         yield Service(http, database_url)
 
 
 @pytest.fixture
 def sqlite_service(sqlite_url: str) -> Iterator[Service]:
     app = create_app(make_app_settings(), DatabaseSettings(database_url=sqlite_url))
-    with TestClient(app, raise_server_exceptions=False) as http:
+    with TestClient(app, raise_server_exceptions=True) as http:
         yield Service(http, sqlite_url)
 
 

@@ -251,6 +251,7 @@ def test_over_size_body_of_unauthenticated_request_is_401_first(sqlite_url: str)
 # The last-resort error ---------------------------------------------------------------------------
 
 
+@pytest.mark.server_error
 def test_route_raises_bare_500_counted_once_and_logged(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

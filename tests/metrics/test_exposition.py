@@ -428,6 +428,7 @@ def test_middleware_unknown_path_and_method_labels_other() -> None:
     assert recorder.count("other", "other", "200") == 1
 
 
+@pytest.mark.server_error
 def test_middleware_app_raises_answers_500_and_counts_it() -> None:
     recorder = Recorder()
     app = recorder.middleware()

@@ -336,6 +336,7 @@ def test_error_responses_never_contain_token_card_or_pin(sqlite_url: str) -> Non
             )
 
 
+@pytest.mark.server_error
 def test_unexpected_error_is_bare_500_without_secrets(
     service: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -502,6 +503,7 @@ def drive(live: Live, monkeypatch: pytest.MonkeyPatch) -> str:
         return http.get("/metrics").text
 
 
+@pytest.mark.server_error
 def test_logs_metrics_and_admin_view_never_contain_token_card_or_pin(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -729,8 +729,7 @@ def test_redis_worker_killed_mid_effect_sweeper_redelivers_without_duplicate(
 
 def test_rabbitmq_broker_round_trip_reaches_ledger(sqlite_url: str) -> None:
     host = httpx.URL(RABBITMQ_URL.replace("amqp://", "http://")).host
-    if not reachable(host, 5672):
-        pytest.skip("RabbitMQ is not reachable")  # CI provides Redis, not RabbitMQ
+    require("RabbitMQ", reachable(host, 5672))
     queue = f"test-{uuid.uuid4().hex[:12]}"
     probe = Probe(sqlite_url)
     tenant_id, name, token = probe.create_tenant()
