@@ -40,9 +40,10 @@ def create_app(
             pool_size=database.database_pool_size,
             busy_timeout_ms=database.database_busy_timeout_ms,
         )
-        app.state.services = Services(
+        services = Services(
             settings, db, Authenticator(db, settings.auth_cache_seconds), default_connector
         )
+        app.state.services = services
         log = provisioning_log.LogBuffer(settings.provisioning_log)
         log.start(db)
         app.state.provisioning_log = log
@@ -53,6 +54,7 @@ def create_app(
         finally:
             app.state.provisioning_log = None
             await log.close(db)
+            await services.close()
             await db.close()
 
     app = FastAPI(
@@ -65,6 +67,9 @@ def create_app(
         # metrics and request ids are its own (api/middleware.py).
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    # No redirects: a trailing slash (``/Users/``, an empty id) is a path of its own, and an
+    # unknown one is a SCIM 404. A redirect would count as a 307 and send a client elsewhere.
+    app.router.redirect_slashes = False
     errors.install(app)
     # Users and Groups carry nearly all the traffic: plain Starlette routes (api.routes.plain).
     app.router.routes.extend([*users.routes, *groups.routes, *root.routes, *bulk.routes])

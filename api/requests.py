@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, Final
 
 import orjson
 from starlette.requests import Request
@@ -16,14 +17,35 @@ from storage.scim.schema import SEARCH_REQUEST
 _INT64 = 2**63 - 1
 
 
-async def json_body(request: Request) -> Any:
-    """The parsed JSON body; 415 for a non-JSON media type, 400 invalidSyntax for malformed JSON
-    or invalid UTF-8, 400 invalidValue for a string holding NUL (no database column can store
-    it). Receiving a body over ``max_body_bytes`` raises 413 (api.middleware limits it), after
-    the media type is checked."""
-    content_type = request.headers.get("content-type")
-    if content_type is not None and "json" not in content_type.lower():
+#: The media types a body may be sent as (RFC 7644 §3.1; application/json is tolerated).
+JSON_MEDIA_TYPES: Final = frozenset({"application/scim+json", "application/json"})
+_UTF8: Final = frozenset({"utf-8", "utf8"})
+_QUOTE: Final = b'"'
+_QUOTE_ESCAPE: Final = b"\\u0022"
+
+
+def check_media_type(content_type: str | None) -> None:
+    """415 unless ``content_type`` is absent or names one of :data:`JSON_MEDIA_TYPES` (in any
+    case, with parameters; a ``charset`` must be UTF-8)."""
+    if content_type is None:
+        return
+    media, _, parameters = content_type.partition(";")
+    if media.strip().lower() not in JSON_MEDIA_TYPES:
         raise UnsupportedMediaType("send the body as application/scim+json or application/json")
+    if parameters:
+        for parameter in parameters.split(";"):
+            name, _, value = parameter.partition("=")
+            if name.strip().lower() == "charset" and value.strip(' "').lower() not in _UTF8:
+                raise UnsupportedMediaType("send the body encoded as UTF-8")
+
+
+async def json_body(request: Request) -> Any:
+    """The parsed JSON body; 415 for a media type other than application/scim+json or
+    application/json, 400 invalidSyntax for malformed JSON, invalid UTF-8 or a key repeated in
+    one object, 400 invalidValue for a string holding NUL (no database column can store it).
+    Receiving a body over ``max_body_bytes`` raises 413 (api.middleware limits it), after the
+    media type is checked."""
+    check_media_type(request.headers.get("content-type"))
     raw = await request.body()
     if not raw.strip():
         raise InvalidSyntax("the request body is empty")
@@ -31,9 +53,50 @@ async def json_body(request: Request) -> Any:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
         raise InvalidSyntax(f"the body is not valid JSON: {error.msg}") from None
+    if isinstance(body, dict | list) and _repeats_a_key(raw, body):
+        raise InvalidSyntax("the body repeats a key in one object")
     if b"\\u0000" in raw and _holds_nul(body):
         raise InvalidValue("the body holds a NUL character (\\u0000) in a string")
     return body
+
+
+def _repeats_a_key(raw: bytes, body: Any) -> bool:
+    """Whether an object anywhere in the JSON text ``raw`` (parsed as ``body``) has a key twice.
+
+    orjson keeps the last of repeated keys silently. Serialising ``body`` again loses every
+    repeated key's string, and with it two quote bytes; a quote inside a string is one quote byte
+    in both (``\\"``), unless the text spells it ``\\u0022``. Without that escape the two texts
+    hold as many quotes exactly when no key repeats, which costs a serialisation and two byte
+    counts. A text with the escape, or nested deeper than orjson serialises, has its keys
+    counted instead: the strings followed by a colon in the text against the keys of the parsed
+    objects.
+    """
+    if _QUOTE_ESCAPE not in raw:
+        try:
+            return raw.count(_QUOTE) != orjson.dumps(body).count(_QUOTE)
+        except orjson.JSONEncodeError:
+            pass  # nested too deep to serialise again
+    written = sum(1 for match in _STRING.finditer(raw) if match.group(1))
+    return written != _keys(body)
+
+
+#: A JSON string, and the colon after it when it is a key. Matched from left to right over a
+#: valid JSON text, every match starts at a string's opening quote.
+_STRING: Final = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"[ \t\r\n]*(:)?')
+
+
+def _keys(value: Any) -> int:
+    """How many keys the objects in a parsed JSON document hold together."""
+    count = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, dict):
+            count += len(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return count
 
 
 def _holds_nul(value: Any) -> bool:

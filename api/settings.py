@@ -23,6 +23,10 @@ class ApiSettings(BaseModel):
     rate_limit_per_second: float = 100.0
     #: Requests a tenant may make at once after a quiet spell: the bucket's size (0 disables).
     rate_limit_burst: int = 200
+    #: The Redis that holds the buckets all API processes share; None: each process has its own.
+    rate_limit_redis_url: SecretStr | None = None
+    #: How long one round trip to that Redis may take before the request is admitted unchecked.
+    rate_limit_redis_timeout_seconds: float = 0.25
     #: The health model of the admin endpoints.
     health: HealthPolicy = Field(default_factory=HealthPolicy)
     #: How the API buffers its provisioning-log entries.

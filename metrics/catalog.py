@@ -199,6 +199,11 @@ SCIM_RATE_LIMITED: Final = _counter(
     "tenant is a configured tenant key.",
     ("tenant",),
 )
+SCIM_RATE_LIMIT_UNCHECKED: Final = _counter(
+    "printsync_scim_rate_limit_unchecked_total",
+    "SCIM requests admitted without the shared rate limit because its Redis could not be "
+    "reached (the limit fails open).",
+)
 
 # Effects and downstream connectors ---------------------------------------------------------------
 

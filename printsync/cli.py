@@ -170,9 +170,8 @@ def serve(host: str | None, port: int | None) -> None:
     in-memory broker: nothing else needs to run. With a Redis or RabbitMQ URL the relay only
     enqueues, and `printsync worker` applies the effects.
     """
-    import uvicorn
-
     from api.app import create_app
+    from printsync import http_server
 
     loaded = settings()
     database = loaded.database()
@@ -184,13 +183,7 @@ def serve(host: str | None, port: int | None) -> None:
     )
     pipeline.start()
     try:
-        uvicorn.run(
-            app,
-            host=host or loaded.host,
-            port=port or loaded.port,
-            log_level="warning",
-            access_log=False,
-        )
+        http_server.serve(app, loaded, host=host or loaded.host, port=port or loaded.port)
     finally:
         pipeline.stop()
 

@@ -44,6 +44,7 @@ from workers.mail import SmtpSender
 from workers.settings import BROKER_SCHEMES, NotifySettings, WorkerSettings
 
 PREFIX = "PRINTSYNC_"
+REDIS_SCHEMES = ("redis", "rediss")
 DEVELOPMENT = "development"
 #: Outside development the admin token must be at least this long.
 MIN_ADMIN_TOKEN_LENGTH = 24
@@ -89,6 +90,13 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices(MULTIPROC_VARIABLE)
     )
 
+    #: Connections and requests an API process holds at once; past it, 503 (uvicorn).
+    limit_concurrency: int = Field(default=500, ge=1, le=100_000)
+    #: An idle connection (new, or after a response) is closed after this many seconds.
+    keepalive_timeout_seconds: int = Field(default=20, ge=1, le=300)
+    #: A request's head and body must arrive within this long, or the connection is closed.
+    request_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
     # The API --------------------------------------------------------------------------------
     public_url: str = "http://127.0.0.1:8000"
     admin_token: Secret = None
@@ -96,6 +104,9 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     rate_limit_per_second: float = Field(default=100.0, ge=0, allow_inf_nan=False)
     rate_limit_burst: int = Field(default=200, ge=0)
+    #: The Redis all API processes share the rate limits through; unset: the broker's, if Redis.
+    rate_limit_redis_url: Secret = None
+    rate_limit_redis_timeout_seconds: float = Field(default=0.25, gt=0, le=5)
 
     # The database ---------------------------------------------------------------------------
     database_url: str = DEFAULT_DATABASE_URL
@@ -104,6 +115,7 @@ class Settings(BaseSettings):
 
     # Effects: broker, worker processes, retries, relay ----------------------------------------
     broker_url: Secret = None
+    broker_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
     queue_name: str = Field(
         default="printsync-effects", pattern=r"^[A-Za-z_][A-Za-z0-9._-]*$", max_length=100
     )
@@ -173,14 +185,12 @@ class Settings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _known_broker(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
-        if value is None:
-            return None
-        if urlsplit(value.get_secret_value()).scheme not in BROKER_SCHEMES:
-            raise ValueError(
-                f"must start with one of {', '.join(f'{s}://' for s in BROKER_SCHEMES)}"
-                " (unset for the embedded broker)"
-            )
-        return _real_password(value, info)
+        return _service_url(value, info, BROKER_SCHEMES, "unset for the embedded broker")
+
+    @field_validator("rate_limit_redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        return _service_url(value, info, REDIS_SCHEMES, "unset: the broker's Redis, if any")
 
     @field_validator("smtp_url")
     @classmethod
@@ -222,9 +232,20 @@ class Settings(BaseSettings):
         return self.environment != DEVELOPMENT
 
     def api(self) -> ApiSettings:
-        return self._section(
+        section = self._section(
             ApiSettings, health=self.health(), provisioning_log=self.provisioning_log()
         )
+        return section.model_copy(update={"rate_limit_redis_url": self.shared_limit_url})
+
+    @property
+    def shared_limit_url(self) -> SecretStr | None:
+        """The Redis of the shared rate limits: its own setting, else a Redis broker's."""
+        if self.rate_limit_redis_url is not None:
+            return self.rate_limit_redis_url
+        broker = self.broker_url
+        if broker is not None and urlsplit(broker.get_secret_value()).scheme in REDIS_SCHEMES:
+            return broker
+        return None
 
     def database(self) -> DatabaseSettings:
         return self._section(DatabaseSettings)
@@ -253,6 +274,19 @@ class Settings(BaseSettings):
 def _development(info: ValidationInfo) -> bool:
     # An invalid PRINTSYNC_ENVIRONMENT is reported on its own; secrets are not judged against it.
     return bool(info.data.get("environment", DEVELOPMENT) == DEVELOPMENT)
+
+
+def _service_url(
+    value: SecretStr | None, info: ValidationInfo, schemes: tuple[str, ...], unset: str
+) -> SecretStr | None:
+    """A server's URL: one of ``schemes``, and no placeholder password outside development."""
+    if value is None:
+        return None
+    if urlsplit(value.get_secret_value()).scheme not in schemes:
+        raise ValueError(
+            f"must start with one of {', '.join(f'{s}://' for s in schemes)} ({unset})"
+        )
+    return _real_password(value, info)
 
 
 def _real_password(url: SecretStr, info: ValidationInfo) -> SecretStr:

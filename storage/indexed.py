@@ -7,7 +7,7 @@ tenant (and what a clash is called), and how its value is derived from the canon
 Everything that needs those facts reads them from here:
 
 - the writes (``storage.resources``): the derived columns bound by every insert and update,
-  and their values (``columns``);
+  and their values (``columns``), which must fit the column's index (``max_bytes``);
 - the uniqueness messages of a unique-index violation (``uniqueness_detail``);
 - the filter and sortBy compiler (``storage.sql_targets``): which attribute is served by which
   column, lowered or not (``filter_columns``, ``typed_columns``), and the alias of each
@@ -24,6 +24,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
+
+from storage.scim.errors import InvalidValue
+
+#: The most bytes (UTF-8) an indexed text value may take. A B-tree entry on PostgreSQL holds at
+#: most 2,704 bytes (a third of a page), past which an insert fails; the same limit applies on
+#: SQLite so that the two databases accept the same resources. Entra's own limits are far
+#: below it (a userName of 113 characters, an e-mail address of 254, a displayName of 256).
+MAX_INDEXED_BYTES: Final = 1024
 
 Derive = Callable[[dict[str, Any]], Any]
 
@@ -52,6 +60,16 @@ class Indexed:
     element_type: str | None = None
     """For a multi-valued attribute: the column holds the ``sub`` of its element of this type,
     which serves filters on that element (``emails[type eq "work"].value``)."""
+    max_bytes: int | None = None
+    """For a column in an index: the most bytes (UTF-8) its value may take; a longer one is
+    refused with 400 invalidValue naming the attribute."""
+
+    @property
+    def label(self) -> str:
+        """The attribute as a client names it in a path."""
+        if self.element_type is not None:
+            return f'{self.attribute}[type eq "{self.element_type}"].{self.sub}'
+        return self.attribute if self.sub is None else f"{self.attribute}.{self.sub}"
 
 
 def _text(name: str) -> Derive:
@@ -107,6 +125,7 @@ def _named(resource: str, attribute: str, column: str) -> tuple[Indexed, Indexed
             _folded(attribute),
             lowered=True,
             unique=f"{attribute} is already taken",
+            max_bytes=MAX_INDEXED_BYTES,
         ),
     )
 
@@ -114,7 +133,15 @@ def _named(resource: str, attribute: str, column: str) -> tuple[Indexed, Indexed
 def _external_id(resource: str) -> Indexed:
     """The client's own id, unique per tenant as sent."""
     unique = "externalId is already taken"
-    return Indexed(resource, "externalId", None, "external_id", _value("externalId"), unique=unique)
+    return Indexed(
+        resource,
+        "externalId",
+        None,
+        "external_id",
+        _value("externalId"),
+        unique=unique,
+        max_bytes=MAX_INDEXED_BYTES,
+    )
 
 
 def _kept_by_engine(resource: str) -> tuple[Indexed, ...]:
@@ -139,6 +166,7 @@ INDEXED: Final[tuple[Indexed, ...]] = (
         lowered=True,
         filtered=False,
         element_type="work",
+        max_bytes=MAX_INDEXED_BYTES,
     ),
     Indexed("User", "active", None, "active", _active),
     *_kept_by_engine("User"),
@@ -164,14 +192,33 @@ _DERIVED: Final[dict[str, tuple[tuple[str, Derive], ...]]] = {
 }
 
 
+_BOUNDED: Final[dict[str, tuple[Indexed, ...]]] = {
+    resource: tuple(
+        entry
+        for entry in INDEXED
+        if entry.resource == resource and entry.derive is not None and entry.max_bytes is not None
+    )
+    for resource in ("User", "Group")
+}
+
+
 def derived_columns(resource: str) -> tuple[str, ...]:
     """The columns every insert and update of ``resource`` binds from its document."""
     return tuple(column for column, _ in _DERIVED[resource])
 
 
 def columns(resource: str, doc: dict[str, Any]) -> dict[str, Any]:
-    """The derived column values of a canonical stored document of ``resource``."""
-    return {column: derive(doc) for column, derive in _DERIVED[resource]}
+    """The derived column values of a canonical stored document of ``resource``; 400
+    invalidValue (naming the attribute) for a value longer than its index takes."""
+    values = {column: derive(doc) for column, derive in _DERIVED[resource]}
+    for entry in _BOUNDED[resource]:
+        value = values[entry.column]
+        limit = entry.max_bytes
+        assert limit is not None
+        # A character is at most 4 bytes in UTF-8: short values are never encoded.
+        if isinstance(value, str) and len(value) * 4 > limit and len(value.encode()) > limit:
+            raise InvalidValue(f"{entry.label} is longer than {limit} bytes (UTF-8)")
+    return values
 
 
 def typed_columns() -> dict[tuple[str, str, str], Indexed]:

@@ -36,7 +36,15 @@ SECTIONS: tuple[tuple[type[BaseModel], str], ...] = (
     (LogSettings, "provisioning_log_"),
 )
 #: Settings printsync uses itself rather than handing them to a section.
-PROCESS_SETTINGS = {"environment", "host", "port", "prometheus_multiproc_dir"}
+PROCESS_SETTINGS = {
+    "environment",
+    "host",
+    "port",
+    "prometheus_multiproc_dir",
+    "limit_concurrency",
+    "keepalive_timeout_seconds",
+    "request_timeout_seconds",
+}
 EN_DASH = "\u2013"
 STRONG_TOKEN = "Zq3vXw8sLk2Rb7Nt5Hy9Pd4Mf6Jc1Ga0"
 

@@ -94,10 +94,18 @@ def build_broker(settings: WorkerSettings) -> dramatiq.Broker:
     if settings.broker_url is None:
         return StubBroker(middleware=chain)
     url = settings.broker_url.get_secret_value()
+    timeout = settings.broker_timeout_seconds
     if settings.broker == "redis":
+        import redis
         from dramatiq.brokers.redis import RedisBroker
 
-        return RedisBroker(url=url, middleware=chain)  # type: ignore[no-untyped-call]
+        # Dramatiq's consumers poll (no blocking command waits on the server), so every call
+        # may be bounded: a broker that accepts connections but never answers raises a timeout
+        # instead of stalling the relay.
+        client = redis.Redis.from_url(
+            url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
+        )
+        return RedisBroker(client=client, middleware=chain)  # type: ignore[no-untyped-call]
     from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
     return RabbitmqBroker(url=url, middleware=chain, confirm_delivery=True)

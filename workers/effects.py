@@ -44,7 +44,7 @@ from dramatiq import Retry
 from dramatiq.common import compute_backoff
 
 from metrics import catalog
-from metrics.redaction import one_line
+from metrics.redaction import clean_error, one_line
 from storage import accounts, clock, outbox, provisioning_log
 from storage.blocking import BlockingDatabase
 from storage.database import Connection
@@ -123,14 +123,21 @@ class Effects:
     # -- One attempt ---------------------------------------------------------------------------
 
     def run(self, effect_id: int, *, kind: str | None = None) -> None:
-        """One attempt at an effect; a duplicate or finished effect is skipped."""
-        effect = self.store.run(
-            outbox.begin,
-            effect_id,
-            lease_seconds=self.settings.lease_seconds,
-            # The relay's claim usually still covers a whole attempt: then no lease write.
-            covered_seconds=self.settings.effect_time_limit_ms / 1000,
-        )
+        """One attempt at an effect; a duplicate or finished effect is skipped. An effect that
+        cannot be loaded is dead at once, with the reason as its error."""
+        try:
+            effect = self.store.run(
+                outbox.begin,
+                effect_id,
+                lease_seconds=self.settings.lease_seconds,
+                # The relay's claim usually still covers a whole attempt: then no lease write.
+                covered_seconds=self.settings.effect_time_limit_ms / 1000,
+            )
+        except DatabaseUnavailable:
+            raise  # cannot be recorded now; Dramatiq retries the message
+        except Exception as error:
+            self._unloadable(effect_id, error)
+            return
         if effect is None:
             _log.debug("effect_skipped", effect_id=effect_id)
             return
@@ -174,8 +181,20 @@ class Effects:
                 account=converged.account,
                 subject=converged.subject,
             )
-            self.store.run_in_transaction(complete_and_log, effect, converged.follow_up, success)
-            catalog.EFFECTS.labels(effect.kind, connector_name, "succeeded").inc()
+            try:
+                self.store.run_in_transaction(
+                    complete_and_log, effect, converged.follow_up, success
+                )
+            except DatabaseUnavailable:
+                raise
+            except Exception as error:
+                # The print system is in line, but the database refused the outcome (such as
+                # the follow-up effect): a failed attempt with its reason, retried and in the
+                # end dead, never an effect sent again and again with no error shown.
+                _log.exception("effect_not_recorded", effect_id=effect.id, kind=effect.kind)
+                self._transient(effect, _unrecorded(error), connector_name)
+            else:
+                catalog.EFFECTS.labels(effect.kind, connector_name, "succeeded").inc()
         finally:
             catalog.EFFECT_DURATION.labels(effect.kind, connector_name).observe(
                 time.perf_counter() - started
@@ -192,6 +211,13 @@ class Effects:
         if dead is not None:
             catalog.EFFECTS.labels(dead.kind, "unknown", "dead").inc()
             self._notify(dead)
+
+    def _unloadable(self, effect_id: int, error: Exception) -> None:
+        """An effect whose row cannot be read: dead, with the reason."""
+        _log.exception("effect_unloadable", effect_id=effect_id)
+        text = one_line(f"the effect could not be loaded: {_reason(error)}", _MAX_ERROR)
+        if self.store.run_in_transaction(outbox.abandon, effect_id, error=text):
+            catalog.EFFECTS.labels("unknown", "unknown", "dead").inc()
 
     def _connector(self, tenant_id: int) -> Connector:
         try:
@@ -317,7 +343,8 @@ class Effects:
         return outbox.Scheduled(
             kind=outbox.ACCOUNT_PURGE,
             subject_id=effect.subject_id,
-            key=f"{outbox.ACCOUNT_PURGE}:{effect.subject_id}:{username.lower()}:e{effect.id}",
+            # One purge per effect that schedules it; the name is in the payload, not the key.
+            key=f"{outbox.ACCOUNT_PURGE}:{effect.subject_id}:e{effect.id}",
             payload={"userName": username},
             due_at=due,
         )
@@ -466,3 +493,15 @@ def _payload_name(effect: outbox.Effect, key: str) -> str:
 
 def _error_text(error: DownstreamError) -> str:
     return one_line(str(error), _MAX_ERROR)
+
+
+def _reason(error: Exception) -> str:
+    """An unexpected error as ``Type: message``, secrets masked."""
+    message = clean_error(str(error))
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
+
+
+def _unrecorded(error: Exception) -> TransientError:
+    return TransientError(
+        f"the outcome could not be recorded: {_reason(error)}", operation="record"
+    )

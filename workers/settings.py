@@ -52,6 +52,9 @@ class WorkerSettings(BaseModel):
     """
 
     broker_url: SecretStr | None = None
+    #: How long connecting to the broker, and one call to it, may take (a hung broker must not
+    #: stall the relay or a worker).
+    broker_timeout_seconds: float = 10.0
     queue_name: str = "printsync-effects"
     worker_processes: int = 2
     worker_threads: int = 8

@@ -51,7 +51,7 @@ async def run_bulk(request: Request) -> Response:
         raise PayloadTooLarge(
             f"the request holds {count} operations, over maxOperations ({bulk.MAX_OPERATIONS})"
         )
-    ctx.services.limiter.charge(ctx.tenant.name, count - 1)
+    await ctx.services.charge(ctx.tenant.name, count - 1)
     logged = request_context(request).operations
     created = bulk.Created()
     results: dict[int, dict[str, Any]] = {}

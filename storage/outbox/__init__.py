@@ -15,6 +15,7 @@ from storage.outbox.effects import (
     GROUP_DELETE,
     GROUP_SYNC,
     KINDS,
+    MAX_KEY_LENGTH,
     PENDING,
     STATES,
     Claimed,
@@ -24,6 +25,7 @@ from storage.outbox.effects import (
     subject_label,
 )
 from storage.outbox.lifecycle import (
+    abandon,
     begin,
     claim_due,
     complete,
@@ -63,6 +65,7 @@ __all__ = [
     "GROUP_DELETE",
     "GROUP_SYNC",
     "KINDS",
+    "MAX_KEY_LENGTH",
     "PENDING",
     "STATES",
     "Claimed",
@@ -71,6 +74,7 @@ __all__ = [
     "PendingStats",
     "Scheduled",
     "State",
+    "abandon",
     "begin",
     "claim_due",
     "complete",

@@ -12,7 +12,9 @@ Effect kinds (the workers' actors interpret them; payloads carry only what canno
 - ``group.sync``     a group was created or renamed; the actor re-reads it.
 - ``group.delete``   a group was deleted; payload ``{"displayName"}``.
 
-The idempotency key (``effect_key``) is unique: recording the same key twice is a no-op.
+The idempotency key (``effect_key``) is unique: recording the same key twice is a no-op. A key
+is built from the effect's kind, ids and versions, never from user data (which has no bound),
+and holds at most :data:`MAX_KEY_LENGTH` characters.
 
 Timestamps are the fixed-width text of :mod:`storage.clock`, compared as text.
 """
@@ -32,6 +34,9 @@ ACCOUNT_PURGE = "account.purge"
 GROUP_SYNC = "group.sync"
 GROUP_DELETE = "group.delete"
 KINDS = (ACCOUNT_SYNC, ACCOUNT_DELETE, ACCOUNT_PURGE, GROUP_SYNC, GROUP_DELETE)
+
+#: The longest idempotency key (the column is ``String(200)``).
+MAX_KEY_LENGTH: Final = 200
 
 PENDING = "pending"
 DONE = "done"

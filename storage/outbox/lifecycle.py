@@ -85,6 +85,10 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             " next_attempt_at = :retry_at, claimed_until = :until, updated_at = :now"
             " WHERE id = :id AND state = 'pending' RETURNING attempts"
         ),
+        "abandon": (
+            "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = :error,"
+            " claimed_until = NULL, updated_at = :now WHERE id = :id AND state = 'pending'"
+        ),
         "give_up": (
             "UPDATE outbox SET state = 'dead', attempts = attempts + :increment,"
             " last_error = :error, claimed_until = NULL, updated_at = :now"
@@ -251,3 +255,12 @@ async def give_up(
         },
     )
     return None if row is None else effect_of(row)
+
+
+async def abandon(conn: Connection, dialect: Dialect, effect_id: int, *, error: str) -> bool:
+    """Mark a pending effect dead with ``error`` without reading it (its row could not be
+    read), inside the caller's transaction; whether it was pending."""
+    changed = await conn.execute(
+        _statements(dialect)["abandon"], {"id": effect_id, "error": error, "now": clock.stamp()}
+    )
+    return bool(changed)

@@ -12,7 +12,7 @@ import orjson
 
 from storage import clock
 from storage.database import Connection
-from storage.outbox.effects import Scheduled
+from storage.outbox.effects import MAX_KEY_LENGTH, Scheduled
 from storage.sql import Dialect, compile_text
 
 _INSERT: Final = (
@@ -45,7 +45,13 @@ async def schedule(
 ) -> None:
     """Insert an effect that falls due at ``effect.due_at``, inside the caller's transaction.
 
-    It comes into being (is created) then too; a key recorded before makes it a no-op."""
+    It comes into being (is created) then too; a key recorded before makes it a no-op. A key
+    longer than :data:`~storage.outbox.effects.MAX_KEY_LENGTH` is a ValueError on every
+    database (PostgreSQL would refuse it, SQLite would store it)."""
+    if len(effect.key) > MAX_KEY_LENGTH:
+        raise ValueError(
+            f"the {effect.kind} effect's key is longer than {MAX_KEY_LENGTH} characters"
+        )
     await conn.execute(
         compile_text(_INSERT, dialect),
         {

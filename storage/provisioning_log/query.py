@@ -243,13 +243,24 @@ def parse_time(text: str, *, now: datetime | None = None) -> str:
     relative = _DURATION.match(text)
     if relative:
         seconds = float(relative.group(1)) * _UNIT_SECONDS[relative.group(2).lower()]
-        return clock.stamp((now or clock.now()) - timedelta(seconds=seconds))
+        try:
+            return clock.stamp((now or clock.now()) - timedelta(seconds=seconds))
+        except (OverflowError, ValueError):
+            raise ValueError(f"{_shown(text)} reaches back before the year 1") from None
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
         raise ValueError(
-            f"{text!r} is neither an ISO 8601 time nor a duration such as 15m, 2h or 7d"
+            f"{_shown(text)} is neither an ISO 8601 time nor a duration such as 15m, 2h or 7d"
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return clock.stamp(moment)
+    try:
+        return clock.stamp(moment)
+    except (OverflowError, ValueError):
+        raise ValueError(f"{_shown(text)} is outside the years 1 to 9999 in UTC") from None
+
+
+def _shown(text: str) -> str:
+    """``text`` quoted for an error message, cut short when long."""
+    return repr(text if len(text) <= 40 else text[:40] + "...")
