@@ -266,3 +266,32 @@ ledger_groups = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.UniqueConstraint("tenant_id", "name_ci"),
 )
+
+# What printsync knows about a tenant's print system -------------------------------------------------
+
+# Which user owns each print-system username: a connector may map several userNames to one print
+# name (PaperCut's local part), and the first user to hold a name keeps it; another user mapping
+# to it is refused, never merged.
+print_names = sa.Table(
+    "print_names",
+    metadata,
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("connector", sa.String(32), primary_key=True),
+    sa.Column("name_ci", sa.Text, primary_key=True),
+    sa.Column("user_id", sa.String(36), nullable=False),
+    sa.Column("user_name", sa.Text, nullable=False),
+    sa.Column("updated_at", Timestamp, nullable=False),
+    sa.Index("ix_print_names_tenant_id_user_id", "tenant_id", "user_id"),
+)
+
+# A tenant whose print system refuses printsync's credentials (token or address): its effects
+# wait, and one attempt at a time probes again once ``retry_at`` has passed.
+connector_pauses = sa.Table(
+    "connector_pauses",
+    metadata,
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("since", Timestamp, nullable=False),
+    sa.Column("checked_at", Timestamp, nullable=False),
+    sa.Column("retry_at", Timestamp, nullable=False),
+)

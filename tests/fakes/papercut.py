@@ -1,11 +1,35 @@
-"""A fake PaperCut NG/MF Web Services server for tests.
+"""A fake PaperCut NG/MF Web Services server for tests, at least as strict as the real one.
 
-It speaks XML-RPC on ``127.0.0.1`` at ``/rpc/api/xmlrpc`` with the real
-``api.<method>`` names, checks the auth token (first parameter) on every call,
-accepts strings only where PaperCut expects strings, and refuses with an
-``xmlrpc.client.Fault`` where PaperCut does (creating a user that exists,
-touching a user or group that does not). Switches simulate an outage: answer
-with an HTTP status such as 503, or hang before answering.
+It speaks XML-RPC on ``127.0.0.1`` at ``/rpc/api/xmlrpc`` with the real ``api.<method>`` names.
+Where each behaviour comes from:
+
+- Endpoint, ``api.`` method names, the auth token as the first parameter of every call, string
+  property values: PaperCut's manual, "The XML Web Services API" (tools-web-services).
+- Fault codes (since PaperCut 19.2): the ``WebServices Error Codes`` page of the
+  ``PaperCutSoftware/PaperCutExamples`` wiki: 257 general/unknown, 258 password blank, 259
+  username blank, 261 property invalid, 262 user cannot be found, 263 group cannot be found, 268
+  e-mail not unique, 270 password only on internal users, 271-273 PIN invalid / not unique / too
+  short. A method refusal with no code of its own in that table (a user that already exists, a
+  username PaperCut does not accept) answers 257.
+- A wrong auth token, or a caller whose address is not in ``auth.webservices.allowed-addresses``,
+  is refused with a fault as well (the table lists no code for either, so the fault is 257, the
+  general one): public clients (``PaperCutExamples`` scripts, the ``ServerCommandProxy`` clients)
+  see both as ``xmlrpc.client.Fault``, and a refused address reads "Access denied. Your IP
+  address is not allowed to access the Web Services API.". The wording for a wrong token is not
+  documented, so this fake's is deliberately plain ("Access denied."): the connector must tell an
+  auth failure without reading the text.
+- Internal usernames may not contain ``@``, ``/`` or ``\\``, and every username is stored in lower
+  case, so lookups ignore case (PaperCut's manual on internal users and usernames; the issue that
+  introduced this fake's strictness cites it). ``addNewUser`` adds only a user of the directory
+  source (the manual and ``ServerCommandProxy.addNewUser``: "assuming the user exists in the
+  OS/Network/Domain user directory"): seed that directory with ``directory``.
+- ``renameUserAccount`` keeps the account: balance, cards, properties and groups move to the new
+  name (``ServerCommandProxy.renameUserAccount``: "so that usage history can be maintained").
+- ``getTotalUsers`` answers the number of users (the manual's method list).
+
+Switches simulate what is not PaperCut's fault: answer with an HTTP status such as 503 (for a
+number of requests, or for a while), or hang before answering. ``unique_emails`` (on by default)
+refuses a second user with the same e-mail (268), as a server configured for unique e-mail does.
 
 Use the ``papercut_server`` fixture, or ``papercut_server_factory`` to start
 servers with other options. Import them into a test module or a conftest under
@@ -20,6 +44,7 @@ import collections
 import io
 import socketserver
 import threading
+import time
 import xmlrpc.client
 import xmlrpc.server
 from collections.abc import Callable, Iterator
@@ -63,15 +88,39 @@ _READ_ONLY = frozenset({"internal"})
 _BOOLEAN = frozenset({"disabled-print", "restricted"})
 
 
+#: PaperCut's fault codes (the ``WebServices Error Codes`` table) that this fake answers.
+GENERAL = 257
+PASSWORD_BLANK = 258
+USERNAME_BLANK = 259
+PROPERTY_INVALID = 261
+USER_NOT_FOUND = 262
+GROUP_NOT_FOUND = 263
+EMAIL_NOT_UNIQUE = 268
+PASSWORD_ONLY_INTERNAL = 270
+PIN_INVALID = 271
+PIN_NOT_UNIQUE = 272
+PIN_TOO_SHORT = 273
+
+#: What an internal username may not contain.
+_FORBIDDEN_IN_USERNAME = ("@", "/", "\\")
+#: The answer to a caller whose address is not allowed.
+ADDRESS_REFUSED = "Access denied. Your IP address is not allowed to access the Web Services API."
+
+
 class _Refused(xmlrpc.client.Fault):
-    def __init__(self, message: str) -> None:
-        super().__init__(1, message)
+    def __init__(self, message: str, code: int = GENERAL) -> None:
+        super().__init__(code, message)
 
 
 def _text(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise _Refused(f"{what} must be a string, got {type(value).__name__}")
     return value
+
+
+def _key(value: object) -> str:
+    """A username as PaperCut keeps it: in lower case."""
+    return _text(value, "username").lower()
 
 
 def _count(value: object, what: str) -> int:
@@ -89,7 +138,10 @@ class _Api:
     # Users
 
     def isUserExists(self, user: object) -> bool:
-        return _text(user, "username") in self._fake.users
+        return _key(user) in self._fake.users
+
+    def getTotalUsers(self) -> int:
+        return len(self._fake.users)
 
     def addNewInternalUser(
         self,
@@ -100,20 +152,33 @@ class _Api:
         card_id: object,
         pin: object,
     ) -> bool:
-        name = _text(user, "username")
+        name = _key(user)
         if not name:
-            raise _Refused("username is required")
+            raise _Refused("Username cannot be blank", USERNAME_BLANK)
+        if any(character in name for character in _FORBIDDEN_IN_USERNAME):
+            raise _Refused(f"Invalid username for an internal user: {name}")
         if name in self._fake.users:
             raise _Refused(f"User already exists: {name}")
         properties = dict(_INITIAL_PROPERTIES)
         properties["password"] = _text(password, "password")
-        properties["full-name"] = _text(full_name, "full name")
-        properties["email"] = _text(email, "email")
-        properties["primary-card-number"] = _text(card_id, "card number")
-        properties["card-pin"] = _text(pin, "PIN")
         if not properties["password"]:
-            raise _Refused("password is required")
+            raise _Refused("Password cannot be blank", PASSWORD_BLANK)
+        for key, value, what in (
+            ("full-name", full_name, "full name"),
+            ("email", email, "email"),
+            ("primary-card-number", card_id, "card number"),
+            ("card-pin", pin, "PIN"),
+        ):
+            self._write(name, properties, key, _text(value, what))
         self._fake.users[name] = properties
+        return True
+
+    def addNewUser(self, user: object) -> bool:
+        name = _key(user)
+        if name not in self._fake.directory:
+            raise _Refused(f"User does not exist in the user directory: {name}")
+        if name not in self._fake.users:
+            self._fake.users[name] = dict(_INITIAL_PROPERTIES, internal="false")
         return True
 
     def getUserProperty(self, user: object, name: object) -> str:
@@ -127,7 +192,9 @@ class _Api:
 
     def setUserProperty(self, user: object, name: object, value: object) -> bool:
         properties = self._user(user)
-        self._write(properties, _text(name, "property name"), _text(value, "property value"))
+        staged = dict(properties)
+        self._write(_key(user), staged, _text(name, "property name"), _text(value, "value"))
+        properties.update(staged)
         return True
 
     def setUserProperties(self, user: object, pairs: object) -> bool:
@@ -141,13 +208,15 @@ class _Api:
             checked.append((_text(pair[0], "property name"), _text(pair[1], "property value")))
         staged = dict(properties)
         for name, value in checked:
-            self._write(staged, name, value)
+            self._write(_key(user), staged, name, value)
         properties.update(staged)
         return True
 
     def renameUserAccount(self, old: object, new: object) -> bool:
-        old_name, new_name = _text(old, "username"), _text(new, "new username")
+        old_name, new_name = _key(old), _key(new)
         properties = self._user(old_name)
+        if not new_name:
+            raise _Refused("Username cannot be blank", USERNAME_BLANK)
         if new_name in self._fake.users:
             raise _Refused(f"User already exists: {new_name}")
         del self._fake.users[old_name]
@@ -159,7 +228,7 @@ class _Api:
         return True
 
     def deleteExistingUser(self, user: object, redact: object) -> bool:
-        name = _text(user, "username")
+        name = _key(user)
         self._user(name)
         if not isinstance(redact, bool):
             raise _Refused("redact must be a boolean")
@@ -186,18 +255,18 @@ class _Api:
     # Groups
 
     def getUserGroups(self, user: object) -> list[str]:
-        name = _text(user, "username")
+        name = _key(user)
         self._user(name)
         return sorted(group for group, members in self._fake.groups.items() if name in members)
 
     def addUserToGroup(self, user: object, group: object) -> bool:
-        name = _text(user, "username")
+        name = _key(user)
         self._user(name)
         self._members(group, changing=True).add(name)
         return True
 
     def removeUserFromGroup(self, user: object, group: object) -> bool:
-        name = _text(user, "username")
+        name = _key(user)
         self._user(name)
         self._members(group, changing=True).discard(name)
         return True
@@ -236,17 +305,17 @@ class _Api:
     # Helpers
 
     def _user(self, user: object) -> dict[str, str]:
-        name = _text(user, "username")
+        name = _key(user)
         try:
             return self._fake.users[name]
         except KeyError:
-            raise _Refused(f"User does not exist: {name}") from None
+            raise _Refused(f"User does not exist: {name}", USER_NOT_FOUND) from None
 
     def _members(self, group: object, *, changing: bool = False) -> set[str]:
         name = _text(group, "group name")
         existing = self._fake.find_group(name)
         if existing is None:
-            raise _Refused(f"Group does not exist: {name}")
+            raise _Refused(f"Group does not exist: {name}", GROUP_NOT_FOUND)
         if changing and existing.startswith("["):
             raise _Refused(f"Built-in group membership cannot be changed: {existing}")
         return self._fake.groups[existing]
@@ -254,15 +323,28 @@ class _Api:
     @staticmethod
     def _read(properties: dict[str, str], name: str) -> str:
         if name not in properties or name in _WRITE_ONLY:
-            raise _Refused(f"Unknown or unreadable property: {name}")
+            raise _Refused(f"Unknown or unreadable property: {name}", PROPERTY_INVALID)
         return properties[name]
 
-    @staticmethod
-    def _write(properties: dict[str, str], name: str, value: str) -> None:
+    def _write(self, user: str, properties: dict[str, str], name: str, value: str) -> None:
         if name not in properties or name in _READ_ONLY:
-            raise _Refused(f"Unknown or read-only property: {name}")
+            raise _Refused(f"Unknown or read-only property: {name}", PROPERTY_INVALID)
         if name in _BOOLEAN and value not in ("true", "false"):
-            raise _Refused(f"Property {name} takes 'true' or 'false'")
+            raise _Refused(f"Property {name} takes 'true' or 'false'", PROPERTY_INVALID)
+        if name == "password" and properties.get("internal") != "true":
+            raise _Refused("Password can only be set on internal users", PASSWORD_ONLY_INTERNAL)
+        if name == "email" and value and self._fake.unique_emails:
+            for other, values in self._fake.users.items():
+                if other != user and values["email"].lower() == value.lower():
+                    raise _Refused("Email is not unique", EMAIL_NOT_UNIQUE)
+        if name == "card-pin" and value:
+            if not value.isdigit():
+                raise _Refused("PIN is invalid", PIN_INVALID)
+            if len(value) < self._fake.min_pin_length:
+                raise _Refused("PIN doesn't contain enough characters", PIN_TOO_SHORT)
+            for other, values in self._fake.users.items():
+                if other != user and values["card-pin"] == value:
+                    raise _Refused("PIN is not unique", PIN_NOT_UNIQUE)
         properties[name] = value
 
 
@@ -278,8 +360,10 @@ class _Dispatcher:
         handler: Callable[..., object] | None = getattr(self._api, name, None)
         if prefix != "api" or name.startswith("_") or handler is None:
             raise _Refused(f"Unknown method: {method}")
+        if self._fake.refuse_address:
+            raise _Refused(ADDRESS_REFUSED)
         if not params or params[0] != self._fake.token:
-            raise _Refused("Web services authentication failed: invalid auth token")
+            raise _Refused("Access denied.")
         with self._fake.lock:
             hook = self._fake.before.get(method)
             if hook is not None:
@@ -340,7 +424,8 @@ class FakePaperCutServer:
     State, for assertions and seeding (guard changes made while a client is
     running with ``lock``):
 
-    - ``users``: username -> property name -> string value
+    - ``users``: username (lower case) -> property name -> string value
+    - ``directory``: usernames of the directory source that ``addNewUser`` may add
     - ``groups``: group name -> set of member usernames
     - ``deleted``: ``(username, redact)`` for each ``deleteExistingUser``
     - ``calls``: how many requests each method received, including those
@@ -353,16 +438,22 @@ class FakePaperCutServer:
     would, or raise an ``xmlrpc.client.Fault``.
     """
 
-    def __init__(self, token: str = DEFAULT_TOKEN) -> None:
+    def __init__(self, token: str = DEFAULT_TOKEN, *, unique_emails: bool = True) -> None:
         self.token = token
+        self.unique_emails = unique_emails
+        self.min_pin_length = 4
+        #: Answer every call as from an address not in ``auth.webservices.allowed-addresses``.
+        self.refuse_address = False
         self.lock = threading.RLock()
         self.users: dict[str, dict[str, str]] = {}
+        self.directory: set[str] = set()
         self.groups: dict[str, set[str]] = {}
         self.deleted: list[tuple[str, bool]] = []
         self.calls: collections.Counter[str] = collections.Counter()
         self.params: list[tuple[str, tuple[Any, ...]]] = []
         self.before: dict[str, Callable[[tuple[Any, ...]], object]] = {}
         self._outage_status: int | None = None
+        self._outage_until = 0.0
         self._failures_left = 0
         self._failure_status = 503
         self._failure_method: str | None = None
@@ -430,6 +521,12 @@ class FakePaperCutServer:
         with self.lock:
             self._outage_status = status
 
+    def set_outage_for(self, seconds: float, status: int = 503) -> None:
+        """Answer every request with HTTP ``status`` for the next ``seconds``, then recover."""
+        with self.lock:
+            self._failure_status = status
+            self._outage_until = time.monotonic() + seconds
+
     def fail_next(self, count: int, status: int = 503, *, method: str | None = None) -> None:
         """Answer the next ``count`` requests (to ``method`` only, if given) with
         HTTP ``status``, then recover."""
@@ -446,7 +543,8 @@ class FakePaperCutServer:
     # Seeding and inspection
 
     def add_user(self, username: str, **properties: str) -> None:
-        """Create an internal user; keyword names use ``_`` for ``-``."""
+        """Create an internal user (stored in lower case, as PaperCut does); keyword names use
+        ``_`` for ``-``."""
         values = dict(_INITIAL_PROPERTIES, password="seeded")
         for name, value in properties.items():
             key = name.replace("_", "-")
@@ -454,11 +552,11 @@ class FakePaperCutServer:
                 raise KeyError(key)
             values[key] = value
         with self.lock:
-            self.users[username] = values
+            self.users[username.lower()] = values
 
     def add_group(self, name: str, members: tuple[str, ...] = ()) -> None:
         with self.lock:
-            self.groups[name] = set(members)
+            self.groups[name] = {member.lower() for member in members}
 
     def find_group(self, name: str) -> str | None:
         """The stored spelling of group ``name``, compared case-insensitively."""
@@ -467,7 +565,9 @@ class FakePaperCutServer:
 
     def user_groups(self, username: str) -> set[str]:
         with self.lock:
-            return {group for group, members in self.groups.items() if username in members}
+            return {
+                group for group, members in self.groups.items() if username.lower() in members
+            }
 
     def reset_calls(self) -> None:
         with self.lock:
@@ -482,6 +582,8 @@ class FakePaperCutServer:
             self.calls[method] += 1
             self.params.append((method, tuple(params[1:])))
             status = self._outage_status
+            if status is None and time.monotonic() < self._outage_until:
+                status = self._failure_status
             if (
                 status is None
                 and self._failures_left > 0
@@ -508,8 +610,8 @@ def papercut_server_factory_fixture() -> Iterator[Callable[..., FakePaperCutServ
     """Start fake PaperCut servers with custom options; all stop after the test."""
     servers: list[FakePaperCutServer] = []
 
-    def start(token: str = DEFAULT_TOKEN) -> FakePaperCutServer:
-        server = FakePaperCutServer(token=token).start()
+    def start(token: str = DEFAULT_TOKEN, *, unique_emails: bool = True) -> FakePaperCutServer:
+        server = FakePaperCutServer(token=token, unique_emails=unique_emails).start()
         servers.append(server)
         return server
 

@@ -536,7 +536,12 @@ def test_ensure_account_several_threads_all_accounts_converge(
     papercut_server: FakePaperCutServer, connector: PaperCutConnector
 ) -> None:
     accounts = [
-        account(f"user{index}", full_name=f"User {index}", card_number=f"{1000 + index}")
+        account(
+            f"user{index}",
+            full_name=f"User {index}",
+            email=f"user{index}@example.com",
+            card_number=f"{1000 + index}",
+        )
         for index in range(16)
     ]
 
