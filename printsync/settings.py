@@ -140,6 +140,7 @@ class Settings(BaseSettings):
     papercut_retry_attempts: int = Field(default=3, ge=1, le=10)
     papercut_retry_budget_seconds: float = Field(default=5.0, gt=0, le=60)
     papercut_retry_initial_wait_seconds: float = Field(default=0.25, gt=0, le=10)
+    auth_retry_seconds: float = Field(default=300.0, gt=0, le=86_400)
 
     # Failure e-mails ------------------------------------------------------------------------
     smtp_url: Secret = None

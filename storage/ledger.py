@@ -122,6 +122,15 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             ),
             dialect,
         ),
+        "rename": compile_core(
+            sa.update(print_accounts)
+            .where(by_name)
+            .values(username=p("new"), username_ci=p("new_ci"), updated_at=p("now")),
+            dialect,
+        ),
+        "count": compile_core(
+            sa.select(sa.func.count()).select_from(print_accounts).where(live), dialect
+        ),
         "set_pin": compile_core(
             sa.update(print_accounts).where(by_name).values(pin=p("pin"), updated_at=p("now")),
             dialect,
@@ -281,6 +290,38 @@ async def ensure_account(
                 "now": now,
             },
         )
+
+
+async def rename(db: Database, tenant_id: int, old: str, new: str) -> bool:
+    """Give the account ``old`` the username ``new``, keeping the account (its row, PIN,
+    history). Nothing happens when there is no account ``old``, or one named ``new`` exists
+    already (that one is kept). Returns whether the account was renamed."""
+    statements = _statements(db.dialect)
+    async with db.transaction() as conn:
+        if _key(old) != _key(new):
+            taken = await conn.fetchone(
+                statements["get"], {"tenant": tenant_id, "username_ci": _key(new)}
+            )
+            if taken is not None:
+                return False
+        changed = await conn.execute(
+            statements["rename"],
+            {
+                "tenant": tenant_id,
+                "username_ci": _key(old),
+                "new": new,
+                "new_ci": _key(new),
+                "now": clock.stamp(),
+            },
+        )
+    return bool(changed)
+
+
+async def count(db: Database, tenant_id: int) -> int:
+    """How many live accounts the tenant's ledger holds."""
+    async with db.reader() as conn:
+        row = await conn.fetchone(_statements(db.dialect)["count"], {"tenant": tenant_id})
+    return int(row[0]) if row is not None else 0
 
 
 async def revoke(db: Database, tenant_id: int, username: str) -> bool:

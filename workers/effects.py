@@ -45,14 +45,14 @@ from dramatiq.common import compute_backoff
 
 from metrics import catalog
 from metrics.redaction import clean_error, one_line
-from storage import accounts, clock, outbox, provisioning_log
+from storage import accounts, clock, downstream, outbox, provisioning_log
 from storage.blocking import BlockingDatabase
 from storage.database import Connection
 from storage.errors import DatabaseUnavailable, TenantNotFound
 from storage.sql import Dialect
 from workers.connectors import Connector, PrintAccount
 from workers.connectors.registry import ConnectorRegistry
-from workers.errors import DownstreamError, PermanentError, TransientError
+from workers.errors import AuthenticationError, DownstreamError, PermanentError, TransientError
 from workers.settings import WorkerSettings
 
 _log = structlog.get_logger(__name__)
@@ -88,6 +88,7 @@ class Desired:
     account: PrintAccount | None  # ensure this account
     revoke: bool = False  # the user exists but is inactive
     # neither: nobody has the username any more
+    user_id: str | None = None  # the user who has the username, if anyone
 
     @property
     def present(self) -> bool:
@@ -157,7 +158,13 @@ class Effects:
         try:
             connector = self._connector(effect.tenant_id)
             connector_name = connector.name
+            paused = self.store.run(downstream.pause_of, effect.tenant_id)
+            if paused is not None and not self._may_probe(effect, paused):
+                return
             converged = self.converge(effect, connector)
+        except AuthenticationError as error:
+            self._count_error(connector_name, error, "permanent")
+            self._wait_for_credentials(effect, error)
         except PermanentError as error:
             self._count_error(connector_name, error, "permanent")
             self._dead(effect, error, connector_name)
@@ -195,10 +202,40 @@ class Effects:
                 self._transient(effect, _unrecorded(error), connector_name)
             else:
                 catalog.EFFECTS.labels(effect.kind, connector_name, "succeeded").inc()
+                if paused is not None and self.store.run(downstream.resume, effect.tenant_id):
+                    _log.info("tenant_resumed", tenant_id=effect.tenant_id)
         finally:
             catalog.EFFECT_DURATION.labels(effect.kind, connector_name).observe(
                 time.perf_counter() - started
             )
+
+    def _may_probe(self, effect: outbox.Effect, paused: downstream.Pause) -> bool:
+        """Whether this attempt tries the paused tenant's print system now (one attempt per
+        interval does); otherwise the effect waits for the next probe, no attempt counted."""
+        retry_seconds = self.settings.auth_retry_seconds
+        if self.store.run(downstream.take_probe, effect.tenant_id, retry_seconds=retry_seconds):
+            return True
+        current = self.store.run(downstream.pause_of, effect.tenant_id)
+        if current is None:
+            return True  # resumed meanwhile
+        self.store.run_in_transaction(
+            downstream.postpone, effect.id, retry_at=current.retry_at, error=current.reason
+        )
+        return False
+
+    def _wait_for_credentials(self, effect: outbox.Effect, error: AuthenticationError) -> None:
+        """The print system refused the credentials: pause the tenant; this effect waits for
+        the next probe without counting an attempt (it is not the effect's fault)."""
+        text = _error_text(error)
+        retry_at = self.store.run(
+            downstream.pause,
+            effect.tenant_id,
+            text,
+            retry_seconds=self.settings.auth_retry_seconds,
+        )
+        waiting = provisioning_log.effect_entry(effect, provisioning_log.RETRIED, error=text)
+        self.store.run_in_transaction(wait_and_log, effect, waiting, retry_at=retry_at, error=text)
+        _log.warning("tenant_paused", tenant_id=effect.tenant_id, effect_id=effect.id, error=text)
 
     def exhausted(self, effect_id: int, *, retries: int) -> None:
         """Dramatiq gave up on the effect's message: make it dead if it is still pending."""
@@ -328,6 +365,10 @@ class Effects:
         if renamed:
             assert previous is not None
             names.append(previous)
+            if not self.desired_account(effect.tenant_id, previous).present:
+                # Nobody has the old userName now: the account moves with its balance.
+                self._check_owner(effect.tenant_id, connector, user.user_name, user.id)
+                connector.rename_account(previous, user.user_name)
         desired = self.converge_accounts(effect.tenant_id, names, connector, absent="revoke")
         if previous != user.user_name:
             self.store.run(accounts.set_print_username, effect.tenant_id, user.id, user.user_name)
@@ -355,7 +396,7 @@ class Effects:
         if user is None:
             return Desired(username, None)
         if not user.active:
-            return Desired(user.user_name, None, revoke=True)
+            return Desired(user.user_name, None, revoke=True, user_id=user.id)
         try:
             account = PrintAccount(
                 username=user.user_name,
@@ -370,7 +411,7 @@ class Effects:
             )
         except (ValueError, TypeError) as error:
             raise PermanentError(f"invalid user data: {error}", operation="build_account") from None
-        return Desired(user.user_name, account)
+        return Desired(user.user_name, account, user_id=user.id)
 
     def converge_accounts(
         self, tenant_id: int, usernames: Sequence[str], connector: Connector, *, absent: Absent
@@ -379,17 +420,66 @@ class Effects:
         for _ in range(MAX_ROUNDS):
             desired = [self.desired_account(tenant_id, name) for name in usernames]
             for wanted in desired:
-                if wanted.account is not None:
-                    connector.ensure_account(wanted.account)
-                elif wanted.revoke or absent == "revoke":
-                    connector.revoke_access(wanted.username)
-                else:
-                    connector.delete_account(wanted.username, redact=True)
+                self._apply(tenant_id, connector, wanted, absent)
             if [self.desired_account(tenant_id, name) for name in usernames] == desired:
                 return desired
         raise TransientError(
             "the user kept changing while the account was updated", operation="converge"
         )
+
+    def _apply(self, tenant_id: int, connector: Connector, wanted: Desired, absent: Absent) -> None:
+        """Converge one account, never touching one that another user's userName maps to."""
+        if wanted.user_id is not None:
+            self._check_owner(tenant_id, connector, wanted.username, wanted.user_id)
+            if wanted.account is not None:
+                connector.ensure_account(wanted.account)
+            else:
+                connector.revoke_access(wanted.username)
+            return
+        name = connector.account_name(wanted.username)
+        holder = self.store.run(downstream.owner, tenant_id, connector.name, name)
+        if holder is not None and _holds(connector, holder, name):
+            return  # the account is another user's now (a rename, or a shared local part)
+        if absent == "revoke":
+            connector.revoke_access(wanted.username)
+            return
+        connector.delete_account(wanted.username, redact=True)
+        self.store.run(downstream.release, tenant_id, connector.name, name)
+
+    def _check_owner(
+        self, tenant_id: int, connector: Connector, username: str, user_id: str
+    ) -> None:
+        """Make the user the owner of the print name their userName maps to; a permanent
+        error naming both users if another user's userName maps to it."""
+        name = connector.account_name(username)
+        holder = self.store.run(downstream.owner, tenant_id, connector.name, name)
+        if holder is not None and holder.user_id == user_id and holder.user_name == username:
+            return
+        take_from = None
+        if holder is not None and holder.user_id != user_id:
+            if _holds(connector, holder, name):
+                raise PermanentError(
+                    f"userName {username} and userName {holder.current_user_name} both map to"
+                    f" the {connector.name} username {name}, which stays"
+                    f" {holder.current_user_name}'s: the accounts are never merged; change one"
+                    " userName or the tenant's username mapping",
+                    operation="map_username",
+                )
+            take_from = holder.user_id
+        claimed = self.store.run(
+            downstream.claim,
+            tenant_id,
+            connector.name,
+            name,
+            user_id=user_id,
+            user_name=username,
+            take_from=take_from,
+        )
+        if not claimed:
+            raise TransientError(
+                f"another user took the {connector.name} username {name} meanwhile",
+                operation="map_username",
+            )
 
     def _sync_group(self, effect: outbox.Effect, connector: Connector) -> None:
         previous = effect.payload.get("previous")
@@ -482,6 +572,26 @@ async def give_up_and_log(
     dead = await outbox.give_up(conn, dialect, effect.id, error=error)
     await provisioning_log.insert(conn, dialect, [logged])
     return dead
+
+
+async def wait_and_log(
+    conn: Connection,
+    dialect: Dialect,
+    effect: outbox.Effect,
+    waiting: provisioning_log.Entry,
+    *,
+    retry_at: str,
+    error: str,
+) -> None:
+    """Let the effect wait for the tenant's next probe (no attempt counted) and log why."""
+    await downstream.postpone(conn, dialect, effect.id, retry_at=retry_at, error=error)
+    await provisioning_log.insert(conn, dialect, [waiting])
+
+
+def _holds(connector: Connector, holder: downstream.Owner, name: str) -> bool:
+    """Whether the holder of print name ``name`` is a user whose userName maps to it now."""
+    current = holder.current_user_name
+    return current is not None and connector.account_name(current).lower() == name.lower()
 
 
 def _payload_name(effect: outbox.Effect, key: str) -> str:

@@ -49,10 +49,14 @@ class DownstreamError(Exception):
     #: Whether retrying the same operation later may succeed.
     retryable: bool = False
 
-    def __init__(self, message: str, *, operation: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, operation: str | None = None, code: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.operation = operation
+        #: The print system's own code for the failure (a PaperCut fault code), if it has one.
+        self.code = code
 
     def __str__(self) -> str:
         if self.operation:

@@ -91,6 +91,10 @@ class WorkerSettings(BaseModel):
     papercut_retry_budget_seconds: float = 5.0
     papercut_retry_initial_wait_seconds: float = 0.25
 
+    # A tenant whose print system refuses printsync's credentials waits; one effect tries again
+    # this often (sooner after `printsync tenant update` or a passing `printsync tenant test`).
+    auth_retry_seconds: float = 300.0
+
     #: The notification job and the health model it judges tenants by.
     notify: NotifySettings = Field(default_factory=NotifySettings)
     health: HealthPolicy = Field(default_factory=HealthPolicy)

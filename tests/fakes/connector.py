@@ -40,6 +40,19 @@ class MemoryConnector:
     def name(self) -> str:
         return NAME
 
+    def account_name(self, username: str) -> str:
+        return username
+
+    def rename_account(self, old: str, new: str) -> None:
+        with self._lock:
+            account = self.accounts.get(old.casefold())
+            if account is not None and new.casefold() not in self.accounts:
+                del self.accounts[old.casefold()]
+                self.accounts[new.casefold()] = dataclasses.replace(account, username=new)
+
+    def check(self) -> str:
+        return f"memory print system {self.site}"
+
     def ensure_account(self, account: PrintAccount) -> None:
         with self._lock:
             self.accounts[account.username.casefold()] = account

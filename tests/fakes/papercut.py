@@ -565,9 +565,7 @@ class FakePaperCutServer:
 
     def user_groups(self, username: str) -> set[str]:
         with self.lock:
-            return {
-                group for group, members in self.groups.items() if username.lower() in members
-            }
+            return {group for group, members in self.groups.items() if username.lower() in members}
 
     def reset_calls(self) -> None:
         with self.lock:

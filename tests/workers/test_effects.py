@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import xmlrpc.client
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -339,9 +340,11 @@ def test_run_sync_user_created_inactive_gets_no_account(harness: Harness) -> Non
     assert harness.account() is None
 
 
-def test_run_sync_renamed_user_moves_account_and_retires_old_name(harness: Harness) -> None:
+def test_run_sync_renamed_user_keeps_the_same_ledger_account(harness: Harness) -> None:
     user_id = harness.create_user(user_body())
     harness.run_pending()
+    before = harness.account()
+    assert before is not None
 
     harness.patch_user(
         user_id, {"op": "replace", "path": "userName", "value": "jane.roe@example.com"}
@@ -349,8 +352,10 @@ def test_run_sync_renamed_user_moves_account_and_retires_old_name(harness: Harne
     harness.run_pending()
 
     old, new = harness.account(), harness.account("jane.roe@example.com")
+    assert old is None
     assert new is not None and new.enabled and new.card_number == "100200"
-    assert old is not None and not old.enabled and old.card_number == ""
+    assert new.id == before.id, "the account itself was renamed, not replaced"
+    # The old name's purge still follows; it finds no account under that name.
     [purge] = harness.db(lambda db: outbox.list_effects(db, harness.tenant_id, state="pending"))
     assert (purge.kind, purge.payload) == (outbox.ACCOUNT_PURGE, {"userName": "jdoe@example.com"})
 
@@ -452,7 +457,7 @@ def test_run_sync_papercut_creates_user_with_properties_and_groups(
 
     harness.run_pending()
 
-    props = server.users["jdoe@example.com"]
+    props = server.users["jdoe"]
     assert (
         props["full-name"],
         props["email"],
@@ -462,7 +467,7 @@ def test_run_sync_papercut_creates_user_with_properties_and_groups(
         props["secondary-card-number"],
         props["disabled-print"],
     ) == ("Jane Doe", "jane.doe@example.com", "Finance", "Berlin", "100200", "900800", "false")
-    assert server.user_groups("jdoe@example.com") == {"Staff"}
+    assert server.user_groups("jdoe") == {"Staff"}
 
 
 def test_run_done_effect_again_makes_no_papercut_call(
@@ -477,7 +482,7 @@ def test_run_done_effect_again_makes_no_papercut_call(
     harness.effects.run(effect.id)
 
     assert sum(server.calls.values()) == 0
-    assert list(server.users) == ["jdoe@example.com"]
+    assert list(server.users) == ["jdoe"]
 
 
 def test_run_papercut_disable_and_delete_revoke_then_purge(
@@ -490,7 +495,7 @@ def test_run_papercut_disable_and_delete_revoke_then_purge(
 
     harness.set_active(user_id, False)
     harness.run_pending()
-    props = dict(server.users["jdoe@example.com"])
+    props = dict(server.users["jdoe"])
     harness.delete_user(user_id)
     harness.run_pending()
     [purge] = harness.db(lambda db: outbox.list_effects(db, harness.tenant_id, state="pending"))
@@ -501,18 +506,19 @@ def test_run_papercut_disable_and_delete_revoke_then_purge(
         "",
         "",
     )
-    assert server.deleted == [("jdoe@example.com", True)]
-    assert "jdoe@example.com" not in server.users
+    assert server.deleted == [("jdoe", True)]
+    assert "jdoe" not in server.users
 
 
 def test_run_papercut_refusal_is_dead_at_once_and_reported(
-    make_harness: Callable[..., Harness], papercut_server: FakePaperCutServer
+    papercut: tuple[Harness, FakePaperCutServer],
 ) -> None:
-    harness = make_harness(
-        "papercut",
-        {"url": papercut_server.base_url, "token_env": TOKEN_ENV},
-        environ={TOKEN_ENV: "wrong-token"},
-    )
+    harness, server = papercut
+
+    def refuse(params: tuple[Any, ...]) -> None:
+        raise xmlrpc.client.Fault(261, "The property is invalid")
+
+    server.before["api.setUserProperties"] = refuse
     harness.create_user(user_body())
     [effect] = harness.pending()
     failed = sample(
@@ -524,7 +530,7 @@ def test_run_papercut_refusal_is_dead_at_once_and_reported(
 
     dead = harness.effect(effect.id)
     assert (dead.state, dead.attempts) == ("dead", 1)
-    assert "auth" in (dead.last_error or "").lower()
+    assert "fault 261, the property is invalid" in (dead.last_error or "")
     assert DEFAULT_TOKEN not in (dead.last_error or "")
     assert [e.id for e in harness.dead] == [effect.id]
     assert (
@@ -572,7 +578,7 @@ def test_run_papercut_outage_then_recovery_converges(
 
     done = harness.effect(effect.id)
     assert (done.state, done.attempts, done.last_error) == ("done", 1, None)
-    assert server.users["jdoe@example.com"]["primary-card-number"] == "100200"
+    assert server.users["jdoe"]["primary-card-number"] == "100200"
 
 
 def test_run_papercut_missing_token_variable_is_dead(make_harness: Callable[..., Harness]) -> None:
@@ -602,7 +608,7 @@ def test_run_papercut_group_rename_and_delete(papercut: tuple[Harness, FakePaper
     harness.delete_group(group_id)
     harness.run_pending()
 
-    assert after_rename == {"Crew": {"jdoe@example.com"}}
+    assert after_rename == {"Crew": {"jdoe"}}
     assert server.groups == {}
 
 

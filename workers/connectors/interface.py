@@ -89,6 +89,15 @@ class Connector(Protocol):
         """Short constant name, used as the ``connector`` metric label."""
         ...
 
+    def account_name(self, username: str) -> str:
+        """The print system's username for a SCIM ``userName`` (no network call).
+
+        Two userNames that map to one name would share an account: the effects refuse the
+        second user (a permanent error naming both) instead of merging them. Every other method
+        takes the SCIM userName and maps it itself.
+        """
+        ...
+
     def ensure_account(self, account: PrintAccount) -> None:
         """Create the account, or update it if it already exists.
 
@@ -99,6 +108,20 @@ class Connector(Protocol):
         (creating the group if needed) and extra ones removed. Memberships of
         groups the connector does not manage are left alone.
         """
+        ...
+
+    def rename_account(self, old: str, new: str) -> None:
+        """Move the account of userName ``old`` to userName ``new``, keeping it (balance, cards,
+        groups, history).
+
+        Does nothing when there is no account under ``old``, when both map to one name, or when
+        an account under ``new`` exists already (``ensure_account`` then updates that one).
+        """
+        ...
+
+    def check(self) -> str:
+        """A harmless call that needs the credentials: a one-line description of the print
+        system on success, a :mod:`workers.errors` class otherwise (the connection test)."""
         ...
 
     def revoke_access(self, username: str) -> None:

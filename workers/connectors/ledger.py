@@ -46,6 +46,19 @@ class LedgerConnector:
     def __repr__(self) -> str:
         return f"LedgerConnector(tenant_id={self._tenant_id})"
 
+    def account_name(self, username: str) -> str:
+        return username
+
+    def rename_account(self, old: str, new: str) -> None:
+        self._call(
+            "rename_account",
+            lambda: self._store.run(ledger.rename, self._tenant_id, old, new),
+        )
+
+    def check(self) -> str:
+        count = self._call("check", lambda: self._store.run(ledger.count, self._tenant_id))
+        return f"the built-in ledger answered ({count} print accounts)"
+
     def ensure_account(self, account: PrintAccount) -> None:
         self._call(
             "ensure_account",

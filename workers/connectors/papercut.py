@@ -9,11 +9,13 @@ interrupted by Dramatiq's time limit.
 
 Failures leave this module as :mod:`workers.errors` classes:
 
-- ``xmlrpc.client.Fault`` (a refusal by PaperCut) is a ``PermanentError``, an
-  ``AuthenticationError`` when the fault text is clearly about the auth token
-  or access rights. Fault codes are not documented, so existence is checked
-  with ``isUserExists`` / ``isGroupExists`` before and after a refusal instead
-  of parsing them.
+- ``xmlrpc.client.Fault`` (a refusal by PaperCut) is classified by its code
+  (:mod:`workers.connectors.papercut_faults`): 262/263 are a ``NotFoundError``,
+  the other codes a ``PermanentError``; a general fault (257, or no code on a
+  server before 19.2) that a harmless call repeats is an ``AuthenticationError``
+  (the token or the caller's address is refused). The fault's text is never
+  parsed. Existence is still checked with ``isUserExists`` before writes and
+  after a refusal without a specific code.
 - ``ProtocolError`` with a 5xx (or 408/429) status, connection errors and
   timeouts are a ``TransientError``; other 4xx statuses are permanent.
 
@@ -31,7 +33,13 @@ variable, and is scrubbed from any text that goes into an exception or a log.
 A tenant's configuration (:class:`PaperCutConfig`, stored as JSON in ``connector_config``):
 ``url`` (the server, e.g. ``https://host:9192``, or the full XML-RPC endpoint), ``token_env`` (the
 name of the variable that holds the auth token: the token itself is never stored in the
-database), and optionally ``managed_group_prefix`` and ``restrict_on_revoke``. The token is looked
+database), and optionally ``username`` (``local-part``, the default, or ``upn``: how a userName
+becomes a PaperCut username), ``managed_group_prefix`` and ``restrict_on_revoke``.
+
+Accounts: a userName is mapped to a PaperCut username (:func:`map_username`); an account that
+already exists under the mapped name, or under the whole UPN in lower case (a site that syncs
+Azure AD natively), is adopted and updated, never duplicated. A userName change renames the
+account with ``renameUserAccount``, which keeps its balance, cards, groups and history. The token is looked
 up in the secrets mapping each time the connector is built.
 
 Assumptions about PaperCut behaviour the documentation leaves open:
@@ -47,7 +55,6 @@ Assumptions about PaperCut behaviour the documentation leaves open:
 from __future__ import annotations
 
 import http.client
-import re
 import secrets
 import ssl
 import threading
@@ -62,6 +69,13 @@ import tenacity
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from workers.connectors.interface import BuildContext, ConnectorPlugin, PrintAccount
+from workers.connectors.papercut_faults import (
+    PIN_CODES,
+    UsernameMapping,
+    is_general,
+    map_username,
+    refusal,
+)
 from workers.errors import (
     AuthenticationError,
     DownstreamError,
@@ -81,9 +95,11 @@ _Param: TypeAlias = str | int | bool | list[str] | list[list[str]]
 
 _log = structlog.get_logger(__name__)
 
-_AUTH_FAULT = re.compile(
-    r"auth|token|permission|access denied|not allowed|unauthori[sz]ed|forbidden",
-    re.IGNORECASE,
+#: The harmless call that tells a refused token or address from a refused call.
+_PROBE_USER = "printsync-connection-probe"
+_AUTH_REFUSED = (
+    "PaperCut refused the auth token (or this host's address): check"
+    " auth.webservices.auth-token and auth.webservices.allowed-addresses"
 )
 _TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429})
 _AUTH_HTTP_STATUSES = frozenset({401, 403})
@@ -126,6 +142,7 @@ class PaperCutConfig(BaseModel):
 
     url: str
     token_env: str = Field(min_length=1)
+    username: UsernameMapping = "local-part"
     managed_group_prefix: str = ""
     restrict_on_revoke: bool = False
 
@@ -184,6 +201,7 @@ class PaperCutConnector:
         *,
         managed_group_prefix: str = "",
         restrict_on_revoke: bool = False,
+        username_mapping: UsernameMapping = "local-part",
         retry_attempts: int = 3,
         retry_budget: float = 5.0,
         retry_initial_wait: float = 0.25,
@@ -202,6 +220,7 @@ class PaperCutConnector:
         self._ssl_context = ssl_context
         self._managed_prefix = managed_group_prefix.casefold()
         self._restrict_on_revoke = restrict_on_revoke
+        self._mapping: UsernameMapping = username_mapping
         self._local = threading.local()
         self._retrying = tenacity.Retrying(
             stop=(
@@ -233,9 +252,13 @@ class PaperCutConnector:
 
     # -- Connector interface ------------------------------------------------
 
+    def account_name(self, username: str) -> str:
+        return map_username(username, self._mapping)
+
     def ensure_account(self, account: PrintAccount) -> None:
-        username = account.username
-        if not self._user_exists(username):
+        username = self._resolve(account.username)
+        if username is None:
+            username = self.account_name(account.username)
             try:
                 self._call(
                     "addNewInternalUser",
@@ -274,37 +297,62 @@ class PaperCutConnector:
                 ) from None
             raise
 
-    def revoke_access(self, username: str) -> None:
-        if not self._user_exists(username):
+    def rename_account(self, old: str, new: str) -> None:
+        source = self._resolve(old)
+        target = self.account_name(new)
+        if source is None or source == target or self._user_exists(target):
+            # Nothing to move, the name stays, or an account under the new name is kept:
+            # ensure_account updates that one.
             return
-        properties = [
-            ["disabled-print", "true"],
-            ["primary-card-number", ""],
-            ["secondary-card-number", ""],
-            ["card-pin", ""],
-        ]
-        if self._restrict_on_revoke:
-            properties.append(["restricted", "true"])
         try:
-            # Blocking printing comes first: it also stops held jobs from being released.
-            self._set_properties(username, properties)
-            for group in self._user_groups(username):
-                if not _is_builtin_group(group):
-                    self._call("removeUserFromGroup", username, group, idempotent=False)
+            self._call("renameUserAccount", source, target, idempotent=False)
+        except AuthenticationError:
+            raise
         except PermanentError as error:
-            if self._refusal_means_missing_user(username, error):
+            if self._refusal_means_missing_user(source, error):
+                return  # renamed meanwhile, or gone: ensure_account converges
+            if not self._user_exists(target):
+                raise
+
+    def revoke_access(self, username: str) -> None:
+        name = self._resolve(username)
+        if name is None:
+            return
+        blocked = [["disabled-print", "true"]]
+        if self._restrict_on_revoke:
+            blocked.append(["restricted", "true"])
+        try:
+            # Blocking printing comes first and alone: it also stops held jobs from being
+            # released, and no refusal of a card or PIN value can hold it up.
+            self._set_properties(name, blocked)
+            self._set_properties(name, [["primary-card-number", ""], ["secondary-card-number", ""]])
+            self._clear_pin(name)
+            for group in self._user_groups(name):
+                if not _is_builtin_group(group):
+                    self._call("removeUserFromGroup", name, group, idempotent=False)
+        except PermanentError as error:
+            if self._refusal_means_missing_user(name, error):
                 return
             raise
 
     def delete_account(self, username: str, *, redact: bool = True) -> None:
-        if not self._user_exists(username):
+        name = self._resolve(username)
+        if name is None:
             return
         try:
-            self._call("deleteExistingUser", username, redact, idempotent=False)
+            self._call("deleteExistingUser", name, redact, idempotent=False)
         except PermanentError as error:
-            if self._refusal_means_missing_user(username, error):
+            if self._refusal_means_missing_user(name, error):
                 return
             raise
+
+    def check(self) -> str:
+        count = self._call("getTotalUsers", idempotent=False)
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise PermanentError(
+                "unexpected response type, expected an integer", operation="getTotalUsers"
+            )
+        return f"PaperCut at {self._url} answered with the auth token ({count} users)"
 
     def ensure_group(self, name: str) -> None:
         if self._group_exists(name):
@@ -403,6 +451,27 @@ class PaperCutConnector:
     def _user_exists(self, username: str) -> bool:
         return self._bool("isUserExists", self._call("isUserExists", username, idempotent=True))
 
+    def _resolve(self, username: str) -> str | None:
+        """The PaperCut username of the account for ``username``: the mapped name, else the
+        whole UPN in lower case (an account a directory sync made), else None."""
+        mapped = self.account_name(username)
+        if self._user_exists(mapped):
+            return mapped
+        upn = username.strip().lower()
+        if upn != mapped and self._user_exists(upn):
+            return upn
+        return None
+
+    def _clear_pin(self, username: str) -> None:
+        """Clear the card PIN; a server that refuses the empty PIN (a PIN rule) leaves it, as
+        printing is already blocked."""
+        try:
+            self._set_properties(username, [["card-pin", ""]])
+        except PermanentError as error:
+            if error.code not in PIN_CODES:
+                raise
+            _log.warning("papercut_pin_not_cleared", fault=error.code)
+
     def _group_exists(self, name: str) -> bool:
         return self._bool("isGroupExists", self._call("isGroupExists", name, idempotent=True))
 
@@ -474,9 +543,15 @@ class PaperCutConnector:
             error = PermanentError(
                 f"TLS certificate rejected ({self._detail(exc)})", operation=method
             )
+        except ConnectionRefusedError:
+            error = TransientError(f"connection refused at {self._url}", operation=method)
+        except TimeoutError:
+            error = TransientError(
+                f"PaperCut at {self._url} timed out after {self._timeout:g} s", operation=method
+            )
         except (OSError, http.client.HTTPException, ExpatError) as exc:
-            # Refused, reset or timed-out connections, name resolution, broken
-            # or non-XML responses from a proxy in front of PaperCut.
+            # Reset connections, name resolution, broken or non-XML responses from a proxy
+            # in front of PaperCut.
             error = TransientError(
                 f"PaperCut unreachable ({type(exc).__name__}: {self._detail(exc)})",
                 operation=method,
@@ -486,11 +561,27 @@ class PaperCutConnector:
         raise error
 
     def _classify_fault(self, method: str, fault: xmlrpc.client.Fault) -> DownstreamError:
-        text = f"{fault.faultString}"
-        detail = f"PaperCut refused the call (fault {fault.faultCode}: {self._detail(text)})"
-        if _AUTH_FAULT.search(text):
-            return AuthenticationError(detail, operation=method)
-        return PermanentError(detail, operation=method)
+        code = fault.faultCode if isinstance(fault.faultCode, int) else 0
+        detail = self._detail(fault.faultString)
+        if is_general(code) and self._credentials_refused():
+            error: DownstreamError = AuthenticationError(
+                f"{_AUTH_REFUSED} (fault {code}: {detail})", operation=method
+            )
+        else:
+            error = refusal(method, code, detail)
+        error.code = code
+        return error
+
+    def _credentials_refused(self) -> bool:
+        """Whether a harmless call is refused too: then the token or the address is."""
+        try:
+            remote: Callable[..., object] = getattr(self._proxy(), "api.isUserExists")
+            remote(self._token.get_secret_value(), _PROBE_USER)
+        except xmlrpc.client.Fault:
+            return True
+        except (OSError, http.client.HTTPException, ExpatError, xmlrpc.client.ProtocolError):
+            return False
+        return False
 
     def _classify_status(self, method: str, status: int, reason: str) -> DownstreamError:
         detail = f"HTTP {status} {self._detail(reason)}".rstrip()
@@ -561,6 +652,7 @@ def build(config: PaperCutConfig, context: BuildContext) -> PaperCutConnector:
             settings.papercut_timeout_seconds,
             managed_group_prefix=config.managed_group_prefix,
             restrict_on_revoke=config.restrict_on_revoke,
+            username_mapping=config.username,
             retry_attempts=settings.papercut_retry_attempts,
             retry_budget=settings.papercut_retry_budget_seconds,
             retry_initial_wait=settings.papercut_retry_initial_wait_seconds,
