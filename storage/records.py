@@ -267,7 +267,7 @@ ledger_groups = sa.Table(
     sa.UniqueConstraint("tenant_id", "name_ci"),
 )
 
-# What printsync knows about a tenant's print system -------------------------------------------------
+# What printsync knows about a tenant's print system ------------------------------------------
 
 # Which user owns each print-system username: a connector may map several userNames to one print
 # name (PaperCut's local part), and the first user to hold a name keeps it; another user mapping

@@ -34,13 +34,13 @@ A tenant's configuration (:class:`PaperCutConfig`, stored as JSON in ``connector
 ``url`` (the server, e.g. ``https://host:9192``, or the full XML-RPC endpoint), ``token_env`` (the
 name of the variable that holds the auth token: the token itself is never stored in the
 database), and optionally ``username`` (``local-part``, the default, or ``upn``: how a userName
-becomes a PaperCut username), ``managed_group_prefix`` and ``restrict_on_revoke``.
+becomes a PaperCut username), ``managed_group_prefix`` and ``restrict_on_revoke``. The token is
+looked up in the secrets mapping each time the connector is built.
 
 Accounts: a userName is mapped to a PaperCut username (:func:`map_username`); an account that
 already exists under the mapped name, or under the whole UPN in lower case (a site that syncs
 Azure AD natively), is adopted and updated, never duplicated. A userName change renames the
-account with ``renameUserAccount``, which keeps its balance, cards, groups and history. The token is looked
-up in the secrets mapping each time the connector is built.
+account with ``renameUserAccount``, which keeps its balance, cards, groups and history.
 
 Assumptions about PaperCut behaviour the documentation leaves open:
 
