@@ -1,5 +1,5 @@
-"""The options of ``printsync tenant create`` that choose a tenant's connector and fill in its
-configuration.
+"""The options of ``printsync tenant create`` and ``tenant update`` that choose a tenant's
+connector and fill in its configuration.
 
 ``--connector`` offers every connector of the registry (``workers.connectors.registry``), the
 default one first. Each :class:`ConnectorOption` fills one field of one connector's configuration
@@ -30,6 +30,7 @@ class ConnectorOption:
     field: str
     option: str
     help: str
+    choices: tuple[str, ...] | None = None
 
     @property
     def parameter(self) -> str:
@@ -46,18 +47,41 @@ OPTIONS: tuple[ConnectorOption, ...] = (
         "--papercut-token-env",
         "Name of the environment variable holding the PaperCut auth token.",
     ),
+    ConnectorOption(
+        "papercut",
+        "username",
+        "--papercut-username",
+        "How a userName becomes a PaperCut username: its part before @ (local-part, the"
+        " default) or all of it (upn), lower-cased.",
+        choices=("local-part", "upn"),
+    ),
 )
 
 
 def options(command: F) -> F:
-    """Add ``--connector`` and every :data:`OPTIONS` entry to ``command``."""
+    """Add ``--connector`` (default: the default connector) and every :data:`OPTIONS` entry to
+    ``command``."""
+    return _with_options(command, DEFAULT_CONNECTOR)
+
+
+def update_options(command: F) -> F:
+    """Add ``--connector`` (default: keep the tenant's) and every :data:`OPTIONS` entry."""
+    return _with_options(command, None)
+
+
+def _with_options(command: F, default: str | None) -> F:
     for entry in reversed(OPTIONS):
-        command = click.option(entry.option, entry.parameter, default=None, help=entry.help)(
-            command
-        )
+        kind = click.Choice(entry.choices) if entry.choices else None
+        command = click.option(
+            entry.option, entry.parameter, type=kind, default=None, help=entry.help
+        )(command)
     names = [DEFAULT_CONNECTOR, *sorted(name for name in PLUGINS if name != DEFAULT_CONNECTOR)]
     return click.option(
-        "--connector", type=click.Choice(names), default=DEFAULT_CONNECTOR, show_default=True
+        "--connector",
+        type=click.Choice(names),
+        default=default,
+        show_default=default is not None,
+        help=None if default is not None else "Another connector (its options start afresh).",
     )(command)
 
 
@@ -77,11 +101,34 @@ def config(connector: str, values: Mapping[str, str | None]) -> dict[str, Any]:
     ]
     if missing:
         raise click.UsageError(f"--connector {connector} needs {' and '.join(missing)}")
-    raw = {
-        entry.field: values[entry.parameter]
-        for entry in own
-        if values.get(entry.parameter) is not None
+    return _validated(connector, _given(connector, values))
+
+
+def updated(
+    connector: str, stored: Mapping[str, Any], values: Mapping[str, str | None]
+) -> dict[str, Any]:
+    """The stored configuration of ``connector`` with the option values given on top,
+    validated by its plug-in, in the form to store; a refused value is a one-line error naming
+    the option."""
+    return _validated(connector, {**stored, **_given(connector, values)})
+
+
+def given(connector: str, values: Mapping[str, str | None]) -> bool:
+    """Whether any option of ``connector`` was given."""
+    return bool(_given(connector, values))
+
+
+def _given(connector: str, values: Mapping[str, str | None]) -> dict[str, str]:
+    return {
+        entry.field: value
+        for entry in OPTIONS
+        if entry.connector == connector and (value := values.get(entry.parameter)) is not None
     }
+
+
+def _validated(connector: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    plugin = PLUGINS[connector]
+    own = [entry for entry in OPTIONS if entry.connector == connector]
     try:
         return plugin.dump(plugin.parse(raw))
     except InvalidConfig as error:

@@ -10,6 +10,8 @@ Rules, worst first (every threshold is a field of :class:`HealthPolicy`, set by 
 ``PRINTSYNC_HEALTH_*`` variable; defaults in brackets):
 
 failing
+    - the print system refuses printsync's credentials (a wrong auth token, an address not on
+      its allow-list): the tenant's effects wait (``storage.downstream``);
     - more than ``failing_failure_ratio`` [40 %] of the window's SCIM requests failed (4xx and
       5xx), once there are at least ``min_requests`` [10];
     - more than ``failing_server_error_ratio`` [20 %] of them were server errors (5xx): those
@@ -43,7 +45,7 @@ from pydantic import BaseModel
 
 from metrics import catalog
 from metrics.collectors import TenantHealth
-from storage import clock, outbox, provisioning_log, tenants
+from storage import clock, downstream, outbox, provisioning_log, tenants
 from storage.database import Database
 from storage.sql import compile_text
 from storage.tenants import Tenant
@@ -87,6 +89,9 @@ class Numbers:
     oldest_pending_age_seconds: float | None = None
     last_success_at: str | None = None
     first_seen_at: str | None = None
+    #: Since when, and why, the print system refuses printsync's credentials (effects wait).
+    paused_since: str | None = None
+    paused_reason: str | None = None
 
     @property
     def scim_failed(self) -> int:
@@ -197,6 +202,18 @@ def assess(numbers: Numbers, policy: HealthPolicy, now: datetime) -> Verdict:
     findings: list[Finding] = []
     window = _window(numbers.window_seconds)
     requests = numbers.scim_requests
+
+    # The print system refuses our credentials: nothing downstream can succeed until fixed.
+    if numbers.paused_since is not None:
+        paused_for = max(0.0, (now - clock.parse(numbers.paused_since)).total_seconds())
+        findings.append(
+            Finding(
+                FAILING,
+                f"The print system has refused printsync's credentials for "
+                f"{describe_duration(paused_for)}; the tenant's "
+                f"effects wait until they are fixed ({numbers.paused_reason}).",
+            )
+        )
 
     # SCIM requests (what Entra sees of us).
     if requests >= policy.min_requests:
@@ -319,6 +336,7 @@ async def gather(db: Database, tenant_id: int, policy: HealthPolicy, now: dateti
         )
     oldest = row[0] if row is not None else None
     age = max(0.0, (now - clock.parse(oldest)).total_seconds()) if oldest else None
+    paused = await downstream.pause_of(db, tenant_id)
     return Numbers(
         window_seconds=policy.window_seconds,
         scim_requests=activity.total,
@@ -331,6 +349,8 @@ async def gather(db: Database, tenant_id: int, policy: HealthPolicy, now: dateti
         oldest_pending_age_seconds=age,
         last_success_at=activity.last_success_at,
         first_seen_at=activity.first_seen_at,
+        paused_since=paused.since if paused is not None else None,
+        paused_reason=paused.reason if paused is not None else None,
     )
 
 

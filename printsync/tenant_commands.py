@@ -1,0 +1,127 @@
+"""``printsync tenant update`` (change a tenant's connector options) and ``printsync tenant test``
+(a connection test towards its print system, like Entra's "Test connection" the other way).
+
+The test builds the tenant's connector as a worker would (the same registry, the worker settings
+and this process's environment for the token variable) and makes one harmless authenticated
+call. It prints one line: what answered, or what is wrong ("PaperCut refused the auth token",
+"connection refused at URL", "PaperCut at URL timed out after N s"); the exit status is 0 or 1.
+A test that passes ends a pause of the tenant's effects at once (``storage.downstream``), as
+does an update of its connector options.
+
+:func:`register` adds both to the ``tenant`` group of the ``printsync`` command.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import click
+import orjson
+
+from metrics.redaction import clean_error
+from printsync import connector_options
+from printsync.terminal import Command, Group, run, settings
+from storage import downstream, tenants
+from storage.blocking import BlockingDatabase
+from storage.database import Database
+from storage.errors import TenantNotFound
+from workers.connectors.registry import ConnectorRegistry
+from workers.errors import DownstreamError
+
+
+@click.command("update", cls=Command)
+@click.argument("name")
+@connector_options.update_options
+def tenant_update(name: str, connector: str | None, **values: str | None) -> None:
+    """Change the tenant's connector options (and with --connector, its connector).
+
+    Options not given keep their stored values; with another --connector they start afresh.
+    The tenant's effects that wait for refused credentials are tried again at once."""
+
+    async def current(db: Database) -> tenants.Tenant:
+        return await tenants.get(db, name)
+
+    tenant = run(current)
+    chosen = connector or tenant.connector
+    if chosen == tenant.connector:
+        if not connector_options.given(chosen, values):
+            raise click.UsageError(f"no option of the {chosen} connector given: nothing to change")
+        config = connector_options.updated(chosen, tenant.connector_config, values)
+    else:
+        config = connector_options.config(chosen, values)
+
+    async def store(db: Database) -> None:
+        await tenants.set_connector(db, name, chosen, config)
+        await downstream.resume(db, tenant.id)
+
+    run(store)
+    shown = ", ".join(f"{key}={value}" for key, value in sorted(config.items())) or "defaults"
+    click.echo(f"tenant {name} now uses {chosen} ({shown})")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    ok: bool
+    message: str
+
+
+@click.command("test", cls=Command)
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def tenant_test(name: str, as_json: bool) -> None:
+    """Test the connection to the tenant's print system: one harmless authenticated call.
+
+    Exit status 0 when it answers, 1 with one line naming the problem otherwise."""
+    outcome = _test(name)
+    if as_json:
+        click.echo(orjson.dumps({"tenant": name, **_fields(outcome)}).decode())
+    elif outcome.ok:
+        click.echo(f"ok: {outcome.message}")
+    else:
+        click.echo(f"failed: {outcome.message}", err=True)
+    if not outcome.ok:
+        raise SystemExit(1)
+
+
+def _fields(outcome: Outcome) -> dict[str, Any]:
+    return {"ok": outcome.ok, "message": outcome.message}
+
+
+def _test(name: str) -> Outcome:
+    loaded = settings()
+    database = loaded.database()
+    store = BlockingDatabase(
+        database.database_url, busy_timeout_ms=database.database_busy_timeout_ms
+    )
+    try:
+        try:
+            tenant = store.run(tenants.get, name)
+        except TenantNotFound:
+            raise click.ClickException(f"no tenant named {name}") from None
+        registry = ConnectorRegistry(store, loaded.worker(), os.environ)
+        try:
+            message = registry.connector_for(tenant.id).check()
+        except DownstreamError as error:
+            return Outcome(False, error.message)
+        except Exception as error:  # a fault of ours: still one line, never a traceback
+            reason = clean_error(str(error))
+            return Outcome(False, f"the test could not run ({type(error).__name__}: {reason})")
+        store.run(downstream.resume, tenant.id)
+        return Outcome(True, message)
+    finally:
+        store.close()
+
+
+def register(cli_group: click.Group) -> None:
+    """Add ``tenant update`` and ``tenant test`` to the ``printsync`` group."""
+    tenant_group = cli_group.commands.get("tenant")
+    if not isinstance(tenant_group, click.Group):
+        tenant_group = Group("tenant", help="Tenants and their Secret Tokens.")
+        cli_group.add_command(tenant_group)
+    tenant_group.add_command(tenant_update)
+    tenant_group.add_command(tenant_test)
+
+
+__all__ = ["register", "tenant_test", "tenant_update"]
