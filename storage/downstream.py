@@ -160,9 +160,12 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             " AND next_attempt_at > :now",
             dialect,
         ),
+        # Only while the tenant is paused: an effect never waits for a pause that has ended.
         "postpone": compile_text(
             "UPDATE outbox SET next_attempt_at = :retry_at, claimed_until = NULL,"
-            " last_error = :error, updated_at = :now WHERE id = :id AND state = 'pending'",
+            " last_error = :error, updated_at = :now WHERE id = :id AND state = 'pending'"
+            " AND EXISTS (SELECT 1 FROM connector_pauses"
+            " WHERE connector_pauses.tenant_id = outbox.tenant_id)",
             dialect,
         ),
     }
@@ -262,13 +265,15 @@ async def take_probe(db: Database, tenant_id: int, *, retry_seconds: float) -> b
 
 async def postpone(
     conn: Connection, dialect: Dialect, effect_id: int, *, retry_at: str, error: str
-) -> None:
+) -> bool:
     """Let a pending effect wait until ``retry_at`` without counting an attempt, inside the
-    caller's transaction. It is not claimed meanwhile: the relay sends it when it is due."""
-    await conn.execute(
+    caller's transaction, if its tenant is still paused (whether it waits). It is not claimed
+    meanwhile: the relay sends it when it is due."""
+    changed = await conn.execute(
         _statements(dialect)["postpone"],
         {"id": effect_id, "retry_at": retry_at, "error": error, "now": clock.stamp()},
     )
+    return bool(changed)
 
 
 async def resume(db: Database, tenant_id: int) -> bool:

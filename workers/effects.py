@@ -218,10 +218,10 @@ class Effects:
         current = self.store.run(downstream.pause_of, effect.tenant_id)
         if current is None:
             return True  # resumed meanwhile
-        self.store.run_in_transaction(
+        # The pause may end meanwhile: then the effect does not wait but goes ahead.
+        return not self.store.run_in_transaction(
             downstream.postpone, effect.id, retry_at=current.retry_at, error=current.reason
         )
-        return False
 
     def _wait_for_credentials(self, effect: outbox.Effect, error: AuthenticationError) -> None:
         """The print system refused the credentials: pause the tenant; this effect waits for
@@ -583,9 +583,10 @@ async def wait_and_log(
     retry_at: str,
     error: str,
 ) -> None:
-    """Let the effect wait for the tenant's next probe (no attempt counted) and log why."""
-    await downstream.postpone(conn, dialect, effect.id, retry_at=retry_at, error=error)
-    await provisioning_log.insert(conn, dialect, [waiting])
+    """Let the effect wait for the tenant's next probe (no attempt counted) and log why. If the
+    pause ended meanwhile, the effect's claim runs out and the relay sends it again."""
+    if await downstream.postpone(conn, dialect, effect.id, retry_at=retry_at, error=error):
+        await provisioning_log.insert(conn, dialect, [waiting])
 
 
 def _holds(connector: Connector, holder: downstream.Owner, name: str) -> bool:

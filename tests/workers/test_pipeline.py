@@ -617,9 +617,7 @@ def test_scim_lifecycle_redis_worker_reaches_ledger_and_papercut(
     eventually(
         lambda: site.probe.accounts(ledger_id).get("jdoe@example.com"), describe=worker.output
     )
-    eventually(
-        lambda: papercut_server.user_groups("jdoe") == {"Staff"}, describe=worker.output
-    )
+    eventually(lambda: papercut_server.user_groups("jdoe") == {"Staff"}, describe=worker.output)
     for client in (ledger_client, papercut_client):
         client.patch(f"/Users/{ids[client.name]}", json=set_card("555"))
         client.patch(f"/Users/{ids[client.name]}", json=set_active(False))

@@ -6,13 +6,16 @@ names none.
 
 A tenant's ``connector`` and ``connector_config`` are re-read for every effect, so a change made
 with the CLI applies to the next effect; connectors are cached per tenant and configuration,
-because a PaperCut connector keeps one connection per worker thread. A configuration is validated
+because a PaperCut connector keeps one connection per worker thread. The cache key holds
+the values of the variables a configuration names (as hashes), so a corrected secret is used by
+the next effect. A configuration is validated
 by its plug-in's model each time it changes: one that no longer validates, or a connector name
 that is not known, makes the effect fail permanently with the reason.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -74,7 +77,10 @@ class ConnectorRegistry:
         """The tenant's connector as configured now; PermanentError if the configuration is
         unusable (unknown connector, a configuration its model refuses, a missing secret)."""
         tenant = self._store.run(accounts.tenant_connector, tenant_id)
-        fingerprint = orjson.dumps([tenant.connector, tenant.config], option=orjson.OPT_SORT_KEYS)
+        fingerprint = orjson.dumps(
+            [tenant.connector, tenant.config, self._secrets_named(tenant.config)],
+            option=orjson.OPT_SORT_KEYS,
+        )
         with self._lock:
             cached = self._cache.get(tenant_id)
             if cached is not None and cached[0] == fingerprint:
@@ -82,6 +88,14 @@ class ConnectorRegistry:
             connector = self._build(tenant)
             self._cache[tenant_id] = (fingerprint, connector)
             return connector
+
+    def _secrets_named(self, config: Mapping[str, Any]) -> dict[str, str]:
+        """Hashes of the values of the variables the configuration names (its token variable)."""
+        return {
+            value: hashlib.sha256(self._environ[value].encode()).hexdigest()
+            for value in config.values()
+            if isinstance(value, str) and value in self._environ
+        }
 
     def _build(self, tenant: accounts.TenantConnector) -> Connector:
         plugin = self._plugins.get(tenant.connector)
