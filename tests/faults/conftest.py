@@ -32,6 +32,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,6 +51,7 @@ from tests.fakes.papercut import (
     papercut_server_fixture,  # noqa: F401
 )
 from tests.fakes.smtp import free_port, smtp_server_fixture  # noqa: F401
+from workers.connectors.papercut_faults import map_username
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -823,14 +825,20 @@ def assert_converged(
     (a deletion's purge is scheduled for after the retention period)."""
     for ref in refs:
         mine = [plan for plan in plans if plan.tenant == ref]
+        account_name: Callable[[str], str] = str
         if ref.connector == "papercut":
             assert papercut is not None
             view = _papercut_view(papercut)
             assert papercut.deleted == []  # nothing was deleted: purges are not due yet
+            account_name = partial(map_username, mapping="local-part")
         else:
             view = _ledger_view(probe, ref)
-        expected = {plan.user_name: plan.expected for plan in mine if plan.expected is not None}
-        revoked = {plan.user_name for plan in mine if plan.expected is None}
+        expected = {
+            account_name(plan.user_name): plan.expected
+            for plan in mine
+            if plan.expected is not None
+        }
+        revoked = {account_name(plan.user_name) for plan in mine if plan.expected is None}
         assert {name: view.get(name) for name in expected} == expected
         assert set(view) - set(expected) <= revoked  # no stray account
         assert {name: view[name] for name in revoked if name in view} == {
