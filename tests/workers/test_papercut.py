@@ -621,3 +621,183 @@ def test_error_tree_classes_choose_retry() -> None:
 
 def _fields(item: PrintAccount) -> dict[str, Any]:
     return {name: getattr(item, name) for name in PrintAccount.__dataclass_fields__}
+
+
+# Usernames, renames, fault codes and the connection test
+
+
+def test_account_name_local_part_or_upn_lower_case(make_connector: ConnectorFactory) -> None:
+    assert make_connector().account_name("Adele.Vance@Contoso.com") == "adele.vance"
+    upn = make_connector(username_mapping="upn")
+    assert upn.account_name("Adele.Vance@Contoso.com") == "adele.vance@contoso.com"
+
+
+def test_ensure_account_upn_user_name_creates_local_part_account(
+    papercut_server: FakePaperCutServer, connector: PaperCutConnector
+) -> None:
+    connector.ensure_account(account("Jane.Doe@Example.com"))
+
+    assert list(papercut_server.users) == ["jane.doe"]
+    assert papercut_server.users["jane.doe"]["full-name"] == "Jane Doe"
+
+
+def test_ensure_account_upn_mapping_adds_the_directory_user(
+    papercut_server: FakePaperCutServer, make_connector: ConnectorFactory
+) -> None:
+    papercut_server.directory.add("jane.doe@example.com")
+
+    make_connector(username_mapping="upn").ensure_account(account("Jane.Doe@example.com"))
+
+    assert list(papercut_server.users) == ["jane.doe@example.com"]
+    added = papercut_server.users["jane.doe@example.com"]
+    assert (added["internal"], added["full-name"]) == ("false", "Jane Doe")
+    assert papercut_server.calls["api.addNewInternalUser"] == 0
+
+
+def test_ensure_account_upn_mapping_user_outside_the_directory_is_refused(
+    papercut_server: FakePaperCutServer, make_connector: ConnectorFactory
+) -> None:
+    with pytest.raises(PermanentError) as raised:
+        make_connector(username_mapping="upn").ensure_account(account("jane.doe@example.com"))
+
+    assert not isinstance(raised.value, AuthenticationError)
+    assert "user directory has no user jane.doe@example.com" in raised.value.message
+    assert papercut_server.users == {}
+
+
+def test_fake_stores_usernames_in_lower_case_and_refuses_at_sign(
+    papercut_server: FakePaperCutServer,
+) -> None:
+    proxy = xmlrpc.client.ServerProxy(papercut_server.url)
+    assert proxy.api.addNewInternalUser(DEFAULT_TOKEN, "Jane", "pw", "", "", "", "")
+    with pytest.raises(xmlrpc.client.Fault) as refused:
+        proxy.api.addNewInternalUser(DEFAULT_TOKEN, "jane@example.com", "pw", "", "", "", "")
+
+    assert list(papercut_server.users) == ["jane"]
+    assert proxy.api.isUserExists(DEFAULT_TOKEN, "JANE") is True
+    assert refused.value.faultCode == 257
+
+
+def test_rename_account_keeps_balance_cards_and_groups(
+    papercut_server: FakePaperCutServer, connector: PaperCutConnector
+) -> None:
+    papercut_server.add_user("jdoe", balance="12.50", primary_card_number="100200")
+    papercut_server.add_group("Staff", ("jdoe",))
+
+    connector.rename_account("jdoe@example.com", "jane.roe@example.com")
+
+    assert list(papercut_server.users) == ["jane.roe"]
+    kept = papercut_server.users["jane.roe"]
+    assert (kept["balance"], kept["primary-card-number"]) == ("12.50", "100200")
+    assert papercut_server.user_groups("jane.roe") == {"Staff"}
+
+
+def test_rename_account_same_mapped_name_or_missing_account_calls_no_rename(
+    papercut_server: FakePaperCutServer, connector: PaperCutConnector
+) -> None:
+    papercut_server.add_user("jdoe")
+
+    connector.rename_account("jdoe@contoso.com", "JDoe@fabrikam.com")
+    connector.rename_account("nobody@example.com", "somebody@example.com")
+
+    assert papercut_server.calls["api.renameUserAccount"] == 0
+    assert list(papercut_server.users) == ["jdoe"]
+
+
+def test_rename_account_new_name_taken_keeps_both(
+    papercut_server: FakePaperCutServer, connector: PaperCutConnector
+) -> None:
+    papercut_server.add_user("jdoe")
+    papercut_server.add_user("jroe", email="roe@example.com")
+
+    connector.rename_account("jdoe", "jroe")
+
+    assert sorted(papercut_server.users) == ["jdoe", "jroe"]
+    assert papercut_server.calls["api.renameUserAccount"] == 0
+
+
+def test_delete_account_fault_262_is_done(
+    papercut_server: FakePaperCutServer, connector: PaperCutConnector
+) -> None:
+    papercut_server.add_user("jdoe")
+    papercut_server.before["api.deleteExistingUser"] = lambda params: papercut_server.users.pop(
+        "jdoe"
+    )
+
+    connector.delete_account("jdoe")
+
+    assert papercut_server.deleted == []
+    assert papercut_server.calls["api.isUserExists"] == 1  # no second look after 262
+
+
+@pytest.mark.parametrize(
+    ("code", "meaning"),
+    [(261, "the property is invalid"), (268, "e-mail is not unique"), (999, "undocumented")],
+)
+def test_fault_codes_other_than_not_found_are_permanent_with_their_meaning(
+    papercut_server: FakePaperCutServer, connector: PaperCutConnector, code: int, meaning: str
+) -> None:
+    papercut_server.add_user("jdoe")
+
+    def refuse(params: tuple[Any, ...]) -> None:
+        raise xmlrpc.client.Fault(code, "authorsmith: refused")
+
+    papercut_server.before["api.setUserProperties"] = refuse
+
+    with pytest.raises(PermanentError) as raised:
+        connector.ensure_account(account())
+
+    assert type(raised.value) is PermanentError  # no text is read: "auth" in it means nothing
+    assert raised.value.code == code
+    assert meaning in raised.value.message
+
+
+def test_refused_address_is_authentication_error(
+    papercut_server: FakePaperCutServer, connector: PaperCutConnector
+) -> None:
+    papercut_server.refuse_address = True
+
+    with pytest.raises(AuthenticationError) as raised:
+        connector.revoke_access("jdoe")
+
+    assert "auth.webservices.allowed-addresses" in raised.value.message
+
+
+def test_revoke_access_pin_refused_still_blocks_printing_in_its_own_call(
+    papercut_server: FakePaperCutServer, connector: PaperCutConnector
+) -> None:
+    papercut_server.add_user("jdoe", primary_card_number="100200", card_pin="4321")
+
+    def refuse_pin(params: tuple[Any, ...]) -> None:
+        if any(pair[0] == "card-pin" for pair in params[1]):
+            raise xmlrpc.client.Fault(273, "PIN doesn't contain enough characters")
+
+    papercut_server.before["api.setUserProperties"] = refuse_pin
+
+    connector.revoke_access("jdoe@example.com")
+
+    revoked = papercut_server.users["jdoe"]
+    assert (revoked["disabled-print"], revoked["primary-card-number"]) == ("true", "")
+    first = next(params for method, params in papercut_server.params if "setUser" in method)
+    assert first[1] == [["disabled-print", "true"]]
+
+
+def test_check_right_token_reports_users(
+    papercut_server: FakePaperCutServer, connector: PaperCutConnector
+) -> None:
+    papercut_server.add_user("jdoe")
+
+    assert connector.check() == (
+        f"PaperCut at {papercut_server.url} answered with the auth token (1 users)"
+    )
+
+
+def test_check_slow_server_times_out_naming_the_seconds(
+    papercut_server: FakePaperCutServer, make_connector: ConnectorFactory
+) -> None:
+    papercut_server.set_hang(2)
+
+    with pytest.raises(TransientError) as raised:
+        make_connector(timeout=0.2).check()
+
+    assert raised.value.message.endswith("timed out after 0.2 s")

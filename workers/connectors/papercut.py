@@ -39,8 +39,10 @@ looked up in the secrets mapping each time the connector is built.
 
 Accounts: a userName is mapped to a PaperCut username (:func:`map_username`); an account that
 already exists under the mapped name, or under the whole UPN in lower case (a site that syncs
-Azure AD natively), is adopted and updated, never duplicated. A userName change renames the
-account with ``renameUserAccount``, which keeps its balance, cards, groups and history.
+Azure AD natively), is adopted and updated, never duplicated. A missing account is created as
+an internal user (``addNewInternalUser``) with ``local-part``, and added from PaperCut's user
+directory source (``addNewUser``) with ``upn``. A userName change renames the account with
+``renameUserAccount``, which keeps its balance, cards, groups and history.
 
 Assumptions about PaperCut behaviour the documentation leaves open:
 
@@ -257,6 +259,8 @@ class PaperCutConnector:
 
     def ensure_account(self, account: PrintAccount) -> None:
         username = self._resolve(account.username)
+        if username is None and self._mapping == "upn":
+            username = self._add_directory_user(self.account_name(account.username))
         if username is None:
             username = self.account_name(account.username)
             try:
@@ -461,6 +465,22 @@ class PaperCutConnector:
         if upn != mapped and self._user_exists(upn):
             return upn
         return None
+
+    def _add_directory_user(self, username: str) -> str:
+        """Have PaperCut add ``username`` from its user directory source (``addNewUser``): with
+        the ``upn`` mapping the accounts come from a directory sync, never as internal users."""
+        try:
+            self._call("addNewUser", username, idempotent=False)
+        except AuthenticationError:
+            raise
+        except PermanentError:
+            if not self._user_exists(username):
+                raise PermanentError(
+                    f"PaperCut's user directory has no user {username} (with the upn mapping"
+                    " printsync adds users from the directory source only)",
+                    operation="addNewUser",
+                ) from None
+        return username
 
     def _clear_pin(self, username: str) -> None:
         """Clear the card PIN; a server that refuses the empty PIN (a PIN rule) leaves it, as
