@@ -78,6 +78,7 @@ from workers.connectors.papercut_faults import (
     map_username,
     refusal,
 )
+from workers.connectors.papercut_transport import timeout_transport
 from workers.errors import (
     AuthenticationError,
     DownstreamError,
@@ -153,34 +154,6 @@ class PaperCutConfig(BaseModel):
     def _endpoint_url(cls, value: str) -> str:
         endpoint(value)
         return value
-
-
-class _TimeoutTransport(xmlrpc.client.Transport):
-    """HTTP transport whose connections time out after ``timeout`` seconds."""
-
-    def __init__(self, timeout: float) -> None:
-        super().__init__()
-        self._timeout = timeout
-
-    def make_connection(self, host: tuple[str, dict[str, str]] | str) -> http.client.HTTPConnection:
-        connection = super().make_connection(host)
-        connection.timeout = self._timeout
-        return connection
-
-
-class _TimeoutSafeTransport(xmlrpc.client.SafeTransport):
-    """HTTPS transport whose connections time out after ``timeout`` seconds."""
-
-    def __init__(self, timeout: float, context: ssl.SSLContext | None) -> None:
-        super().__init__(context=context)
-        self._timeout = timeout
-
-    def make_connection(
-        self, host: tuple[str, dict[str, str]] | str
-    ) -> http.client.HTTPSConnection:
-        connection = super().make_connection(host)
-        connection.timeout = self._timeout
-        return connection
 
 
 class PaperCutConnector:
@@ -623,11 +596,7 @@ class PaperCutConnector:
     def _proxy(self) -> xmlrpc.client.ServerProxy:
         proxy = cast("xmlrpc.client.ServerProxy | None", getattr(self._local, "proxy", None))
         if proxy is None:
-            transport: xmlrpc.client.Transport
-            if self._url.startswith("https:"):
-                transport = _TimeoutSafeTransport(self._timeout, self._ssl_context)
-            else:
-                transport = _TimeoutTransport(self._timeout)
+            transport = timeout_transport(self._url, self._timeout, self._ssl_context)
             proxy = xmlrpc.client.ServerProxy(self._url, transport=transport, allow_none=False)
             self._local.proxy = proxy
         return proxy
