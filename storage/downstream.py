@@ -1,5 +1,6 @@
 """What printsync knows about a tenant's print system: who owns each print username, and whether
-the print system refuses printsync's credentials.
+the print system refuses printsync's credentials, and the connection tests asked for from the
+console.
 
 **Print names.** A connector may map several userNames to one print-system username (PaperCut's
 ``local-part`` mapping makes ``adele@contoso.com`` and ``adele@fabrikam.com`` both ``adele``).
@@ -13,10 +14,15 @@ their retries (:func:`pause`). One attempt at a time probes again once ``retry_a
 (:func:`take_probe`); the first success, a passing connection test or a change of the tenant's
 connector configuration ends the pause and makes the waiting effects due at once
 (:func:`resume`).
+
+**Connection tests.** The console cannot call a print system (the API never talks to one), so its
+"Test connection" records a request and a ``connector.test`` effect (:func:`request_check`); the
+worker that runs the effect records what it found (:func:`record_check`) for the page to show.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -26,7 +32,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from storage import clock
 from storage.database import Connection, Database
-from storage.records import connector_pauses, print_names, users
+from storage.outbox.effects import CONNECTOR_TEST
+from storage.outbox.recording import record
+from storage.records import connector_checks, connector_pauses, print_names, users
 from storage.sql import Dialect, Statement, compile_core, compile_text
 
 
@@ -38,6 +46,20 @@ class Owner:
     user_id: str
     user_name: str
     current_user_name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """The latest connection test asked for: when, and once a worker ran it, what it found."""
+
+    requested_at: str
+    checked_at: str | None
+    ok: bool | None
+    message: str | None
+
+    @property
+    def waiting(self) -> bool:
+        return self.checked_at is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +169,35 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
                 connector_pauses.c.tenant_id == p("tenant"), connector_pauses.c.retry_at <= p("now")
             )
             .values(checked_at=p("now"), retry_at=p("retry_at")),
+            dialect,
+        ),
+        "check_of": compile_core(
+            sa.select(
+                connector_checks.c.requested_at,
+                connector_checks.c.checked_at,
+                connector_checks.c.ok,
+                connector_checks.c.message,
+            ).where(connector_checks.c.tenant_id == p("tenant")),
+            dialect,
+        ),
+        "request_check": compile_core(
+            _insert(dialect, connector_checks)
+            .values(tenant_id=p("tenant"), requested_at=p("now"))
+            .on_conflict_do_update(
+                index_elements=["tenant_id"],
+                set_={
+                    "requested_at": p("now"),
+                    "checked_at": sa.null(),
+                    "ok": sa.null(),
+                    "message": sa.null(),
+                },
+            ),
+            dialect,
+        ),
+        "checked": compile_core(
+            sa.update(connector_checks)
+            .where(connector_checks.c.tenant_id == p("tenant"))
+            .values(checked_at=p("now"), ok=p("ok"), message=p("message")),
             dialect,
         ),
         "unpause": compile_core(
@@ -284,3 +335,44 @@ async def resume(db: Database, tenant_id: int) -> bool:
         if ended:
             await conn.execute(statements["wake"], {"tenant": tenant_id, "now": clock.stamp()})
     return bool(ended)
+
+
+# Connection tests asked for from the console ------------------------------------------------------
+
+
+async def request_check(db: Database, tenant_id: int) -> Check:
+    """Ask a worker to test the tenant's connection: the request and its ``connector.test``
+    effect, in one transaction."""
+    now = clock.stamp()
+    async with db.transaction() as conn:
+        await conn.execute(
+            _statements(db.dialect)["request_check"], {"tenant": tenant_id, "now": now}
+        )
+        await record(
+            conn,
+            db.dialect,
+            tenant_id=tenant_id,
+            kind=CONNECTOR_TEST,
+            subject_id=str(tenant_id),
+            key=f"{CONNECTOR_TEST}:{tenant_id}:{uuid.uuid4().hex}",
+            now=now,
+        )
+    return Check(now, None, None, None)
+
+
+async def check_of(db: Database, tenant_id: int) -> Check | None:
+    """The tenant's latest connection test, if one was asked for."""
+    async with db.reader() as conn:
+        row = await conn.fetchone(_statements(db.dialect)["check_of"], {"tenant": tenant_id})
+    if row is None:
+        return None
+    return Check(row[0], row[1], None if row[2] is None else bool(row[2]), row[3])
+
+
+async def record_check(db: Database, tenant_id: int, *, ok: bool, message: str) -> None:
+    """What the connection test found."""
+    async with db.transaction() as conn:
+        await conn.execute(
+            _statements(db.dialect)["checked"],
+            {"tenant": tenant_id, "now": clock.stamp(), "ok": ok, "message": message},
+        )

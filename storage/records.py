@@ -295,3 +295,15 @@ connector_pauses = sa.Table(
     sa.Column("checked_at", Timestamp, nullable=False),
     sa.Column("retry_at", Timestamp, nullable=False),
 )
+
+# The connection test an operator asked for from the console: the request, and what the worker
+# that ran it found (``ok`` and ``message`` stay null until it has run).
+connector_checks = sa.Table(
+    "connector_checks",
+    metadata,
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("requested_at", Timestamp, nullable=False),
+    sa.Column("checked_at", Timestamp, nullable=True),
+    sa.Column("ok", sa.Boolean, nullable=True),
+    sa.Column("message", sa.Text, nullable=True),
+)

@@ -31,6 +31,7 @@ ACTOR_NAMES: Mapping[str, str] = {
     outbox.ACCOUNT_PURGE: "purge_print_account",
     outbox.GROUP_SYNC: "sync_print_group",
     outbox.GROUP_DELETE: "delete_print_group",
+    outbox.CONNECTOR_TEST: "test_print_connection",
 }
 GIVE_UP_ACTOR = "give_up_effect"
 

@@ -153,6 +153,9 @@ class Effects:
             self._attempt(effect)
 
     def _attempt(self, effect: outbox.Effect) -> None:
+        if effect.kind == outbox.CONNECTOR_TEST:
+            self._test_connection(effect)
+            return
         started = time.perf_counter()
         connector_name = "unknown"
         try:
@@ -208,6 +211,23 @@ class Effects:
             catalog.EFFECT_DURATION.labels(effect.kind, connector_name).observe(
                 time.perf_counter() - started
             )
+
+    def _test_connection(self, effect: outbox.Effect) -> None:
+        """The connection test an operator asked for: its outcome is recorded for the console
+        (a failure too: the test is done either way), and a passing test resumes a paused
+        tenant."""
+        try:
+            message = self._connector(effect.tenant_id).check()
+            ok = True
+        except DownstreamError as error:
+            message, ok = error.message, False
+        except Exception as error:  # a fault of ours: still an answer for the operator
+            _log.exception("connection_test_crashed", effect_id=effect.id)
+            message, ok = f"the test could not run ({_reason(error)})", False
+        self.store.run(downstream.record_check, effect.tenant_id, ok=ok, message=message)
+        if ok:
+            self.store.run(downstream.resume, effect.tenant_id)
+        self.store.run_in_transaction(_complete, effect)
 
     def _may_probe(self, effect: outbox.Effect, paused: downstream.Pause) -> bool:
         """Whether this attempt tries the paused tenant's print system now (one attempt per
@@ -587,6 +607,10 @@ async def wait_and_log(
     pause ended meanwhile, the effect's claim runs out and the relay sends it again."""
     if await downstream.postpone(conn, dialect, effect.id, retry_at=retry_at, error=error):
         await provisioning_log.insert(conn, dialect, [waiting])
+
+
+async def _complete(conn: Connection, dialect: Dialect, effect: outbox.Effect) -> None:
+    await outbox.complete(conn, dialect, effect.id)
 
 
 def _holds(connector: Connector, holder: downstream.Owner, name: str) -> bool:

@@ -55,6 +55,7 @@ def routes() -> list[BaseRoute]:
         Route(f"{tenant}/disable", pages.tenant_disable, methods=["POST"]),
         Route(f"{tenant}/enable", pages.tenant_enable, methods=["POST"]),
         Route(f"{tenant}/notify", pages.tenant_notify, methods=["POST"]),
+        Route(f"{tenant}/test-connection", pages.tenant_test_connection, methods=["POST"]),
         Route(f"{tenant}/log", history.log_page, methods=["GET"]),
         Route(f"{tenant}/effects", history.effects_page, methods=["GET"]),
         Route(f"{tenant}/effects/retry-dead", history.effects_retry_dead, methods=["POST"]),

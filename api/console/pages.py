@@ -35,7 +35,7 @@ from api.console.access import (
 )
 from api.console.views import render
 from api.dependencies import Services
-from storage import console_sessions, health, notifications, outbox, tenants
+from storage import console_sessions, downstream, health, notifications, outbox, tenants
 from storage.errors import TenantNotFound
 from storage.health import Health
 from storage.scim.errors import ScimError
@@ -52,6 +52,7 @@ DONE: Final = {
     "enabled": "The tenant is enabled: its Secret Token is accepted again.",
     "disabled": "The tenant is disabled: Entra's requests are refused (403) until it is enabled.",
     "notify": "The notification addresses are saved.",
+    "test": "The connection test is asked for: a worker runs it in a moment; reload to see it.",
 }
 _ADDRESS = re.compile(r"^[^@\s,;<>\"]+@[^@\s,;<>\"]+$")
 _MAX_ADDRESSES = 50
@@ -260,6 +261,7 @@ async def _tenant_page(
         "papercut_url": tenant.connector_config.get("url")
         if tenant.connector == "papercut"
         else None,
+        "check": await downstream.check_of(services.db, tenant.id),
     }
     return render(request, "tenant.html", context, status=status)
 
@@ -350,6 +352,14 @@ async def tenant_notify(request: Request, visit: Visit, tenant: Tenant) -> Respo
     return _back(tenant, "notify")
 
 
+@of_tenant
+async def tenant_test_connection(request: Request, visit: Visit, tenant: Tenant) -> Response:
+    """Ask a worker to test the connection to the tenant's print system (the API never calls
+    it: the request is an effect, and the page shows what the worker found)."""
+    await downstream.request_check(visit.services.db, tenant.id)
+    return _back(tenant, "test")
+
+
 @signed_in
 async def page_not_found(request: Request, visit: Visit) -> Response:
     return render(
@@ -377,4 +387,5 @@ __all__ = [
     "tenant_of",
     "tenant_page",
     "tenant_rotate",
+    "tenant_test_connection",
 ]

@@ -11,6 +11,9 @@ Effect kinds (the workers' actors interpret them; payloads carry only what canno
                      Recorded by the worker that completes ``account.delete``, due later.
 - ``group.sync``     a group was created or renamed; the actor re-reads it.
 - ``group.delete``   a group was deleted; payload ``{"displayName"}``.
+- ``connector.test`` an operator asked for a connection test of the tenant's print system (the
+                     console's "Test connection"); the subject is the tenant's id, and the worker
+                     records what it found in ``connector_checks`` (``storage.downstream``).
 
 The idempotency key (``effect_key``) is unique: recording the same key twice is a no-op. A key
 is built from the effect's kind, ids and versions, never from user data (which has no bound),
@@ -33,7 +36,8 @@ ACCOUNT_DELETE = "account.delete"
 ACCOUNT_PURGE = "account.purge"
 GROUP_SYNC = "group.sync"
 GROUP_DELETE = "group.delete"
-KINDS = (ACCOUNT_SYNC, ACCOUNT_DELETE, ACCOUNT_PURGE, GROUP_SYNC, GROUP_DELETE)
+CONNECTOR_TEST = "connector.test"
+KINDS = (ACCOUNT_SYNC, ACCOUNT_DELETE, ACCOUNT_PURGE, GROUP_SYNC, GROUP_DELETE, CONNECTOR_TEST)
 
 #: The longest idempotency key (the column is ``String(200)``).
 MAX_KEY_LENGTH: Final = 200

@@ -1,4 +1,5 @@
-"""print_names (who owns a print-system username) and connector_pauses (refused credentials)
+"""print_names (who owns a print-system username), connector_pauses (refused credentials) and
+connector_checks (connection tests asked for from the console)
 
 Revision ID: 0012
 Revises: 0011
@@ -46,9 +47,22 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint('tenant_id', name=op.f('pk_connector_pauses')),
     )
+    op.create_table(
+        'connector_checks',
+        sa.Column('tenant_id', sa.Integer(), nullable=False),
+        sa.Column('requested_at', sa.String(length=32), nullable=False),
+        sa.Column('checked_at', sa.String(length=32), nullable=True),
+        sa.Column('ok', sa.Boolean(), nullable=True),
+        sa.Column('message', sa.Text(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ['tenant_id'], ['tenants.id'], name=op.f('fk_connector_checks_tenant_id_tenants')
+        ),
+        sa.PrimaryKeyConstraint('tenant_id', name=op.f('pk_connector_checks')),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table('connector_checks')
     op.drop_table('connector_pauses')
     op.drop_index('ix_print_names_tenant_id_user_id', table_name='print_names')
     op.drop_table('print_names')
