@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -478,6 +479,25 @@ def test_run_done_effect_again_makes_no_papercut_call(
 
     assert sum(server.calls.values()) == 0
     assert list(server.users) == ["jdoe@example.com"]
+
+
+def test_run_same_effect_twice_at_once_applies_it_once(
+    papercut: tuple[Harness, FakePaperCutServer],
+) -> None:
+    """A second message for an effect this process is applying (a redelivery, a resend after
+    the lease) is skipped instead of adding the account a second time."""
+    harness, server = papercut
+    harness.create_user(user_body())
+    [effect] = harness.pending()
+    server.set_hang(0.3)
+    attempts = [threading.Thread(target=harness.effects.run, args=(effect.id,)) for _ in range(3)]
+    for attempt in attempts:
+        attempt.start()
+    for attempt in attempts:
+        attempt.join()
+
+    assert server.calls["api.addNewInternalUser"] == 1
+    assert harness.effect(effect.id).state == "done"
 
 
 def test_run_papercut_disable_and_delete_revoke_then_purge(
