@@ -13,6 +13,7 @@ import shutil
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from api.settings import ApiSettings
 from storage import migrate, tenants
 from storage.database import open_database
 from storage.settings import DatabaseSettings
+from tests.harness import scalar
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "PRINTSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -257,26 +259,28 @@ def make_app_settings(**overrides: Any) -> ApiSettings:
     return ApiSettings(**values)
 
 
-@pytest.fixture
-def service(database_url: str) -> Iterator[Service]:
-    app = create_app(make_app_settings(), DatabaseSettings(database_url=database_url))
-    with TestClient(app, raise_server_exceptions=True) as http:
+@contextmanager
+def running(
+    database_url: str, *, raise_server_exceptions: bool = True, **settings: Any
+) -> Iterator[Service]:
+    """The app on ``database_url``, with ``settings`` over the tests' defaults. A server
+    exception reaches the test unless ``raise_server_exceptions=False`` asks for the bare 500."""
+    app = create_app(make_app_settings(**settings), DatabaseSettings(database_url=database_url))
+    with TestClient(app, raise_server_exceptions=raise_server_exceptions) as http:
         yield Service(http, database_url)
 
 
 @pytest.fixture
+def service(database_url: str) -> Iterator[Service]:
+    with running(database_url) as service:
+        yield service
+
+
+@pytest.fixture
 def sqlite_service(sqlite_url: str) -> Iterator[Service]:
-    app = create_app(make_app_settings(), DatabaseSettings(database_url=sqlite_url))
-    with TestClient(app, raise_server_exceptions=True) as http:
-        yield Service(http, sqlite_url)
+    with running(sqlite_url) as service:
+        yield service
 
 
 def count_rows(database_url: str, table: str) -> int:
-    url = sa.make_url(database_url)
-    if url.get_backend_name() == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        value = conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
-    engine.dispose()
-    return int(value)
+    return int(scalar(database_url, f"SELECT count(*) FROM {table}"))

@@ -15,7 +15,8 @@ from click.testing import CliRunner
 from printsync.cli import cli
 from printsync.terminal import Column, Progress, Styled, Terminal, table
 from tests.api.test_users import entra_user
-from tests.workers.test_pipeline import Site, patch_body, set_active, settings
+from tests.builders import patch_body
+from tests.workers.test_pipeline import Site, set_active, settings
 from tests.workers.test_pipeline import make_site as make_site
 from tests.workers.test_pipeline import probe as probe
 

@@ -7,24 +7,23 @@ connection, fire PATCHes at one group or one user at the same moment.
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 import pytest
-import sqlalchemy as sa
-import uvicorn
 
 from api.app import create_app
 from storage.settings import DatabaseSettings
 from tests.api.test_groups import entra_group
 from tests.api.test_users import entra_user
+from tests.builders import patch_body
 from tests.conftest import count_rows, create_tenant, make_app_settings
+from tests.fakes.smtp import free_port
+from tests.harness import scalar, serving
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 THREADS = 8
@@ -51,53 +50,16 @@ class Live:
         )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def live(database_url: str) -> Iterator[Live]:
-    port = _free_port()
+    port = free_port()
     public = f"http://127.0.0.1:{port}"
     token = create_tenant(database_url, "race")
     app = create_app(
         make_app_settings(public_url=public), DatabaseSettings(database_url=database_url)
     )
-    # log_config=None: leave the process's logging configuration alone for other tests.
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_config=None, log_level="warning", lifespan="on"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "server stopped while starting"
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
+    with serving(app, port):
         yield Live(f"{public}/scim/v2/race", token, database_url)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-def patch(*operations: dict[str, Any]) -> dict[str, Any]:
-    return {"schemas": [PATCH_OP], "Operations": list(operations)}
-
-
-def scalar(database_url: str, sql: str) -> Any:
-    url = sa.make_url(database_url)
-    if url.get_backend_name() == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        value = conn.execute(sa.text(sql)).scalar_one()
-    engine.dispose()
-    return value
 
 
 def in_parallel(live: Live, jobs: list[Callable[[httpx.Client], T]]) -> list[T]:
@@ -144,7 +106,9 @@ def test_concurrent_member_adds_to_one_group_lose_no_update(live: Live) -> None:
             return [
                 http.patch(
                     f"/Groups/{group_id}",
-                    json=patch({"op": "Add", "path": "members", "value": [{"value": user_id}]}),
+                    json=patch_body(
+                        {"op": "Add", "path": "members", "value": [{"value": user_id}]}
+                    ),
                 ).status_code
                 for user_id in batch
             ]
@@ -174,14 +138,16 @@ def test_concurrent_member_adds_and_removes_keep_every_other_member(live: Live) 
                 statuses.append(
                     http.patch(
                         f"/Groups/{group_id}",
-                        json=patch({"op": "add", "path": "members", "value": [{"value": user_id}]}),
+                        json=patch_body(
+                            {"op": "add", "path": "members", "value": [{"value": user_id}]}
+                        ),
                     ).status_code
                 )
             for user_id in batch[::2]:
                 statuses.append(
                     http.patch(
                         f"/Groups/{group_id}",
-                        json=patch(
+                        json=patch_body(
                             {"op": "Remove", "path": "members", "value": [{"value": user_id}]}
                         ),
                     ).status_code
@@ -216,7 +182,7 @@ def test_concurrent_patches_of_one_users_attributes_lose_no_update(live: Live) -
             return [
                 http.patch(
                     f"/Users/{user_id}",
-                    json=patch({"op": "Replace", "path": path, "value": value.format(k=k)}),
+                    json=patch_body({"op": "Replace", "path": path, "value": value.format(k=k)}),
                 ).status_code
                 for k in range(rounds)
             ]
@@ -228,7 +194,7 @@ def test_concurrent_patches_of_one_users_attributes_lose_no_update(live: Live) -
             return [
                 http.patch(
                     f"/Users/{user_id}",
-                    json=patch(
+                    json=patch_body(
                         {"op": "Add", "path": "roles", "value": [{"value": f"r{worker}-{k}"}]}
                     ),
                 ).status_code

@@ -16,19 +16,18 @@ from prometheus_client.parser import text_string_to_metric_families
 from printsync.cli import cli
 from storage import health, outbox
 from storage.health import HealthPolicy
+from tests.builders import patch_body, print_user
 from tests.fakes.papercut import FakePaperCutServer
 from tests.fakes.papercut import papercut_server_fixture as papercut_server_fixture
 from tests.fakes.smtp import free_port
+from tests.harness import eventually
 from tests.workers.test_pipeline import (
     Probe,
     Site,
-    eventually,
     papercut_config,
     papercut_token,  # noqa: F401
-    patch_body,
     set_active,
     settings,
-    user_body,
 )
 from tests.workers.test_pipeline import make_site as make_site
 from tests.workers.test_pipeline import probe as probe
@@ -77,11 +76,11 @@ def test_operations_traffic_and_failing_print_system_show_in_metrics_and_health(
 
     # Successes and SCIM errors.
     created = [
-        client.post("/Users", json=user_body(f"u{n}@example.com", card=f"{n}00")) for n in range(5)
+        client.post("/Users", json=print_user(f"u{n}@example.com", card=f"{n}00")) for n in range(5)
     ]
     assert [r.status_code for r in created] == [201] * 5
     site.wait_settled(tenant_id)
-    assert client.post("/Users", json=user_body("u0@example.com")).status_code == 409
+    assert client.post("/Users", json=print_user("u0@example.com")).status_code == 409
     assert client.get("/Users", params={"filter": "userName zz 1"}).status_code == 400
 
     policy = HealthPolicy(min_effects=1, min_requests=1)
@@ -184,7 +183,7 @@ def test_provisioning_log_tells_what_happened_to_a_user(
 ) -> None:
     site = make_site(settings())
     client, tenant_id = site.tenant()
-    user = client.post("/Users", json=user_body("story@example.com")).json()
+    user = client.post("/Users", json=print_user("story@example.com")).json()
     assert (
         client.patch(
             f"/Users/{user['id']}",
