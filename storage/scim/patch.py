@@ -49,6 +49,7 @@ from storage.scim.errors import (
     ScimError,
 )
 from storage.scim.filters import And, Comparison, Or, ValueFilter, coerce, parse
+from storage.scim.messages import by_name
 from storage.scim.resources import MANAGER, MAX_STRING_LENGTH, member_ids, normalize, validate
 from storage.scim.schema import COMMON, PATCH_OP, Attribute, ResourceType, Schema, split_urn
 
@@ -257,16 +258,8 @@ def _closing_bracket(path: str, start: int) -> int:
 def _operations(body: object) -> list[Any]:
     if not isinstance(body, dict):
         raise InvalidSyntax("the PATCH body must be a JSON object")
-    schemas: object = None
-    operations: object = None
-    for key, value in body.items():
-        if not isinstance(key, str):
-            continue
-        lowered = key.lower()
-        if lowered == "schemas":
-            schemas = value
-        elif lowered == "operations":
-            operations = value
+    fields = by_name(body)
+    schemas, operations = fields.get("schemas"), fields.get("operations")
     if not isinstance(schemas, list) or not any(
         isinstance(urn, str) and urn.lower() == _PATCH_OP for urn in schemas
     ):
@@ -332,21 +325,9 @@ class _Patcher:
     def run(self, operation: object) -> None:
         if not isinstance(operation, dict):
             raise InvalidSyntax("an operation must be a JSON object")
-        op: object = None
-        path: object = None
-        value: object = None
-        has_value = False
-        for key, raw in operation.items():
-            if not isinstance(key, str):
-                continue
-            lowered = key.lower()
-            if lowered == "op":
-                op = raw
-            elif lowered == "path":
-                path = raw
-            elif lowered == "value":
-                value = raw
-                has_value = True
+        fields = by_name(operation)
+        op, path, value = fields.get("op"), fields.get("path"), fields.get("value")
+        has_value = "value" in fields
         if not isinstance(op, str) or op.lower() not in _OPS:
             raise InvalidSyntax("op must be add, remove or replace")
         op = op.lower()

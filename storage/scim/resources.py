@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from storage.scim.errors import InvalidSyntax, InvalidValue
+from storage.scim.messages import by_name
 from storage.scim.schema import (
     COMMON,
     ENTERPRISE_SCHEMA,
@@ -312,16 +313,8 @@ def _normalize_manager(value: object, label: str) -> dict[str, str] | None:
         return _manager_value(value, None, label)
     if not isinstance(value, dict):
         raise InvalidValue(f"{label} must be an id or an object with a value")
-    manager_id: object = None
-    ref: object = None
-    for key, raw in value.items():
-        if not isinstance(key, str) or raw is None:
-            continue
-        lowered = key.lower()
-        if lowered == "value":
-            manager_id = raw
-        elif lowered == "$ref":
-            ref = raw
+    fields = by_name({key: raw for key, raw in value.items() if raw is not None})
+    manager_id, ref = fields.get("value"), fields.get("$ref")
     if manager_id is None:
         return None
     if not isinstance(manager_id, str):
