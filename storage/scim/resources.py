@@ -25,6 +25,7 @@ The columns storage derives from a canonical document are named in ``storage.ind
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -200,13 +201,7 @@ def _check_schemas(resource: ResourceType, body: dict[Any, Any]) -> None:
 def _validate_extension(schema: Schema, raw: object, target: dict[str, Any]) -> None:
     if not isinstance(raw, dict):
         raise InvalidValue(f"{schema.id} must be an object")
-    for key, value in raw.items():
-        if value is None or not isinstance(key, str):
-            continue
-        attribute = schema.attribute(key)
-        if attribute is None or attribute.mutability in _IGNORED:
-            continue
-        _put(target, attribute, value, f"{schema.id}:{attribute.name}")
+    _put_members(target, raw, schema.attribute, f"{schema.id}:")
 
 
 def _qualified(resource: ResourceType, key: str) -> tuple[Schema, Attribute] | None:
@@ -221,6 +216,23 @@ def _qualified(resource: ResourceType, key: str) -> tuple[Schema, Attribute] | N
                 attribute = _COMMON_BY_KEY.get(name.lower())
             return (schema, attribute) if attribute is not None else None
     return None
+
+
+def _put_members(
+    target: dict[str, Any],
+    raw: dict[Any, Any],
+    attribute_of: Callable[[str], Attribute | None],
+    prefix: str,
+) -> None:
+    """Each member of ``raw`` that names a writable attribute (``attribute_of`` its key),
+    normalised into ``target``; errors name it ``prefix`` + its name."""
+    for key, value in raw.items():
+        if value is None or not isinstance(key, str):
+            continue
+        attribute = attribute_of(key)
+        if attribute is None or attribute.mutability in _IGNORED:
+            continue
+        _put(target, attribute, value, f"{prefix}{attribute.name}")
 
 
 def _put(target: dict[str, Any], attribute: Attribute, raw: object, label: str) -> None:
@@ -248,13 +260,7 @@ def _normalize_single(attribute: Attribute, value: object, label: str) -> Any:
         if not isinstance(value, dict):
             raise InvalidValue(f"{label} must be an object")
         out: dict[str, Any] = {}
-        for key, raw in value.items():
-            if raw is None or not isinstance(key, str):
-                continue
-            sub = attribute.sub(key)
-            if sub is None or sub.mutability in _IGNORED:
-                continue
-            _put(out, sub, raw, f"{label}.{sub.name}")
+        _put_members(out, value, attribute.sub, f"{label}.")
         return out or None
     if kind == "boolean":
         return _boolean(value, label)
