@@ -9,6 +9,8 @@ from __future__ import annotations
 from email.message import EmailMessage
 from typing import Any
 
+from hypothesis import strategies as st
+
 from storage.scim.schema import PATCH_OP, PRINTSYNC_USER, USER
 
 
@@ -20,6 +22,12 @@ def patch_body(*operations: dict[str, Any]) -> dict[str, Any]:
 def replace(path: str, value: Any) -> dict[str, Any]:
     """One PATCH operation that replaces ``path`` with ``value``."""
     return {"op": "replace", "path": path, "value": value}
+
+
+def members(op: str, *user_ids: str) -> dict[str, Any]:
+    """A PATCH message that adds or removes (``op``, in any case) members of a group."""
+    value = [{"value": user_id} for user_id in user_ids]
+    return patch_body({"op": op, "path": "members", "value": value})
 
 
 def print_user(
@@ -48,3 +56,17 @@ def mail_text(message: EmailMessage) -> str:
     content = part.get_content()
     assert isinstance(content, str)
     return content
+
+
+def json_values(*, text: int, key: int, width: int, leaves: int) -> st.SearchStrategy[Any]:
+    """Any JSON value: strings of up to ``text`` characters, arrays and objects (keys of up to
+    ``key`` characters) of up to ``width`` items, ``leaves`` scalars at most."""
+    scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    return st.recursive(
+        scalars | st.text(max_size=text),
+        lambda children: (
+            st.lists(children, max_size=width)
+            | st.dictionaries(st.text(max_size=key), children, max_size=width)
+        ),
+        max_leaves=leaves,
+    )

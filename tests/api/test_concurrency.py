@@ -10,20 +10,16 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TypeVar
 
 import httpx
 import pytest
 
-from api.app import create_app
-from storage.settings import DatabaseSettings
 from tests.api.test_groups import entra_group
 from tests.api.test_users import entra_user
-from tests.builders import patch_body
-from tests.conftest import count_rows, create_tenant, make_app_settings
-from tests.fakes.smtp import free_port
-from tests.harness import scalar, serving
+from tests.builders import members, patch_body
+from tests.conftest import Served, count_rows, served
+from tests.harness import scalar
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 THREADS = 8
@@ -31,38 +27,13 @@ PER_THREAD = 25
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Live:
-    """A running server: the tenant's SCIM base URL, its token and the database."""
-
-    base: str
-    token: str
-    database_url: str
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base,
-            timeout=30.0,
-            headers={
-                "Authorization": f"Bearer {self.token}",
-                "Content-Type": "application/scim+json",
-            },
-        )
-
-
 @pytest.fixture
-def live(database_url: str) -> Iterator[Live]:
-    port = free_port()
-    public = f"http://127.0.0.1:{port}"
-    token = create_tenant(database_url, "race")
-    app = create_app(
-        make_app_settings(public_url=public), DatabaseSettings(database_url=database_url)
-    )
-    with serving(app, port):
-        yield Live(f"{public}/scim/v2/race", token, database_url)
+def live(database_url: str) -> Iterator[Served]:
+    with served(database_url, "race") as live:
+        yield live
 
 
-def in_parallel(live: Live, jobs: list[Callable[[httpx.Client], T]]) -> list[T]:
+def in_parallel(live: Served, jobs: list[Callable[[httpx.Client], T]]) -> list[T]:
     """Run each job on its own thread and connection, all released at the same moment."""
     barrier = threading.Barrier(len(jobs))
 
@@ -76,7 +47,7 @@ def in_parallel(live: Live, jobs: list[Callable[[httpx.Client], T]]) -> list[T]:
         return list(pool.map(run, jobs))
 
 
-def create_users(live: Live, prefix: str, count: int) -> list[str]:
+def create_users(live: Served, prefix: str, count: int) -> list[str]:
     def job(index: int) -> Callable[[httpx.Client], list[str]]:
         def create(http: httpx.Client) -> list[str]:
             ids = []
@@ -92,7 +63,7 @@ def create_users(live: Live, prefix: str, count: int) -> list[str]:
     return [user_id for batch in created for user_id in batch]
 
 
-def test_concurrent_member_adds_to_one_group_lose_no_update(live: Live) -> None:
+def test_concurrent_member_adds_to_one_group_lose_no_update(live: Served) -> None:
     with live.client() as http:
         response = http.post("/Groups", json=entra_group("Contended"))
         assert response.status_code == 201, response.text
@@ -106,9 +77,7 @@ def test_concurrent_member_adds_to_one_group_lose_no_update(live: Live) -> None:
             return [
                 http.patch(
                     f"/Groups/{group_id}",
-                    json=patch_body(
-                        {"op": "Add", "path": "members", "value": [{"value": user_id}]}
-                    ),
+                    json=members("Add", user_id),
                 ).status_code
                 for user_id in batch
             ]
@@ -125,7 +94,7 @@ def test_concurrent_member_adds_to_one_group_lose_no_update(live: Live) -> None:
     assert scalar(live.database_url, "SELECT member_count FROM groups") == len(user_ids)
 
 
-def test_concurrent_member_adds_and_removes_keep_every_other_member(live: Live) -> None:
+def test_concurrent_member_adds_and_removes_keep_every_other_member(live: Served) -> None:
     with live.client() as http:
         group_id = http.post("/Groups", json=entra_group("Churn")).json()["id"]
     user_ids = create_users(live, "churn", THREADS * 10)
@@ -138,18 +107,14 @@ def test_concurrent_member_adds_and_removes_keep_every_other_member(live: Live) 
                 statuses.append(
                     http.patch(
                         f"/Groups/{group_id}",
-                        json=patch_body(
-                            {"op": "add", "path": "members", "value": [{"value": user_id}]}
-                        ),
+                        json=members("add", user_id),
                     ).status_code
                 )
             for user_id in batch[::2]:
                 statuses.append(
                     http.patch(
                         f"/Groups/{group_id}",
-                        json=patch_body(
-                            {"op": "Remove", "path": "members", "value": [{"value": user_id}]}
-                        ),
+                        json=members("Remove", user_id),
                     ).status_code
                 )
             return statuses
@@ -165,7 +130,7 @@ def test_concurrent_member_adds_and_removes_keep_every_other_member(live: Live) 
     assert scalar(live.database_url, "SELECT member_count FROM groups") == len(expected)
 
 
-def test_concurrent_patches_of_one_users_attributes_lose_no_update(live: Live) -> None:
+def test_concurrent_patches_of_one_users_attributes_lose_no_update(live: Served) -> None:
     rounds = 15
     with live.client() as http:
         response = http.post(

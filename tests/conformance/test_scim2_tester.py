@@ -10,11 +10,7 @@ import pytest
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import Status, check_server
 
-from api.app import create_app
-from storage.settings import DatabaseSettings
-from tests.conftest import create_tenant, make_app_settings
-from tests.fakes.smtp import free_port
-from tests.harness import serving
+from tests.conftest import served
 
 # Every check scim2-tester runs against printsync passes, none is skipped; the count is in
 # docs/conformance.md.
@@ -23,14 +19,8 @@ MINIMUM_PASSING = 148
 
 @pytest.fixture
 def live_server(database_url: str) -> Iterator[tuple[str, str]]:
-    port = free_port()
-    public = f"http://127.0.0.1:{port}"
-    token = create_tenant(database_url, "conformance")
-    app = create_app(
-        make_app_settings(public_url=public), DatabaseSettings(database_url=database_url)
-    )
-    with serving(app, port):
-        yield f"{public}/scim/v2/conformance", token
+    with served(database_url, "conformance") as live:
+        yield live.base, live.token
 
 
 def test_scim2_tester_every_applicable_check_passes(live_server: tuple[str, str]) -> None:

@@ -10,7 +10,6 @@ import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,15 +20,12 @@ import sqlalchemy as sa
 import structlog
 from starlette.testclient import TestClient
 
-from api.app import create_app
 from metrics import logs
 from storage import clock, ledger, resources, tenants
-from storage.settings import DatabaseSettings
 from tests.api.test_users import CORE, ENTERPRISE, PRINTSYNC
-from tests.conftest import Service, TenantClient, create_tenant, make_app_settings
+from tests.conftest import Served, Service, TenantClient, create_tenant, served
 from tests.conftest import running as app_running
-from tests.fakes.smtp import free_port
-from tests.harness import run, serving, sync_engine
+from tests.harness import run, sync_engine
 
 CARD = "8675309012345678"
 SECOND_CARD = "5550123456789012"
@@ -358,13 +354,6 @@ def test_patch_rejected_path_detail_never_contains_card(service: Service) -> Non
 # Logs, metrics and the admin view ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Live:
-    base: str
-    database_url: str
-    token: str
-
-
 @contextmanager
 def captured_logs() -> Iterator[io.StringIO]:
     """Everything logged at DEBUG and above, rendered as the service renders it (JSON)."""
@@ -387,25 +376,20 @@ def captured_logs() -> Iterator[io.StringIO]:
 
 
 @contextmanager
-def live_server(database_url: str) -> Iterator[Live]:
+def live_server(database_url: str) -> Iterator[Served]:
     """The app under uvicorn, whose own loggers propagate to the captured root logger."""
-    token = create_tenant(database_url, "acme")
-    port = free_port()
-    app = create_app(
-        make_app_settings(
-            public_url=f"http://127.0.0.1:{port}", rate_limit_per_second=0, admin_token=ADMIN_TOKEN
-        ),
-        DatabaseSettings(database_url=database_url),
-    )
     # Access lines off, as `printsync serve` runs uvicorn; everything else at DEBUG.
-    with serving(app, port, log_level="debug", access_log=False):
-        yield Live(f"http://127.0.0.1:{port}", database_url, token)
+    server = {"log_level": "debug", "access_log": False}
+    with served(
+        database_url, "acme", server=server, rate_limit_per_second=0, admin_token=ADMIN_TOKEN
+    ) as live:
+        yield live
 
 
-def drive(live: Live, monkeypatch: pytest.MonkeyPatch) -> str:
+def drive(live: Served, monkeypatch: pytest.MonkeyPatch) -> str:
     """Requests carrying the token, card numbers and a PIN, good and bad; returns /metrics."""
     headers = {"Authorization": f"Bearer {live.token}"}
-    with httpx.Client(base_url=f"{live.base}/scim/v2/acme", headers=headers, timeout=30) as http:
+    with httpx.Client(base_url=live.base, headers=headers, timeout=30) as http:
         created = http.post("/Users", json=card_user("ada@acme.example"))
         assert created.status_code == 201, created.text
         user_id = created.json()["id"]
@@ -446,7 +430,7 @@ def drive(live: Live, monkeypatch: pytest.MonkeyPatch) -> str:
             patched.setattr(resources, "create", broken)
             failed = http.post("/Users", json=card_user("eve@acme.example"))
             assert failed.status_code == 500
-    with httpx.Client(base_url=live.base, timeout=30) as http:
+    with httpx.Client(base_url=live.root, timeout=30) as http:
         admin_headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         for path in ("/admin/tenants", "/admin/tenants/acme", "/admin/log"):
             response = http.get(path, headers=admin_headers)
