@@ -116,26 +116,9 @@ def test_operations_traffic_and_failing_print_system_show_in_metrics_and_health(
         )
         >= 6
     )
-    assert (
-        value(
-            after,
-            "printsync_effects_total",
-            kind="account.sync",
-            connector="papercut",
-            outcome="succeeded",
-        )
-        >= 5
-    )
-    assert (
-        value(
-            after,
-            "printsync_effects_total",
-            kind="account.sync",
-            connector="papercut",
-            outcome="dead",
-        )
-        >= 5
-    )
+    for outcome in ("succeeded", "dead"):
+        effects = {"kind": "account.sync", "connector": "papercut", "outcome": outcome}
+        assert value(after, "printsync_effects_total", **effects) >= 5, outcome
     transient_errors = sum(
         count
         for (name, labels), count in after.items()
