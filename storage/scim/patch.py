@@ -404,18 +404,21 @@ class _Patcher:
         if self.is_group and attribute.name == "members" and path.schema is self.core:
             self._members(op, path, value)
         elif path.filter is not None:
-            self._filtered(op, path, path.filter, value)
+            self._filtered(op, path, attribute, path.filter, value)
         elif path.sub is not None:
-            self._sub(op, path, path.sub, value)
+            self._sub(op, path, attribute, path.sub, value)
         else:
             self._whole(op, path, attribute, value)
 
-    def _container(self, schema: Schema, create: bool) -> dict[str, Any] | None:
+    def _container(self, op: str, path: _Path) -> dict[str, Any] | None:
+        """The object that holds what ``path`` names: the document, or its extension's object,
+        made when missing unless ``op`` removes (None: nothing to remove from)."""
+        schema = path.schema
         if schema is self.core:
             return self.work
         values = self.work.get(schema.id)
         if not isinstance(values, dict):
-            if not create:
+            if op == "remove":
                 return None
             values = {}
             self.work[schema.id] = values
@@ -425,7 +428,7 @@ class _Patcher:
 
     def _whole(self, op: str, path: _Path, attribute: Attribute, value: object) -> None:
         name = attribute.name
-        container = self._container(path.schema, create=op != "remove")
+        container = self._container(op, path)
         if container is None:
             return
         if attribute.mutability == "immutable" and container.get(name) is not None:
@@ -459,11 +462,11 @@ class _Patcher:
         else:
             self._store(container, name, normalize(attribute, value, path.label))
 
-    def _sub(self, op: str, path: _Path, sub: Attribute, value: object) -> None:
-        assert path.attribute is not None
-        attribute = path.attribute
+    def _sub(
+        self, op: str, path: _Path, attribute: Attribute, sub: Attribute, value: object
+    ) -> None:
         name = attribute.name
-        container = self._container(path.schema, create=op != "remove")
+        container = self._container(op, path)
         if container is None:
             return
         current = container.get(name)
@@ -496,12 +499,17 @@ class _Patcher:
             target[sub.name] = new
         self._store(container, name, target)
 
-    def _filtered(self, op: str, path: _Path, value_filter: ValueFilter, value: object) -> None:
-        assert path.attribute is not None
-        attribute = path.attribute
+    def _filtered(
+        self,
+        op: str,
+        path: _Path,
+        attribute: Attribute,
+        value_filter: ValueFilter,
+        value: object,
+    ) -> None:
         name = attribute.name
         sub = path.sub
-        container = self._container(path.schema, create=op != "remove")
+        container = self._container(op, path)
         if container is None:
             return
         current = container.get(name)
