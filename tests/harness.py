@@ -21,6 +21,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 import uvicorn
+from click.testing import CliRunner, Result
 
 from storage.database import Database, open_database
 from tests.fakes.smtp import free_port
@@ -77,6 +78,14 @@ def eventually(
             detail = describe() if describe is not None else repr(value)
             raise AssertionError(f"not reached within {timeout} s: {detail}")
         time.sleep(interval)
+
+
+def printsync(database_url: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> Result:
+    """``printsync ARGS`` through its entry point, in this process, on ``database_url``."""
+    from printsync.cli import cli
+
+    monkeypatch.setenv("PRINTSYNC_DATABASE_URL", database_url)
+    return CliRunner().invoke(cli, args)
 
 
 # The app served over HTTP ------------------------------------------------------------------------

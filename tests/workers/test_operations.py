@@ -10,17 +10,15 @@ from typing import Any
 
 import orjson
 import pytest
-from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from printsync.cli import cli
 from storage import health, outbox
 from storage.health import HealthPolicy
 from tests.builders import patch_body, print_user
 from tests.fakes.papercut import FakePaperCutServer
 from tests.fakes.papercut import papercut_server_fixture as papercut_server_fixture
 from tests.fakes.smtp import free_port
-from tests.harness import eventually
+from tests.harness import eventually, printsync
 from tests.workers.test_pipeline import (
     Probe,
     Site,
@@ -51,11 +49,6 @@ def value(found: Samples, name: str, **labels: str) -> float:
 def scrape_worker(port: int) -> Samples:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         return samples(response.read().decode())
-
-
-def invoke(database_url: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("PRINTSYNC_DATABASE_URL", database_url)
-    return CliRunner().invoke(cli, args)
 
 
 @pytest.fixture
@@ -148,7 +141,8 @@ def test_operations_traffic_and_failing_print_system_show_in_metrics_and_health(
 
     # Recovery: the print system is back and the dead effects are retried.
     papercut_server.set_outage(None)
-    result = invoke(site.url, ["effects", "retry", "--dead", "--tenant", client.name], monkeypatch)
+    retry = ["effects", "retry", "--dead", "--tenant", client.name]
+    result = printsync(site.url, retry, monkeypatch)
     assert result.exit_code == 0, result.output
     site.wait_settled(tenant_id, timeout=30)
     assert site.probe.effects(tenant_id, "dead") == []
@@ -179,7 +173,7 @@ def test_provisioning_log_tells_what_happened_to_a_user(
     site.wait_settled(tenant_id)
 
     def history() -> list[dict[str, Any]] | None:
-        result = invoke(
+        result = printsync(
             site.url,
             ["log", "--tenant", client.name, "--user", "STORY@example.com", "--json"],
             monkeypatch,
