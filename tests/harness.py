@@ -1,5 +1,5 @@
-"""What tests run: storage work on a database, real ``printsync`` processes, the app served over
-HTTP from a thread, and polling until something holds.
+"""What tests run: storage work on a database, ``printsync`` commands (through the CLI entry point
+or as real processes), the app served over HTTP from a thread, and polling until something holds.
 """
 
 from __future__ import annotations
