@@ -39,7 +39,7 @@ SPEC = Spec(
     type=USER_TYPE,
     table=records.users,
     name_attribute="userName",
-    effects=Effects(sync=outbox.ACCOUNT_SYNC, delete=outbox.ACCOUNT_DELETE),
+    effects=Effects(sync=outbox.ACCOUNT_SYNC, delete=outbox.ACCOUNT_DELETE, guarded=True),
     before_delete=_leave_groups,
     computed=Computed("groups", with_groups, listed=False, at_create=False),
 )
