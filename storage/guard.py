@@ -270,3 +270,25 @@ async def held_by_tenant(db: Database) -> dict[str, int]:
     async with db.reader() as conn:
         rows = await conn.fetchall(_statements(db.dialect)["held_by_tenant"], {})
     return {str(row[0]): int(row[1]) for row in rows}
+
+
+#: The tenant columns of the overrides, by the name :func:`set_overrides` takes.
+OVERRIDES: Final = {
+    "min": "guard_min",
+    "percent": "guard_percent",
+    "window_seconds": "guard_window_seconds",
+}
+
+
+async def set_overrides(db: Database, tenant_id: int, values: dict[str, int | None]) -> None:
+    """Set the tenant's overrides named in ``values`` (keys of :data:`OVERRIDES`; a value of
+    None goes back to the deployment's default)."""
+    unknown = set(values) - set(OVERRIDES)
+    if unknown:
+        raise ValueError(f"unknown guard settings: {', '.join(sorted(unknown))}")
+    if not values:
+        return
+    assignments = ", ".join(f"{OVERRIDES[name]} = :{name}" for name in sorted(values))
+    statement = compile_text(f"UPDATE tenants SET {assignments} WHERE id = :tenant", db.dialect)
+    async with db.transaction() as conn:
+        await conn.execute(statement, {**values, "tenant": tenant_id})
