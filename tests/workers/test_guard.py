@@ -1,0 +1,118 @@
+"""The deprovisioning guard and Entra's cycles, end to end: SCIM requests over HTTP, the effects
+pipeline into the ledger, and the ``printsync`` commands an operator runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import pytest
+from click.testing import CliRunner, Result
+
+from printsync.cli import cli
+from storage import outbox, tenants
+from tests.conftest import TenantClient
+from tests.workers.test_pipeline import (  # noqa: F401 (fixtures)
+    Site,
+    eventually,
+    make_site,
+    probe,
+    set_active,
+    settings,
+    user_body,
+)
+
+
+def invoke(args: list[str]) -> Result:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def json_of(result: Result) -> Any:
+    """The JSON a command printed (the in-process pipeline may log on the same stream)."""
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line[:1] in "{[")
+    if lines[start] in ("{", "["):
+        end = lines.index("}" if lines[start] == "{" else "]", start)
+        return orjson.loads("\n".join(lines[start : end + 1]))
+    return orjson.loads(lines[start])
+
+
+def create_tenant(site: Site, monkeypatch: pytest.MonkeyPatch, *options: str) -> tuple[Any, int]:
+    """A tenant made with ``printsync tenant create`` (and ``options``): its client and id."""
+    monkeypatch.setenv("PRINTSYNC_DATABASE_URL", site.url)
+    name = "contoso-guard"
+    made = json_of(invoke(["tenant", "create", name, *options, "--json"]))
+    tenant = site.probe.store.run(tenants.get, name)
+    return TenantClient(site.http, name, made["token"]), tenant.id
+
+
+def enabled_accounts(site: Site, tenant_id: int) -> int:
+    return sum(1 for account in site.probe.accounts(tenant_id).values() if account.enabled)
+
+
+def test_a_mass_disable_beyond_the_guard_is_held_until_approved(
+    make_site: Callable[..., Site], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = make_site(settings())
+    client, tenant_id = create_tenant(
+        site, monkeypatch, "--guard-min", "5", "--guard-percent", "25"
+    )
+    ids = []
+    for number in range(40):
+        body = user_body(f"user{number:02d}@contoso.com", card=f"{700000 + number}")
+        created = client.post("/Users", json=body)
+        assert created.status_code == 201, created.text
+        ids.append(created.json()["id"])
+    site.wait_settled(tenant_id)
+    assert enabled_accounts(site, tenant_id) == 40
+
+    # A scoping mistake: twenty users disabled in one burst. Entra gets its normal answers.
+    for user_id in ids[:20]:
+        assert client.patch(f"/Users/{user_id}", json=set_active(False)).status_code == 200
+    site.wait_settled(tenant_id)
+    held = site.probe.effects(tenant_id, outbox.HELD)
+    # max(5, 25 % of 40 enabled) = 10 lose access; the ten beyond are held.
+    assert enabled_accounts(site, tenant_id) == 30
+    assert len(held) == 10 and {effect.kind for effect in held} == {outbox.ACCOUNT_SYNC}
+    assert {effect.subject_id for effect in held} <= set(ids[:20])
+
+    status = invoke(["tenant", "status", client.name]).output
+    assert "held: 10 revocations and deletions" in status
+    assert f"printsync effects approve --tenant {client.name}" in status
+    assert json_of(invoke(["tenant", "status", client.name, "--json"]))["held"] == 10
+    listed = invoke(["effects", "list", "--tenant", client.name, "--state", "held", "--json"])
+    assert sorted(row["id"] for row in json_of(listed)) == sorted(
+        effect.id for effect in held
+    )
+
+    released = invoke(["effects", "approve", "--tenant", client.name]).output
+    assert "10 held effects released" in released
+    eventually(lambda: enabled_accounts(site, tenant_id) == 20)
+    assert site.probe.effects(tenant_id, outbox.HELD) == []
+
+    # The window starts again: a small deletion applies at once.
+    assert client.delete(f"/Users/{ids[30]}").status_code == 204
+    site.wait_settled(tenant_id)
+    assert site.probe.effects(tenant_id, outbox.HELD) == []
+    assert enabled_accounts(site, tenant_id) == 19
+
+    site.http.__exit__(None, None, None)  # the app writes its buffered log entries
+    shown = json_of(invoke(["tenant", "status", client.name, "--json"]))
+    cycle = shown["cycle"]
+    assert cycle["state"] == "running" and cycle["initial"] is True
+    assert (cycle["created"], cycle["disabled"], cycle["deleted"], cycle["failed"]) == (
+        40,
+        20,
+        1,
+        0,
+    )
+    assert cycle["requests"] == 61 and cycle["updated"] == 0
+    assert cycle["started_at"] <= cycle["ended_at"]
+    assert shown["next_expected_at"] is None  # not while a cycle runs
+    assert shown["held"] == 0 and shown["guard"]["percent"] == 25
+    human = invoke(["tenant", "status", client.name]).output
+    assert "An initial cycle is running since" in human
+    assert "61 requests so far (40 created, 0 updated, 20 disabled, 1 deleted, 0 failed)" in human
