@@ -129,7 +129,9 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             " last_error = NULL WHERE tenant_id = :tenant AND subject_id = :subject"
             " AND state = 'held'"
         ),
-        "held": "SELECT count(*) FROM outbox WHERE tenant_id = :tenant AND state = 'held'",
+        "held": (
+            "SELECT count(*), min(id) FROM outbox WHERE tenant_id = :tenant AND state = 'held'"
+        ),
         "held_by_tenant": (
             "SELECT t.name, count(o.id) FROM tenants t LEFT JOIN outbox o"
             " ON o.tenant_id = t.id AND o.state = 'held' GROUP BY t.name"
@@ -224,6 +226,8 @@ class GuardStatus:
     window_started_at: str | None
     threshold: int
     admitted: int
+    #: The oldest held effect's id: what a mail about this hold is keyed by.
+    first_held: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -262,6 +266,7 @@ async def status(db: Database, tenant_id: int, default: GuardPolicy | None = Non
         window_started_at=window,
         threshold=int(row[1]) if window is not None else 0,
         admitted=int(row[2]) if window is not None else 0,
+        first_held=int(held_row[1]) if held_row is not None and held_row[1] is not None else None,
     )
 
 

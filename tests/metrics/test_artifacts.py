@@ -324,15 +324,11 @@ RULE_TESTS += [
         "input_series": [
             # acme's last cycle ended at 0 and none followed; beta's cycles keep coming.
             {
-                "series": series(
-                    "printsync_cycle_last_request_timestamp_seconds", tenant="acme"
-                ),
+                "series": series("printsync_cycle_last_request_timestamp_seconds", tenant="acme"),
                 "values": "0x200",
             },
             {
-                "series": series(
-                    "printsync_cycle_last_request_timestamp_seconds", tenant="beta"
-                ),
+                "series": series("printsync_cycle_last_request_timestamp_seconds", tenant="beta"),
                 "values": "0+60x200",
             },
             {"series": series("printsync_effects_held", tenant="acme"), "values": "0x10 12x20"},

@@ -84,9 +84,7 @@ def test_a_mass_disable_beyond_the_guard_is_held_until_approved(
     assert f"printsync effects approve --tenant {client.name}" in status
     assert json_of(invoke(["tenant", "status", client.name, "--json"]))["held"] == 10
     listed = invoke(["effects", "list", "--tenant", client.name, "--state", "held", "--json"])
-    assert sorted(row["id"] for row in json_of(listed)) == sorted(
-        effect.id for effect in held
-    )
+    assert sorted(row["id"] for row in json_of(listed)) == sorted(effect.id for effect in held)
 
     released = invoke(["effects", "approve", "--tenant", client.name]).output
     assert "10 held effects released" in released
