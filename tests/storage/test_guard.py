@@ -4,7 +4,6 @@ several API processes' log flushes."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -141,7 +140,7 @@ def test_cycle_merged_from_two_processes_flushes_and_split_after_a_quiet_gap(
         # The second process flushes first: its part starts later, and still joins the cycle.
         await two.flush(db)
         await one.flush(db)
-        time.sleep(0.6)
+        await asyncio.sleep(0.6)
         disabled = {"active": [True, False]}
         one.append(tenant.id, "PATCH /Users", 200, target_id="a", changes=disabled)
         two.append(tenant.id, "PATCH /Users", 200, target_id="b", changes={"attributes": ["x"]})

@@ -13,15 +13,9 @@ from click.testing import CliRunner, Result
 from printsync.cli import cli
 from storage import outbox, tenants
 from tests.conftest import TenantClient
-from tests.workers.test_pipeline import (  # noqa: F401 (fixtures)
-    Site,
-    eventually,
-    make_site,
-    probe,
-    set_active,
-    settings,
-    user_body,
-)
+from tests.workers.test_pipeline import Site, eventually, set_active, settings, user_body
+from tests.workers.test_pipeline import make_site as make_site
+from tests.workers.test_pipeline import probe as probe
 
 
 def invoke(args: list[str]) -> Result:
