@@ -11,11 +11,14 @@ import pytest
 from click.testing import CliRunner, Result
 
 from printsync.cli import cli
-from storage import outbox, tenants
+from storage import guard, outbox, tenants
 from tests.conftest import TenantClient
+from tests.fakes.smtp import FakeSmtpServer, smtp_server_fixture  # noqa: F401
 from tests.workers.test_pipeline import Site, eventually, set_active, settings, user_body
 from tests.workers.test_pipeline import make_site as make_site
 from tests.workers.test_pipeline import probe as probe
+from workers.mail import SmtpSender
+from workers.notify import NotifySettings, RunReport, run_once
 
 
 def invoke(args: list[str]) -> Result:
@@ -108,3 +111,48 @@ def test_a_mass_disable_beyond_the_guard_is_held_until_approved(
     human = invoke(["tenant", "status", client.name]).output
     assert "An initial cycle is running since" in human
     assert "61 requests so far (40 created, 0 updated, 20 disabled, 1 deleted, 0 failed)" in human
+
+
+def test_held_revocations_are_mailed_once_per_hold(
+    make_site: Callable[..., Site], smtp_server: FakeSmtpServer
+) -> None:
+    site = make_site(None)  # the API alone: the effects wait in the outbox
+    client, tenant_id = site.tenant(notify=("it@contoso.example",))
+    site.probe.store.run(guard.set_overrides, tenant_id, {"min": 2, "percent": 0})
+    ids = [
+        client.post("/Users", json=user_body(f"m{n}@contoso.com", card=f"{800 + n}")).json()["id"]
+        for n in range(6)
+    ]
+    for user_id in ids[:5]:
+        assert client.patch(f"/Users/{user_id}", json=set_active(False)).status_code == 200
+    sender = SmtpSender(smtp_server.url, "printsync@example.org", timeout=5)
+    mail_settings = NotifySettings(mail_from="printsync@example.org")
+
+    def notify_once() -> RunReport:
+        return site.probe.store.run(run_once, sender, settings=mail_settings)
+
+    first, again = notify_once(), notify_once()
+
+    assert [key for key in first.created if key.startswith("held:")] == first.sent
+    assert len(first.sent) == 1 and again.created == again.sent == []
+    [received] = smtp_server.messages
+    message = received.message
+    assert message["Subject"] == (
+        f"printsync: 3 revocations and deletions of print access held for tenant {client.name}"
+    )
+    part = message.get_body(("plain",))
+    assert part is not None
+    text = part.get_content()
+    assert "more than 2, the larger of 2 and" in text
+    assert f"printsync effects approve --tenant {client.name}" in text
+    assert list(received.rcpt_tos) == ["it@contoso.example"]
+
+    # Approved, then a new hold: a new mail.
+    assert site.probe.store.run(guard.approve, tenant_id) == 3
+    for user_id in ids[5:]:
+        client.delete(f"/Users/{user_id}")
+    for user_id in ids[:2]:
+        client.delete(f"/Users/{user_id}")
+    later = notify_once()
+    assert len(later.sent) == 1 and len(smtp_server.messages) == 2
+    assert "1 revocation or deletion" in smtp_server.messages[1].message["Subject"]
