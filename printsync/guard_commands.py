@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from printsync.terminal import run, settings
-from storage import clock, cycles, guard, tenants
+from storage import cycles, guard, tenants
 from storage.cycles import CycleView
 from storage.database import Database
 from storage.guard import GuardStatus
@@ -73,57 +73,6 @@ async def details(db: Database, tenant: tenants.Tenant) -> Details:
     return view, await guard.status(db, tenant.id, loaded.guard())
 
 
-def when(stamp: str | None) -> str:
-    return "unknown" if stamp is None else stamp[:19].replace("T", " ") + " UTC"
-
-
-def cycle_sentence(view: CycleView) -> str:
-    """The tenant's cycle in one sentence."""
-    cycle = view.cycle
-    if cycle is None:
-        return "No provisioning cycle from Entra ID seen yet."
-    kind = "initial" if cycle.initial else "incremental"
-    counts = (
-        f"{cycle.created} created, {cycle.updated} updated, {cycle.disabled} disabled, "
-        f"{cycle.deleted} deleted, {cycle.failed} failed"
-    )
-    rate = cycle.as_dict(view.now, view.gap_seconds)["requests_per_second"]
-    pace = f", {rate} per second" if rate is not None else ""
-    if view.running:
-        return (
-            f"An {kind} cycle is running since {when(cycle.started_at)}: "
-            f"{cycle.requests} requests so far ({counts}){pace}."
-        )
-    return (
-        f"The last cycle ({kind}) ran from {when(cycle.started_at)} to {when(cycle.ended_at)}: "
-        f"{cycle.requests} requests ({counts}){pace}; the next is expected around "
-        f"{when(view.next_expected_at)}."
-    )
-
-
-def guard_sentence(state: GuardStatus, tenant: str) -> str:
-    """The guard in one sentence: what it holds, or how far its window went."""
-    policy = state.policy
-    if state.held:
-        noun = "revocation or deletion" if state.held == 1 else "revocations and deletions"
-        return (
-            f"held: {state.held} {noun} of print access wait for approval "
-            f"(more than {state.threshold} in {policy.window_seconds} s); release them with "
-            f"`printsync effects approve --tenant {tenant}`."
-        )
-    if not policy.active:
-        return "off."
-    if state.window_started_at is None:
-        return (
-            f"on (more than max({policy.min}, {policy.percent} % of enabled users) revocations "
-            f"in {policy.window_seconds} s are held); nothing held."
-        )
-    return (
-        f"on; {state.admitted} of {state.threshold} revocations used in the window since "
-        f"{when(state.window_started_at)}; nothing held."
-    )
-
-
 def status_fields(view: CycleView, state: GuardStatus) -> dict[str, Any]:
     """The fields ``tenant status NAME --json`` adds."""
     return {**view.as_dict(), "held": state.held, "guard": state.as_dict()}
@@ -131,7 +80,7 @@ def status_fields(view: CycleView, state: GuardStatus) -> dict[str, Any]:
 
 def status_lines(view: CycleView, state: GuardStatus, tenant: str) -> list[str]:
     """The lines ``tenant status NAME`` adds."""
-    return [f"Cycle:    {cycle_sentence(view)}", f"Guard:    {guard_sentence(state, tenant)}"]
+    return [f"Cycle:    {view.sentence()}", f"Guard:    {state.sentence(tenant)}"]
 
 
 def register(cli: click.Group) -> None:
@@ -174,7 +123,7 @@ def register(cli: click.Group) -> None:
             click.echo(f"{missing} of the effects given were not held", err=True)
         noun = "effect" if count == 1 else "effects"
         click.echo(
-            f"{count} held {noun} released at {when(clock.stamp())}; the sweeper sends them "
+            f"{count} held {noun} released; the sweeper sends them "
             "shortly, and the workers apply each as its user stands then"
         )
 
@@ -182,9 +131,7 @@ def register(cli: click.Group) -> None:
 __all__ = [
     "Details",
     "chosen",
-    "cycle_sentence",
     "details",
-    "guard_sentence",
     "options",
     "register",
     "status_fields",

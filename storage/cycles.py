@@ -273,6 +273,34 @@ class CycleView:
             "next_expected_at": self.next_expected_at,
         }
 
+    def sentence(self) -> str:
+        """The tenant's cycle in one sentence."""
+        cycle = self.cycle
+        if cycle is None:
+            return "No provisioning cycle from Entra ID seen yet."
+        kind = "initial" if cycle.initial else "incremental"
+        counts = (
+            f"{cycle.created} created, {cycle.updated} updated, {cycle.disabled} disabled, "
+            f"{cycle.deleted} deleted, {cycle.failed} failed"
+        )
+        rate = cycle.as_dict(self.now, self.gap_seconds)["requests_per_second"]
+        pace = f", {rate} per second" if rate is not None else ""
+        if self.running:
+            return (
+                f"An {kind} cycle is running since {when(cycle.started_at)}: "
+                f"{cycle.requests} requests so far ({counts}){pace}."
+            )
+        return (
+            f"The last cycle ({kind}) ran from {when(cycle.started_at)} to "
+            f"{when(cycle.ended_at)}: {cycle.requests} requests ({counts}){pace}; the next is "
+            f"expected around {when(self.next_expected_at)}."
+        )
+
+
+def when(stamp: str | None) -> str:
+    """A stored time as people read it: ``2026-01-02 03:04:05 UTC``."""
+    return "unknown" if stamp is None else stamp[:19].replace("T", " ") + " UTC"
+
 
 def view(cycles: Sequence[Cycle], gap_seconds: float, now: datetime | None = None) -> CycleView:
     """The status of the tenant whose latest cycles (newest first) are ``cycles``. The next is

@@ -37,6 +37,7 @@ import orjson
 from pydantic import BaseModel
 
 from storage import clock
+from storage.cycles import when
 from storage.database import Connection, Database, Row
 from storage.errors import TenantNotFound
 from storage.sql import Dialect, Statement, compile_text
@@ -229,6 +230,29 @@ class GuardStatus:
     #: The oldest held effect's id: what a mail about this hold is keyed by.
     first_held: int | None = None
 
+    def sentence(self, tenant: str) -> str:
+        """The guard in one sentence: what it holds, or how far its window went."""
+        policy = self.policy
+        if self.held:
+            noun = "revocation or deletion" if self.held == 1 else "revocations and deletions"
+            why = f"more than {self.threshold}" if self.threshold else "beyond the threshold"
+            return (
+                f"held: {self.held} {noun} of print access wait for approval ({why} within "
+                f"{policy.window_seconds} s); release them with "
+                f"`printsync effects approve --tenant {tenant}`."
+            )
+        if not policy.active:
+            return "off."
+        if self.window_started_at is None:
+            return (
+                f"on (more than max({policy.min}, {policy.percent} % of enabled users) "
+                f"revocations within {policy.window_seconds} s are held); nothing held."
+            )
+        return (
+            f"on; {self.admitted} of {self.threshold} revocations used in the window since "
+            f"{when(self.window_started_at)}; nothing held."
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "enabled": self.policy.active,
@@ -264,7 +288,7 @@ async def status(db: Database, tenant_id: int, default: GuardPolicy | None = Non
         policy=policy,
         held=int(held_row[0]) if held_row is not None else 0,
         window_started_at=window,
-        threshold=int(row[1]) if window is not None else 0,
+        threshold=int(row[1]),
         admitted=int(row[2]) if window is not None else 0,
         first_held=int(held_row[1]) if held_row is not None and held_row[1] is not None else None,
     )
