@@ -461,9 +461,10 @@ def test_effects_page_lists_held_effects_and_approves_them(signed_in: Console) -
     assert first is not None
     forged = signed_in.http.post(first.group(1), data={}, follow_redirects=False)
     assert forged.status_code == 403
-    assert "Held by the deprovisioning guard (2)" in signed_in.http.get(
-        "/console/tenants/acme/effects"
-    ).text
+    assert (
+        "Held by the deprovisioning guard (2)"
+        in signed_in.http.get("/console/tenants/acme/effects").text
+    )
 
     one = signed_in.post(first.group(1), page="/console/tenants/acme/effects")
     assert one.status_code == 303
