@@ -13,10 +13,12 @@ from click.testing import CliRunner, Result
 from printsync.cli import cli
 from storage import guard, outbox, tenants
 from tests.conftest import TenantClient
-from tests.fakes.smtp import FakeSmtpServer, smtp_server_fixture  # noqa: F401
+from tests.fakes.smtp import FakeSmtpServer, free_port, smtp_server_fixture  # noqa: F401
+from tests.workers.test_operations import scrape_worker, value
 from tests.workers.test_pipeline import Site, eventually, set_active, settings, user_body
 from tests.workers.test_pipeline import make_site as make_site
 from tests.workers.test_pipeline import probe as probe
+from workers import operations
 from workers.mail import SmtpSender
 from workers.notify import NotifySettings, RunReport, run_once
 
@@ -53,7 +55,9 @@ def enabled_accounts(site: Site, tenant_id: int) -> int:
 def test_a_mass_disable_beyond_the_guard_is_held_until_approved(
     make_site: Callable[..., Site], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    site = make_site(settings())
+    monkeypatch.setattr(operations, "GAUGE_REFRESH_SECONDS", 0.1)
+    port = free_port()
+    site = make_site(settings(worker_metrics_port=port))
     client, tenant_id = create_tenant(
         site, monkeypatch, "--guard-min", "5", "--guard-percent", "25"
     )
@@ -80,6 +84,18 @@ def test_a_mass_disable_beyond_the_guard_is_held_until_approved(
     assert "held: 10 revocations and deletions" in status
     assert f"printsync effects approve --tenant {client.name}" in status
     assert json_of(invoke(["tenant", "status", client.name, "--json"]))["held"] == 10
+
+    # The worker side's gauges: the held effects, and the cycle so far (the API's log
+    # buffer writes its entries, and so the cycle, every half second).
+    def gauges() -> dict[str, float]:
+        found = scrape_worker(port)
+        return {
+            name: value(found, f"printsync_{name}", tenant=client.name)
+            for name in ("effects_held", "cycle_requests", "cycle_duration_seconds")
+        }
+
+    shown = eventually(lambda: (g := gauges())["cycle_requests"] == 60 and g)
+    assert shown["effects_held"] == 10 and shown["cycle_duration_seconds"] > 0
     listed = invoke(["effects", "list", "--tenant", client.name, "--state", "held", "--json"])
     assert sorted(row["id"] for row in json_of(listed)) == sorted(effect.id for effect in held)
 
