@@ -266,7 +266,7 @@ class Settings(BaseSettings):
         return self._section(WorkerSettings, notify=self.notify(), health=self.health())
 
     def notify(self) -> NotifySettings:
-        return self._section(NotifySettings)
+        return self._section(NotifySettings, guard=self.guard())
 
     def health(self) -> HealthPolicy:
         return self._section(HealthPolicy, "health_")

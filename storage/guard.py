@@ -103,9 +103,11 @@ def _in_ids(dialect: Dialect) -> str:
 @lru_cache(maxsize=2)
 def _statements(dialect: Dialect) -> dict[str, Statement]:
     lock = " FOR UPDATE OF g" if dialect == "postgresql" else ""
+    # Released, an effect comes into being as pending (like a scheduled one falling due): it
+    # ages, for the health model and the outbox gauges, only from then on.
     release = (
         "UPDATE outbox SET state = 'pending', next_attempt_at = :now, claimed_until = NULL,"
-        " updated_at = :now WHERE tenant_id = :tenant AND state = 'held'"
+        " created_at = :now, updated_at = :now WHERE tenant_id = :tenant AND state = 'held'"
     )
     sql = {
         "ensure": (

@@ -164,6 +164,7 @@ def test_environment_values_reach_every_section_that_uses_them(
 
     assert loaded.api().cycles.gap_seconds == 120
     assert loaded.api().guard == GuardPolicy(percent=35)
+    assert loaded.worker().notify.guard == GuardPolicy(percent=35)
 
     assert loaded.api().health.window_seconds == 600
     assert loaded.worker().health.window_seconds == 600

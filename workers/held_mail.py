@@ -18,6 +18,7 @@ from storage import clock, guard, notifications
 from storage.database import Database
 from storage.guard import GuardStatus
 from storage.tenants import Tenant
+from workers.settings import NotifySettings
 
 _log = structlog.get_logger(__name__)
 
@@ -60,9 +61,9 @@ def compose(tenant: Tenant, state: GuardStatus, sender: str, now: datetime) -> E
     return message
 
 
-async def plan(db: Database, tenant: Tenant, sender: str, now: datetime) -> str | None:
+async def plan(db: Database, tenant: Tenant, settings: NotifySettings, now: datetime) -> str | None:
     """Create the mail about the tenant's held effects if it is due; return its key."""
-    state = await guard.status(db, tenant.id)
+    state = await guard.status(db, tenant.id, settings.guard)
     if not state.held or state.first_held is None:
         return None
     key = f"{notifications.HELD}:{tenant.name}:{state.first_held}"
@@ -72,7 +73,7 @@ async def plan(db: Database, tenant: Tenant, sender: str, now: datetime) -> str 
         key=key,
         kind=notifications.HELD,
         recipients=tenant.notify,
-        message=compose(tenant, state, sender, now).as_string(),
+        message=compose(tenant, state, settings.mail_from, now).as_string(),
         now=clock.stamp(now),
     )
     if created is None:

@@ -96,7 +96,7 @@ async def run_once(
                 key = await _plan(db, tenant, state, settings, moment)
                 if key is not None:
                     report.created.append(key)
-                held = await held_mail.plan(db, tenant, settings.mail_from, moment)
+                held = await held_mail.plan(db, tenant, settings, moment)
                 if held is not None:
                     report.created.append(held)
         except Exception:
