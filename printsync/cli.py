@@ -102,6 +102,23 @@ def tenant_create(
     click.echo("Paste both into Entra ID. The token is shown only this once.")
 
 
+@tenant.command("update")
+@click.argument("name")
+@guard_commands.options
+def tenant_update(name: str, **values: int | None) -> None:
+    """Change a tenant's settings (only those given)."""
+    overrides = guard_commands.chosen(values)
+    if not overrides:
+        raise click.UsageError("give at least one setting to change")
+
+    async def work(db: Database) -> None:
+        found = await tenants.get(db, name)
+        await guard.set_overrides(db, found.id, overrides)
+
+    run(work)
+    click.echo(f"tenant {name} updated")
+
+
 TENANT_COLUMNS = (
     Column("NAME"),
     Column("STATE"),

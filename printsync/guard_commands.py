@@ -1,8 +1,8 @@
 """The deprovisioning guard and Entra's cycles on the command line.
 
-``printsync tenant update NAME`` (a tenant's own guard settings), ``printsync effects approve``
-(release held effects), the guard options of ``tenant create``, and what ``tenant status NAME``
-says about the tenant's cycle and held effects. :func:`register` adds the commands.
+``printsync effects approve`` (release held effects), the guard options of ``tenant create`` and
+``tenant update``, and what ``tenant status NAME`` says about the tenant's cycle and held
+effects. :func:`register` adds the command.
 """
 
 from __future__ import annotations
@@ -84,27 +84,9 @@ def status_lines(view: CycleView, state: GuardStatus, tenant: str) -> list[str]:
 
 
 def register(cli: click.Group) -> None:
-    """Add ``tenant update`` and ``effects approve`` to ``cli`` (whose ``tenant`` and
-    ``effects`` groups exist)."""
-    tenant_group = cli.commands["tenant"]
+    """Add ``effects approve`` to ``cli`` (whose ``effects`` group exists)."""
     effects_group = cli.commands["effects"]
-    assert isinstance(tenant_group, click.Group) and isinstance(effects_group, click.Group)
-
-    @tenant_group.command("update")
-    @click.argument("name")
-    @options
-    def tenant_update(name: str, **values: Any) -> None:
-        """Change a tenant's settings (only those given)."""
-        overrides = chosen(values)
-        if not overrides:
-            raise click.UsageError("give at least one setting to change")
-
-        async def work(db: Database) -> None:
-            tenant = await tenants.get(db, name)
-            await guard.set_overrides(db, tenant.id, overrides)
-
-        run(work)
-        click.echo(f"tenant {name} updated")
+    assert isinstance(effects_group, click.Group)
 
     @effects_group.command("approve")
     @click.argument("effect_ids", type=int, nargs=-1)

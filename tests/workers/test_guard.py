@@ -172,3 +172,44 @@ def test_held_revocations_are_mailed_once_per_hold(
     later = notify_once()
     assert len(later.sent) == 1 and len(smtp_server.messages) == 2
     assert "1 revocation or deletion" in smtp_server.messages[1].message["Subject"]
+
+
+def test_tenant_update_switches_the_guard_off_and_approve_names_what_was_not_held(
+    make_site: Callable[..., Site], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = make_site(None)  # the API alone: the effects wait in the outbox
+    client, tenant_id = create_tenant(site, monkeypatch, "--guard-min", "1", "--guard-percent", "0")
+    ids = [
+        client.post("/Users", json=user_body(f"o{n}@contoso.com", card=f"{900 + n}")).json()["id"]
+        for n in range(4)
+    ]
+    for user_id in ids[:2]:
+        assert client.patch(f"/Users/{user_id}", json=set_active(False)).status_code == 200
+    [held] = site.probe.effects(tenant_id, outbox.HELD)
+    assert "held: 1 revocation or deletion" in invoke(["tenant", "status", client.name]).output
+
+    assert (
+        "tenant contoso-guard updated"
+        in invoke(["tenant", "update", client.name, "--guard-window", "0"]).output
+    )
+    for user_id in ids[2:]:
+        assert client.delete(f"/Users/{user_id}").status_code == 204
+    assert [effect.id for effect in site.probe.effects(tenant_id, outbox.HELD)] == [held.id]
+    shown = json_of(invoke(["tenant", "status", client.name, "--json"]))
+    assert shown["guard"]["enabled"] is False and shown["guard"]["window_seconds"] == 0
+
+    approved = CliRunner().invoke(
+        cli, ["effects", "approve", "--tenant", client.name, str(held.id), "999999"]
+    )
+    assert approved.exit_code == 0, approved.output
+    assert "1 held effect released" in approved.stdout
+    assert "1 of the effects given were not held" in approved.stderr
+    assert site.probe.effects(tenant_id, outbox.HELD) == []
+    assert "Guard:    off." in invoke(["tenant", "status", client.name]).output
+
+    nothing = CliRunner().invoke(cli, ["tenant", "update", client.name])
+    assert nothing.exit_code == 2 and "give at least one setting" in nothing.output
+    out_of_range = CliRunner().invoke(
+        cli, ["tenant", "update", client.name, "--guard-percent", "101"]
+    )
+    assert out_of_range.exit_code == 2
