@@ -4,8 +4,8 @@ delete does.
 A user's writes record ``account.sync``; its delete takes the user out of its groups and records
 ``account.delete`` with the userName and the names of those groups, which the worker needs once
 the row is gone. A disable and a delete pass the deprovisioning guard (``storage.guard``), which
-may record their effect held. A user's ``groups`` (readOnly, RFC 7643 §4.1.2) are its membership rows, read
-into a response that shows them: every group it is a direct member of.
+may record their effect held. A user's ``groups`` (readOnly, RFC 7643 §4.1.2) are its membership
+rows, read into a response that shows them: every group it is a direct member of.
 """
 
 from __future__ import annotations
