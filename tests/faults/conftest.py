@@ -298,6 +298,8 @@ def fault_env(database_url: str, **extra: str) -> dict[str, str]:
             # The traffic stays far below this; the tests are about faults, not throttling.
             "PRINTSYNC_RATE_LIMIT_PER_SECOND": "1000",
             "PRINTSYNC_RATE_LIMIT_BURST": "2000",
+            # Most users are revoked or deleted; the tests are about faults, not the guard.
+            "PRINTSYNC_DEPROVISION_GUARD_WINDOW_SECONDS": "0",
             TOKEN_ENV: DEFAULT_TOKEN,
         }
     )
