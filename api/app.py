@@ -13,7 +13,7 @@ from api.dependencies import Services
 from api.middleware import RequestMiddleware
 from api.routes import admin, bulk, discovery, groups, health, root, users
 from api.settings import ApiSettings
-from storage import provisioning_log
+from storage import guard, provisioning_log
 from storage.database import Database, open_database
 from storage.settings import DatabaseSettings
 
@@ -44,7 +44,8 @@ def create_app(
             settings, db, Authenticator(db, settings.auth_cache_seconds), default_connector
         )
         app.state.services = services
-        log = provisioning_log.LogBuffer(settings.provisioning_log)
+        guard.configure(db, settings.guard)
+        log = provisioning_log.LogBuffer(settings.provisioning_log, settings.cycles)
         log.start(db)
         app.state.provisioning_log = log
         if on_start is not None:

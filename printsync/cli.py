@@ -9,6 +9,7 @@ its rule, exit status 2.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import click
 import orjson
@@ -16,12 +17,13 @@ import orjson
 from printsync import (
     connector_options,
     effects_commands,
+    guard_commands,
     ops_commands,
     pipeline_process,
     tenant_commands,
 )
 from printsync.terminal import Column, Group, Styled, emit, run, settings, table
-from storage import migrate, tenants
+from storage import downstream, guard, migrate, tenants
 from storage.database import Database, parse_url
 from workers.connectors.registry import DEFAULT_CONNECTOR
 
@@ -61,6 +63,7 @@ def tenant() -> None:
 @click.argument("name")
 @click.option("--notify", multiple=True, help="Failure-notification recipient (repeatable).")
 @connector_options.options
+@guard_commands.options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def tenant_create(
     name: str,
@@ -70,12 +73,15 @@ def tenant_create(
     **values: str | None,
 ) -> None:
     """Create a tenant; print its Tenant URL and Secret Token (shown only once)."""
+    overrides = guard_commands.chosen(values)
     config = connector_options.config(connector, values)
 
     async def work(db: Database) -> tuple[tenants.Tenant, str]:
-        return await tenants.create(
+        created, token = await tenants.create(
             db, name, notify=notify, connector=connector, connector_config=config
         )
+        await guard.set_overrides(db, created.id, overrides)
+        return created, token
 
     created, token = run(work)
     url = settings().api().tenant_url(created.name)
@@ -96,6 +102,37 @@ def tenant_create(
     click.echo(f"Tenant URL:   {url}")
     click.echo(f"Secret Token: {token}")
     click.echo("Paste both into Entra ID. The token is shown only this once.")
+
+
+@tenant.command("update")
+@click.argument("name")
+@connector_options.update_options
+@guard_commands.options
+def tenant_update(name: str, connector: str | None, **values: Any) -> None:
+    """Change a tenant's settings and print-system options (only those given).
+
+    Print-system options not given keep their stored values; with another --connector they
+    start afresh. The tenant's effects that wait for refused credentials are tried again at
+    once."""
+    overrides = guard_commands.chosen(values)
+
+    async def current(db: Database) -> tenants.Tenant:
+        return await tenants.get(db, name)
+
+    found = run(current)
+    change = tenant_commands.connector_change(found, connector, values)
+    if not overrides and change is None:
+        raise click.UsageError("give at least one setting to change")
+
+    async def work(db: Database) -> None:
+        if overrides:
+            await guard.set_overrides(db, found.id, overrides)
+        if change is not None:
+            await tenants.set_connector(db, name, *change)
+            await downstream.resume(db, found.id)
+
+    run(work)
+    click.echo(f"tenant {name} updated")
 
 
 TENANT_COLUMNS = (
@@ -208,6 +245,7 @@ def pipeline(wake_fd: int | None) -> None:
 
 effects_commands.register(cli)
 ops_commands.register(cli)
+guard_commands.register(cli)
 tenant_commands.register(cli)
 
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import click
 
+from printsync import guard_commands
 from printsync.terminal import Column, Command, Group, Styled, emit, run, table
 from storage import health, notifications, provisioning_log, tenants
 from storage.database import Database
 from storage.health import Health
+from storage.notifications import Notification
 from storage.provisioning_log import Entry, LogQuery
 
 
@@ -51,18 +53,25 @@ def tenant_status(name: str | None, as_json: bool) -> None:
         table(lines, _STATUS_COLUMNS, empty="no tenants")
         return
 
-    async def work(db: Database) -> tuple[Health, list[notifications.Notification]]:
+    async def work(db: Database) -> tuple[Health, list[Notification], guard_commands.Details]:
         tenant = await tenants.get(db, name)
-        return await health.read(db, tenant), await notifications.recent(db, tenant.id, 5)
+        extra = await guard_commands.details(db, tenant)
+        return await health.read(db, tenant), await notifications.recent(db, tenant.id, 5), extra
 
-    state, mails = run(work)
+    state, mails, (cycle, held) = run(work)
     if as_json:
-        emit({**state.as_dict(), "notifications": [mail.summary() for mail in mails]})
+        emit(
+            {
+                **state.as_dict(),
+                **guard_commands.status_fields(cycle, held),
+                "notifications": [mail.summary() for mail in mails],
+            }
+        )
         return
-    _print_detail(state, mails)
+    _print_detail(state, mails, guard_commands.status_lines(cycle, held, state.tenant))
 
 
-def _print_detail(state: Health, mails: list[notifications.Notification]) -> None:
+def _print_detail(state: Health, mails: list[notifications.Notification], extra: list[str]) -> None:
     numbers = state.numbers
     click.echo(f"Tenant:   {state.tenant}")
     click.echo("State:    " + click.style(state.state, fg=_COLOURS.get(state.state), bold=True))
@@ -87,6 +96,8 @@ def _print_detail(state: Health, mails: list[notifications.Notification]) -> Non
         + ("none" if lag is None else f"oldest waiting {health.describe_duration(lag)}")
     )
     click.echo(f"Last successful SCIM request: {when(numbers.last_success_at)}")
+    for line in extra:
+        click.echo(line)
     if mails:
         click.echo("Notifications:")
         table(

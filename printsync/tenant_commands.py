@@ -1,19 +1,20 @@
-"""``printsync tenant update`` (change a tenant's connector options) and ``printsync tenant test``
-(a connection test towards its print system, like Entra's "Test connection" the other way).
+"""``printsync tenant test`` (a connection test towards a tenant's print system, like Entra's
+"Test connection" the other way), and the connector options of ``printsync tenant update``.
 
 The test builds the tenant's connector as a worker would (the same registry, the worker settings
 and this process's environment for the token variable) and makes one harmless authenticated
 call. It prints one line: what answered, or what is wrong ("PaperCut refused the auth token",
 "connection refused at URL", "PaperCut at URL timed out after N s"); the exit status is 0 or 1.
 A test that passes ends a pause of the tenant's effects at once (``storage.downstream``), as
-does an update of its connector options.
+does an update of its connector options (:func:`connector_change`).
 
-:func:`register` adds both to the ``tenant`` group of the ``printsync`` command.
+:func:`register` adds the test to the ``tenant`` group of the ``printsync`` command.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,43 +23,26 @@ import orjson
 
 from metrics.redaction import clean_error
 from printsync import connector_options
-from printsync.terminal import Command, Group, run, settings
+from printsync.terminal import Command, Group, settings
 from storage import downstream, tenants
 from storage.blocking import BlockingDatabase
-from storage.database import Database
 from storage.errors import TenantNotFound
 from workers.connectors.registry import ConnectorRegistry
 from workers.errors import DownstreamError
 
 
-@click.command("update", cls=Command)
-@click.argument("name")
-@connector_options.update_options
-def tenant_update(name: str, connector: str | None, **values: str | None) -> None:
-    """Change the tenant's connector options (and with --connector, its connector).
-
-    Options not given keep their stored values; with another --connector they start afresh.
-    The tenant's effects that wait for refused credentials are tried again at once."""
-
-    async def current(db: Database) -> tenants.Tenant:
-        return await tenants.get(db, name)
-
-    tenant = run(current)
+def connector_change(
+    tenant: tenants.Tenant, connector: str | None, values: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]] | None:
+    """The connector and configuration ``tenant update`` stores from its options, or None when
+    no connector option was given. Options not given keep their stored values; with another
+    ``--connector`` they start afresh. A refused value is a one-line error naming the option."""
     chosen = connector or tenant.connector
     if chosen == tenant.connector:
         if not connector_options.given(chosen, values):
-            raise click.UsageError(f"no option of the {chosen} connector given: nothing to change")
-        config = connector_options.updated(chosen, tenant.connector_config, values)
-    else:
-        config = connector_options.config(chosen, values)
-
-    async def store(db: Database) -> None:
-        await tenants.set_connector(db, name, chosen, config)
-        await downstream.resume(db, tenant.id)
-
-    run(store)
-    shown = ", ".join(f"{key}={value}" for key, value in sorted(config.items())) or "defaults"
-    click.echo(f"tenant {name} now uses {chosen} ({shown})")
+            return None
+        return chosen, connector_options.updated(chosen, tenant.connector_config, values)
+    return chosen, connector_options.config(chosen, values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +99,12 @@ def _test(name: str) -> Outcome:
 
 
 def register(cli_group: click.Group) -> None:
-    """Add ``tenant update`` and ``tenant test`` to the ``printsync`` group."""
+    """Add ``tenant test`` to the ``printsync`` group."""
     tenant_group = cli_group.commands.get("tenant")
     if not isinstance(tenant_group, click.Group):
         tenant_group = Group("tenant", help="Tenants and their Secret Tokens.")
         cli_group.add_command(tenant_group)
-    tenant_group.add_command(tenant_update)
     tenant_group.add_command(tenant_test)
 
 
-__all__ = ["register", "tenant_test", "tenant_update"]
+__all__ = ["connector_change", "register", "tenant_test"]

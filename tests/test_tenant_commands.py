@@ -72,7 +72,7 @@ def test_tenant_create_papercut_username_is_stored_and_update_changes_it(
     }
     assert refused.exit_code == 2
     assert "'email' is not one of 'local-part', 'upn'" in refused.output
-    assert nothing.exit_code == 2 and "nothing to change" in nothing.output
+    assert nothing.exit_code == 2 and "give at least one setting to change" in nothing.output
     assert missing.exit_code == 1 and missing.output.strip() == "Error: no tenant named nobody"
 
 

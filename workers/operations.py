@@ -19,6 +19,7 @@ from storage import outbox
 from storage.blocking import BlockingDatabase
 from storage.health import HealthBoard
 from workers import notify
+from workers.cycle_gauges import CycleGauges
 from workers.settings import WorkerSettings
 
 _log = structlog.get_logger(__name__)
@@ -51,9 +52,11 @@ class Operations:
         self._serve_metrics = serve_metrics
         self._threads: list[threading.Thread] = []
         self._server: Any = None
+        self._cycles = CycleGauges()
         self._collectors = (
             OutboxCollector(lambda: self._snapshot, kinds=outbox.KINDS),
             TenantHealthCollector(self.board.rows),
+            *self._cycles.collectors,
         )
 
     def start(self) -> None:
@@ -86,6 +89,7 @@ class Operations:
         while not self.stop_event.is_set():
             try:
                 self._snapshot = self._store.run(outbox.pending_stats).snapshot()
+                self._cycles.refresh(self._store)
             except Exception:
                 _log.exception("gauge_refresh_failed")
             self.stop_event.wait(refresh_seconds())

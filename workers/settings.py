@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr
 
+from storage.guard import GuardPolicy
 from storage.health import HealthPolicy
 from workers.mail import SmtpSender
 
@@ -34,6 +35,8 @@ class NotifySettings(BaseModel):
     notify_interval_seconds: float = 60
     #: How long a notification being sent stays leased to its sender.
     notify_lease_seconds: float = 300
+    #: The deprovisioning guard's defaults, which the mail about held effects explains.
+    guard: GuardPolicy = Field(default_factory=GuardPolicy)
 
     def sender(self) -> SmtpSender | None:
         if self.smtp_url is None:

@@ -43,10 +43,13 @@ KINDS = (ACCOUNT_SYNC, ACCOUNT_DELETE, ACCOUNT_PURGE, GROUP_SYNC, GROUP_DELETE, 
 MAX_KEY_LENGTH: Final = 200
 
 PENDING = "pending"
+#: Recorded, but waiting for an operator's approval: a revocation or deletion beyond the
+#: deprovisioning guard's threshold (``storage.guard``). The relay never claims it.
+HELD = "held"
 DONE = "done"
 DEAD = "dead"
-STATES = (PENDING, DONE, DEAD)
-State = Literal["pending", "done", "dead"]
+STATES = (PENDING, HELD, DONE, DEAD)
+State = Literal["pending", "held", "done", "dead"]
 
 #: The outbox's columns in the order :func:`effect_of` reads them.
 COLUMNS: Final = (

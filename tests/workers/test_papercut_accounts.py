@@ -13,17 +13,12 @@ from click.testing import CliRunner
 
 from storage import clock, downstream, health, tenants
 from storage.scim.schema import ENTERPRISE_USER, PRINTSYNC_USER, USER
+from tests.builders import patch_body
 from tests.conftest import TenantClient
 from tests.fakes.papercut import DEFAULT_TOKEN, FakePaperCutServer
+from tests.harness import eventually
 from tests.workers import test_pipeline as pipeline
-from tests.workers.test_pipeline import (
-    TOKEN_ENV,
-    Site,
-    eventually,
-    patch_body,
-    set_active,
-    settings,
-)
+from tests.workers.test_pipeline import TOKEN_ENV, Site, set_active, settings
 from workers.notify import compose_digest
 
 # The pipeline tests' fixtures, under their own names here.

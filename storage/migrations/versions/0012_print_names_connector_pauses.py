@@ -2,7 +2,7 @@
 connector_checks (connection tests asked for from the console)
 
 Revision ID: 0012
-Revises: 0011
+Revises: 0015
 Create Date: 2026-12-07 21:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision = '0012'
-down_revision = '0011'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 
