@@ -77,7 +77,7 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             dialect,
         ),
         "user_names": compile_core(
-            sa.select(users.c.user_name)
+            sa.select(users.c.id, users.c.user_name)
             .where(users.c.tenant_id == p("tenant"))
             .order_by(users.c.user_name_ci),
             dialect,
@@ -139,12 +139,12 @@ async def skipped(db: Database, tenant_id: int) -> list[SkippedGroup]:
 # Whom printsync manages -------------------------------------------------------------------------
 
 
-async def user_names(db: Database, tenant_id: int) -> list[str]:
-    """The userName of every user of the tenant (active or not): the accounts printsync
-    manages are theirs."""
+async def user_names(db: Database, tenant_id: int) -> list[tuple[str, str]]:
+    """The id and userName of every user of the tenant (active or not): the accounts
+    printsync manages are theirs."""
     async with db.reader() as conn:
         rows = await conn.fetchall(_statements(db.dialect)["user_names"], {"tenant": tenant_id})
-    return [row[0] for row in rows]
+    return [(row[0], row[1]) for row in rows]
 
 
 async def member_names(db: Database, tenant_id: int, group_id: str) -> list[str]:

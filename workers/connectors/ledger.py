@@ -102,13 +102,16 @@ class LedgerConnector:
         # effects; this adds the group to accounts that exist and lack it all the same.
         key = name.casefold()
         for username in usernames:
-            found = self._call(
-                "add_group_members",
-                lambda user=username: self._store.run(ledger.get_account, self._tenant_id, user),
-            )
+            found = self._account(username)
             if found is not None and key not in {group.casefold() for group in found.groups}:
                 account = _print_account(found)
                 self.ensure_account(replace(account, groups=(*account.groups, name)))
+
+    def _account(self, username: str) -> ledger.Account | None:
+        return self._call(
+            "get_account",
+            lambda: self._store.run(ledger.get_account, self._tenant_id, username),
+        )
 
     def find_drift(self, desired: Mapping[str, PrintAccount | None]) -> Iterator[Drift]:
         accounts = self._call(

@@ -1,0 +1,100 @@
+"""Drift repair: compare a tenant's print system with the records and repair what drifted.
+
+A ``tenant.reconcile`` effect (recorded every ``PRINTSYNC_RECONCILE_INTERVAL_SECONDS`` for each
+tenant, or by ``printsync reconcile``) builds the account every user of the tenant should have
+(through :meth:`workers.effects.Effects.desired_account`, so exactly as ``account.sync`` would
+converge it; an inactive user's account should have its access revoked) and asks the tenant's
+connector for the accounts that differ (:meth:`~workers.connectors.interface.Connector.find_drift`).
+Accounts that belong to no user of the tenant are never compared nor changed.
+
+Each account that drifted gets an ``account.repair`` effect, recorded when the reconcile effect
+completes, in the same transaction; the worker converges it like ``account.sync``, so retries,
+dead effects and failure digests work for repairs as for every effect. The provisioning log says
+what was found (``drift``) against the user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from storage import clock, outbox
+from storage import reconcile as records
+from workers.connectors import Connector, PrintAccount
+from workers.connectors.interface import Drift
+
+if TYPE_CHECKING:
+    from workers.effects import Effects
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """An account that drifted, and the user whose account it is."""
+
+    user_id: str
+    drift: Drift
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "userId": self.user_id,
+            "userName": self.drift.username,
+            "drift": list(self.drift.problems),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """What one comparison found: how many accounts printsync manages, which drifted."""
+
+    managed: int
+    found: tuple[Found, ...]
+
+    def details(self) -> dict[str, Any]:
+        """What the reconcile effect's log entry keeps."""
+        return {"managed": self.managed, "drifted": len(self.found)}
+
+
+def desired_accounts(
+    effects: Effects, tenant_id: int
+) -> tuple[dict[str, PrintAccount | None], dict[str, str]]:
+    """Every managed account as it should be (``None``: access revoked), by casefolded
+    username, and the id of the user each one belongs to."""
+    desired: dict[str, PrintAccount | None] = {}
+    owners: dict[str, str] = {}
+    for user_id, name in effects.store.run(records.user_names, tenant_id):
+        wanted = effects.desired_account(tenant_id, name)
+        if not wanted.present:
+            continue  # deleted meanwhile
+        username = wanted.account.username if wanted.account is not None else wanted.username
+        desired[username.casefold()] = wanted.account
+        owners[username.casefold()] = user_id
+    return desired, owners
+
+
+def scan(effects: Effects, tenant_id: int, connector: Connector) -> Scan:
+    """Compare the print system with the records; changes nothing."""
+    desired, owners = desired_accounts(effects, tenant_id)
+    found = tuple(
+        Found(owners[drift.username.casefold()], drift)
+        for drift in connector.find_drift(desired)
+        if drift.username.casefold() in owners
+    )
+    return Scan(len(desired), found)
+
+
+def repairs(scan_result: Scan, reconcile: outbox.Effect) -> tuple[outbox.Scheduled, ...]:
+    """One ``account.repair`` effect, due now, per account that drifted."""
+    now = clock.stamp()
+    return tuple(
+        outbox.Scheduled(
+            kind=outbox.ACCOUNT_REPAIR,
+            subject_id=item.user_id,
+            key=records.repair_key(item.user_id, reconcile.id),
+            payload={"userName": item.drift.username, "drift": list(item.drift.problems)},
+            due_at=now,
+        )
+        for item in scan_result.found
+    )
+
+
+__all__ = ["Found", "Scan", "desired_accounts", "repairs", "scan"]
