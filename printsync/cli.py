@@ -13,7 +13,13 @@ import os
 import click
 import orjson
 
-from printsync import connector_options, effects_commands, ops_commands, pipeline_process
+from printsync import (
+    connector_options,
+    effects_commands,
+    ops_commands,
+    pipeline_process,
+    reconcile_commands,
+)
 from printsync.terminal import Column, Group, Styled, emit, run, settings, table
 from storage import migrate, tenants
 from storage.database import Database, parse_url
@@ -202,6 +208,7 @@ def pipeline(wake_fd: int | None) -> None:
 
 effects_commands.register(cli)
 ops_commands.register(cli)
+reconcile_commands.register(cli)
 
 
 def main() -> None:

@@ -97,6 +97,7 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             sa.select(tenants.c.id).where(tenants.c.disabled == sa.false()).order_by(tenants.c.id),
             dialect,
         ),
+        "by_key": compile_text(f"SELECT {COLUMNS} FROM outbox WHERE effect_key = :key", dialect),
         "repairs": compile_text(
             f"SELECT {COLUMNS} FROM outbox WHERE tenant_id = :tenant AND kind = :kind"
             " AND effect_key LIKE :pattern ORDER BY id",
@@ -211,6 +212,16 @@ async def repairs_of(db: Database, tenant_id: int, reconcile_id: int) -> list[ou
     return [effect_of(row) for row in rows]
 
 
+async def record_now(db: Database, tenant_id: int, tag: str) -> outbox.Effect:
+    """Record a ``tenant.reconcile`` effect tagged ``tag`` (``printsync reconcile``) and
+    return it."""
+    async with db.transaction() as conn:
+        key = await record_reconcile(conn, db.dialect, tenant_id, tag)
+        row = await conn.fetchone(_statements(db.dialect)["by_key"], {"key": key})
+    assert row is not None
+    return effect_of(row)
+
+
 def repair_key(user_id: str, reconcile_id: int) -> str:
     return f"{outbox.ACCOUNT_REPAIR}:{user_id}:r{reconcile_id}"
 
@@ -221,6 +232,7 @@ __all__ = [
     "mark_skipped",
     "member_names",
     "reconcile_key",
+    "record_now",
     "record_reconcile",
     "repair_key",
     "repairs_of",

@@ -1,0 +1,168 @@
+"""``printsync reconcile``: compare a tenant's print system with the records now, and repair
+what drifted (see :mod:`workers.reconcile`).
+
+Without ``--dry-run`` it goes through the outbox like the periodic reconcile: it records a
+``tenant.reconcile`` effect, applies it in this process (which records one ``account.repair``
+effect per account that drifted), applies the repairs, and prints what each one came to. A repair
+that fails for a passing reason stays pending, and a running pipeline retries it like any effect.
+With ``--dry-run`` it only compares and prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import uuid
+from typing import Any
+
+import click
+from dramatiq import Retry
+
+from printsync.terminal import Column, Command, Progress, Styled, emit, run, settings, table
+from storage import outbox, provisioning_log, tenants
+from storage import reconcile as records
+from storage.database import Database
+from storage.provisioning_log import LogQuery
+from workers import reconcile
+from workers.effects import Effects
+from workers.errors import DownstreamError
+
+COLUMNS = (
+    Column("USERNAME", shrink=True, min_width=16),
+    Column("DRIFT", shrink=True, min_width=20),
+    Column("RESULT", shrink=True, min_width=12),
+)
+_COLOURS = {"repaired": "green", "not repaired (dry run)": "yellow"}
+
+
+@click.command("reconcile", cls=Command)
+@click.option("--tenant", "tenant_name", required=True, help="The tenant to reconcile.")
+@click.option("--dry-run", is_flag=True, help="Report what drifted; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def reconcile_command(tenant_name: str, dry_run: bool, as_json: bool) -> None:
+    """Compare the tenant's print system with printsync's records and repair what drifted.
+
+    Only accounts of the tenant's users are compared; other accounts are never touched.
+    """
+    loaded = settings()
+    database = loaded.database()
+    tenant = run(lambda db: tenants.get(db, tenant_name))
+    effects = Effects.from_settings(
+        loaded.worker(),
+        database.database_url,
+        busy_timeout_ms=database.database_busy_timeout_ms,
+        environ=os.environ,
+    )
+    try:
+        if dry_run:
+            report = _compare(effects, tenant.id)
+        else:
+            report = _repair(effects, tenant.id)
+    finally:
+        effects.close()
+    report["tenant"] = tenant.name
+    if as_json:
+        emit(report)
+    else:
+        _print(report)
+    if any(row["result"] not in ("repaired", "not repaired (dry run)") for row in report["found"]):
+        raise SystemExit(1)
+
+
+def _compare(effects: Effects, tenant_id: int) -> dict[str, Any]:
+    _status("comparing the print system with printsync's records…")
+    try:
+        connector = effects.connectors.connector_for(tenant_id)
+        found = reconcile.scan(effects, tenant_id, connector)
+    except DownstreamError as error:
+        raise click.ClickException(f"the print system could not be read: {error}") from None
+    rows = [{**item.summary(), "result": "not repaired (dry run)"} for item in found.found]
+    return {"dryRun": True, "managed": found.managed, "drifted": len(rows), "found": rows}
+
+
+def _repair(effects: Effects, tenant_id: int) -> dict[str, Any]:
+    _status("comparing the print system with printsync's records…")
+    effect = effects.store.run(records.record_now, tenant_id, f"cli{uuid.uuid4().hex[:12]}")
+    _apply(effects, effect.id)
+    done = effects.store.run(outbox.get, effect.id)
+    if done is None or done.state != outbox.DONE:
+        error = done.last_error if done is not None else "the effect is gone"
+        raise click.ClickException(
+            f"the comparison failed: {error} (effect {effect.id}; the pipeline retries it if "
+            "the failure passes)"
+        )
+    repairs = effects.store.run(records.repairs_of, tenant_id, effect.id)
+    with Progress("repairing", len(repairs)) as progress:
+        for repair in repairs:
+            _apply(effects, repair.id)
+            progress.advance(1)
+    rows = []
+    for repair in repairs:
+        now = effects.store.run(outbox.get, repair.id) or repair
+        rows.append(
+            {
+                "userId": repair.subject_id,
+                "userName": repair.payload.get("userName"),
+                "drift": repair.payload.get("drift") or [],
+                "effect": repair.id,
+                "result": _result(now),
+            }
+        )
+    managed = effects.store.run(_managed, tenant_id, effect.subject_id)
+    return {"dryRun": False, "managed": managed, "drifted": len(rows), "found": rows}
+
+
+def _apply(effects: Effects, effect_id: int) -> None:
+    """One attempt at the effect, as a worker makes it; its outcome is in the outbox."""
+    with contextlib.suppress(Retry, DownstreamError):
+        effects.run(effect_id)
+
+
+def _result(effect: outbox.Effect) -> str:
+    if effect.state == outbox.DONE:
+        return "repaired"
+    if effect.state == outbox.DEAD:
+        return f"failed: {effect.last_error}"
+    return f"will retry: {effect.last_error}"
+
+
+async def _managed(db: Database, tenant_id: int, subject: str) -> int | None:
+    """How many accounts the reconcile compared, from its provisioning-log entry."""
+    query = LogQuery(tenant_id=tenant_id, target=subject, result=provisioning_log.SUCCESS)
+    for entry in await provisioning_log.search(db, query):
+        if entry.operation == outbox.TENANT_RECONCILE and entry.changes:
+            managed = entry.changes.get("managed")
+            return managed if isinstance(managed, int) else None
+    return None
+
+
+def _status(text: str) -> None:
+    """A line on standard error while the comparison runs, only on a terminal."""
+    if sys.stderr.isatty():
+        click.echo(text, err=True)
+
+
+def _print(report: dict[str, Any]) -> None:
+    managed = report["managed"]
+    counted = "" if managed is None else f"{managed} accounts managed, "
+    click.echo(f"Tenant {report['tenant']}: {counted}{report['drifted']} drifted")
+    rows = [
+        (
+            row["userName"] or row["userId"],
+            ", ".join(row["drift"]),
+            Styled(row["result"], _COLOURS.get(row["result"], "red")),
+        )
+        for row in report["found"]
+    ]
+    table(rows, COLUMNS, empty="nothing drifted")
+    if report["dryRun"]:
+        click.echo("Dry run: nothing was changed.")
+
+
+def register(cli: click.Group) -> None:
+    """Add ``reconcile`` to the ``printsync`` group."""
+    cli.add_command(reconcile_command)
+
+
+__all__ = ["reconcile_command", "register"]
