@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from printsync.terminal import Column, Command, Group, Styled, emit, run, table
-from storage import health, notifications, provisioning_log, tenants
+from storage import health, notifications, provisioning_log, reconcile, tenants
 from storage.database import Database
 from storage.health import Health
 from storage.provisioning_log import Entry, LogQuery
@@ -51,15 +51,39 @@ def tenant_status(name: str | None, as_json: bool) -> None:
         table(lines, _STATUS_COLUMNS, empty="no tenants")
         return
 
-    async def work(db: Database) -> tuple[Health, list[notifications.Notification]]:
+    async def work(
+        db: Database,
+    ) -> tuple[Health, list[notifications.Notification], list[reconcile.SkippedGroup]]:
         tenant = await tenants.get(db, name)
-        return await health.read(db, tenant), await notifications.recent(db, tenant.id, 5)
+        return (
+            await health.read(db, tenant),
+            await notifications.recent(db, tenant.id, 5),
+            await reconcile.skipped(db, tenant.id),
+        )
 
-    state, mails = run(work)
+    state, mails, skipped = run(work)
     if as_json:
-        emit({**state.as_dict(), "notifications": [mail.summary() for mail in mails]})
+        emit(
+            {
+                **state.as_dict(),
+                "notifications": [mail.summary() for mail in mails],
+                "skipped_groups": [group.summary() for group in skipped],
+            }
+        )
         return
     _print_detail(state, mails)
+    _print_skipped(skipped)
+
+
+def _print_skipped(skipped: list[reconcile.SkippedGroup]) -> None:
+    """Groups the print system cannot hold: not an error, but worth knowing."""
+    if not skipped:
+        return
+    click.echo(f"Skipped groups ({len(skipped)}, not in the print system):")
+    table(
+        [(group.display_name, group.reason, when(group.skipped_at)) for group in skipped],
+        _SKIPPED_COLUMNS,
+    )
 
 
 def _print_detail(state: Health, mails: list[notifications.Notification]) -> None:
@@ -98,6 +122,11 @@ def _print_detail(state: Health, mails: list[notifications.Notification]) -> Non
         )
 
 
+_SKIPPED_COLUMNS = (
+    Column("GROUP", shrink=True, min_width=12),
+    Column("REASON", shrink=True, min_width=20),
+    Column("SINCE"),
+)
 _MAIL_COLUMNS = (
     Column("  CREATED"),
     Column("KIND"),
