@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 import uuid
 from typing import Any
 
@@ -33,6 +34,8 @@ COLUMNS = (
     Column("DRIFT", shrink=True, min_width=20),
     Column("RESULT", shrink=True, min_width=12),
 )
+#: How long to wait for effects a running pipeline took over.
+SETTLE_SECONDS = 30.0
 _COLOURS = {"repaired": "green", "not repaired (dry run)": "yellow"}
 
 
@@ -85,8 +88,8 @@ def _repair(effects: Effects, tenant_id: int) -> dict[str, Any]:
     _status("comparing the print system with printsync's records…")
     effect = effects.store.run(records.record_now, tenant_id, f"cli{uuid.uuid4().hex[:12]}")
     _apply(effects, effect.id)
-    done = effects.store.run(outbox.get, effect.id)
-    if done is None or done.state != outbox.DONE:
+    [done] = _settle(effects, [effect])
+    if done.state != outbox.DONE:
         error = done.last_error if done is not None else "the effect is gone"
         raise click.ClickException(
             f"the comparison failed: {error} (effect {effect.id}; the pipeline retries it if "
@@ -98,8 +101,7 @@ def _repair(effects: Effects, tenant_id: int) -> dict[str, Any]:
             _apply(effects, repair.id)
             progress.advance(1)
     rows = []
-    for repair in repairs:
-        now = effects.store.run(outbox.get, repair.id) or repair
+    for repair, now in zip(repairs, _settle(effects, repairs), strict=True):
         rows.append(
             {
                 "userId": repair.subject_id,
@@ -117,6 +119,21 @@ def _apply(effects: Effects, effect_id: int) -> None:
     """One attempt at the effect, as a worker makes it; its outcome is in the outbox."""
     with contextlib.suppress(Retry, DownstreamError):
         effects.run(effect_id)
+
+
+def _settle(
+    effects: Effects, started: list[outbox.Effect], timeout: float = SETTLE_SECONDS
+) -> list[outbox.Effect]:
+    """The effects as they are once each one has had an attempt. An effect that a running
+    pipeline took before this process could is still pending without a failed attempt while
+    that pipeline works on it: wait for it (up to ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = [effects.store.run(outbox.get, item.id) or item for item in started]
+        waiting = [item for item in current if item.state == outbox.PENDING and item.attempts == 0]
+        if not waiting or time.monotonic() > deadline:
+            return current
+        time.sleep(0.1)
 
 
 def _result(effect: outbox.Effect) -> str:

@@ -104,13 +104,14 @@ class Operations:
             self.stop_event.wait(refresh_seconds())
 
     def _schedule_reconciles(self) -> None:
+        # The first look comes after one check interval: a process that starts and stops
+        # (a restart loop, a test) does not compare print systems on every start.
         interval = self.settings.reconcile_interval_seconds
-        while not self.stop_event.is_set():
+        while not self.stop_event.wait(reconcile_check_seconds(interval)):
             try:
                 self._store.run(reconcile_records.schedule_due, interval)
             except Exception:
                 _log.exception("reconcile_schedule_failed")
-            self.stop_event.wait(reconcile_check_seconds(interval))
 
     def _notify(self) -> None:
         try:
