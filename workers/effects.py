@@ -419,7 +419,9 @@ class Effects:
                 group = self._converge_group(effect, connector)
             except GroupPending:
                 return Converged(
-                    print_groups.look_again(effect), details=print_groups.waiting(effect)
+                    print_groups.look_again(effect),
+                    subject=self._group_name(effect),
+                    details=print_groups.waiting(effect),
                 )
         except GroupUnavailable as skipped:
             group = self.store.run(accounts.group_by_id, tenant_id, effect.subject_id)
@@ -431,7 +433,8 @@ class Effects:
                     group.display_name,
                     skipped.reason,
                 )
-            return Converged(details={"skipped": skipped.reason})
+            name = None if group is None else group.display_name
+            return Converged(subject=name, details={"skipped": skipped.reason})
         if group is None:
             return Converged()
         self.store.run(reconcile_records.forget_skipped, tenant_id, group.id)
@@ -441,7 +444,11 @@ class Effects:
             if (wanted := self.desired_account(tenant_id, name)).account is not None
         ]
         connector.add_group_members(group.display_name, members)
-        return Converged()
+        return Converged(subject=group.display_name)
+
+    def _group_name(self, effect: outbox.Effect) -> str | None:
+        group = self.store.run(accounts.group_by_id, effect.tenant_id, effect.subject_id)
+        return None if group is None else group.display_name
 
     def _converge_group(
         self, effect: outbox.Effect, connector: Connector
