@@ -96,8 +96,9 @@ def _repair(effects: Effects, tenant_id: int) -> dict[str, Any]:
             "the failure passes)"
         )
     repairs = effects.store.run(records.repairs_of, tenant_id, effect.id)
-    with Progress("repairing", len(repairs)) as progress:
-        for repair in repairs:
+    groups = effects.store.run(records.repairs_of, tenant_id, effect.id, outbox.GROUP_SYNC)
+    with Progress("repairing", len(repairs) + len(groups)) as progress:
+        for repair in [*repairs, *groups]:  # skipped groups are tried once more
             _apply(effects, repair.id)
             progress.advance(1)
     rows = []

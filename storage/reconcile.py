@@ -10,8 +10,8 @@ reconcile falls due.
   per interval. The key holds the interval's number (``tenant.reconcile:{tenant}:t{n}``), so any
   number of processes calling it at any time record each one once.
 - **Repairs**: a ``tenant.reconcile`` effect records an ``account.repair`` effect per account
-  that drifted, keyed ``account.repair:{user}:r{reconcile effect id}``; :func:`repairs_of`
-  finds them again.
+  that drifted, keyed ``account.repair:{user}:r{reconcile effect id}``, and a ``group.sync`` per
+  skipped group (``group.sync:{group}:r{id}``); :func:`repairs_of` finds them again.
 """
 
 from __future__ import annotations
@@ -198,16 +198,15 @@ async def record_reconcile(
     return key
 
 
-async def repairs_of(db: Database, tenant_id: int, reconcile_id: int) -> list[outbox.Effect]:
-    """The ``account.repair`` effects a ``tenant.reconcile`` effect recorded."""
+async def repairs_of(
+    db: Database, tenant_id: int, reconcile_id: int, kind: str = outbox.ACCOUNT_REPAIR
+) -> list[outbox.Effect]:
+    """The effects of ``kind`` a ``tenant.reconcile`` effect recorded: its ``account.repair``
+    effects, or (``group.sync``) the new tries of skipped groups."""
     async with db.reader() as conn:
         rows = await conn.fetchall(
             _statements(db.dialect)["repairs"],
-            {
-                "tenant": tenant_id,
-                "kind": outbox.ACCOUNT_REPAIR,
-                "pattern": f"{outbox.ACCOUNT_REPAIR}:%:r{reconcile_id}",
-            },
+            {"tenant": tenant_id, "kind": kind, "pattern": f"{kind}:%:r{reconcile_id}"},
         )
     return [effect_of(row) for row in rows]
 

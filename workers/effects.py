@@ -325,7 +325,8 @@ class Effects:
             return Converged()
         if effect.kind == outbox.TENANT_RECONCILE:
             found = reconcile.scan(self, effect.tenant_id, connector)
-            return Converged(more=reconcile.repairs(found, effect), details=found.details())
+            more = reconcile.repairs(found, effect) + reconcile.skipped_again(self, effect)
+            return Converged(more=more, details=found.details())
         if effect.kind == outbox.ACCOUNT_REPAIR:
             repaired = self._sync_account(effect, connector)
             return Converged(

@@ -7,7 +7,8 @@ converge it; an inactive user's account should have its access revoked) and asks
 connector for the accounts that differ (:meth:`~workers.connectors.interface.Connector.find_drift`).
 Accounts that belong to no user of the tenant are never compared nor changed.
 
-Each account that drifted gets an ``account.repair`` effect, recorded when the reconcile effect
+Each account that drifted gets an ``account.repair`` effect, and each group the print system
+could not hold (skipped) a ``group.sync`` that tries it again, recorded when the reconcile effect
 completes, in the same transaction; the worker converges it like ``account.sync``, so retries,
 dead effects and failure digests work for repairs as for every effect. The provisioning log says
 what was found (``drift``) against the user.
@@ -97,4 +98,20 @@ def repairs(scan_result: Scan, reconcile: outbox.Effect) -> tuple[outbox.Schedul
     )
 
 
-__all__ = ["Found", "Scan", "desired_accounts", "repairs", "scan"]
+def skipped_again(effects: Effects, reconcile: outbox.Effect) -> tuple[outbox.Scheduled, ...]:
+    """One ``group.sync`` per skipped group of the tenant, due now: a group added to the
+    directory source since is added then (once per reconcile, never a storm)."""
+    now = clock.stamp()
+    return tuple(
+        outbox.Scheduled(
+            kind=outbox.GROUP_SYNC,
+            subject_id=group.group_id,
+            key=f"{outbox.GROUP_SYNC}:{group.group_id}:r{reconcile.id}",
+            payload={},
+            due_at=now,
+        )
+        for group in effects.store.run(records.skipped, reconcile.tenant_id)
+    )
+
+
+__all__ = ["Found", "Scan", "desired_accounts", "repairs", "scan", "skipped_again"]

@@ -235,6 +235,11 @@ def test_directory_group_gets_its_members_and_entra_only_group_is_skipped(
     site.wait_settled(tenant_id)
     assert papercut_server.calls["api.addNewGroup"] == 0
     assert site.probe.effects(tenant_id, "dead") == []
+    # Once the directory source has the group, the next reconcile adds it with its member.
+    papercut_server.set_directory("Print Staff", "Entra Only")
+    assert report_of(invoke("reconcile", "--tenant", client.name, "--json"))["found"] == []
+    assert papercut_server.groups["Entra Only"] == {"ann"}
+    assert report_of(invoke("tenant", "status", client.name, "--json"))["skipped_groups"] == []
 
 
 def report_of_list(result: Result) -> list[dict[str, Any]]:
