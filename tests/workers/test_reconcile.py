@@ -49,6 +49,8 @@ def site_factory(
     the PaperCut token variable."""
     monkeypatch.setenv("PRINTSYNC_DATABASE_URL", database_url)
     monkeypatch.setenv(TOKEN_ENV, DEFAULT_TOKEN)
+    # No periodic reconcile behind a test's back, unless the test asks for one.
+    monkeypatch.setattr(operations, "reconcile_check_seconds", lambda interval: 3600.0)
     probe = Probe(database_url)
     started: list[tuple[TestClient, Pipeline]] = []
 
@@ -251,7 +253,7 @@ def report_of_list(result: Result) -> list[dict[str, Any]]:
 def test_group_papercut_adds_slowly_is_looked_at_again_without_a_failed_attempt(
     site_factory: Callable[..., Site], papercut_server: FakePaperCutServer
 ) -> None:
-    papercut_server.set_directory("Slow Group", task_seconds=2.5)
+    papercut_server.set_directory("Slow Group", task_seconds=4.0)
     site = site_factory()
     client, tenant_id = site.tenant(**papercut_config(papercut_server))
     ids = create_users(client, "ann")
