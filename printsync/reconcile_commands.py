@@ -81,7 +81,7 @@ def _compare(effects: Effects, tenant_id: int) -> dict[str, Any]:
     except DownstreamError as error:
         raise click.ClickException(f"the print system could not be read: {error}") from None
     rows = [{**item.summary(), "result": "not repaired (dry run)"} for item in found.found]
-    return {"dryRun": True, "managed": found.managed, "drifted": len(rows), "found": rows}
+    return {"dry_run": True, "managed": found.managed, "drifted": len(rows), "found": rows}
 
 
 def _repair(effects: Effects, tenant_id: int) -> dict[str, Any]:
@@ -105,15 +105,15 @@ def _repair(effects: Effects, tenant_id: int) -> dict[str, Any]:
     for repair, now in zip(repairs, _settle(effects, repairs), strict=True):
         rows.append(
             {
-                "userId": repair.subject_id,
-                "userName": repair.payload.get("userName"),
+                "user_id": repair.subject_id,
+                "user_name": repair.payload.get("userName"),
                 "drift": repair.payload.get("drift") or [],
                 "effect": repair.id,
                 "result": _result(now),
             }
         )
     managed = effects.store.run(_managed, tenant_id, effect.subject_id)
-    return {"dryRun": False, "managed": managed, "drifted": len(rows), "found": rows}
+    return {"dry_run": False, "managed": managed, "drifted": len(rows), "found": rows}
 
 
 def _apply(effects: Effects, effect_id: int) -> None:
@@ -167,14 +167,14 @@ def _print(report: dict[str, Any]) -> None:
     click.echo(f"Tenant {report['tenant']}: {counted}{report['drifted']} drifted")
     rows = [
         (
-            row["userName"] or row["userId"],
+            row["user_name"] or row["user_id"],
             ", ".join(row["drift"]),
             Styled(row["result"], _COLOURS.get(row["result"], "red")),
         )
         for row in report["found"]
     ]
     table(rows, COLUMNS, empty="nothing drifted")
-    if report["dryRun"]:
+    if report["dry_run"]:
         click.echo("Dry run: nothing was changed.")
 
 

@@ -43,9 +43,9 @@ class SkippedGroup:
     def summary(self) -> dict[str, Any]:
         return {
             "id": self.group_id,
-            "displayName": self.display_name,
+            "display_name": self.display_name,
             "reason": self.reason,
-            "skippedAt": self.skipped_at,
+            "skipped_at": self.skipped_at,
         }
 
 

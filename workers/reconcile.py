@@ -37,8 +37,8 @@ class Found:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "userId": self.user_id,
-            "userName": self.drift.username,
+            "user_id": self.user_id,
+            "user_name": self.drift.username,
             "drift": list(self.drift.problems),
         }
 

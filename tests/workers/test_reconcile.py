@@ -94,7 +94,7 @@ def report_of(result: Result) -> dict[str, Any]:
 
 
 def found_of(report: dict[str, Any]) -> dict[str, list[str]]:
-    return {row["userName"]: row["drift"] for row in report["found"]}
+    return {row["user_name"]: row["drift"] for row in report["found"]}
 
 
 def create_users(client: TenantClient, *names: str) -> dict[str, str]:
@@ -152,7 +152,7 @@ def test_reconcile_repairs_papercut_drift_and_dry_run_changes_nothing(
         "bob": ["printing enabled"],
         "cy": ["account missing"],
     }
-    assert (dry["dryRun"], dry["managed"], dry["drifted"]) == (True, 3, 3)
+    assert (dry["dry_run"], dry["managed"], dry["drifted"]) == (True, 3, 3)
     assert (papercut_server.users, papercut_server.groups) == drifted
     assert [params for method, params in papercut_server.params if "zed" in params] == []
 
@@ -220,7 +220,7 @@ def test_directory_group_gets_its_members_and_entra_only_group_is_skipped(
     assert site.probe.effects(tenant_id, "dead") == []
     status = report_of(invoke("tenant", "status", client.name, "--json"))
     [skipped] = status["skipped_groups"]
-    assert skipped["displayName"] == "Entra Only"
+    assert skipped["display_name"] == "Entra Only"
     assert "not in PaperCut's user directory source" in skipped["reason"]
     text = invoke("tenant", "status", client.name)
     assert "Skipped groups (1, not in the print system):" in text.stdout
