@@ -326,7 +326,8 @@ class Effects:
         if effect.kind == outbox.TENANT_RECONCILE:
             found = reconcile.scan(self, effect.tenant_id, connector)
             more = reconcile.repairs(found, effect) + reconcile.skipped_again(self, effect)
-            return Converged(more=more, details=found.details())
+            tenant = self.store.run(accounts.tenant_connector, effect.tenant_id)
+            return Converged(subject=tenant.name, more=more, details=found.details())
         if effect.kind == outbox.ACCOUNT_REPAIR:
             repaired = self._sync_account(effect, connector)
             return Converged(

@@ -329,3 +329,6 @@ def test_periodic_reconcile_repairs_drift_without_a_command(
     log = report_of_list(invoke("log", "--tenant", client.name, "--user", "ann", "--json"))
     [repair] = [entry for entry in log if entry["operation"] == outbox.ACCOUNT_REPAIR]
     assert repair["changes"]["drift"] == ["printing disabled", "card number"]
+    words = invoke("log", "--tenant", client.name).stdout
+    assert "drift repaired (printing disabled, card number)" in words
+    assert "print system compared: 1 account, 1 drifted" in words
