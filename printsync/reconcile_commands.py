@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 import uuid
 from typing import Any
@@ -74,10 +73,10 @@ def reconcile_command(tenant_name: str, dry_run: bool, as_json: bool) -> None:
 
 
 def _compare(effects: Effects, tenant_id: int) -> dict[str, Any]:
-    _status("comparing the print system with printsync's records…")
     try:
         connector = effects.connectors.connector_for(tenant_id)
-        found = reconcile.scan(effects, tenant_id, connector)
+        with _Comparing() as shown:
+            found = reconcile.scan(effects, tenant_id, connector, shown)
     except DownstreamError as error:
         raise click.ClickException(f"the print system could not be read: {error}") from None
     rows = [{**item.summary(), "result": "not repaired (dry run)"} for item in found.found]
@@ -85,9 +84,11 @@ def _compare(effects: Effects, tenant_id: int) -> dict[str, Any]:
 
 
 def _repair(effects: Effects, tenant_id: int) -> dict[str, Any]:
-    _status("comparing the print system with printsync's records…")
     effect = effects.store.run(records.record_now, tenant_id, f"cli{uuid.uuid4().hex[:12]}")
-    _apply(effects, effect.id)
+    with _Comparing() as shown:
+        effects.reconcile_progress = shown
+        _apply(effects, effect.id)
+    effects.reconcile_progress = None
     [done] = _settle(effects, [effect])
     if done.state != outbox.DONE:
         error = done.last_error if done is not None else "the effect is gone"
@@ -155,10 +156,24 @@ async def _managed(db: Database, tenant_id: int, subject: str) -> int | None:
     return None
 
 
-def _status(text: str) -> None:
-    """A line on standard error while the comparison runs, only on a terminal."""
-    if sys.stderr.isatty():
-        click.echo(text, err=True)
+class _Comparing:
+    """The progress line of the comparison (on a terminal): accounts compared of those
+    printsync manages, once the connector starts reading them."""
+
+    def __init__(self) -> None:
+        self._progress: Progress | None = None
+
+    def __enter__(self) -> _Comparing:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._progress is None:
+            self._progress = Progress("comparing accounts", total).__enter__()
+        self._progress.advance(done - self._progress.done)
 
 
 def _print(report: dict[str, Any]) -> None:

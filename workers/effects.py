@@ -111,6 +111,8 @@ class Effects:
         self.store = store
         self.connectors = connectors
         self.settings = settings
+        #: Told how far a reconcile's comparison got (``printsync reconcile`` on a terminal).
+        self.reconcile_progress: reconcile.Progress | None = None
 
     @classmethod
     def from_settings(
@@ -324,7 +326,7 @@ class Effects:
             self._delete_group(effect, connector)
             return Converged()
         if effect.kind == outbox.TENANT_RECONCILE:
-            found = reconcile.scan(self, effect.tenant_id, connector)
+            found = reconcile.scan(self, effect.tenant_id, connector, self.reconcile_progress)
             more = reconcile.repairs(found, effect) + reconcile.skipped_again(self, effect)
             tenant = self.store.run(accounts.tenant_connector, effect.tenant_id)
             return Converged(subject=tenant.name, more=more, details=found.details())

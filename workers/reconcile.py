@@ -16,6 +16,7 @@ what was found (``drift``) against the user.
 
 from __future__ import annotations
 
+from collections.abc import Callable, ItemsView, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -72,12 +73,48 @@ def desired_accounts(
     return desired, owners
 
 
-def scan(effects: Effects, tenant_id: int, connector: Connector) -> Scan:
-    """Compare the print system with the records; changes nothing."""
+#: Told how many managed accounts there are, then of each one compared (a progress line).
+Progress = Callable[[int, int], None]
+
+
+class _Counted(Mapping[str, "PrintAccount | None"]):
+    """The desired accounts, telling ``progress`` each time the connector looks one up (once
+    per account it found among them)."""
+
+    def __init__(self, accounts: dict[str, PrintAccount | None], progress: Progress) -> None:
+        self._accounts = accounts
+        self._progress = progress
+        self._looked = 0
+
+    def __getitem__(self, key: str) -> PrintAccount | None:
+        value = self._accounts[key]
+        self._looked += 1
+        self._progress(self._looked, len(self._accounts))
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._accounts
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._accounts)
+
+    def __len__(self) -> int:
+        return len(self._accounts)
+
+    def items(self) -> ItemsView[str, PrintAccount | None]:
+        return self._accounts.items()  # the connector's last pass: accounts it did not find
+
+
+def scan(
+    effects: Effects, tenant_id: int, connector: Connector, progress: Progress | None = None
+) -> Scan:
+    """Compare the print system with the records; changes nothing. ``progress`` (a command on
+    a terminal) is told how far the comparison got."""
     desired, owners = desired_accounts(effects, tenant_id)
+    looked_up = desired if progress is None else _Counted(desired, progress)
     found = tuple(
         Found(owners[drift.username.casefold()], drift)
-        for drift in connector.find_drift(desired)
+        for drift in connector.find_drift(looked_up)
         if drift.username.casefold() in owners
     )
     return Scan(len(desired), found)

@@ -36,7 +36,8 @@ from tests.workers.test_pipeline import (
     settings,
     user_body,
 )
-from workers import operations
+from workers import operations, reconcile
+from workers.effects import Effects
 from workers.pipeline import Pipeline
 from workers.settings import WorkerSettings
 
@@ -332,3 +333,25 @@ def test_periodic_reconcile_repairs_drift_without_a_command(
     words = invoke("log", "--tenant", client.name).stdout
     assert "drift repaired (printing disabled, card number)" in words
     assert "print system compared: 1 account, 1 drifted" in words
+
+
+def test_scan_tells_progress_once_per_managed_account_compared(
+    site_factory: Callable[..., Site], database_url: str
+) -> None:
+    site = site_factory()
+    client, tenant_id = site.tenant()
+    create_users(client, "ann", "bob", "cy")
+    site.wait_settled(tenant_id)
+    site.probe.store.run(ledger.delete, tenant_id, "cy")
+    effects = Effects.from_settings(settings(), database_url, environ={})
+    told: list[tuple[int, int]] = []
+    try:
+        connector = effects.connectors.connector_for(tenant_id)
+        found = reconcile.scan(effects, tenant_id, connector, lambda *at: told.append(at))
+    finally:
+        effects.close()
+
+    assert told == [(1, 3), (2, 3)]  # cy's account is missing: nothing of it to read
+    assert [(item.drift.username, item.drift.problems) for item in found.found] == [
+        ("cy", ("account missing",))
+    ]
