@@ -170,6 +170,7 @@ def test_reconcile_repairs_papercut_drift_and_dry_run_changes_nothing(
     assert papercut_server.groups["Print Staff"] == {"ann"}
     assert papercut_server.users["zed"]["full-name"] == "Still Not Managed"
     assert papercut_server.groups["Zed Only"] == {"zed"}
+    assert [params for method, params in papercut_server.params if "zed" in params] == []
     assert site.probe.effects(tenant_id, "dead") == []
     again = report_of(invoke("reconcile", "--tenant", client.name, "--json"))
     assert (again["managed"], again["found"]) == (3, [])
