@@ -35,6 +35,7 @@ neither, and the log never tells of a success the outbox does not hold.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -113,6 +114,12 @@ class Effects:
         self.settings = settings
         #: Told how far a reconcile's comparison got (``printsync reconcile`` on a terminal).
         self.reconcile_progress: reconcile.Progress | None = None
+        # Effects an attempt of this process is applying now. A second message for one of them
+        # (the broker redelivering a dead worker's message, the sweeper resending after a lease)
+        # is skipped rather than run alongside: two attempts of one create would both find no
+        # account and both add it.
+        self._running: set[int] = set()
+        self._running_lock = threading.Lock()
 
     @classmethod
     def from_settings(
@@ -133,8 +140,20 @@ class Effects:
     # -- One attempt ---------------------------------------------------------------------------
 
     def run(self, effect_id: int, *, kind: str | None = None) -> None:
-        """One attempt at an effect; a duplicate or finished effect is skipped. An effect that
-        cannot be loaded is dead at once, with the reason as its error."""
+        """One attempt at an effect; a duplicate, finished or already running effect is
+        skipped. An effect that cannot be loaded is dead at once, with the reason as its error."""
+        with self._running_lock:
+            if effect_id in self._running:
+                _log.debug("effect_already_running", effect_id=effect_id)
+                return
+            self._running.add(effect_id)
+        try:
+            self._run(effect_id, kind)
+        finally:
+            with self._running_lock:
+                self._running.discard(effect_id)
+
+    def _run(self, effect_id: int, kind: str | None) -> None:
         try:
             effect = self.store.run(
                 outbox.begin,

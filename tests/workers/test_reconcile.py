@@ -18,23 +18,23 @@ from api.app import create_app
 from printsync.cli import cli
 from storage import ledger, outbox
 from storage.settings import DatabaseSettings
+from tests.builders import print_user
 from tests.conftest import TenantClient, make_app_settings
 from tests.fakes.papercut import (
     DEFAULT_TOKEN,
     FakePaperCutServer,
     papercut_server_fixture,  # noqa: F401
 )
+from tests.harness import eventually
 from tests.workers.test_pipeline import (
     GROUP,
     TOKEN_ENV,
     Probe,
     Site,
-    eventually,
     papercut_config,
     set_active,
     set_card,
     settings,
-    user_body,
 )
 from workers import operations, reconcile
 from workers.effects import Effects
@@ -76,7 +76,7 @@ def site_factory(
 
 
 def person(name: str, card: str) -> dict[str, Any]:
-    return user_body(
+    return print_user(
         name,
         card=card,
         displayName=f"{name.title()} Example",
