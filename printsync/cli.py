@@ -19,6 +19,7 @@ from printsync import (
     guard_commands,
     ops_commands,
     pipeline_process,
+    reconcile_commands,
 )
 from printsync.terminal import Column, Group, Styled, emit, run, settings, table
 from storage import guard, migrate, tenants
@@ -230,6 +231,7 @@ def pipeline(wake_fd: int | None) -> None:
 effects_commands.register(cli)
 ops_commands.register(cli)
 guard_commands.register(cli)
+reconcile_commands.register(cli)
 
 
 def main() -> None:

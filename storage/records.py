@@ -305,3 +305,15 @@ ledger_groups = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
     sa.UniqueConstraint("tenant_id", "name_ci"),
 )
+
+# Groups the print system cannot hold (not in its user directory source), per tenant ----------
+
+skipped_groups = sa.Table(
+    "skipped_groups",
+    metadata,
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("group_id", sa.String(36), primary_key=True),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("skipped_at", Timestamp, nullable=False),
+)

@@ -9,6 +9,7 @@ failure digests. Callers use the names handed on here (``outbox.record``, ``outb
 from storage.outbox.effects import (
     ACCOUNT_DELETE,
     ACCOUNT_PURGE,
+    ACCOUNT_REPAIR,
     ACCOUNT_SYNC,
     DEAD,
     DONE,
@@ -19,6 +20,7 @@ from storage.outbox.effects import (
     MAX_KEY_LENGTH,
     PENDING,
     STATES,
+    TENANT_RECONCILE,
     Claimed,
     Effect,
     Scheduled,
@@ -59,6 +61,7 @@ from storage.outbox.stats import (
 __all__ = [
     "ACCOUNT_DELETE",
     "ACCOUNT_PURGE",
+    "ACCOUNT_REPAIR",
     "ACCOUNT_SYNC",
     "DEAD",
     "DONE",
@@ -70,6 +73,7 @@ __all__ = [
     "MAX_KEY_LENGTH",
     "PENDING",
     "STATES",
+    "TENANT_RECONCILE",
     "Claimed",
     "Effect",
     "Failure",
