@@ -20,6 +20,7 @@ from printsync import (
     guard_commands,
     ops_commands,
     pipeline_process,
+    reconcile_commands,
     tenant_commands,
 )
 from printsync.terminal import Column, Group, Styled, emit, run, settings, table
@@ -247,6 +248,7 @@ effects_commands.register(cli)
 ops_commands.register(cli)
 guard_commands.register(cli)
 tenant_commands.register(cli)
+reconcile_commands.register(cli)
 
 
 def main() -> None:

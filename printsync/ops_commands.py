@@ -10,7 +10,7 @@ import click
 
 from printsync import guard_commands
 from printsync.terminal import Column, Command, Group, Styled, emit, run, table
-from storage import health, notifications, provisioning_log, tenants
+from storage import health, notifications, provisioning_log, reconcile, tenants
 from storage.database import Database
 from storage.health import Health
 from storage.notifications import Notification
@@ -53,22 +53,42 @@ def tenant_status(name: str | None, as_json: bool) -> None:
         table(lines, _STATUS_COLUMNS, empty="no tenants")
         return
 
-    async def work(db: Database) -> tuple[Health, list[Notification], guard_commands.Details]:
+    async def work(
+        db: Database,
+    ) -> tuple[Health, list[Notification], guard_commands.Details, list[reconcile.SkippedGroup]]:
         tenant = await tenants.get(db, name)
         extra = await guard_commands.details(db, tenant)
-        return await health.read(db, tenant), await notifications.recent(db, tenant.id, 5), extra
+        return (
+            await health.read(db, tenant),
+            await notifications.recent(db, tenant.id, 5),
+            extra,
+            await reconcile.skipped(db, tenant.id),
+        )
 
-    state, mails, (cycle, held) = run(work)
+    state, mails, (cycle, held), skipped = run(work)
     if as_json:
         emit(
             {
                 **state.as_dict(),
                 **guard_commands.status_fields(cycle, held),
                 "notifications": [mail.summary() for mail in mails],
+                "skipped_groups": [group.summary() for group in skipped],
             }
         )
         return
     _print_detail(state, mails, guard_commands.status_lines(cycle, held, state.tenant))
+    _print_skipped(skipped)
+
+
+def _print_skipped(skipped: list[reconcile.SkippedGroup]) -> None:
+    """Groups the print system cannot hold: not an error, but worth knowing."""
+    if not skipped:
+        return
+    click.echo(f"Skipped groups ({len(skipped)}, not in the print system):")
+    table(
+        [(group.display_name, group.reason, when(group.skipped_at)) for group in skipped],
+        _SKIPPED_COLUMNS,
+    )
 
 
 def _print_detail(state: Health, mails: list[notifications.Notification], extra: list[str]) -> None:
@@ -109,6 +129,11 @@ def _print_detail(state: Health, mails: list[notifications.Notification], extra:
         )
 
 
+_SKIPPED_COLUMNS = (
+    Column("GROUP", shrink=True, min_width=12),
+    Column("REASON", shrink=True, min_width=20),
+    Column("SINCE"),
+)
 _MAIL_COLUMNS = (
     Column("  CREATED"),
     Column("KIND"),

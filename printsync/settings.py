@@ -134,6 +134,7 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(default=200, ge=1, le=10_000)
     done_retention_days: float = Field(default=14.0, ge=0)
     retention_days: float = Field(default=30.0, ge=0)
+    reconcile_interval_seconds: float = Field(default=3600, ge=60, le=604_800)
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 

@@ -306,6 +306,18 @@ ledger_groups = sa.Table(
     sa.UniqueConstraint("tenant_id", "name_ci"),
 )
 
+# Groups the print system cannot hold (not in its user directory source), per tenant ----------
+
+skipped_groups = sa.Table(
+    "skipped_groups",
+    metadata,
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("group_id", sa.String(36), primary_key=True),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("skipped_at", Timestamp, nullable=False),
+)
+
 # What printsync knows about a tenant's print system ------------------------------------------
 
 # Which user owns each print-system username: a connector may map several userNames to one print

@@ -32,6 +32,8 @@ ACTOR_NAMES: Mapping[str, str] = {
     outbox.GROUP_SYNC: "sync_print_group",
     outbox.GROUP_DELETE: "delete_print_group",
     outbox.CONNECTOR_TEST: "test_print_connection",
+    outbox.TENANT_RECONCILE: "reconcile_tenant",
+    outbox.ACCOUNT_REPAIR: "repair_print_account",
 }
 GIVE_UP_ACTOR = "give_up_effect"
 

@@ -85,6 +85,10 @@ class WorkerSettings(BaseModel):
     # Deleted users' print accounts are deleted (redacted) after this many days.
     retention_days: float = 30.0
 
+    # How often every tenant's print system is compared with printsync's records and what
+    # drifted is repaired (``tenant.reconcile`` effects).
+    reconcile_interval_seconds: float = 3600
+
     # The ``/metrics`` endpoint of the worker side (no port: none).
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int | None = None

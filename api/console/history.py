@@ -138,6 +138,8 @@ _EFFECT_WORDS: Final = {
     outbox.ACCOUNT_PURGE: "delete and redact the print account",
     outbox.GROUP_SYNC: "bring the print group in line",
     outbox.GROUP_DELETE: "delete the print group",
+    outbox.TENANT_RECONCILE: "compare the print system with the records",
+    outbox.ACCOUNT_REPAIR: "repair a print account that drifted",
 }
 
 

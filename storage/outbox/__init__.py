@@ -9,6 +9,7 @@ failure digests. Callers use the names handed on here (``outbox.record``, ``outb
 from storage.outbox.effects import (
     ACCOUNT_DELETE,
     ACCOUNT_PURGE,
+    ACCOUNT_REPAIR,
     ACCOUNT_SYNC,
     CONNECTOR_TEST,
     DEAD,
@@ -20,6 +21,7 @@ from storage.outbox.effects import (
     MAX_KEY_LENGTH,
     PENDING,
     STATES,
+    TENANT_RECONCILE,
     Claimed,
     Effect,
     Scheduled,
@@ -60,6 +62,7 @@ from storage.outbox.stats import (
 __all__ = [
     "ACCOUNT_DELETE",
     "ACCOUNT_PURGE",
+    "ACCOUNT_REPAIR",
     "ACCOUNT_SYNC",
     "CONNECTOR_TEST",
     "DEAD",
@@ -72,6 +75,7 @@ __all__ = [
     "MAX_KEY_LENGTH",
     "PENDING",
     "STATES",
+    "TENANT_RECONCILE",
     "Claimed",
     "Effect",
     "Failure",

@@ -11,6 +11,15 @@ Effect kinds (the workers' actors interpret them; payloads carry only what canno
                      Recorded by the worker that completes ``account.delete``, due later.
 - ``group.sync``     a group was created or renamed; the actor re-reads it.
 - ``group.delete``   a group was deleted; payload ``{"displayName"}``.
+- ``group.sync`` also waits for a group the print system adds in the background: the worker
+                     records a follow-up ``group.sync`` due a little later, payload
+                     ``{"waits": n}``, instead of holding a worker thread.
+- ``tenant.reconcile`` compare the tenant's print system with the records (periodically, or
+                     ``printsync reconcile``); it records one ``account.repair`` per account that
+                     drifted. Subject: the tenant's id.
+- ``account.repair`` an account drifted behind printsync's back; payload ``{"userName",
+                     "drift"}`` (what was found). The worker converges the account like
+                     ``account.sync``.
 - ``connector.test`` an operator asked for a connection test of the tenant's print system (the
                      console's "Test connection"); the subject is the tenant's id, and the worker
                      records what it found in ``connector_checks`` (``storage.downstream``).
@@ -36,8 +45,19 @@ ACCOUNT_DELETE = "account.delete"
 ACCOUNT_PURGE = "account.purge"
 GROUP_SYNC = "group.sync"
 GROUP_DELETE = "group.delete"
+TENANT_RECONCILE = "tenant.reconcile"
+ACCOUNT_REPAIR = "account.repair"
 CONNECTOR_TEST = "connector.test"
-KINDS = (ACCOUNT_SYNC, ACCOUNT_DELETE, ACCOUNT_PURGE, GROUP_SYNC, GROUP_DELETE, CONNECTOR_TEST)
+KINDS = (
+    ACCOUNT_SYNC,
+    ACCOUNT_DELETE,
+    ACCOUNT_PURGE,
+    GROUP_SYNC,
+    GROUP_DELETE,
+    TENANT_RECONCILE,
+    ACCOUNT_REPAIR,
+    CONNECTOR_TEST,
+)
 
 #: The longest idempotency key (the column is ``String(200)``).
 MAX_KEY_LENGTH: Final = 200

@@ -12,10 +12,12 @@ from click.testing import CliRunner, Result
 
 from printsync.cli import cli
 from storage import guard, outbox, tenants
+from tests.builders import print_user as user_body
 from tests.conftest import TenantClient
 from tests.fakes.smtp import FakeSmtpServer, free_port, smtp_server_fixture  # noqa: F401
+from tests.harness import eventually
 from tests.workers.test_operations import scrape_worker, value
-from tests.workers.test_pipeline import Site, eventually, set_active, settings, user_body
+from tests.workers.test_pipeline import Site, set_active, settings
 from tests.workers.test_pipeline import make_site as make_site
 from tests.workers.test_pipeline import probe as probe
 from workers import operations

@@ -2,7 +2,7 @@
 overrides
 
 Revision ID: 0015
-Revises: 0011
+Revises: 0013
 Create Date: 2026-12-07 21:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision = '0015'
-down_revision = '0011'
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
