@@ -53,7 +53,7 @@ from storage.blocking import BlockingDatabase
 from storage.database import Connection
 from storage.errors import DatabaseUnavailable, TenantNotFound
 from storage.sql import Dialect
-from workers import print_groups, reconcile
+from workers import credentials, print_groups, print_names, reconcile
 from workers.connectors import Connector, PrintAccount
 from workers.connectors.interface import GroupPending, GroupUnavailable
 from workers.connectors.registry import ConnectorRegistry
@@ -183,7 +183,7 @@ class Effects:
 
     def _attempt(self, effect: outbox.Effect) -> None:
         if effect.kind == outbox.CONNECTOR_TEST:
-            self._test_connection(effect)
+            credentials.test_connection(self.store, self._connector, effect)
             return
         started = time.perf_counter()
         connector_name = "unknown"
@@ -191,12 +191,12 @@ class Effects:
             connector = self._connector(effect.tenant_id)
             connector_name = connector.name
             paused = self.store.run(downstream.pause_of, effect.tenant_id)
-            if paused is not None and not self._may_probe(effect, paused):
+            if paused is not None and not credentials.may_probe(self.store, self.settings, effect):
                 return
             converged = self.converge(effect, connector)
         except AuthenticationError as error:
             self._count_error(connector_name, error, "permanent")
-            self._wait_for_credentials(effect, error)
+            credentials.wait(self.store, self.settings, effect, _error_text(error))
         except PermanentError as error:
             self._count_error(connector_name, error, "permanent")
             self._dead(effect, error, connector_name)
@@ -241,51 +241,6 @@ class Effects:
             catalog.EFFECT_DURATION.labels(effect.kind, connector_name).observe(
                 time.perf_counter() - started
             )
-
-    def _test_connection(self, effect: outbox.Effect) -> None:
-        """The connection test an operator asked for: its outcome is recorded for the console
-        (a failure too: the test is done either way), and a passing test resumes a paused
-        tenant."""
-        try:
-            message = self._connector(effect.tenant_id).check()
-            ok = True
-        except DownstreamError as error:
-            message, ok = error.message, False
-        except Exception as error:  # a fault of ours: still an answer for the operator
-            _log.exception("connection_test_crashed", effect_id=effect.id)
-            message, ok = f"the test could not run ({_reason(error)})", False
-        self.store.run(downstream.record_check, effect.tenant_id, ok=ok, message=message)
-        if ok:
-            self.store.run(downstream.resume, effect.tenant_id)
-        self.store.run_in_transaction(_complete, effect)
-
-    def _may_probe(self, effect: outbox.Effect, paused: downstream.Pause) -> bool:
-        """Whether this attempt tries the paused tenant's print system now (one attempt per
-        interval does); otherwise the effect waits for the next probe, no attempt counted."""
-        retry_seconds = self.settings.auth_retry_seconds
-        if self.store.run(downstream.take_probe, effect.tenant_id, retry_seconds=retry_seconds):
-            return True
-        current = self.store.run(downstream.pause_of, effect.tenant_id)
-        if current is None:
-            return True  # resumed meanwhile
-        # The pause may end meanwhile: then the effect does not wait but goes ahead.
-        return not self.store.run_in_transaction(
-            downstream.postpone, effect.id, retry_at=current.retry_at, error=current.reason
-        )
-
-    def _wait_for_credentials(self, effect: outbox.Effect, error: AuthenticationError) -> None:
-        """The print system refused the credentials: pause the tenant; this effect waits for
-        the next probe without counting an attempt (it is not the effect's fault)."""
-        text = _error_text(error)
-        retry_at = self.store.run(
-            downstream.pause,
-            effect.tenant_id,
-            text,
-            retry_seconds=self.settings.auth_retry_seconds,
-        )
-        waiting = provisioning_log.effect_entry(effect, provisioning_log.RETRIED, error=text)
-        self.store.run_in_transaction(wait_and_log, effect, waiting, retry_at=retry_at, error=text)
-        _log.warning("tenant_paused", tenant_id=effect.tenant_id, effect_id=effect.id, error=text)
 
     def exhausted(self, effect_id: int, *, retries: int) -> None:
         """Dramatiq gave up on the effect's message: make it dead if it is still pending."""
@@ -429,7 +384,7 @@ class Effects:
             names.append(previous)
             if not self.desired_account(effect.tenant_id, previous).present:
                 # Nobody has the old userName now: the account moves with its balance.
-                self._check_owner(effect.tenant_id, connector, user.user_name, user.id)
+                print_names.claim(self.store, effect.tenant_id, connector, user.user_name, user.id)
                 connector.rename_account(previous, user.user_name)
         desired = self.converge_accounts(effect.tenant_id, names, connector, absent="revoke")
         if previous != user.user_name:
@@ -492,56 +447,17 @@ class Effects:
     def _apply(self, tenant_id: int, connector: Connector, wanted: Desired, absent: Absent) -> None:
         """Converge one account, never touching one that another user's userName maps to."""
         if wanted.user_id is not None:
-            self._check_owner(tenant_id, connector, wanted.username, wanted.user_id)
+            print_names.claim(self.store, tenant_id, connector, wanted.username, wanted.user_id)
             if wanted.account is not None:
                 connector.ensure_account(wanted.account)
             else:
                 connector.revoke_access(wanted.username)
-            return
-        name = connector.account_name(wanted.username)
-        holder = self.store.run(downstream.owner, tenant_id, connector.name, name)
-        if holder is not None and _holds(connector, holder, name):
-            return  # the account is another user's now (a rename, or a shared local part)
-        if absent == "revoke":
-            connector.revoke_access(wanted.username)
-            return
-        connector.delete_account(wanted.username, redact=True)
-        self.store.run(downstream.release, tenant_id, connector.name, name)
-
-    def _check_owner(
-        self, tenant_id: int, connector: Connector, username: str, user_id: str
-    ) -> None:
-        """Make the user the owner of the print name their userName maps to; a permanent
-        error naming both users if another user's userName maps to it."""
-        name = connector.account_name(username)
-        holder = self.store.run(downstream.owner, tenant_id, connector.name, name)
-        if holder is not None and holder.user_id == user_id and holder.user_name == username:
-            return
-        take_from = None
-        if holder is not None and holder.user_id != user_id:
-            if _holds(connector, holder, name):
-                raise PermanentError(
-                    f"userName {username} and userName {holder.current_user_name} both map to"
-                    f" the {connector.name} username {name}, which stays"
-                    f" {holder.current_user_name}'s: the accounts are never merged; change one"
-                    " userName or the tenant's username mapping",
-                    operation="map_username",
-                )
-            take_from = holder.user_id
-        claimed = self.store.run(
-            downstream.claim,
-            tenant_id,
-            connector.name,
-            name,
-            user_id=user_id,
-            user_name=username,
-            take_from=take_from,
-        )
-        if not claimed:
-            raise TransientError(
-                f"another user took the {connector.name} username {name} meanwhile",
-                operation="map_username",
-            )
+        elif not print_names.held_by_another(self.store, tenant_id, connector, wanted.username):
+            if absent == "revoke":
+                connector.revoke_access(wanted.username)
+            else:
+                connector.delete_account(wanted.username, redact=True)
+                print_names.release(self.store, tenant_id, connector, wanted.username)
 
     def _sync_group(self, effect: outbox.Effect, connector: Connector) -> Converged:
         """Bring the group in line; one the print system is still adding is looked at again
@@ -682,31 +598,6 @@ async def give_up_and_log(
     dead = await outbox.give_up(conn, dialect, effect.id, error=error)
     await provisioning_log.insert(conn, dialect, [logged])
     return dead
-
-
-async def wait_and_log(
-    conn: Connection,
-    dialect: Dialect,
-    effect: outbox.Effect,
-    waiting: provisioning_log.Entry,
-    *,
-    retry_at: str,
-    error: str,
-) -> None:
-    """Let the effect wait for the tenant's next probe (no attempt counted) and log why. If the
-    pause ended meanwhile, the effect's claim runs out and the relay sends it again."""
-    if await downstream.postpone(conn, dialect, effect.id, retry_at=retry_at, error=error):
-        await provisioning_log.insert(conn, dialect, [waiting])
-
-
-async def _complete(conn: Connection, dialect: Dialect, effect: outbox.Effect) -> None:
-    await outbox.complete(conn, dialect, effect.id)
-
-
-def _holds(connector: Connector, holder: downstream.Owner, name: str) -> bool:
-    """Whether the holder of print name ``name`` is a user whose userName maps to it now."""
-    current = holder.current_user_name
-    return current is not None and connector.account_name(current).lower() == name.lower()
 
 
 def _payload_name(effect: outbox.Effect, key: str) -> str:

@@ -63,19 +63,13 @@ Assumptions about PaperCut behaviour the documentation leaves open:
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import secrets
 import ssl
-import threading
 import time
-import xmlrpc.client
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TypeAlias, cast
+from collections.abc import Iterator, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
-from xml.parsers.expat import ExpatError
 
 import structlog
-import tenacity
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from workers.connectors.interface import (
@@ -87,17 +81,14 @@ from workers.connectors.interface import (
     PrintAccount,
     compare_accounts,
 )
+from workers.connectors.papercut_client import PaperCutClient, as_bool, string_list
 from workers.connectors.papercut_faults import (
     PIN_CODES,
     UsernameMapping,
-    is_general,
     map_username,
-    refusal,
 )
-from workers.connectors.papercut_transport import timeout_transport
 from workers.errors import (
     AuthenticationError,
-    DownstreamError,
     NotFoundError,
     PermanentError,
     TransientError,
@@ -108,22 +99,9 @@ __all__ = ["NAME", "PLUGIN", "RPC_PATH", "PaperCutConfig", "PaperCutConnector", 
 NAME = "papercut"
 RPC_PATH = "/rpc/api/xmlrpc"
 
-# What an XML-RPC parameter may be here: strings, integers for paging, booleans
-# where the API asks for one, and lists of string pairs for properties.
-_Param: TypeAlias = str | int | bool | list[str] | list[list[str]]
 
 _log = structlog.get_logger(__name__)
 
-#: The harmless call that tells a refused token or address from a refused call.
-_PROBE_USER = "printsync-connection-probe"
-_AUTH_REFUSED = (
-    "PaperCut refused the auth token (or this host's address): check"
-    " auth.webservices.auth-token and auth.webservices.allowed-addresses"
-)
-_TRANSIENT_HTTP_STATUSES = frozenset({408, 425, 429})
-_AUTH_HTTP_STATUSES = frozenset({401, 403})
-_SERVER_ERROR = 500
-_MAX_DETAIL = 300
 _PAGE_SIZE = 1000
 
 # Properties read back by fetch_account, in this order.
@@ -206,30 +184,22 @@ class PaperCutConnector:
             raise ValueError("timeout must be positive")
         if retry_attempts < 1:
             raise ValueError("retry_attempts must be at least 1")
-        self._url = endpoint(url)
-        self._token = token
+        self._client = PaperCutClient(
+            endpoint(url),
+            token,
+            timeout,
+            retry_attempts=retry_attempts,
+            retry_budget=retry_budget,
+            retry_initial_wait=retry_initial_wait,
+            ssl_context=ssl_context,
+        )
+        self._url = self._client.url
         self._timeout = timeout
-        self._ssl_context = ssl_context
         self._managed_prefix = managed_group_prefix.casefold()
         self._restrict_on_revoke = restrict_on_revoke
         self._mapping: UsernameMapping = username_mapping
         self._group_wait = group_wait_seconds
-        self._local = threading.local()
-        self._retrying = tenacity.Retrying(
-            stop=(
-                tenacity.stop_after_attempt(retry_attempts)
-                | tenacity.stop_before_delay(retry_budget)
-            ),
-            wait=(
-                tenacity.wait_exponential(
-                    multiplier=retry_initial_wait, max=max(retry_initial_wait, retry_budget / 2)
-                )
-                + tenacity.wait_random(0, retry_initial_wait)
-            ),
-            retry=tenacity.retry_if_exception_type(TransientError),
-            before_sleep=self._log_retry,
-            reraise=True,
-        )
+        self._call = self._client.call
 
     @property
     def name(self) -> str:
@@ -419,7 +389,7 @@ class PaperCutConnector:
             if completed:
                 if self._group_exists(name):
                     return
-                detail = f": {self._detail(message)}" if message.strip() else ""
+                detail = f": {self._client.detail(message)}" if message.strip() else ""
                 raise GroupUnavailable(
                     f"not in PaperCut's user directory source (the add task ended{detail})"
                 )
@@ -480,7 +450,7 @@ class PaperCutConnector:
     def _all_groups(self) -> Iterator[str]:
         offset = 0
         while True:
-            page = self._string_list(
+            page = string_list(
                 "listUserGroups",
                 self._call("listUserGroups", offset, _PAGE_SIZE, idempotent=True),
             )
@@ -495,7 +465,7 @@ class PaperCutConnector:
         """Yield every PaperCut username, a page of ``page_size`` at a time."""
         offset = 0
         while True:
-            page = self._string_list(
+            page = string_list(
                 "listUserAccounts",
                 self._call("listUserAccounts", offset, page_size, idempotent=True),
             )
@@ -507,7 +477,7 @@ class PaperCutConnector:
     def fetch_account(self, username: str) -> PrintAccount | None:
         """Read an account back from PaperCut; ``None`` if it does not exist."""
         try:
-            values = self._string_list(
+            values = string_list(
                 "getUserProperties",
                 self._call(
                     "getUserProperties", username, list(_ACCOUNT_PROPERTIES), idempotent=True
@@ -538,15 +508,12 @@ class PaperCutConnector:
 
     def close(self) -> None:
         """Close the calling thread's connection, if it has one."""
-        proxy = cast("xmlrpc.client.ServerProxy | None", getattr(self._local, "proxy", None))
-        if proxy is not None:
-            proxy("close")()
-            del self._local.proxy
+        self._client.close()
 
     # -- Steps ------------------------------------------------------------
 
     def _user_exists(self, username: str) -> bool:
-        return self._bool("isUserExists", self._call("isUserExists", username, idempotent=True))
+        return as_bool("isUserExists", self._call("isUserExists", username, idempotent=True))
 
     def _resolve(self, username: str) -> str | None:
         """The PaperCut username of the account for ``username``: the mapped name, else the
@@ -586,18 +553,16 @@ class PaperCutConnector:
             _log.warning("papercut_pin_not_cleared", fault=error.code)
 
     def _group_exists(self, name: str) -> bool:
-        return self._bool("isGroupExists", self._call("isGroupExists", name, idempotent=True))
+        return as_bool("isGroupExists", self._call("isGroupExists", name, idempotent=True))
 
     def _user_groups(self, username: str) -> list[str]:
-        return self._string_list(
-            "getUserGroups", self._call("getUserGroups", username, idempotent=True)
-        )
+        return string_list("getUserGroups", self._call("getUserGroups", username, idempotent=True))
 
     def _group_members(self, name: str) -> list[str]:
         members: list[str] = []
         offset = 0
         while True:
-            page = self._string_list(
+            page = string_list(
                 "getGroupMembers",
                 self._call("getGroupMembers", name, offset, _PAGE_SIZE, idempotent=True),
             )
@@ -634,119 +599,6 @@ class PaperCutConnector:
         if isinstance(error, AuthenticationError):
             return False
         return not self._user_exists(username)
-
-    # -- Calls ------------------------------------------------------------
-
-    def _call(self, method: str, *args: _Param, idempotent: bool, token: bool = True) -> object:
-        """Call ``api.<method>`` with the token first (``token=False``: without it, as
-        ``getTaskStatus`` takes no parameters)."""
-        if idempotent:
-            return self._retrying.copy()(self._call_once, method, args, token)
-        return self._call_once(method, args, token)
-
-    def _call_once(self, method: str, args: tuple[_Param, ...], token: bool = True) -> object:
-        proxy = self._proxy()
-        try:
-            remote: Callable[..., object] = getattr(proxy, f"api.{method}")
-            if not token:
-                return remote(*args)
-            return remote(self._token.get_secret_value(), *args)
-        except xmlrpc.client.Fault as fault:
-            error = self._classify_fault(method, fault)
-        except xmlrpc.client.ProtocolError as exc:
-            error = self._classify_status(method, exc.errcode, exc.errmsg)
-        except ssl.SSLCertVerificationError as exc:
-            error = PermanentError(
-                f"TLS certificate rejected ({self._detail(exc)})", operation=method
-            )
-        except ConnectionRefusedError:
-            error = TransientError(f"connection refused at {self._url}", operation=method)
-        except TimeoutError:
-            error = TransientError(
-                f"PaperCut at {self._url} timed out after {self._timeout:g} s", operation=method
-            )
-        except (OSError, http.client.HTTPException, ExpatError) as exc:
-            # Reset connections, name resolution, broken or non-XML responses from a proxy
-            # in front of PaperCut.
-            error = TransientError(
-                f"PaperCut unreachable ({type(exc).__name__}: {self._detail(exc)})",
-                operation=method,
-            )
-        # Raised outside the handlers so that the client exception, whose frames
-        # hold the request parameters, is not chained to the error.
-        raise error
-
-    def _classify_fault(self, method: str, fault: xmlrpc.client.Fault) -> DownstreamError:
-        code = fault.faultCode if isinstance(fault.faultCode, int) else 0
-        detail = self._detail(fault.faultString)
-        if is_general(code) and self._credentials_refused():
-            error: DownstreamError = AuthenticationError(
-                f"{_AUTH_REFUSED} (fault {code}: {detail})", operation=method
-            )
-        else:
-            error = refusal(method, code, detail)
-        error.code = code
-        return error
-
-    def _credentials_refused(self) -> bool:
-        """Whether a harmless call is refused too: then the token or the address is."""
-        try:
-            remote: Callable[..., object] = getattr(self._proxy(), "api.isUserExists")
-            remote(self._token.get_secret_value(), _PROBE_USER)
-        except xmlrpc.client.Fault:
-            return True
-        except (OSError, http.client.HTTPException, ExpatError, xmlrpc.client.ProtocolError):
-            return False
-        return False
-
-    def _classify_status(self, method: str, status: int, reason: str) -> DownstreamError:
-        detail = f"HTTP {status} {self._detail(reason)}".rstrip()
-        if status >= _SERVER_ERROR or status in _TRANSIENT_HTTP_STATUSES:
-            return TransientError(detail, operation=method)
-        if status in _AUTH_HTTP_STATUSES:
-            return AuthenticationError(detail, operation=method)
-        return PermanentError(detail, operation=method)
-
-    def _detail(self, value: object) -> str:
-        """Text for an error message: single line, bounded, without the token."""
-        text = " ".join(str(value).split())
-        secret = self._token.get_secret_value()
-        text = text.replace(secret, "[redacted]")
-        if len(text) > _MAX_DETAIL:
-            text = text[: _MAX_DETAIL - 3] + "..."
-        return text
-
-    def _proxy(self) -> xmlrpc.client.ServerProxy:
-        proxy = cast("xmlrpc.client.ServerProxy | None", getattr(self._local, "proxy", None))
-        if proxy is None:
-            transport = timeout_transport(self._url, self._timeout, self._ssl_context)
-            proxy = xmlrpc.client.ServerProxy(self._url, transport=transport, allow_none=False)
-            self._local.proxy = proxy
-        return proxy
-
-    @staticmethod
-    def _log_retry(state: tenacity.RetryCallState) -> None:
-        error = state.outcome.exception() if state.outcome is not None else None
-        _log.warning(
-            "papercut_call_retry",
-            operation=state.args[0] if state.args else None,
-            attempt=state.attempt_number,
-            error=str(error) if isinstance(error, DownstreamError) else type(error).__name__,
-        )
-
-    @staticmethod
-    def _bool(method: str, value: object) -> bool:
-        if not isinstance(value, bool):
-            raise PermanentError("unexpected response type, expected a boolean", operation=method)
-        return value
-
-    @staticmethod
-    def _string_list(method: str, value: object) -> list[str]:
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise PermanentError(
-                "unexpected response type, expected a list of strings", operation=method
-            )
-        return cast("list[str]", value)
 
 
 def build(config: PaperCutConfig, context: BuildContext) -> PaperCutConnector:
