@@ -55,6 +55,13 @@ OPTIONS: tuple[ConnectorOption, ...] = (
         " default) or all of it (upn), lower-cased.",
         choices=("local-part", "upn"),
     ),
+    ConnectorOption(
+        "papercut",
+        "managed_group_prefix",
+        "--papercut-managed-group-prefix",
+        "Only PaperCut groups whose name starts with this are ever left by printsync"
+        " (default: every group but the built-in ones).",
+    ),
 )
 
 

@@ -172,3 +172,19 @@ def test_tenant_update_resumes_a_paused_tenant(database: BlockingDatabase) -> No
 
     assert result.exit_code == 0, result.output
     assert database.run(downstream.pause_of, tenant.id) is None
+
+
+def test_tenant_update_managed_group_prefix_keeps_the_other_options(
+    database: BlockingDatabase,
+) -> None:
+    create_papercut("http://pc:9191", "--papercut-username", "upn")
+
+    result = invoke("tenant", "update", "acme", "--papercut-managed-group-prefix", "Print-")
+
+    assert result.exit_code == 0, result.output
+    assert database.run(tenants.get, "acme").connector_config == {
+        "url": "http://pc:9191",
+        "token_env": TOKEN_ENV,
+        "username": "upn",
+        "managed_group_prefix": "Print-",
+    }
