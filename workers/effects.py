@@ -16,13 +16,20 @@ username (:meth:`Effects.desired_account`):
   period after the deletion has passed the account is deleted with its personal data redacted. A
   user who comes back under the name before then finds the account kept.
 
+A userName change moves the account (``Connector.rename_account``: PaperCut's balance, cards and
+history stay) when nobody has the old userName now. The connector maps each userName to its own
+username (``Connector.account_name``); the first user under a print name owns it, and an account
+is never ensured, revoked or deleted for a user who does not own it (:mod:`workers.print_names`).
+
 Concurrent effects for one subject may interleave their downstream calls. Each one therefore
 re-reads the desired state after converging and converges again if it changed meanwhile: whoever
 writes last has converged to the newest state.
 
 Failures (see :mod:`workers.errors`): a transient error counts an attempt in the outbox, sets the
 next attempt time with exponential backoff and raises Dramatiq's ``Retry`` with that delay; after
-the last attempt the effect is ``dead``. A permanent error (a refusal, invalid data, a broken
+the last attempt the effect is ``dead``. An authentication error (the print system refuses the
+credentials) pauses the tenant instead: its effects wait without counting attempts until one
+succeeds (:mod:`workers.credentials`). A permanent error (a refusal, invalid data, a broken
 configuration) makes it ``dead`` at once and is re-raised for the actor's ``throws``. Listeners in
 :data:`on_dead` are told about every effect that goes dead.
 
