@@ -17,11 +17,15 @@ from tests.builders import patch_body
 from tests.conftest import TenantClient
 from tests.fakes.papercut import DEFAULT_TOKEN, FakePaperCutServer
 from tests.harness import eventually
+from tests.workers import test_effects as effects_tests
 from tests.workers import test_pipeline as pipeline
 from tests.workers.test_pipeline import TOKEN_ENV, Site, set_active, settings
+from workers import reconcile
 from workers.notify import compose_digest
 
-# The pipeline tests' fixtures, under their own names here.
+# The pipeline and effect tests' fixtures, under their own names here.
+make_harness = effects_tests.make_harness
+papercut = effects_tests.papercut
 probe = pipeline.probe
 make_site = pipeline.make_site
 papercut_token = pipeline.papercut_token
@@ -291,3 +295,23 @@ def test_revoke_blocks_printing_although_the_pin_cannot_be_cleared(
     revoked = papercut_server.users["adele.vance"]
     assert (revoked["disabled-print"], revoked["primary-card-number"]) == ("true", "")
     assert site.probe.effects(tenant_id, "dead") == []
+
+
+def test_reconcile_compares_upn_users_under_their_papercut_names(
+    papercut: tuple[effects_tests.Harness, FakePaperCutServer],
+) -> None:
+    harness, server = papercut
+    harness.create_user(effects_tests.user_body("Adele.Vance@contoso.com"))
+    harness.run_pending()
+    server.add_user("adele", full_name="Not Managed")
+    with server.lock:  # drift behind printsync's back
+        server.users["adele.vance"]["full-name"] = "Someone Else"
+    connector = harness.effects.connectors.connector_for(harness.tenant_id)
+
+    result = reconcile.scan(harness.effects, harness.tenant_id, connector)
+
+    assert result.managed == 1
+    assert [(item.drift.username, item.drift.problems) for item in result.found] == [
+        ("adele.vance@contoso.com", ("full name",))
+    ]
+    assert server.users["adele"]["full-name"] == "Not Managed"
