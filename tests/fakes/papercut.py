@@ -12,15 +12,17 @@ Where each behaviour comes from:
   short. A method refusal with no code of its own in that table (a user that already exists, a
   username PaperCut does not accept) answers 257.
 - A wrong auth token, or a caller whose address is not in ``auth.webservices.allowed-addresses``,
-  is refused with a fault as well (the table lists no code for either, so the fault is 257, the
-  general one): public clients (``PaperCutExamples`` scripts, the ``ServerCommandProxy`` clients)
-  see both as ``xmlrpc.client.Fault``, and a refused address reads "Access denied. Your IP
-  address is not allowed to access the Web Services API.". The wording for a wrong token is not
-  documented, so this fake's is deliberately plain ("Access denied."): the connector must tell an
-  auth failure without reading the text.
+  is refused with a fault as well. The table lists no code for either: the fake answers 257, the
+  general one, and the connector tells them from other refusals by a second, harmless call, not
+  by the code or the text. Public clients (``PaperCutExamples`` scripts, the
+  ``ServerCommandProxy`` clients) see both as ``xmlrpc.client.Fault``, and a refused address
+  reads "Access denied. Your IP address is not allowed to access the Web Services API.". The
+  wording for a wrong token is not documented, so this fake's is deliberately plain ("Access
+  denied.").
 - Internal usernames may not contain ``@``, ``/`` or ``\\``, and every username is stored in lower
-  case, so lookups ignore case (PaperCut's manual on internal users and usernames; the issue that
-  introduced this fake's strictness cites it). ``addNewUser`` adds only a user of the directory
+  case, so lookups ignore case (PaperCut's manual, "Internal users (users managed by PaperCut
+  NG/MF)": "Usernames are stored ... as all lower case", internal usernames "must not contain /,
+  \\ or @"). ``addNewUser`` adds only a user of the directory
   source (the manual and ``ServerCommandProxy.addNewUser``: "assuming the user exists in the
   OS/Network/Domain user directory"): seed that directory with ``directory``.
 - ``renameUserAccount`` keeps the account: balance, cards, properties and groups move to the new
