@@ -192,8 +192,9 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def assess(numbers: Numbers, policy: HealthPolicy, now: datetime) -> Verdict:
-    """The state a tenant is in, and why (pure: no I/O, no clock)."""
+def assess(numbers: Numbers, policy: HealthPolicy, now: datetime, tenant: str = "") -> Verdict:
+    """The state a tenant is in, and why (pure: no I/O, no clock); ``tenant`` names it in the
+    command a reason suggests."""
     findings: list[Finding] = []
     window = _window(numbers.window_seconds)
     requests = numbers.scim_requests
@@ -259,8 +260,9 @@ def assess(numbers: Numbers, policy: HealthPolicy, now: datetime) -> Verdict:
             Finding(
                 DEGRADED,
                 (
-                    f"{_plural(numbers.effects_dead, 'effect')} gave up in {window} "
-                    "and will not be retried until the next reconciliation."
+                    f"{_plural(numbers.effects_dead, 'effect')} gave up in {window}; "
+                    "dead effects stay undone until sent again with "
+                    f"`printsync effects retry --dead --tenant {tenant or 'NAME'}`."
                 ),
             )
         )
@@ -341,7 +343,7 @@ async def read(
     policy = policy or HealthPolicy()
     moment = now or clock.now()
     numbers = await gather(db, tenant.id, policy, moment)
-    verdict = assess(numbers, policy, moment)
+    verdict = assess(numbers, policy, moment, tenant.name)
     return Health(
         tenant=tenant.name,
         state=verdict.state,
