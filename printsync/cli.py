@@ -14,7 +14,17 @@ import click
 import orjson
 
 from printsync import connector_options, effects_commands, ops_commands, pipeline_process
-from printsync.terminal import Column, Group, Styled, emit, run, settings, table
+from printsync.terminal import (
+    Column,
+    Group,
+    Styled,
+    describe_database,
+    emit,
+    ready_schema,
+    run,
+    settings,
+    table,
+)
 from storage import migrate, tenants
 from storage.database import Database, parse_url
 from workers.connectors.registry import DEFAULT_CONNECTOR
@@ -35,15 +45,20 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Create or migrate the schema (PRINTSYNC_DATABASE_URL)."""
-    migrate.upgrade(settings().database_url, revision)
-    click.echo("database is up to date")
+    url = settings().database_url
+    migrate.upgrade(url, revision)
+    click.echo(f"database {describe_database(url)} is at schema {migrate.current(url)[0]}")
 
 
 @db.command("check")
 def db_check() -> None:
-    """Fail if the models and the migrations disagree."""
-    migrate.check(settings().database_url)
-    click.echo("no drift")
+    """Fail if the models and the migrations disagree; print nothing when they agree."""
+    url = settings().database_url
+    ready_schema(url)
+    try:
+        migrate.check(url)
+    except migrate.DriftError as error:
+        raise click.ClickException(f"the models and the migrations disagree: {error}") from None
 
 
 @cli.group()
@@ -120,7 +135,11 @@ def tenant_list(as_json: bool) -> None:
 @tenant.command("rotate-token")
 @click.argument("name")
 @click.option(
-    "--overlap", default=0.0, show_default=True, help="Seconds the previous token keeps working."
+    "--overlap",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0, max=30 * 86400),
+    help="Seconds the previous token keeps working.",
 )
 @click.option("--json", "as_json", is_flag=True)
 def tenant_rotate(name: str, overlap: float, as_json: bool) -> None:
@@ -135,6 +154,20 @@ def tenant_rotate(name: str, overlap: float, as_json: bool) -> None:
         return
     click.echo(f"Secret Token: {token}")
     click.echo("Update it in Entra ID. The token is shown only this once.")
+    _reaches_servers("the old token may still be accepted")
+
+
+def _reaches_servers(what: str) -> None:
+    """Say when a change to a tenant reaches the running servers: each API process keeps a
+    verified token for PRINTSYNC_AUTH_CACHE_SECONDS."""
+    seconds = settings().auth_cache_seconds
+    shown = f"{seconds:g} s"
+    click.echo(
+        f"Running servers apply this within {shown} (PRINTSYNC_AUTH_CACHE_SECONDS): "
+        f"until then {what} there."
+        if seconds
+        else "Running servers apply this at once (PRINTSYNC_AUTH_CACHE_SECONDS=0)."
+    )
 
 
 def _set_disabled(name: str, disabled: bool) -> None:
@@ -150,6 +183,7 @@ def tenant_disable(name: str) -> None:
     """Refuse the tenant's requests (403) until enabled again."""
     _set_disabled(name, True)
     click.echo(f"tenant {name} disabled")
+    _reaches_servers("its requests may still be accepted")
 
 
 @tenant.command("enable")
@@ -158,6 +192,7 @@ def tenant_enable(name: str) -> None:
     """Accept the tenant's requests again."""
     _set_disabled(name, False)
     click.echo(f"tenant {name} enabled")
+    _reaches_servers("its requests may still be refused")
 
 
 @cli.command()

@@ -80,18 +80,18 @@ def register(cli: click.Group) -> None:
         API process that died before sending them are still delivered.
         """
         loaded = settings()
-        _multiprocess_metrics(loaded.prometheus_multiproc_dir)
-        from dramatiq.cli import main as dramatiq_main
-        from dramatiq.cli import make_argument_parser
-
-        from printsync import worker_process
-
         configured = loaded.worker()
         if configured.embedded:
             raise click.UsageError(
                 "PRINTSYNC_BROKER_URL is not set: in the embedded mode `printsync serve` runs "
                 "the workers itself"
             )
+        _multiprocess_metrics(loaded.prometheus_multiproc_dir)
+        from dramatiq.cli import main as dramatiq_main
+        from dramatiq.cli import make_argument_parser
+
+        from printsync import worker_process
+
         worker_process.use(loaded)
         argv = [
             worker_process.SETUP,
