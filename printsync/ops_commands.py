@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from printsync.terminal import Column, Command, Group, Styled, emit, run, table
-from storage import health, notifications, provisioning_log, tenants
+from storage import clock, health, notifications, outbox, provisioning_log, tenants
 from storage.database import Database
 from storage.health import Health
 from storage.provisioning_log import Entry, LogQuery
@@ -51,18 +51,32 @@ def tenant_status(name: str | None, as_json: bool) -> None:
         table(lines, _STATUS_COLUMNS, empty="no tenants")
         return
 
-    async def work(db: Database) -> tuple[Health, list[notifications.Notification]]:
+    async def work(
+        db: Database,
+    ) -> tuple[Health, list[notifications.Notification], list[outbox.ScheduledWork]]:
         tenant = await tenants.get(db, name)
-        return await health.read(db, tenant), await notifications.recent(db, tenant.id, 5)
+        return (
+            await health.read(db, tenant),
+            await notifications.recent(db, tenant.id, 5),
+            await outbox.scheduled(db, tenant.id),
+        )
 
-    state, mails = run(work)
+    state, mails, later = run(work)
     if as_json:
-        emit({**state.as_dict(), "notifications": [mail.summary() for mail in mails]})
+        emit(
+            {
+                **state.as_dict(),
+                "scheduled": [item.summary() for item in later],
+                "notifications": [mail.summary() for mail in mails],
+            }
+        )
         return
-    _print_detail(state, mails)
+    _print_detail(state, mails, later)
 
 
-def _print_detail(state: Health, mails: list[notifications.Notification]) -> None:
+def _print_detail(
+    state: Health, mails: list[notifications.Notification], later: list[outbox.ScheduledWork]
+) -> None:
     numbers = state.numbers
     click.echo(f"Tenant:   {state.tenant}")
     click.echo("State:    " + click.style(state.state, fg=_COLOURS.get(state.state), bold=True))
@@ -86,6 +100,7 @@ def _print_detail(state: Health, mails: list[notifications.Notification]) -> Non
         "Pending:  "
         + ("none" if lag is None else f"oldest waiting {health.describe_duration(lag)}")
     )
+    _print_scheduled(later)
     click.echo(f"Last successful SCIM request: {when(numbers.last_success_at)}")
     if mails:
         click.echo("Notifications:")
@@ -95,6 +110,22 @@ def _print_detail(state: Health, mails: list[notifications.Notification]) -> Non
                 for mail in mails
             ],
             _MAIL_COLUMNS,
+        )
+
+
+def _print_scheduled(later: list[outbox.ScheduledWork]) -> None:
+    """Effects scheduled for later (a purge after the retention period): not pending yet."""
+    if not later:
+        click.echo("Scheduled: none")
+        return
+    now = clock.now()
+    for index, item in enumerate(later):
+        due = health.describe_duration((clock.parse(item.next_due_at) - now).total_seconds())
+        noun = "effect" if item.count == 1 else "effects"
+        click.echo(
+            ("Scheduled: " if index == 0 else "           ")
+            + f"{item.count} {item.kind} {noun}, the next due {when(item.next_due_at)} "
+            f"(in {due})"
         )
 
 

@@ -16,7 +16,11 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from printsync.cli import cli
+from storage import tenants
+from storage.database import Database
 from tests.conftest import POSTGRES_ADMIN_URL, _admin_engine, reachable, require
+from tests.workers.test_notify import dead_effects
+from tests.workers.test_notify import run as run_on
 
 
 def printsync(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -168,3 +172,18 @@ def test_tenant_changes_say_when_running_servers_see_them(
         "Running servers apply this within 30 s (PRINTSYNC_AUTH_CACHE_SECONDS): "
         f"until then {until} there." in result.output
     )
+
+
+def test_tenant_status_of_dead_effects_names_the_command_that_sends_them_again(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def work(db: Database) -> None:
+        acme = await tenants.get(db, "acme")
+        await dead_effects(db, acme, "ada@acme.com")
+
+    assert invoke(database_url, monkeypatch, "tenant", "create", "acme").exit_code == 0
+    run_on(database_url, work)
+    out = invoke(database_url, monkeypatch, "tenant", "status", "acme").output
+    assert "dead effects stay undone until sent again with" in out
+    assert "`printsync effects retry --dead --tenant acme`" in out
+    assert "reconciliation" not in out

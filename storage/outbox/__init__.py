@@ -49,10 +49,12 @@ from storage.outbox.stats import (
     FAILURE_COLUMNS,
     Failure,
     PendingStats,
+    ScheduledWork,
     failure_of,
     failure_stats,
     pending_stats,
     recent_failures,
+    scheduled,
 )
 
 __all__ = [
@@ -73,6 +75,7 @@ __all__ = [
     "Failure",
     "PendingStats",
     "Scheduled",
+    "ScheduledWork",
     "State",
     "abandon",
     "begin",
@@ -95,6 +98,7 @@ __all__ = [
     "retry",
     "retry_dead",
     "schedule",
+    "scheduled",
     "subject_label",
     "subject_names",
 ]
