@@ -88,6 +88,7 @@ def _print_detail(
     click.echo(f"Window:   last {window}")
     click.echo(
         f"SCIM:     {numbers.scim_requests} requests, {numbers.scim_succeeded} succeeded, "
+        f"{numbers.scim_expected} refused as expected (404 for a deleted id), "
         f"{numbers.scim_client_errors} client errors, "
         f"{numbers.scim_server_errors} server errors"
     )
