@@ -150,7 +150,7 @@ class RequestMiddleware:
             )
             path: str = scope["path"]
             if path not in self._skip_paths:
-                self._metrics.record(path, scope["method"], answered, elapsed)
+                self._metrics.record(path, scope["method"], answered, elapsed, context.tenant_name)
             if context.tenant_id is not None:
                 _audit(scope, context, context.tenant_id, answered)
 

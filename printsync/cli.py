@@ -12,6 +12,7 @@ import os
 
 import click
 import orjson
+import structlog
 
 from printsync import connector_options, effects_commands, ops_commands, pipeline_process
 from printsync.terminal import (
@@ -26,8 +27,10 @@ from printsync.terminal import (
     table,
 )
 from storage import migrate, tenants
-from storage.database import Database, parse_url
+from storage.database import Database
 from workers.connectors.registry import DEFAULT_CONNECTOR
+
+_log = structlog.get_logger("printsync")
 
 
 @click.group(cls=Group)
@@ -210,15 +213,28 @@ def serve(host: str | None, port: int | None) -> None:
 
     loaded = settings()
     database = loaded.database()
-    if parse_url(database.database_url).dialect == "sqlite":
-        migrate.upgrade(database.database_url)
+    ready_schema(database.database_url)
     pipeline = pipeline_process.PipelineProcess()
     app = create_app(
         loaded.api(), database, on_start=pipeline.attach, default_connector=DEFAULT_CONNECTOR
     )
+    bound_host, bound_port = host or loaded.host, port or loaded.port
+    embedded = loaded.worker().embedded
+    _log.info(
+        "serving",
+        listen=f"http://{bound_host}:{bound_port}",
+        public_url=loaded.public_url,
+        mode="embedded" if embedded else "broker",
+        effects=(
+            "applied by this process's pipeline child"
+            if embedded
+            else "relayed to the broker; `printsync worker` applies them"
+        ),
+        database=describe_database(database.database_url),
+    )
     pipeline.start()
     try:
-        http_server.serve(app, loaded, host=host or loaded.host, port=port or loaded.port)
+        http_server.serve(app, loaded, host=bound_host, port=bound_port)
     finally:
         pipeline.stop()
 
