@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from api import console, errors
 from api.auth import Authenticator
 from api.dependencies import Services
+from api.gauges import DatabaseGauges
 from api.middleware import RequestMiddleware
 from api.routes import admin, bulk, discovery, groups, health, root, users
 from api.settings import ApiSettings
@@ -27,11 +28,14 @@ def create_app(
     *,
     on_start: OnStart | None = None,
     default_connector: str | None = None,
+    database_gauges: bool = False,
 ) -> FastAPI:
     """The ASGI app. ``on_start`` lets the composition root hook the relay to the database
     (the embedded mode wakes the relay after each commit that recorded effects);
     ``default_connector`` is the connector of the tenants the admin console creates, the
-    workers' default, which the API cannot know by itself (None: the console creates none)."""
+    workers' default, which the API cannot know by itself (None: the console creates none);
+    ``database_gauges`` puts the database's gauges on this process's ``/metrics``
+    (:mod:`api.gauges`: the embedded mode, where this process is the one endpoint)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,11 +51,17 @@ def create_app(
         log = provisioning_log.LogBuffer(settings.provisioning_log)
         log.start(db)
         app.state.provisioning_log = log
+        gauges = DatabaseGauges(settings.health) if database_gauges else None
+        app.state.gauges = gauges
+        if gauges is not None:
+            gauges.register()
         if on_start is not None:
             on_start(db)
         try:
             yield
         finally:
+            if gauges is not None:
+                gauges.unregister()
             app.state.provisioning_log = None
             await log.close(db)
             await services.close()

@@ -212,14 +212,21 @@ def serve(host: str | None, port: int | None) -> None:
     from printsync import http_server
 
     loaded = settings()
+    # The API and its pipeline child export their metrics through one directory, so that the
+    # API's /metrics shows the effects the child applies too.
+    effects_commands.multiprocess_metrics(loaded.prometheus_multiproc_dir)
     database = loaded.database()
     ready_schema(database.database_url)
     pipeline = pipeline_process.PipelineProcess()
+    embedded = loaded.worker().embedded
     app = create_app(
-        loaded.api(), database, on_start=pipeline.attach, default_connector=DEFAULT_CONNECTOR
+        loaded.api(),
+        database,
+        on_start=pipeline.attach,
+        default_connector=DEFAULT_CONNECTOR,
+        database_gauges=embedded,
     )
     bound_host, bound_port = host or loaded.host, port or loaded.port
-    embedded = loaded.worker().embedded
     _log.info(
         "serving",
         listen=f"http://{bound_host}:{bound_port}",

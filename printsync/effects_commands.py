@@ -18,10 +18,11 @@ from storage import ledger, outbox, provisioning_log, tenants
 from storage.database import Database
 
 
-def _multiprocess_metrics(directory: str | None) -> None:
-    """Worker processes export metrics through one multiprocess directory, which must be set
-    before ``prometheus_client`` is first imported: when it is not set, choose one, wipe it,
-    and start this command again with it in the environment."""
+def multiprocess_metrics(directory: str | None) -> None:
+    """Several processes (``printsync worker``'s, ``printsync serve`` and its pipeline child)
+    export metrics through one multiprocess directory, which must be set before
+    ``prometheus_client`` is first imported: when it is not set, choose one, wipe it, and start
+    this command again with it in the environment."""
     if directory:
         prepare_multiproc_dir(directory)
         os.environ.setdefault("dramatiq_prom_db", directory)
@@ -86,7 +87,7 @@ def register(cli: click.Group) -> None:
                 "PRINTSYNC_BROKER_URL is not set: in the embedded mode `printsync serve` runs "
                 "the workers itself"
             )
-        _multiprocess_metrics(loaded.prometheus_multiproc_dir)
+        multiprocess_metrics(loaded.prometheus_multiproc_dir)
         from dramatiq.cli import main as dramatiq_main
         from dramatiq.cli import make_argument_parser
 

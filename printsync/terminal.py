@@ -14,6 +14,7 @@ progress line on a terminal while a long command works.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import os
 import shutil
 import sqlite3
@@ -28,7 +29,7 @@ import orjson
 from alembic.util import CommandError as AlembicCommandError
 from sqlalchemy import exc as sa_exc
 
-from metrics import exposition
+from metrics import catalog, exposition
 from metrics.logs import configure_logging
 from printsync.settings import Settings, load_or_exit
 from storage import migrate
@@ -49,7 +50,15 @@ def start_process() -> Settings:
     # Logs go to standard error, so a command's output (e.g. --json) stays clean.
     configure_logging(json_output=loaded.production, stream=sys.__stderr__ or sys.stderr)
     exposition.configure(loaded.prometheus_multiproc_dir)
+    catalog.set_build_info(_version())
     return loaded
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("printsync")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 #: Errors an operator's setup causes (a database or server that cannot be reached, a port in
