@@ -69,9 +69,26 @@ def tenant() -> None:
     """Tenants and their Secret Tokens."""
 
 
+def _addresses(
+    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The --notify addresses, checked as the admin console checks them."""
+    from api.console.pages import parse_addresses
+
+    try:
+        return parse_addresses(" ".join(value))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 @tenant.command("create")
 @click.argument("name")
-@click.option("--notify", multiple=True, help="Failure-notification recipient (repeatable).")
+@click.option(
+    "--notify",
+    multiple=True,
+    callback=_addresses,
+    help="Failure-notification recipient (repeatable).",
+)
 @connector_options.options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def tenant_create(

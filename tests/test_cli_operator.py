@@ -99,6 +99,7 @@ MISTAKES = [
     (("tenant", "create", "Bad Name!"), "tenant name must be"),
     (("tenant", "create", "pc", "--connector", "papercut"), "needs --papercut-url"),
     (("tenant", "create"), "Missing argument"),
+    (("tenant", "create", "globex", "--notify", "it-admin"), "it-admin is not an e-mail address"),
     (("tenant", "rotate-token", "nope"), "no tenant named nope"),
     (("tenant", "rotate-token", "acme", "--overlap", "-1"), "not in the range"),
     (("tenant", "rotate-token", "acme", "--overlap", "soon"), "not a valid float"),
