@@ -201,5 +201,12 @@ def register(cli: click.Group) -> None:
         count = run(work)
         if effect_id is not None and not count:
             raise click.ClickException(f"effect {effect_id} of tenant {tenant_name} is not dead")
+        if not count:
+            click.echo(f"tenant {tenant_name} has no dead effects")
+            return
         noun = "effect" if count == 1 else "effects"
-        click.echo(f"{count} {noun} pending again; the sweeper sends them shortly")
+        seconds = f"{settings().sweep_interval_seconds:g}"
+        click.echo(
+            f"{count} {noun} pending again: a running `printsync serve` (or, with a broker, "
+            f"`printsync worker`) sends them within {seconds} s (PRINTSYNC_SWEEP_INTERVAL_SECONDS)"
+        )

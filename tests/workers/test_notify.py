@@ -265,7 +265,9 @@ def test_retry_dead_while_print_system_is_down_sends_no_recovery_and_no_second_d
 
     first = run(database_url, fail)
     assert len(first.created) == 1 and first.created[0].startswith("digest:acme:")
-    retry_dead_by_hand(database_url, "acme", monkeypatch)
+    said = retry_dead_by_hand(database_url, "acme", monkeypatch)
+    assert said.startswith("1 effect pending again: a running `printsync serve`")
+    assert "PRINTSYNC_SWEEP_INTERVAL_SECONDS" in said
 
     async def still_down(db: Database) -> list[RunReport]:
         acme = await tenants.get(db, "acme")
