@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -146,3 +147,29 @@ def test_one_metrics_endpoint_carries_every_family_with_samples(served: Served) 
     assert health == {"healthy": 1.0, "degraded": 0.0, "failing": 0.0}
     (build,) = found["printsync_build_info"]
     assert build[1] == 1.0 and build[0]["version"]
+
+
+def test_serve_on_a_port_in_use_says_so_in_the_same_format(tmp_path: Path) -> None:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PRINTSYNC_") and key != "PROMETHEUS_MULTIPROC_DIR"
+    }
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "printsync", "serve", "--port", str(port)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode != 0
+    lines = done.stderr.splitlines()
+    assert any("address already in use" in line for line in lines), done.stderr
+    assert all(TIMESTAMP.match(line) for line in lines), done.stderr
+    assert "Traceback" not in done.stderr
