@@ -188,3 +188,10 @@ def test_tenant_status_of_dead_effects_names_the_command_that_sends_them_again(
     assert "dead effects stay undone until sent again with" in out
     assert "`printsync effects retry --dead --tenant acme`" in out
     assert "reconciliation" not in out
+
+
+def test_db_check_on_a_migrated_database_prints_nothing(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    result = invoke(database_url, monkeypatch, "db", "check")
+    assert (result.exit_code, result.output) == (0, "")
