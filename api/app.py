@@ -14,7 +14,7 @@ from api.gauges import DatabaseGauges
 from api.middleware import RequestMiddleware
 from api.routes import admin, bulk, discovery, groups, health, root, users
 from api.settings import ApiSettings
-from storage import provisioning_log
+from storage import guard, provisioning_log
 from storage.database import Database, open_database
 from storage.settings import DatabaseSettings
 
@@ -48,7 +48,8 @@ def create_app(
             settings, db, Authenticator(db, settings.auth_cache_seconds), default_connector
         )
         app.state.services = services
-        log = provisioning_log.LogBuffer(settings.provisioning_log)
+        guard.configure(db, settings.guard)
+        log = provisioning_log.LogBuffer(settings.provisioning_log, settings.cycles)
         log.start(db)
         app.state.provisioning_log = log
         gauges = DatabaseGauges(settings.health) if database_gauges else None

@@ -280,6 +280,30 @@ TENANT_HEALTH: Final = _scrape_gauge(
     "tenant is a configured tenant key.",
     ("tenant", "state"),
 )
+CYCLE_DURATION: Final = _scrape_gauge(
+    "printsync_cycle_duration_seconds",
+    "Duration of the tenant's running or last provisioning cycle from Entra ID, from its first "
+    "to its last SCIM request. tenant is a configured tenant key.",
+    ("tenant",),
+)
+CYCLE_REQUESTS: Final = _scrape_gauge(
+    "printsync_cycle_requests",
+    "SCIM requests of the tenant's running or last provisioning cycle (its size). "
+    "tenant is a configured tenant key.",
+    ("tenant",),
+)
+CYCLE_LAST_REQUEST: Final = _scrape_gauge(
+    "printsync_cycle_last_request_timestamp_seconds",
+    "Unix time of the last SCIM request of the tenant's latest provisioning cycle; Entra runs "
+    "one about every 40 minutes. tenant is a configured tenant key.",
+    ("tenant",),
+)
+EFFECTS_HELD: Final = _scrape_gauge(
+    "printsync_effects_held",
+    "Revocations and deletions of print access held by the deprovisioning guard, waiting for "
+    "an operator's approval. tenant is a configured tenant key.",
+    ("tenant",),
+)
 
 #: Every metric printsync exports.
 CATALOG: Final[tuple[MetricSpec, ...]] = tuple(_specs)

@@ -14,7 +14,14 @@ import click
 import orjson
 import structlog
 
-from printsync import connector_options, effects_commands, ops_commands, pipeline_process
+from printsync import (
+    connector_options,
+    effects_commands,
+    guard_commands,
+    ops_commands,
+    pipeline_process,
+    reconcile_commands,
+)
 from printsync.terminal import (
     Column,
     Group,
@@ -26,7 +33,7 @@ from printsync.terminal import (
     settings,
     table,
 )
-from storage import migrate, tenants
+from storage import guard, migrate, tenants
 from storage.database import Database
 from workers.connectors.registry import DEFAULT_CONNECTOR
 
@@ -90,6 +97,7 @@ def _addresses(
     help="Failure-notification recipient (repeatable).",
 )
 @connector_options.options
+@guard_commands.options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def tenant_create(
     name: str,
@@ -99,12 +107,15 @@ def tenant_create(
     **values: str | None,
 ) -> None:
     """Create a tenant; print its Tenant URL and Secret Token (shown only once)."""
+    overrides = guard_commands.chosen(values)
     config = connector_options.config(connector, values)
 
     async def work(db: Database) -> tuple[tenants.Tenant, str]:
-        return await tenants.create(
+        created, token = await tenants.create(
             db, name, notify=notify, connector=connector, connector_config=config
         )
+        await guard.set_overrides(db, created.id, overrides)
+        return created, token
 
     created, token = run(work)
     url = settings().api().tenant_url(created.name)
@@ -125,6 +136,23 @@ def tenant_create(
     click.echo(f"Tenant URL:   {url}")
     click.echo(f"Secret Token: {token}")
     click.echo("Paste both into Entra ID. The token is shown only this once.")
+
+
+@tenant.command("update")
+@click.argument("name")
+@guard_commands.options
+def tenant_update(name: str, **values: int | None) -> None:
+    """Change a tenant's settings (only those given)."""
+    overrides = guard_commands.chosen(values)
+    if not overrides:
+        raise click.UsageError("give at least one setting to change")
+
+    async def work(db: Database) -> None:
+        found = await tenants.get(db, name)
+        await guard.set_overrides(db, found.id, overrides)
+
+    run(work)
+    click.echo(f"tenant {name} updated")
 
 
 TENANT_COLUMNS = (
@@ -277,6 +305,8 @@ def pipeline(wake_fd: int | None) -> None:
 
 effects_commands.register(cli)
 ops_commands.register(cli)
+guard_commands.register(cli)
+reconcile_commands.register(cli)
 
 
 def main() -> None:

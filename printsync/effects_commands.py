@@ -48,7 +48,12 @@ EFFECT_COLUMNS = (
     Column("UPDATED (UTC)", optional=True),
     Column("LAST ERROR", shrink=True, min_width=16),
 )
-_EFFECT_STATES = {outbox.PENDING: None, outbox.DONE: "green", outbox.DEAD: "red"}
+_EFFECT_STATES = {
+    outbox.PENDING: None,
+    outbox.HELD: "yellow",
+    outbox.DONE: "green",
+    outbox.DEAD: "red",
+}
 
 
 def attempts(count: int) -> str:

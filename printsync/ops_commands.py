@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import click
 
+from printsync import guard_commands
 from printsync.terminal import Column, Command, Group, Styled, emit, run, table
-from storage import clock, health, notifications, outbox, provisioning_log, tenants
+from storage import clock, health, notifications, outbox, provisioning_log, reconcile, tenants
 from storage.database import Database
 from storage.health import Health
+from storage.notifications import Notification
 from storage.provisioning_log import Entry, LogQuery
 
 
@@ -53,29 +55,55 @@ def tenant_status(name: str | None, as_json: bool) -> None:
 
     async def work(
         db: Database,
-    ) -> tuple[Health, list[notifications.Notification], list[outbox.ScheduledWork]]:
+    ) -> tuple[
+        Health,
+        list[Notification],
+        guard_commands.Details,
+        list[reconcile.SkippedGroup],
+        list[outbox.ScheduledWork],
+    ]:
         tenant = await tenants.get(db, name)
+        extra = await guard_commands.details(db, tenant)
         return (
             await health.read(db, tenant),
             await notifications.recent(db, tenant.id, 5),
+            extra,
+            await reconcile.skipped(db, tenant.id),
             await outbox.scheduled(db, tenant.id),
         )
 
-    state, mails, later = run(work)
+    state, mails, (cycle, held), skipped, later = run(work)
     if as_json:
         emit(
             {
                 **state.as_dict(),
+                **guard_commands.status_fields(cycle, held),
                 "scheduled": [item.summary() for item in later],
                 "notifications": [mail.summary() for mail in mails],
+                "skipped_groups": [group.summary() for group in skipped],
             }
         )
         return
-    _print_detail(state, mails, later)
+    _print_detail(state, mails, guard_commands.status_lines(cycle, held, state.tenant), later)
+    _print_skipped(skipped)
+
+
+def _print_skipped(skipped: list[reconcile.SkippedGroup]) -> None:
+    """Groups the print system cannot hold: not an error, but worth knowing."""
+    if not skipped:
+        return
+    click.echo(f"Skipped groups ({len(skipped)}, not in the print system):")
+    table(
+        [(group.display_name, group.reason, when(group.skipped_at)) for group in skipped],
+        _SKIPPED_COLUMNS,
+    )
 
 
 def _print_detail(
-    state: Health, mails: list[notifications.Notification], later: list[outbox.ScheduledWork]
+    state: Health,
+    mails: list[notifications.Notification],
+    extra: list[str],
+    later: list[outbox.ScheduledWork],
 ) -> None:
     numbers = state.numbers
     click.echo(f"Tenant:   {state.tenant}")
@@ -103,6 +131,8 @@ def _print_detail(
     )
     _print_scheduled(later)
     click.echo(f"Last successful SCIM request: {when(numbers.last_success_at)}")
+    for line in extra:
+        click.echo(line)
     if mails:
         click.echo("Notifications:")
         table(
@@ -130,6 +160,11 @@ def _print_scheduled(later: list[outbox.ScheduledWork]) -> None:
         )
 
 
+_SKIPPED_COLUMNS = (
+    Column("GROUP", shrink=True, min_width=12),
+    Column("REASON", shrink=True, min_width=20),
+    Column("SINCE"),
+)
 _MAIL_COLUMNS = (
     Column("  CREATED"),
     Column("KIND"),

@@ -87,7 +87,7 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             sa.select(groups.c.display_name)
             .select_from(memberships.join(groups, groups.c.pk == memberships.c.group_pk))
             .where(memberships.c.user_pk == p("pk"))
-            .order_by(groups.c.display_name),
+            .order_by(groups.c.display_name_ci),
             dialect,
         ),
         "leave_counts": compile_core(
@@ -212,11 +212,17 @@ async def drop_group(conn: Connection, dialect: Dialect, group_pk: int) -> None:
     await conn.execute(_statements(dialect)["drop_group"], {"pk": group_pk})
 
 
+async def group_names(conn: Connection, dialect: Dialect, user_pk: int) -> list[str]:
+    """The display names of a user's groups, in case-insensitive order."""
+    rows = await conn.fetchall(_statements(dialect)["group_names"], {"pk": user_pk})
+    return [row[0] for row in rows]
+
+
 async def leave_all(conn: Connection, dialect: Dialect, user_pk: int) -> list[str]:
     """Take a user that is being deleted out of its groups (their member counts follow); the
     names of those groups, in order."""
     statements = _statements(dialect)
-    names = [row[0] for row in await conn.fetchall(statements["group_names"], {"pk": user_pk})]
+    names = await group_names(conn, dialect, user_pk)
     await conn.execute(statements["leave_counts"], {"pk": user_pk})
     await conn.execute(statements["drop_user"], {"pk": user_pk})
     return names

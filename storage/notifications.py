@@ -5,6 +5,8 @@ Each notification has a unique ``key`` that says why it exists:
 - ``digest:{tenant}:{window}``: the failure digest of a tenant for one digest window (``window``
   is the window's start, e.g. ``2026-01-02T10:00:00Z``); at most one per tenant and window.
 - ``recovery:{tenant}:{window}``: the all-clear that follows the digest of that window.
+- ``held:{tenant}:{effect}``: revocations held by the deprovisioning guard (``storage.guard``),
+  keyed by the oldest of them; one mail per hold.
 
 Creating a row whose key exists does nothing, so a redelivered or repeated job cannot create a
 second mail. The rendered message is stored with the row, so a retry sends the same mail (same
@@ -33,7 +35,8 @@ from storage.sql import Dialect, Statement, compile_text
 
 DIGEST: Final = "digest"
 RECOVERY: Final = "recovery"
-KINDS: Final = (DIGEST, RECOVERY)
+HELD: Final = "held"
+KINDS: Final = (DIGEST, RECOVERY, HELD)
 
 PENDING: Final = "pending"
 SENDING: Final = "sending"

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import orjson
 import sqlalchemy as sa
 
-from storage import clock, counts, cursors, indexed, outbox
+from storage import clock, counts, cursors, guard, indexed, outbox
 from storage.changes import (
     NO_CHANGES,
     Changes,
@@ -112,6 +112,9 @@ class Effects:
     delete: str
     previous_name: bool = False
     """The change effect carries the name the resource had before (``previous``)."""
+    guarded: bool = False
+    """A delete, and a change to inactive, pass the deprovisioning guard (``storage.guard``),
+    which may record their effect held; a change back to active supersedes held effects."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,7 +429,13 @@ async def rewrite(
             if spec.effects.previous_name:
                 previous = {"previous": old.get(spec.name_attribute)}
             kind = spec.effects.sync
-            await _record(conn, db.dialect, tenant_id, kind, resource_id, version, previous, now)
+            held = False
+            if spec.effects.guarded:
+                active = active_change(before, attrs)
+                held = await _guard(conn, db, tenant_id, resource_id, active, now)
+            await _record(
+                conn, db.dialect, tenant_id, kind, resource_id, version, previous, now, held=held
+            )
     db.effects_committed()
     changes = Changes(
         name=_name(spec, attrs),
@@ -450,11 +459,21 @@ async def delete(
         row = await _row(conn, statements["lock"], spec, tenant_id, resource_id)
         pk, version, text = row[0], row[1], row[2]
         check_version(if_match, version)
-        payload = {spec.name_attribute: orjson.loads(text).get(spec.name_attribute)}
+        old = orjson.loads(text)
+        payload = {spec.name_attribute: old.get(spec.name_attribute)}
         payload.update(await spec.before_delete(conn, db.dialect, pk))
         await conn.execute(statements["delete"], {"pk": pk})
         kind = spec.effects.delete
-        await _record(conn, db.dialect, tenant_id, kind, resource_id, version, payload)
+        now = clock.stamp()
+        held = spec.effects.guarded and not await guard.admit(
+            conn,
+            db.dialect,
+            tenant_id,
+            default=guard.policy_of(db),
+            was_active=old.get("active") is not False,
+            now=now,
+        )
+        await _record(conn, db.dialect, tenant_id, kind, resource_id, version, payload, now, held)
         await counts.add(conn, db.dialect, tenant_id, spec.type.name, resource_id, -1)
     page_marks(db).forget(spec.table.name, tenant_id)
     db.effects_committed()
@@ -464,6 +483,29 @@ async def delete(
         name=name if isinstance(name, str) else None,
         groups=tuple(left) if isinstance(left, list) else (),
     )
+
+
+async def _guard(
+    conn: Connection,
+    db: Database,
+    tenant_id: int,
+    resource_id: str,
+    active: tuple[bool | None, bool | None] | None,
+    now: str,
+) -> bool:
+    """Whether the effect of a change of ``active`` (before, after) is held: a revocation
+    passes the guard; a user enabled again supersedes its held effects."""
+    if active is None:
+        return False
+    before, after = active
+    if after is False:
+        default = guard.policy_of(db)
+        return not await guard.admit(
+            conn, db.dialect, tenant_id, default=default, was_active=True, now=now
+        )
+    if before is False:
+        await guard.supersede(conn, db.dialect, tenant_id, resource_id)
+    return False
 
 
 def _name(spec: Spec, attrs: dict[str, Any]) -> str | None:
@@ -490,8 +532,10 @@ async def _record(
     version: int,
     payload: dict[str, Any] | None = None,
     now: str | None = None,
+    held: bool = False,
 ) -> None:
-    """Record the effect ``kind`` of the resource's ``version``."""
+    """Record the effect ``kind`` of the resource's ``version`` (``held``: waiting for an
+    operator's approval)."""
     await outbox.record(
         conn,
         dialect,
@@ -501,4 +545,5 @@ async def _record(
         key=f"{kind}:{resource_id}:v{version}",
         payload=payload,
         now=now,
+        held=held,
     )

@@ -19,8 +19,8 @@ from printsync.cli import cli
 from storage import tenants
 from storage.database import Database
 from tests.conftest import POSTGRES_ADMIN_URL, _admin_engine, reachable, require
+from tests.harness import run as run_on
 from tests.workers.test_notify import dead_effects
-from tests.workers.test_notify import run as run_on
 
 
 def printsync(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:

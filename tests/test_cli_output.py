@@ -12,10 +12,11 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from printsync.cli import cli
 from printsync.terminal import Column, Progress, Styled, Terminal, table
 from tests.api.test_users import entra_user
-from tests.workers.test_pipeline import Site, patch_body, set_active, settings
+from tests.builders import patch_body
+from tests.harness import printsync
+from tests.workers.test_pipeline import Site, set_active, settings
 from tests.workers.test_pipeline import make_site as make_site
 from tests.workers.test_pipeline import probe as probe
 
@@ -76,8 +77,7 @@ def test_progress_draws_only_on_a_terminal() -> None:
 
 
 def invoke(site: Site, args: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("PRINTSYNC_DATABASE_URL", site.url)
-    result = CliRunner().invoke(cli, args)
+    result = printsync(site.url, args, monkeypatch)
     assert result.exit_code == 0, result.output
     return result
 

@@ -46,6 +46,7 @@ from storage.health import Health, HealthBoard, HealthPolicy
 from storage.outbox import Failure as DeadEffect
 from storage.provisioning_log import Entry, LogQuery
 from storage.tenants import Tenant
+from workers import held_mail
 from workers.errors import PermanentError, TransientError
 from workers.mail import Digest, Failure, render_digest, render_recovery
 from workers.settings import NotifySettings
@@ -98,6 +99,9 @@ async def run_once(
                 key = await _plan(db, tenant, state, settings, moment)
                 if key is not None:
                     report.created.append(key)
+                held = await held_mail.plan(db, tenant, settings, moment)
+                if held is not None:
+                    report.created.append(held)
         except Exception:
             _log.exception("notify_tenant_failed", tenant=tenant.name)
     if board is not None:

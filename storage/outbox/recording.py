@@ -12,13 +12,13 @@ import orjson
 
 from storage import clock
 from storage.database import Connection
-from storage.outbox.effects import MAX_KEY_LENGTH, Scheduled
+from storage.outbox.effects import HELD, MAX_KEY_LENGTH, PENDING, Scheduled
 from storage.sql import Dialect, compile_text
 
 _INSERT: Final = (
     "INSERT INTO outbox (tenant_id, kind, subject_id, effect_key, payload, state, attempts,"
     " next_attempt_at, created_at, updated_at) VALUES (:tenant_id, :kind, :subject_id,"
-    " :effect_key, :payload, 'pending', 0, :due, :due, :now)"
+    " :effect_key, :payload, :state, 0, :due, :due, :now)"
     " ON CONFLICT (effect_key) DO NOTHING"
 )
 
@@ -33,15 +33,23 @@ async def record(
     key: str,
     payload: dict[str, Any] | None = None,
     now: str | None = None,
+    held: bool = False,
 ) -> None:
-    """Insert one effect, due now, inside the caller's transaction."""
+    """Insert one effect, due now, inside the caller's transaction; ``held``: in state
+    ``held``, waiting for an operator's approval (``storage.guard``)."""
     stamp = now or clock.stamp()
     effect = Scheduled(kind, subject_id, key, payload or {}, due_at=stamp)
-    await schedule(conn, dialect, tenant_id=tenant_id, effect=effect, now=stamp)
+    await schedule(conn, dialect, tenant_id=tenant_id, effect=effect, now=stamp, held=held)
 
 
 async def schedule(
-    conn: Connection, dialect: Dialect, *, tenant_id: int, effect: Scheduled, now: str | None = None
+    conn: Connection,
+    dialect: Dialect,
+    *,
+    tenant_id: int,
+    effect: Scheduled,
+    now: str | None = None,
+    held: bool = False,
 ) -> None:
     """Insert an effect that falls due at ``effect.due_at``, inside the caller's transaction.
 
@@ -62,5 +70,6 @@ async def schedule(
             "payload": orjson.dumps(effect.payload).decode(),
             "due": effect.due_at,
             "now": now or clock.stamp(),
+            "state": HELD if held else PENDING,
         },
     )

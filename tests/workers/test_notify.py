@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from typing import TypeVar
 
 import pytest
@@ -14,10 +12,12 @@ from pydantic import SecretStr
 
 from printsync.cli import cli
 from storage import clock, notifications, outbox, provisioning_log, tenants
-from storage.database import Database, in_transaction, open_database
+from storage.database import Database, in_transaction
 from storage.health import HealthBoard
 from storage.tenants import Tenant
+from tests.builders import mail_text
 from tests.fakes.smtp import FakeSmtpServer, smtp_server_fixture  # noqa: F401
+from tests.harness import run
 from workers.mail import SmtpSender
 from workers.notify import NotifySettings, RunReport, notify_loop, run_once
 
@@ -27,27 +27,8 @@ RECIPIENTS = ("ops@acme.example", "it@acme.example")
 SETTINGS = NotifySettings(notify_window_seconds=3600, mail_from=SENDER)
 
 
-def run(database_url: str, work: Callable[[Database], Awaitable[T]]) -> T:
-    async def main() -> T:
-        db = await open_database(database_url, pool_size=2)
-        try:
-            return await work(db)
-        finally:
-            await db.close()
-
-    return asyncio.run(main())
-
-
 def sender_for(server: FakeSmtpServer) -> SmtpSender:
     return SmtpSender(server.url, SENDER, timeout=5, local_hostname="printsync.test")
-
-
-def body(message: EmailMessage) -> str:
-    part = message.get_body(("plain",))
-    assert part is not None
-    content = part.get_content()
-    assert isinstance(content, str)
-    return content
 
 
 async def dead_effects(
@@ -102,7 +83,7 @@ def test_run_once_dead_effects_send_one_digest_to_tenant_recipients(
     message = received.message
     assert message["Subject"] == "printsync: 2 provisioning failures for tenant acme"
     assert message["Auto-Submitted"] == "auto-generated"
-    text = body(message)
+    text = mail_text(message)
     assert '"ada@acme.com"' in text and '"bob@acme.com"' in text
     assert "account.delete" in text
     assert "PaperCut refused the call (invalid email)" in text
@@ -168,7 +149,7 @@ def test_run_once_new_failures_wait_for_next_window_and_old_ones_are_not_repeate
     assert same_window.created == []
     assert len(next_window.sent) == 1 and next_window.sent != first.sent
     assert len(smtp_server.messages) == 2
-    second = body(smtp_server.messages[1].message)
+    second = mail_text(smtp_server.messages[1].message)
     assert '"carol@acme.com"' in second
     assert "ada@acme.com" not in second
 
@@ -247,7 +228,7 @@ def test_run_once_tenant_heals_sends_one_recovery_mail(
     ]
     recovery = smtp_server.messages[1]
     assert sorted(recovery.rcpt_tos) == sorted(RECIPIENTS)
-    text = body(recovery.message)
+    text = mail_text(recovery.message)
     assert "Failures had been reported since" in text
     assert "No change is waiting after a failure; no further action is needed." in text
 
@@ -282,7 +263,7 @@ def test_retry_dead_while_print_system_is_down_sends_no_recovery_and_no_second_d
     assert [m.message["Subject"] for m in smtp_server.messages] == [
         "printsync: 1 provisioning failure for tenant acme"
     ]
-    digest = body(smtp_server.messages[0].message)
+    digest = mail_text(smtp_server.messages[0].message)
     assert "printsync effects retry --dead --tenant acme" in digest
     assert "reconciliation" not in digest
 
@@ -307,7 +288,7 @@ def test_retry_dead_while_print_system_is_down_sends_no_recovery_and_no_second_d
 
     healed = run(database_url, partly_healed)
     assert len(healed.created) == 1 and healed.created[0].startswith("recovery:acme:")
-    recovery = body(smtp_server.messages[-1].message)
+    recovery = mail_text(smtp_server.messages[-1].message)
     assert "2 changes that gave up earlier are still undone" in recovery
     assert "printsync effects retry --dead --tenant acme" in recovery
     assert "no further action" not in recovery
@@ -345,7 +326,7 @@ def test_run_once_failing_requests_send_digest_with_reason_and_requests(
     assert len(report.sent) == 1
     message = smtp_server.messages[0].message
     assert message["Subject"] == "printsync: provisioning is failing for tenant acme"
-    text = body(message)
+    text = mail_text(message)
     assert "100% of SCIM requests in the last hour failed (12 of 12; 0 server errors)." in text
     assert 'POST /Users for "user0@acme.com"' in text
     assert "HTTP 409" in text and "userName is already taken" in text
@@ -361,7 +342,7 @@ def test_run_once_failing_with_dead_effects_lists_both(
 
     report = run(sqlite_url, work)
     assert report.healths[0].state == "failing"
-    text = body(smtp_server.messages[0].message)
+    text = mail_text(smtp_server.messages[0].message)
     assert text.startswith('Provisioning for tenant "acme" is failing.')
     assert "100% of effects in the last hour failed (6 of 6" in text
     assert '"u5@acme.com"' in text

@@ -13,9 +13,11 @@ from click.testing import CliRunner
 
 from printsync.cli import cli
 from storage import clock
+from tests.builders import mail_text
 from tests.fakes.papercut import FakePaperCutServer
 from tests.fakes.smtp import FakeSmtpServer, smtp_server_fixture  # noqa: F401
-from tests.workers.test_notify import body, once, run
+from tests.harness import run
+from tests.workers.test_notify import once
 from tests.workers.test_pipeline import (  # noqa: F401
     Site,
     eventually,
@@ -68,7 +70,7 @@ def test_print_system_down_then_back_one_digest_and_one_true_recovery(
         )
         assert later.created == [], seconds
     assert len(smtp_server.messages) == 1
-    digest = body(smtp_server.messages[0].message)
+    digest = mail_text(smtp_server.messages[0].message)
     assert f"printsync effects retry --dead --tenant {client.name}" in digest
 
     # PaperCut answers again; the operator sends the effect once more and it is applied.
@@ -83,4 +85,4 @@ def test_print_system_down_then_back_one_digest_and_one_true_recovery(
         f"printsync: 1 provisioning failure for tenant {client.name}",
         f"printsync: provisioning recovered for tenant {client.name}",
     ]
-    assert "no further action is needed" in body(smtp_server.messages[1].message)
+    assert "no further action is needed" in mail_text(smtp_server.messages[1].message)
