@@ -255,6 +255,7 @@ def serve(host: str | None, port: int | None) -> None:
     """
     from api.app import create_app
     from printsync import http_server
+    from workers.cycle_gauges import CycleGauges
 
     loaded = settings()
     # The API and its pipeline child export their metrics through one directory, so that the
@@ -270,6 +271,7 @@ def serve(host: str | None, port: int | None) -> None:
         on_start=pipeline.attach,
         default_connector=DEFAULT_CONNECTOR,
         database_gauges=embedded,
+        more_gauges=(CycleGauges(),),
     )
     bound_host, bound_port = host or loaded.host, port or loaded.port
     _log.info(

@@ -126,7 +126,7 @@ def test_one_metrics_endpoint_carries_every_family_with_samples(served: Served) 
             for labels, value in found.get("printsync_effects", [])
             if labels.get("outcome") == "succeeded"
         ]
-        if applied or time.monotonic() > deadline:
+        if (applied and found.get("printsync_cycle_requests")) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
     assert applied == [1.0], found.get("printsync_effects")
@@ -136,6 +136,8 @@ def test_one_metrics_endpoint_carries_every_family_with_samples(served: Served) 
         "printsync_outbox_oldest_pending_age_seconds",
         "printsync_effects_dead",
         "printsync_build_info",
+        "printsync_cycle_requests",
+        "printsync_cycle_duration_seconds",
     ):
         assert found.get(family), family
     requests = found["printsync_scim_requests"]
