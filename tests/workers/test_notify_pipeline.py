@@ -13,20 +13,18 @@ from click.testing import CliRunner
 
 from printsync.cli import cli
 from storage import clock
-from tests.builders import mail_text
+from tests.builders import mail_text, print_user
 from tests.fakes.papercut import FakePaperCutServer
 from tests.fakes.smtp import FakeSmtpServer, smtp_server_fixture  # noqa: F401
-from tests.harness import run
+from tests.harness import eventually, run
 from tests.workers.test_notify import once
 from tests.workers.test_pipeline import (  # noqa: F401
     Site,
-    eventually,
     papercut_config,
     papercut_server_fixture,
     papercut_token,
     probe,
     settings,
-    user_body,
 )
 from tests.workers.test_pipeline import make_site as make_site
 
@@ -49,7 +47,7 @@ def test_print_system_down_then_back_one_digest_and_one_true_recovery(
     site = make_site(settings(max_retries=1))
     client, tenant_id = site.tenant(**papercut_config(papercut_server), notify=("it@acme.example",))
     papercut_server.set_outage(503)
-    assert client.post("/Users", json=user_body()).status_code == 201
+    assert client.post("/Users", json=print_user()).status_code == 201
     [dead] = eventually(lambda: site.probe.effects(tenant_id, "dead"))
     now = clock.now()
     first = run(database_url, lambda db: once(db, smtp_server, now))
