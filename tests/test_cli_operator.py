@@ -121,6 +121,12 @@ MISTAKES = [
     (("db", "upgrade", "--revision", "9999"), "Can't locate revision"),
     (("worker",), "PRINTSYNC_BROKER_URL is not set"),
     (("serve", "--port", "http"), "is not a valid integer"),
+    (("effects", "approve", "--tenant", "nope"), "no tenant named nope"),
+    (("reconcile", "--tenant", "nope"), "no tenant named nope"),
+    (("reconcile",), "Missing option '--tenant'"),
+    (("tenant", "update", "nope", "--guard-min", "5"), "no tenant named nope"),
+    (("tenant", "update", "acme"), "give at least one setting to change"),
+    (("tenant", "update", "acme", "--guard-percent", "500"), "not in the range"),
     (("no-such-command",), "No such command"),
 ]
 
