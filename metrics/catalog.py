@@ -184,13 +184,15 @@ def _scrape_gauge(name: str, help_text: str, labels: tuple[str, ...] = ()) -> Me
 SCIM_REQUESTS: Final = _counter(
     "printsync_scim_requests_total",
     "SCIM HTTP requests by resource (Users, Groups, Schemas, ResourceTypes, "
-    "ServiceProviderConfig or other), method and numeric status code.",
-    ("resource", "method", "status"),
+    "ServiceProviderConfig or other), method, numeric status code (499: the client went away "
+    "before its request arrived whole) and tenant (a configured tenant key; empty when no "
+    "tenant's token was verified).",
+    ("resource", "method", "status", "tenant"),
 )
 SCIM_REQUEST_DURATION: Final = _histogram(
     "printsync_scim_request_duration_seconds",
-    "Time to answer a SCIM HTTP request, by resource and method.",
-    ("resource", "method"),
+    "Time to answer a SCIM HTTP request, by resource, method and tenant.",
+    ("resource", "method", "tenant"),
     SCIM_LATENCY_BUCKETS,
 )
 SCIM_RATE_LIMITED: Final = _counter(

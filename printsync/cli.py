@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 import orjson
+import structlog
 
 from printsync import (
     connector_options,
@@ -23,10 +24,22 @@ from printsync import (
     reconcile_commands,
     tenant_commands,
 )
-from printsync.terminal import Column, Group, Styled, emit, run, settings, table
+from printsync.terminal import (
+    Column,
+    Group,
+    Styled,
+    describe_database,
+    emit,
+    ready_schema,
+    run,
+    settings,
+    table,
+)
 from storage import downstream, guard, migrate, tenants
-from storage.database import Database, parse_url
+from storage.database import Database
 from workers.connectors.registry import DEFAULT_CONNECTOR
+
+_log = structlog.get_logger("printsync")
 
 
 @click.group(cls=Group)
@@ -44,15 +57,20 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Create or migrate the schema (PRINTSYNC_DATABASE_URL)."""
-    migrate.upgrade(settings().database_url, revision)
-    click.echo("database is up to date")
+    url = settings().database_url
+    migrate.upgrade(url, revision)
+    click.echo(f"database {describe_database(url)} is at schema {migrate.current(url)[0]}")
 
 
 @db.command("check")
 def db_check() -> None:
-    """Fail if the models and the migrations disagree."""
-    migrate.check(settings().database_url)
-    click.echo("no drift")
+    """Fail if the models and the migrations disagree; print nothing when they agree."""
+    url = settings().database_url
+    ready_schema(url)
+    try:
+        migrate.check(url)
+    except migrate.DriftError as error:
+        raise click.ClickException(f"the models and the migrations disagree: {error}") from None
 
 
 @cli.group()
@@ -60,9 +78,26 @@ def tenant() -> None:
     """Tenants and their Secret Tokens."""
 
 
+def _addresses(
+    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The --notify addresses, checked as the admin console checks them."""
+    from api.console.pages import parse_addresses
+
+    try:
+        return parse_addresses(" ".join(value))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 @tenant.command("create")
 @click.argument("name")
-@click.option("--notify", multiple=True, help="Failure-notification recipient (repeatable).")
+@click.option(
+    "--notify",
+    multiple=True,
+    callback=_addresses,
+    help="Failure-notification recipient (repeatable).",
+)
 @connector_options.options
 @guard_commands.options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -116,6 +151,8 @@ def tenant_update(name: str, connector: str | None, **values: Any) -> None:
     start afresh. The tenant's effects that wait for refused credentials are tried again at
     once."""
     overrides = guard_commands.chosen(values)
+    if not overrides and connector is None and not connector_options.any_given(values):
+        raise click.UsageError("give at least one setting to change")
 
     async def current(db: Database) -> tenants.Tenant:
         return await tenants.get(db, name)
@@ -123,7 +160,7 @@ def tenant_update(name: str, connector: str | None, **values: Any) -> None:
     found = run(current)
     change = tenant_commands.connector_change(found, connector, values)
     if not overrides and change is None:
-        raise click.UsageError("give at least one setting to change")
+        raise click.UsageError(f"no option of the {found.connector} connector given")
 
     async def work(db: Database) -> None:
         if overrides:
@@ -164,7 +201,11 @@ def tenant_list(as_json: bool) -> None:
 @tenant.command("rotate-token")
 @click.argument("name")
 @click.option(
-    "--overlap", default=0.0, show_default=True, help="Seconds the previous token keeps working."
+    "--overlap",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0, max=30 * 86400),
+    help="Seconds the previous token keeps working.",
 )
 @click.option("--json", "as_json", is_flag=True)
 def tenant_rotate(name: str, overlap: float, as_json: bool) -> None:
@@ -179,6 +220,20 @@ def tenant_rotate(name: str, overlap: float, as_json: bool) -> None:
         return
     click.echo(f"Secret Token: {token}")
     click.echo("Update it in Entra ID. The token is shown only this once.")
+    _reaches_servers("the old token may still be accepted")
+
+
+def _reaches_servers(what: str) -> None:
+    """Say when a change to a tenant reaches the running servers: each API process keeps a
+    verified token for PRINTSYNC_AUTH_CACHE_SECONDS."""
+    seconds = settings().auth_cache_seconds
+    shown = f"{seconds:g} s"
+    click.echo(
+        f"Running servers apply this within {shown} (PRINTSYNC_AUTH_CACHE_SECONDS): "
+        f"until then {what} there."
+        if seconds
+        else "Running servers apply this at once (PRINTSYNC_AUTH_CACHE_SECONDS=0)."
+    )
 
 
 def _set_disabled(name: str, disabled: bool) -> None:
@@ -194,6 +249,7 @@ def tenant_disable(name: str) -> None:
     """Refuse the tenant's requests (403) until enabled again."""
     _set_disabled(name, True)
     click.echo(f"tenant {name} disabled")
+    _reaches_servers("its requests may still be accepted")
 
 
 @tenant.command("enable")
@@ -202,6 +258,7 @@ def tenant_enable(name: str) -> None:
     """Accept the tenant's requests again."""
     _set_disabled(name, False)
     click.echo(f"tenant {name} enabled")
+    _reaches_servers("its requests may still be refused")
 
 
 @cli.command()
@@ -216,18 +273,40 @@ def serve(host: str | None, port: int | None) -> None:
     """
     from api.app import create_app
     from printsync import http_server
+    from workers.cycle_gauges import CycleGauges
 
     loaded = settings()
+    # The API and its pipeline child export their metrics through one directory, so that the
+    # API's /metrics shows the effects the child applies too.
+    effects_commands.multiprocess_metrics(loaded.prometheus_multiproc_dir)
     database = loaded.database()
-    if parse_url(database.database_url).dialect == "sqlite":
-        migrate.upgrade(database.database_url)
+    ready_schema(database.database_url)
     pipeline = pipeline_process.PipelineProcess()
+    embedded = loaded.worker().embedded
     app = create_app(
-        loaded.api(), database, on_start=pipeline.attach, default_connector=DEFAULT_CONNECTOR
+        loaded.api(),
+        database,
+        on_start=pipeline.attach,
+        default_connector=DEFAULT_CONNECTOR,
+        database_gauges=embedded,
+        more_gauges=(CycleGauges(),),
+    )
+    bound_host, bound_port = host or loaded.host, port or loaded.port
+    _log.info(
+        "serving",
+        listen=f"http://{bound_host}:{bound_port}",
+        public_url=loaded.public_url,
+        mode="embedded" if embedded else "broker",
+        effects=(
+            "applied by this process's pipeline child"
+            if embedded
+            else "relayed to the broker; `printsync worker` applies them"
+        ),
+        database=describe_database(database.database_url),
     )
     pipeline.start()
     try:
-        http_server.serve(app, loaded, host=host or loaded.host, port=port or loaded.port)
+        http_server.serve(app, loaded, host=bound_host, port=bound_port)
     finally:
         pipeline.stop()
 

@@ -120,6 +120,11 @@ def updated(
     return _validated(connector, {**stored, **_given(connector, values)})
 
 
+def any_given(values: Mapping[str, Any]) -> bool:
+    """Whether any connector option (of any connector) was given."""
+    return any(values.get(entry.parameter) is not None for entry in OPTIONS)
+
+
 def given(connector: str, values: Mapping[str, str | None]) -> bool:
     """Whether any option of ``connector`` was given."""
     return bool(_given(connector, values))

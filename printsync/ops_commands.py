@@ -10,7 +10,7 @@ import click
 
 from printsync import guard_commands
 from printsync.terminal import Column, Command, Group, Styled, emit, run, table
-from storage import health, notifications, provisioning_log, reconcile, tenants
+from storage import clock, health, notifications, outbox, provisioning_log, reconcile, tenants
 from storage.database import Database
 from storage.health import Health
 from storage.notifications import Notification
@@ -55,7 +55,13 @@ def tenant_status(name: str | None, as_json: bool) -> None:
 
     async def work(
         db: Database,
-    ) -> tuple[Health, list[Notification], guard_commands.Details, list[reconcile.SkippedGroup]]:
+    ) -> tuple[
+        Health,
+        list[Notification],
+        guard_commands.Details,
+        list[reconcile.SkippedGroup],
+        list[outbox.ScheduledWork],
+    ]:
         tenant = await tenants.get(db, name)
         extra = await guard_commands.details(db, tenant)
         return (
@@ -63,20 +69,22 @@ def tenant_status(name: str | None, as_json: bool) -> None:
             await notifications.recent(db, tenant.id, 5),
             extra,
             await reconcile.skipped(db, tenant.id),
+            await outbox.scheduled(db, tenant.id),
         )
 
-    state, mails, (cycle, held), skipped = run(work)
+    state, mails, (cycle, held), skipped, later = run(work)
     if as_json:
         emit(
             {
                 **state.as_dict(),
                 **guard_commands.status_fields(cycle, held),
+                "scheduled": [item.summary() for item in later],
                 "notifications": [mail.summary() for mail in mails],
                 "skipped_groups": [group.summary() for group in skipped],
             }
         )
         return
-    _print_detail(state, mails, guard_commands.status_lines(cycle, held, state.tenant))
+    _print_detail(state, mails, guard_commands.status_lines(cycle, held, state.tenant), later)
     _print_skipped(skipped)
 
 
@@ -91,7 +99,12 @@ def _print_skipped(skipped: list[reconcile.SkippedGroup]) -> None:
     )
 
 
-def _print_detail(state: Health, mails: list[notifications.Notification], extra: list[str]) -> None:
+def _print_detail(
+    state: Health,
+    mails: list[notifications.Notification],
+    extra: list[str],
+    later: list[outbox.ScheduledWork],
+) -> None:
     numbers = state.numbers
     click.echo(f"Tenant:   {state.tenant}")
     click.echo("State:    " + click.style(state.state, fg=_COLOURS.get(state.state), bold=True))
@@ -103,6 +116,7 @@ def _print_detail(state: Health, mails: list[notifications.Notification], extra:
     click.echo(f"Window:   last {window}")
     click.echo(
         f"SCIM:     {numbers.scim_requests} requests, {numbers.scim_succeeded} succeeded, "
+        f"{numbers.scim_expected} refused as expected (404 for a deleted id), "
         f"{numbers.scim_client_errors} client errors, "
         f"{numbers.scim_server_errors} server errors"
     )
@@ -115,6 +129,7 @@ def _print_detail(state: Health, mails: list[notifications.Notification], extra:
         "Pending:  "
         + ("none" if lag is None else f"oldest waiting {health.describe_duration(lag)}")
     )
+    _print_scheduled(later)
     click.echo(f"Last successful SCIM request: {when(numbers.last_success_at)}")
     for line in extra:
         click.echo(line)
@@ -126,6 +141,22 @@ def _print_detail(state: Health, mails: list[notifications.Notification], extra:
                 for mail in mails
             ],
             _MAIL_COLUMNS,
+        )
+
+
+def _print_scheduled(later: list[outbox.ScheduledWork]) -> None:
+    """Effects scheduled for later (a purge after the retention period): not pending yet."""
+    if not later:
+        click.echo("Scheduled: none")
+        return
+    now = clock.now()
+    for index, item in enumerate(later):
+        due = health.describe_duration((clock.parse(item.next_due_at) - now).total_seconds())
+        noun = "effect" if item.count == 1 else "effects"
+        click.echo(
+            ("Scheduled: " if index == 0 else "           ")
+            + f"{item.count} {item.kind} {noun}, the next due {when(item.next_due_at)} "
+            f"(in {due})"
         )
 
 

@@ -133,6 +133,11 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             "SELECT min(created_at) FROM notifications WHERE tenant_id = :tenant"
             " AND kind = 'digest' AND created_at > :after"
         ),
+        "effect_succeeded_after": (
+            "SELECT 1 FROM outbox WHERE tenant_id = :tenant AND state = 'done'"
+            " AND completed_at > :after LIMIT 1"
+        ),
+        "covered": "SELECT count(*) FROM notification_effects WHERE notification_id = :id",
         "recent": (
             f"SELECT {_INFO} FROM notifications WHERE tenant_id = :tenant"
             " ORDER BY created_at DESC, id DESC LIMIT :limit"
@@ -254,6 +259,23 @@ async def first_digest_after(db: Database, tenant_id: int, after: str) -> str | 
     return None if row is None else row[0]
 
 
+async def recovered_since(db: Database, digest: Notification) -> bool:
+    """Whether the failures ``digest`` reported are over: an effect of its tenant has succeeded
+    since it was created (a digest that reported no dead effect, only failing SCIM requests,
+    needs no effect: the health model judges those). Making dead effects pending again
+    (``printsync effects retry --dead``) is not a success; only their being applied is."""
+    statements = _statements(db.dialect)
+    async with db.reader() as conn:
+        covered = await conn.fetchone(statements["covered"], {"id": digest.id})
+        if covered is None or not covered[0]:
+            return True
+        row = await conn.fetchone(
+            statements["effect_succeeded_after"],
+            {"tenant": digest.tenant_id, "after": digest.created_at},
+        )
+    return row is not None
+
+
 async def recent(db: Database, tenant_id: int, limit: int = 10) -> list[Notification]:
     """The tenant's latest notifications, newest first."""
     async with db.reader() as conn:
@@ -327,6 +349,7 @@ __all__ = [
     "mark_failed",
     "mark_sent",
     "recent",
+    "recovered_since",
     "recovery_key",
     "release",
     "uncovered_failures",

@@ -187,3 +187,35 @@ def test_table_on_a_very_narrow_terminal_leaves_out_optional_columns() -> None:
     wide = Terminal(is_tty=True, width=120, colour=False)
     result = runner.invoke(click.command()(lambda: table(rows, columns, terminal=wide)))
     assert "2026-12-07 18:39:54" in result.output
+
+
+def test_tenant_status_shows_scheduled_purge_apart_from_pending_work(
+    make_site: Callable[..., Site], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = make_site(settings(retention_days=30))
+    client, tenant_id = site.tenant()
+    ada = client.post("/Users", json=entra_user("ada@contoso.com")).json()["id"]
+    site.wait_settled(tenant_id)
+    assert client.delete(f"/Users/{ada}").status_code == 204
+    site.wait_settled(tenant_id)
+    pending = orjson.loads(
+        invoke(
+            site,
+            ["effects", "list", "--tenant", client.name, "--state", "pending", "--json"],
+            monkeypatch,
+        ).output
+    )
+    assert [effect["kind"] for effect in pending] == ["account.purge"]
+
+    out = invoke(site, ["tenant", "status", client.name], monkeypatch).output
+    assert "Pending:  none" in out
+    scheduled = [line for line in out.splitlines() if line.startswith("Scheduled:")]
+    assert len(scheduled) == 1
+    assert "1 account.purge effect, the next due" in scheduled[0]
+    assert "(in 29 d 23 h)" in scheduled[0] or "(in 30 d)" in scheduled[0]
+    data = orjson.loads(
+        invoke(site, ["tenant", "status", client.name, "--json"], monkeypatch).output
+    )
+    assert data["numbers"]["oldest_pending_age_seconds"] is None
+    assert [(item["kind"], item["count"]) for item in data["scheduled"]] == [("account.purge", 1)]
+    assert data["scheduled"][0]["next_due_at"] > data["checked_at"]

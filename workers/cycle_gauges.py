@@ -41,3 +41,7 @@ class CycleGauges:
 
     def refresh(self, store: BlockingDatabase) -> None:
         self._rows = store.run(_read)
+
+    async def refresh_async(self, db: Database) -> None:
+        """:meth:`refresh` on an event loop (the embedded API's ``/metrics``)."""
+        self._rows = await _read(db)

@@ -86,9 +86,14 @@ def render_digest(digest: Digest, *, now: datetime | None = None) -> EmailMessag
         f'printsync could not apply {count} {changes} to the print system for tenant "{tenant}".',
         "",
         "They have stopped retrying, usually because the print system refused them",
-        "(invalid data, a bad auth token) or stayed unreachable for hours. After the",
-        "cause is fixed, the periodic reconciliation applies them again; nothing",
-        "has to be resubmitted.",
+        "(invalid data, a bad auth token) or stayed unreachable for hours, and they",
+        "stay undone until they are sent again. After fixing the cause, send them",
+        "through again with",
+        "",
+        f"    printsync effects retry --dead --tenant {tenant}",
+        "",
+        "(or from the tenant's page of the admin console). Nothing has to be",
+        "resubmitted from Entra ID.",
         "",
         "Failures, oldest first:",
     ]
@@ -117,18 +122,27 @@ def render_recovery(
     recipients: Sequence[str],
     *,
     failing_since: datetime | None = None,
+    still_dead: int = 0,
     now: datetime | None = None,
 ) -> EmailMessage:
-    """Render the mail that says a tenant's changes are applied again."""
+    """Render the mail that says a tenant's changes are applied again; ``still_dead`` counts
+    the changes that gave up and have not been sent again (they are named with the command that
+    sends them)."""
     name = _one_line(tenant, _MAX_HEADER_TEXT)
     lines = [f'Changes for tenant "{name}" are being applied to the print system again.']
     if failing_since is not None:
         lines += ["", f"Failures had been reported since {_format_time(failing_since)}."]
-    lines += [
-        "",
-        "Changes that had stopped retrying are applied by the periodic",
-        "reconciliation; no further action is needed.",
-    ]
+    if still_dead:
+        changes = "change that" if still_dead == 1 else "changes that"
+        lines += [
+            "",
+            f"{still_dead} {changes} gave up earlier are still undone; send them",
+            "through again with",
+            "",
+            f"    printsync effects retry --dead --tenant {name}",
+        ]
+    else:
+        lines += ["", "No change is waiting after a failure; no further action is needed."]
     lines += _footer()
     return _message(
         subject=f"printsync: provisioning recovered for tenant {name}",

@@ -53,10 +53,12 @@ from storage.outbox.stats import (
     FAILURE_COLUMNS,
     Failure,
     PendingStats,
+    ScheduledWork,
     failure_of,
     failure_stats,
     pending_stats,
     recent_failures,
+    scheduled,
 )
 
 __all__ = [
@@ -81,6 +83,7 @@ __all__ = [
     "Failure",
     "PendingStats",
     "Scheduled",
+    "ScheduledWork",
     "State",
     "abandon",
     "begin",
@@ -103,6 +106,7 @@ __all__ = [
     "retry",
     "retry_dead",
     "schedule",
+    "scheduled",
     "subject_label",
     "subject_names",
 ]

@@ -6,8 +6,11 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+import pytest
+from click.testing import CliRunner
 from pydantic import SecretStr
 
+from printsync.cli import cli
 from storage import clock, notifications, outbox, provisioning_log, tenants
 from storage.database import Database, in_transaction
 from storage.health import HealthBoard
@@ -172,33 +175,123 @@ def test_run_once_across_window_boundary_still_one_digest_per_window_length(
     assert len(smtp_server.messages) == 2
 
 
+def retry_dead_by_hand(database_url: str, tenant: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``printsync effects retry --dead --tenant T``, as an operator runs it."""
+    monkeypatch.setenv("PRINTSYNC_DATABASE_URL", database_url)
+    result = CliRunner().invoke(cli, ["effects", "retry", "--dead", "--tenant", tenant])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+async def apply_pending(db: Database, tenant: Tenant, error: str | None = None) -> None:
+    """The worker's attempt at every pending effect: applied, or (with ``error``) dead again."""
+    for effect in await outbox.list_effects(db, tenant.id, state=outbox.PENDING):
+        if error is None:
+            await in_transaction(db, outbox.complete, effect.id)
+        else:
+            await in_transaction(db, outbox.give_up, effect.id, error=error)
+
+
 def test_run_once_tenant_heals_sends_one_recovery_mail(
-    database_url: str, smtp_server: FakeSmtpServer
+    database_url: str, smtp_server: FakeSmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
+    now = clock.now()
+
+    async def fail(db: Database) -> RunReport:
         acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
-        await dead_effects(db, acme, "ada@acme.com")
-        now = clock.now()
+        await dead_effects(db, acme, "ada@acme.com", "bob@acme.com")
         await once(db, smtp_server, now)
-        still_degraded = await once(db, smtp_server, now + timedelta(minutes=30))
+        return await once(db, smtp_server, now + timedelta(minutes=30))
+
+    still_degraded = run(database_url, fail)
+    retry_dead_by_hand(database_url, "acme", monkeypatch)
+
+    async def heal(db: Database) -> tuple[RunReport, RunReport, RunReport]:
+        acme = await tenants.get(db, "acme")
+        quiet = await once(db, smtp_server, now + timedelta(minutes=31))
+        await apply_pending(db, acme)  # the print system is back
         healed = await once(db, smtp_server, now + timedelta(minutes=90))
         later = await once(db, smtp_server, now + timedelta(minutes=200))
-        return still_degraded, healed, later
+        return quiet, healed, later
 
-    still_degraded, healed, later = run(database_url, work)
+    quiet, healed, later = run(database_url, heal)
     assert still_degraded.healths[0].state == "degraded"
     assert still_degraded.created == []
+    assert quiet.created == []  # pending again is not applied yet
     assert healed.healths[0].state == "healthy"
     assert len(healed.created) == 1 and healed.created[0].startswith("recovery:acme:")
     assert healed.sent == healed.created
     assert later.created == later.sent == []
     assert [m.message["Subject"] for m in smtp_server.messages] == [
-        "printsync: 1 provisioning failure for tenant acme",
+        "printsync: 2 provisioning failures for tenant acme",
         "printsync: provisioning recovered for tenant acme",
     ]
     recovery = smtp_server.messages[1]
     assert sorted(recovery.rcpt_tos) == sorted(RECIPIENTS)
-    assert "Failures had been reported since" in mail_text(recovery.message)
+    text = mail_text(recovery.message)
+    assert "Failures had been reported since" in text
+    assert "No change is waiting after a failure; no further action is needed." in text
+
+
+def test_retry_dead_while_print_system_is_down_sends_no_recovery_and_no_second_digest(
+    database_url: str, smtp_server: FakeSmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = clock.now()
+    down = "connection refused: PaperCut is not answering"
+
+    async def fail(db: Database) -> RunReport:
+        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
+        await dead_effects(db, acme, "ada@acme.com", error=down)
+        return await once(db, smtp_server, now)
+
+    first = run(database_url, fail)
+    assert len(first.created) == 1 and first.created[0].startswith("digest:acme:")
+    said = retry_dead_by_hand(database_url, "acme", monkeypatch)
+    assert said.startswith("1 effect pending again: a running `printsync serve`")
+    assert "PRINTSYNC_SWEEP_INTERVAL_SECONDS" in said
+
+    async def still_down(db: Database) -> list[RunReport]:
+        acme = await tenants.get(db, "acme")
+        reports = [await once(db, smtp_server, now + timedelta(seconds=30))]
+        await apply_pending(db, acme, error=down)  # dies again
+        for minutes in (1, 5, 30, 59):
+            reports.append(await once(db, smtp_server, now + timedelta(minutes=minutes)))
+        return reports
+
+    reports = run(database_url, still_down)
+    assert [report.created for report in reports] == [[]] * len(reports)
+    assert [m.message["Subject"] for m in smtp_server.messages] == [
+        "printsync: 1 provisioning failure for tenant acme"
+    ]
+    digest = mail_text(smtp_server.messages[0].message)
+    assert "printsync effects retry --dead --tenant acme" in digest
+    assert "reconciliation" not in digest
+
+    # Once applied, the recovery names what is still dead and the command that sends it again.
+    async def partly_healed(db: Database) -> RunReport:
+        acme = await tenants.get(db, "acme")
+        await dead_effects(db, acme, "bob@acme.com", error="invalid email")
+        async with db.transaction() as conn:
+            await outbox.record(
+                conn,
+                db.dialect,
+                tenant_id=acme.id,
+                kind=outbox.ACCOUNT_SYNC,
+                subject_id="id-cyd",
+                key="account.sync:id-cyd:v1",
+                payload={"userName": "cyd@acme.com"},
+            )
+        await once(db, smtp_server, now + timedelta(minutes=61))  # the second digest (bob)
+        monkeypatch.setattr(clock, "now", lambda: now + timedelta(minutes=62))
+        await apply_pending(db, acme)  # cyd's change is applied after that digest
+        return await once(db, smtp_server, now + timedelta(minutes=200))
+
+    healed = run(database_url, partly_healed)
+    assert len(healed.created) == 1 and healed.created[0].startswith("recovery:acme:")
+    recovery = mail_text(smtp_server.messages[-1].message)
+    assert "2 changes that gave up earlier are still undone" in recovery
+    assert "printsync effects retry --dead --tenant acme" in recovery
+    assert "no further action" not in recovery
 
 
 def test_run_once_failing_requests_send_digest_with_reason_and_requests(

@@ -94,21 +94,15 @@ def test_operations_traffic_and_failing_print_system_show_in_metrics_and_health(
     )
 
     after = samples(site.http.get("/metrics").text)
+    tenant = client.name
+    requests = "printsync_scim_requests_total"
     for status in ("201", "409"):
-        assert value(
-            after, "printsync_scim_requests_total", resource="Users", method="POST", status=status
-        ) > value(
-            before, "printsync_scim_requests_total", resource="Users", method="POST", status=status
-        )
-    assert value(
-        after, "printsync_scim_requests_total", resource="Users", method="GET", status="400"
-    ) > value(before, "printsync_scim_requests_total", resource="Users", method="GET", status="400")
-    assert (
-        value(
-            after, "printsync_scim_request_duration_seconds_count", resource="Users", method="POST"
-        )
-        >= 6
-    )
+        labels = {"resource": "Users", "method": "POST", "status": status, "tenant": tenant}
+        assert value(after, requests, **labels) > value(before, requests, **labels)
+    labels = {"resource": "Users", "method": "GET", "status": "400", "tenant": tenant}
+    assert value(after, requests, **labels) > value(before, requests, **labels)
+    duration = {"resource": "Users", "method": "POST", "tenant": tenant}
+    assert value(after, "printsync_scim_request_duration_seconds_count", **duration) >= 6
     for outcome in ("succeeded", "dead"):
         effects = {"kind": "account.sync", "connector": "papercut", "outcome": outcome}
         assert value(after, "printsync_effects_total", **effects) >= 5, outcome

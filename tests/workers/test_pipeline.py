@@ -386,7 +386,7 @@ def test_cli_lists_accounts_and_effects_and_retries_dead(
     assert (effect["id"], effect["state"], effect["kind"]) == (dead.id, "dead", "account.sync")
     assert TOKEN_ENV in effect["last_error"]
     assert retried.exit_code == 0 and "1 effect pending again" in retried.output
-    assert none_dead.exit_code == 0 and "0 effects" in none_dead.output
+    assert none_dead.exit_code == 0 and "has no dead effects" in none_dead.output
     assert usage.exit_code == 2
 
 

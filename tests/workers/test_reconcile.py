@@ -130,6 +130,8 @@ def test_reconcile_repairs_papercut_drift_and_dry_run_changes_nothing(
     client, tenant_id = site.tenant(**papercut_config(papercut_server))
     ids = create_users(client, "ann", "bob", "cy")
     create_group(client, "Print Staff", ids["ann"], ids["bob"])
+    # bob's account exists before he is disabled: a user first seen inactive gets none
+    site.wait_settled(tenant_id)
     assert client.patch(f"/Users/{ids['bob']}", json=set_active(False)).status_code == 200
     site.wait_settled(tenant_id)
     assert papercut_server.user_groups("ann") == {"Print Staff"}
