@@ -74,7 +74,7 @@ def test_print_system_down_then_back_one_digest_and_one_true_recovery(
     # PaperCut answers again; the operator sends the effect once more and it is applied.
     papercut_server.set_outage(None)
     retry_dead(client.name)
-    eventually(lambda: "jdoe@example.com" in papercut_server.users)
+    eventually(lambda: "jdoe" in papercut_server.users)
     eventually(lambda: site.probe.settled(tenant_id) and not site.probe.effects(tenant_id, "dead"))
     healed = run(database_url, lambda db: once(db, smtp_server, now + timedelta(minutes=11)))
     assert len(healed.created) == 1 and healed.created[0].startswith("recovery:")
