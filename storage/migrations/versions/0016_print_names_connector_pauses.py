@@ -1,7 +1,7 @@
 """print_names (who owns a print-system username), connector_pauses (refused credentials) and
 connector_checks (connection tests asked for from the console)
 
-Revision ID: 0012
+Revision ID: 0016
 Revises: 0015
 Create Date: 2026-12-07 21:00:00.000000
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0012'
+revision = '0016'
 down_revision = '0015'
 branch_labels = None
 depends_on = None
