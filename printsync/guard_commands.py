@@ -100,14 +100,20 @@ def register(cli: click.Group) -> None:
             return await guard.approve(db, tenant.id, effect_ids)
 
         count = run(work)
-        if effect_ids and count < len(effect_ids):
-            missing = len(effect_ids) - count
-            click.echo(f"{missing} of the effects given were not held", err=True)
         noun = "effect" if count == 1 else "effects"
         click.echo(
             f"{count} held {noun} released; the sweeper sends them "
             "shortly, and the workers apply each as its user stands then"
         )
+        if effect_ids and count < len(effect_ids):
+            missing = len(effect_ids) - count
+            # Released what it could, but not what was asked: a script must notice.
+            click.echo(
+                f"Error: {missing} of the effects given were not held "
+                f"(see printsync effects list --tenant {tenant_name} --state held)",
+                err=True,
+            )
+            raise SystemExit(1)
 
 
 __all__ = [

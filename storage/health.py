@@ -201,6 +201,16 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
+def _graded(
+    findings: list[Finding], value: float, degraded: float, failing: float, sentence: str
+) -> None:
+    """Add ``sentence`` as failing past the ``failing`` threshold, as degraded past ``degraded``."""
+    if value > failing:
+        findings.append(Finding(FAILING, sentence))
+    elif value > degraded:
+        findings.append(Finding(DEGRADED, sentence))
+
+
 def assess(numbers: Numbers, policy: HealthPolicy, now: datetime, tenant: str = "") -> Verdict:
     """The state a tenant is in, and why (pure: no I/O, no clock); ``tenant`` names it in the
     command a reason suggests."""
@@ -228,19 +238,25 @@ def assess(numbers: Numbers, policy: HealthPolicy, now: datetime, tenant: str = 
             f"({numbers.scim_failed} of {requests}; "
             f"{_plural(numbers.scim_server_errors, 'server error')})"
         )
-        if ratio > policy.failing_failure_ratio:
-            findings.append(Finding(FAILING, failed + "."))
-        elif ratio > policy.degraded_failure_ratio:
-            findings.append(Finding(DEGRADED, failed + "."))
+        _graded(
+            findings,
+            ratio,
+            policy.degraded_failure_ratio,
+            policy.failing_failure_ratio,
+            failed + ".",
+        )
         server = numbers.scim_server_error_ratio
         servers = (
             f"{_percent(server)} of SCIM requests in {window} ended in a server error "
             f"({numbers.scim_server_errors} of {requests})."
         )
-        if server > policy.failing_server_error_ratio:
-            findings.append(Finding(FAILING, servers))
-        elif server > policy.degraded_server_error_ratio:
-            findings.append(Finding(DEGRADED, servers))
+        _graded(
+            findings,
+            server,
+            policy.degraded_server_error_ratio,
+            policy.failing_server_error_ratio,
+            servers,
+        )
 
     # Stalled: Entra keeps calling but nothing has succeeded for several cycles.
     if requests > 0 and numbers.scim_succeeded + numbers.scim_expected == 0:
@@ -272,10 +288,9 @@ def assess(numbers: Numbers, policy: HealthPolicy, now: datetime, tenant: str = 
             f"({numbers.effects_failed} of {effects}; "
             f"{numbers.effects_dead} gave up, {numbers.effects_retrying} retrying)."
         )
-        if ratio > policy.failing_failure_ratio:
-            findings.append(Finding(FAILING, failed))
-        elif ratio > policy.degraded_failure_ratio:
-            findings.append(Finding(DEGRADED, failed))
+        _graded(
+            findings, ratio, policy.degraded_failure_ratio, policy.failing_failure_ratio, failed
+        )
     if numbers.effects_dead:
         findings.append(
             Finding(
@@ -291,10 +306,7 @@ def assess(numbers: Numbers, policy: HealthPolicy, now: datetime, tenant: str = 
     lag = numbers.oldest_pending_age_seconds
     if lag is not None:
         waited = f"The oldest pending effect has waited {describe_duration(lag)}."
-        if lag > policy.failing_lag_seconds:
-            findings.append(Finding(FAILING, waited))
-        elif lag > policy.degraded_lag_seconds:
-            findings.append(Finding(DEGRADED, waited))
+        _graded(findings, lag, policy.degraded_lag_seconds, policy.failing_lag_seconds, waited)
 
     worst: State = HEALTHY
     for finding in findings:

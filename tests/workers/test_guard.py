@@ -203,9 +203,9 @@ def test_tenant_update_switches_the_guard_off_and_approve_names_what_was_not_hel
     approved = CliRunner().invoke(
         cli, ["effects", "approve", "--tenant", client.name, str(held.id), "999999"]
     )
-    assert approved.exit_code == 0, approved.output
+    assert approved.exit_code == 1, approved.output
     assert "1 held effect released" in approved.stdout
-    assert "1 of the effects given were not held" in approved.stderr
+    assert "Error: 1 of the effects given were not held" in approved.stderr
     assert site.probe.effects(tenant_id, outbox.HELD) == []
     assert "Guard:    off." in invoke(["tenant", "status", client.name]).output
 
