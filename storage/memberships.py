@@ -83,25 +83,27 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
         "drop_group": compile_core(
             sa.delete(memberships).where(memberships.c.group_pk == p("pk")), dialect
         ),
-        "group_names": compile_core(
-            sa.select(groups.c.display_name)
-            .select_from(memberships.join(groups, groups.c.pk == memberships.c.group_pk))
-            .where(memberships.c.user_pk == p("pk"))
-            .order_by(groups.c.display_name),
+        "leave": compile_text(
+            "DELETE FROM memberships WHERE user_pk = :pk RETURNING group_pk", dialect
+        ),
+        "leave_counts": compile_text(
+            "UPDATE groups SET member_count = member_count - 1 WHERE pk IN"
+            + (
+                " (SELECT value FROM json_each(:pks))"
+                if dialect == "sqlite"
+                else " (SELECT unnest(CAST(:pks AS integer[])))"
+            ),
             dialect,
         ),
-        "leave_counts": compile_core(
-            sa.update(groups)
-            .where(
-                groups.c.pk.in_(
-                    sa.select(memberships.c.group_pk).where(memberships.c.user_pk == p("pk"))
-                )
+        "group_names": compile_text(
+            "SELECT display_name FROM groups WHERE pk IN"
+            + (
+                " (SELECT value FROM json_each(:pks))"
+                if dialect == "sqlite"
+                else " (SELECT unnest(CAST(:pks AS integer[])))"
             )
-            .values(member_count=groups.c.member_count - 1),
+            + " ORDER BY display_name",
             dialect,
-        ),
-        "drop_user": compile_core(
-            sa.delete(memberships).where(memberships.c.user_pk == p("pk")), dialect
         ),
     }
 
@@ -214,9 +216,11 @@ async def drop_group(conn: Connection, dialect: Dialect, group_pk: int) -> None:
 
 async def leave_all(conn: Connection, dialect: Dialect, user_pk: int) -> list[str]:
     """Take a user that is being deleted out of its groups (their member counts follow); the
-    names of those groups, in order."""
+    names of those groups, in order. One statement for a user in no group."""
     statements = _statements(dialect)
-    names = [row[0] for row in await conn.fetchall(statements["group_names"], {"pk": user_pk})]
-    await conn.execute(statements["leave_counts"], {"pk": user_pk})
-    await conn.execute(statements["drop_user"], {"pk": user_pk})
-    return names
+    left = [row[0] for row in await conn.fetchall(statements["leave"], {"pk": user_pk})]
+    if not left:
+        return []
+    pks = {"pks": _array(dialect, left)}
+    await conn.execute(statements["leave_counts"], pks)
+    return [row[0] for row in await conn.fetchall(statements["group_names"], pks)]

@@ -205,6 +205,16 @@ def _statements(spec: Spec, dialect: Dialect) -> dict[str, Statement]:
             ),
             dialect,
         ),
+        "lock_name": compile_core(
+            sa.select(
+                table.c.pk,
+                table.c.version,
+                table.c[indexed.kept_as_sent(spec.type.name, spec.name_attribute)],
+            )
+            .where(by_id)
+            .with_for_update(),
+            dialect,
+        ),
         "delete": compile_core(sa.delete(table).where(table.c.pk == p("pk")), dialect),
     }
 
@@ -447,10 +457,11 @@ async def delete(
     deleted resource's name and, for a user, the groups it left."""
     statements = _statements(spec, db.dialect)
     async with db.transaction() as conn:
-        row = await _row(conn, statements["lock"], spec, tenant_id, resource_id)
-        pk, version, text = row[0], row[1], row[2]
+        # The name from its column (the same value as the document's): no document to read.
+        row = await _row(conn, statements["lock_name"], spec, tenant_id, resource_id)
+        pk, version, name = row[0], row[1], row[2]
         check_version(if_match, version)
-        payload = {spec.name_attribute: orjson.loads(text).get(spec.name_attribute)}
+        payload = {spec.name_attribute: name}
         payload.update(await spec.before_delete(conn, db.dialect, pk))
         await conn.execute(statements["delete"], {"pk": pk})
         kind = spec.effects.delete
@@ -458,7 +469,6 @@ async def delete(
         await counts.add(conn, db.dialect, tenant_id, spec.type.name, resource_id, -1)
     page_marks(db).forget(spec.table.name, tenant_id)
     db.effects_committed()
-    name = payload.get(spec.name_attribute)
     left = payload.get("groups")
     return Changes(
         name=name if isinstance(name, str) else None,
