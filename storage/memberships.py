@@ -80,6 +80,12 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             + " ORDER BY m.user_pk, g.pk",
             dialect,
         ),
+        # One user (a GET or a write's answer): without json_each, half the cost on SQLite.
+        "groups_of_one": compile_text(
+            "SELECT m.user_pk, g.id, g.display_name FROM memberships m"
+            " JOIN groups g ON g.pk = m.group_pk WHERE m.user_pk = :pk ORDER BY g.pk",
+            dialect,
+        ),
         "drop_group": compile_core(
             sa.delete(memberships).where(memberships.c.group_pk == p("pk")), dialect
         ),
@@ -169,9 +175,11 @@ async def groups_of(
 ) -> dict[int, list[Row]]:
     """The groups of each of the users ``user_pks``: rows of (id, displayName) by user, in the
     order the groups were made."""
-    rows = await conn.fetchall(
-        _statements(dialect)["groups_of"], {"pks": _array(dialect, user_pks)}
-    )
+    statements = _statements(dialect)
+    if len(user_pks) == 1:
+        rows = await conn.fetchall(statements["groups_of_one"], {"pk": user_pks[0]})
+    else:
+        rows = await conn.fetchall(statements["groups_of"], {"pks": _array(dialect, user_pks)})
     found: dict[int, list[Row]] = {}
     for user_pk, group_id, display in rows:
         found.setdefault(user_pk, []).append((group_id, display))
