@@ -8,9 +8,10 @@ straight to the driver (``sqlite3`` with ``?``, asyncpg with ``$n``, which prepa
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -33,12 +34,32 @@ class Statement:
     sql: str
     names: tuple[str, ...]
     constants: Mapping[str, Any] = field(default_factory=dict)
+    _pick: Callable[[Mapping[str, Any]], tuple[Any, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        # The positional values in one C call (every statement of every request runs this).
+        names = self.names
+        pick: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+        if len(names) > 1:
+            pick = itemgetter(*names)
+        elif names:
+            single = itemgetter(names[0])
+
+            def pick(params: Mapping[str, Any]) -> tuple[Any, ...]:
+                return (single(params),)
+        else:
+
+            def pick(params: Mapping[str, Any]) -> tuple[Any, ...]:
+                return ()
+
+        object.__setattr__(self, "_pick", pick)
 
     def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         if self.constants:
-            merged = {**self.constants, **params}
-            return tuple(merged[name] for name in self.names)
-        return tuple(params[name] for name in self.names)
+            return self._pick({**self.constants, **params})
+        return self._pick(params)
 
 
 def _positional(sql: str, dialect: Dialect) -> Statement:
