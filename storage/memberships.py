@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from storage import outbox
 from storage.changes import Member
 from storage.database import Connection, Row
-from storage.records import groups, memberships, users
+from storage.records import memberships, users
 from storage.sql import Dialect, Statement, compile_core, compile_text
 
 

@@ -39,12 +39,13 @@ from storage.database import Connection, Database, Row
 from storage.documents import assemble, check_version, client_attributes, dump
 from storage.errors import ResourceNotFound
 from storage.ids import new_id
+from storage.outbox import recording
 from storage.paging import ListQuery, Page, Source, list_page, page_marks
 from storage.scim import patch as scim_patch
 from storage.scim.patch import MemberChange
 from storage.scim.resources import validate as validate_document
 from storage.scim.schema import ResourceType
-from storage.sql import Dialect, Statement, compile_core
+from storage.sql import Dialect, Statement, chained, compile_core
 
 DEFAULT_PAGE_SIZE = 100
 
@@ -182,8 +183,20 @@ def _statements(spec: Spec, dialect: Dialect) -> dict[str, Statement]:
         # with RETURNING costs a create measurably more CPU than one without.
         insert = insert.returning(table.c.pk)
     by_id = sa.and_(table.c.tenant_id == p("tenant"), table.c.id == p("id"))
+    compiled_insert = compile_core(insert, dialect)
+    delete = compile_core(sa.delete(table).where(table.c.pk == p("pk")), dialect)
+    chains: dict[str, Statement] = {}
+    if dialect == "postgresql":
+        # A create or delete with its effect and its count change: one round trip (the insert
+        # last, for the key it returns).
+        effect, count = recording.insert_statement(dialect), counts.add_statement(dialect)
+        chains = {
+            "create_recorded": chained([effect, count, compiled_insert]),
+            "delete_recorded": chained([effect, count, delete]),
+        }
     return {
-        "insert": compile_core(insert, dialect),
+        **chains,
+        "insert": compiled_insert,
         "get": compile_core(
             sa.select(table.c.pk, table.c.version, table.c.doc).where(by_id), dialect
         ),
@@ -215,7 +228,7 @@ def _statements(spec: Spec, dialect: Dialect) -> dict[str, Statement]:
             .with_for_update(),
             dialect,
         ),
-        "delete": compile_core(sa.delete(table).where(table.c.pk == p("pk")), dialect),
+        "delete": delete,
     }
 
 
@@ -253,17 +266,28 @@ async def create(db: Database, spec: Spec, tenant_id: int, body: object, *, base
     statements = _statements(spec, db.dialect)
     params = {"tenant": tenant_id, "id": resource_id, "version": 1, "now": now, "doc": text}
     params.update(indexed.columns(spec.type.name, doc))
-    async with db.transaction() as conn:
-        if spec.members is None:
+    pk: int | None = None
+    joined: tuple[Member, ...] = ()
+    recorded = statements.get("create_recorded")
+    if recorded is not None:
+        # PostgreSQL: the row, its effect and the count in one statement; in a transaction only
+        # when members follow.
+        params.update(_effect_params(tenant_id, spec.effects.sync, resource_id, 1, now=now))
+        params.update(counts.add_params(tenant_id, spec.type.name, resource_id, 1))
+    writing = db.single() if recorded is not None and not member_ids else db.transaction()
+    async with writing as conn:
+        if recorded is not None:
+            row = await conn.fetchone(recorded, params)
+            pk = row[0] if row is not None and spec.members is not None else None
+        elif spec.members is None:
             await conn.execute(statements["insert"], params)
-            pk = None
         else:
             row = await conn.fetchone(statements["insert"], params)
             assert row is not None
             pk = row[0]
-        await _record(conn, db.dialect, tenant_id, spec.effects.sync, resource_id, 1, now=now)
-        await counts.add(conn, db.dialect, tenant_id, spec.type.name, resource_id, 1)
-        joined: tuple[Member, ...] = ()
+        if recorded is None:
+            await _record(conn, db.dialect, tenant_id, spec.effects.sync, resource_id, 1, now=now)
+            await counts.add(conn, db.dialect, tenant_id, spec.type.name, resource_id, 1)
         if pk is not None and member_ids and spec.members is not None:
             added = (MemberChange("add", tuple(member_ids)),)
             membership = await spec.members.change(
@@ -465,10 +489,21 @@ async def delete(
         check_version(if_match, version)
         payload = {spec.name_attribute: name}
         payload.update(await spec.before_delete(conn, db.dialect, pk))
-        await conn.execute(statements["delete"], {"pk": pk})
         kind = spec.effects.delete
-        await _record(conn, db.dialect, tenant_id, kind, resource_id, version, payload)
-        await counts.add(conn, db.dialect, tenant_id, spec.type.name, resource_id, -1)
+        recorded = statements.get("delete_recorded")
+        if recorded is not None:  # PostgreSQL: the row, its effect and the count at once
+            await conn.execute(
+                recorded,
+                {
+                    "pk": pk,
+                    **_effect_params(tenant_id, kind, resource_id, version, payload),
+                    **counts.add_params(tenant_id, spec.type.name, resource_id, -1),
+                },
+            )
+        else:
+            await conn.execute(statements["delete"], {"pk": pk})
+            await _record(conn, db.dialect, tenant_id, kind, resource_id, version, payload)
+            await counts.add(conn, db.dialect, tenant_id, spec.type.name, resource_id, -1)
     page_marks(db).forget(spec.table.name, tenant_id)
     db.effects_committed()
     left = payload.get("groups")
@@ -493,6 +528,26 @@ async def _row(
     return row
 
 
+def _effect_params(
+    tenant_id: int,
+    kind: str,
+    resource_id: str,
+    version: int,
+    payload: dict[str, Any] | None = None,
+    now: str | None = None,
+) -> dict[str, Any]:
+    """The parameters of the effect ``kind`` of the resource's ``version``, for a statement that
+    records it as part of its own."""
+    stamp = now or clock.stamp()
+    key = _effect_key(kind, resource_id, version)
+    effect = outbox.Scheduled(kind, resource_id, key, payload or {}, due_at=stamp)
+    return recording.insert_params(tenant_id, effect, stamp)
+
+
+def _effect_key(kind: str, resource_id: str, version: int) -> str:
+    return f"{kind}:{resource_id}:v{version}"
+
+
 async def _record(
     conn: Connection,
     dialect: Dialect,
@@ -510,7 +565,7 @@ async def _record(
         tenant_id=tenant_id,
         kind=kind,
         subject_id=resource_id,
-        key=f"{kind}:{resource_id}:v{version}",
+        key=_effect_key(kind, resource_id, version),
         payload=payload,
         now=now,
     )
