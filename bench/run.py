@@ -767,7 +767,7 @@ def best_of(rounds: Sequence[TargetOutcome]) -> TargetOutcome:
         rss_idle_bytes=first.rss_idle_bytes,
         rss_with_users_bytes=first.rss_with_users_bytes,
         peak_rss_bytes=max((r.peak_rss_bytes or 0 for r in reports), default=0) or None,
-        notes=[n for r in reports for n in r.notes],
+        notes=list(dict.fromkeys(n for r in reports for n in r.notes)),
     )
     errors = [o.error for o in rounds if o.error]
     if errors:
