@@ -185,13 +185,26 @@ def _statements(spec: Spec, dialect: Dialect) -> dict[str, Statement]:
     by_id = sa.and_(table.c.tenant_id == p("tenant"), table.c.id == p("id"))
     compiled_insert = compile_core(insert, dialect)
     delete = compile_core(sa.delete(table).where(table.c.pk == p("pk")), dialect)
+    update = compile_core(
+        sa.update(table)
+        .where(table.c.pk == p("pk"))
+        .values(
+            version=p("version"),
+            last_modified=p("now"),
+            doc=p("doc"),
+            **count_step,
+            **derived,
+        ),
+        dialect,
+    )
     chains: dict[str, Statement] = {}
     if dialect == "postgresql":
-        # A create or delete with its effect and its count change: one round trip (the insert
-        # last, for the key it returns).
+        # A write with its effect (and a create or delete with its count change): one round
+        # trip (the insert last, for the key it returns).
         effect, count = recording.insert_statement(dialect), counts.add_statement(dialect)
         chains = {
             "create_recorded": chained([effect, count, compiled_insert]),
+            "update_recorded": chained([effect, update]),
             "delete_recorded": chained([effect, count, delete]),
         }
     return {
@@ -206,18 +219,7 @@ def _statements(spec: Spec, dialect: Dialect) -> dict[str, Statement]:
             .with_for_update(),
             dialect,
         ),
-        "update": compile_core(
-            sa.update(table)
-            .where(table.c.pk == p("pk"))
-            .values(
-                version=p("version"),
-                last_modified=p("now"),
-                doc=p("doc"),
-                **count_step,
-                **derived,
-            ),
-            dialect,
-        ),
+        "update": update,
         "lock_name": compile_core(
             sa.select(
                 table.c.pk,
@@ -446,23 +448,28 @@ async def rewrite(
             location=spec.location(base, resource_id),
         )
         text = dump(doc)
-        await conn.execute(
-            statements["update"],
-            {
-                "pk": pk,
-                "version": version,
-                "now": now,
-                "doc": text,
-                "delta": membership.delta,
-                **indexed.columns(spec.type.name, doc),
-            },
-        )
-        if changed:
-            previous = None
-            if spec.effects.previous_name:
-                previous = {"previous": old.get(spec.name_attribute)}
-            kind = spec.effects.sync
-            await _record(conn, db.dialect, tenant_id, kind, resource_id, version, previous, now)
+        params = {
+            "pk": pk,
+            "version": version,
+            "now": now,
+            "doc": text,
+            "delta": membership.delta,
+            **indexed.columns(spec.type.name, doc),
+        }
+        previous = None
+        if changed and spec.effects.previous_name:
+            previous = {"previous": old.get(spec.name_attribute)}
+        kind = spec.effects.sync
+        recorded = statements.get("update_recorded")
+        if changed and recorded is not None:  # PostgreSQL: the row and its effect at once
+            effect = _effect_params(tenant_id, kind, resource_id, version, previous, now)
+            await conn.execute(recorded, {**params, **effect})
+        else:
+            await conn.execute(statements["update"], params)
+            if changed:
+                await _record(
+                    conn, db.dialect, tenant_id, kind, resource_id, version, previous, now
+                )
     db.effects_committed()
     changes = Changes(
         name=_name(spec, attrs),
