@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -10,10 +10,11 @@ from fastapi import FastAPI
 from api import console, errors
 from api.auth import Authenticator
 from api.dependencies import Services
+from api.gauges import DatabaseGauges, MoreGauges
 from api.middleware import RequestMiddleware
 from api.routes import admin, bulk, discovery, groups, health, root, users
 from api.settings import ApiSettings
-from storage import provisioning_log
+from storage import guard, provisioning_log
 from storage.database import Database, open_database
 from storage.settings import DatabaseSettings
 
@@ -27,11 +28,16 @@ def create_app(
     *,
     on_start: OnStart | None = None,
     default_connector: str | None = None,
+    database_gauges: bool = False,
+    more_gauges: Sequence[MoreGauges] = (),
 ) -> FastAPI:
     """The ASGI app. ``on_start`` lets the composition root hook the relay to the database
     (the embedded mode wakes the relay after each commit that recorded effects);
     ``default_connector`` is the connector of the tenants the admin console creates, the
-    workers' default, which the API cannot know by itself (None: the console creates none)."""
+    workers' default, which the API cannot know by itself (None: the console creates none);
+    ``database_gauges`` puts the database's gauges on this process's ``/metrics``
+    (:mod:`api.gauges`: the embedded mode, where this process is the one endpoint), with
+    ``more_gauges`` of the packages the API does not know."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -44,14 +50,21 @@ def create_app(
             settings, db, Authenticator(db, settings.auth_cache_seconds), default_connector
         )
         app.state.services = services
-        log = provisioning_log.LogBuffer(settings.provisioning_log)
+        guard.configure(db, settings.guard)
+        log = provisioning_log.LogBuffer(settings.provisioning_log, settings.cycles)
         log.start(db)
         app.state.provisioning_log = log
+        gauges = DatabaseGauges(settings.health, more_gauges) if database_gauges else None
+        app.state.gauges = gauges
+        if gauges is not None:
+            gauges.register()
         if on_start is not None:
             on_start(db)
         try:
             yield
         finally:
+            if gauges is not None:
+                gauges.unregister()
             app.state.provisioning_log = None
             await log.close(db)
             await services.close()

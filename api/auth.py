@@ -49,7 +49,9 @@ class Authenticator:
                 self._cache[digest] = (tenant, now + self._ttl)
         if not hmac.compare_digest(tenant.name.encode(), tenant_name.encode()):
             raise Unauthorized("a valid bearer token is required")
-        request_context(request).tenant_id = tenant.id  # the provisioning log records this request
+        context = request_context(request)
+        context.tenant_id = tenant.id  # the provisioning log records this request
+        context.tenant_name = tenant.name  # a configured tenant: a bounded metric label
         if tenant.disabled:
             raise Forbidden("this tenant is disabled")
         return tenant

@@ -51,6 +51,8 @@ class RequestContext:
     request_id: str
     #: The authenticated tenant's id; ``None`` until (unless) its token is verified.
     tenant_id: int | None = None
+    #: Its name (the ``tenant`` label of the request metrics); empty until it is verified.
+    tenant_name: str = ""
     #: The SCIM endpoint the route serves: ``Users``, ``Groups``, ``Schemas``, …
     resource: str | None = None
     #: The SCIM operation: the HTTP method the route answers (``POST``, ``GET``, …).

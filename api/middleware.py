@@ -14,6 +14,9 @@ HTTP request it
   which the exception handlers answer with the 413 SCIM error. No handler ever holds an over-size
   body, and a handler checks authentication (401, 403, 429) and the media type (415) before it
   reads the body, so those answers come first;
+- records a request whose client went away before its body arrived whole (Starlette's
+  ``ClientDisconnect``) as 499, as nginx does: no answer is sent, nothing is logged as an error,
+  and the health model does not count it;
 - turns an exception no handler took into the bare SCIM 500 (``api.errors.internal_error``: the
   traceback logged with every message masked). Left to ``ServerErrorMiddleware`` it would be
   re-raised to the server, which logs it again, unmasked;
@@ -33,6 +36,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from prometheus_client import Counter, Histogram
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
@@ -45,6 +49,9 @@ from storage.ids import random16
 from storage.provisioning_log import GROUP, LogBuffer
 
 REQUEST_ID_HEADER: Final = b"x-request-id"
+#: The status recorded (in the metrics and the provisioning log) for a request whose client
+#: closed the connection before sending it whole: nginx's 499, never sent to anyone.
+CLIENT_CLOSED: Final = 499
 #: Longest request id accepted from a client; longer ones are replaced.
 MAX_REQUEST_ID_LENGTH: Final = 128
 
@@ -125,8 +132,12 @@ class RequestMiddleware:
             await send(message)
 
         started = time.perf_counter()
+        gone = False
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:
+            gone = True  # nobody to answer: not an error of ours
+            context.failed("the client closed the connection before its request arrived whole")
         except Exception as error:
             response = internal_error(error, context)
             if status is None:
@@ -134,10 +145,12 @@ class RequestMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             reset_contextvars(**log_tokens)
-            answered = 500 if status is None else status
+            answered = (
+                CLIENT_CLOSED if gone and status is None else 500 if status is None else status
+            )
             path: str = scope["path"]
             if path not in self._skip_paths:
-                self._metrics.record(path, scope["method"], answered, elapsed)
+                self._metrics.record(path, scope["method"], answered, elapsed, context.tenant_name)
             if context.tenant_id is not None:
                 _audit(scope, context, context.tenant_id, answered)
 

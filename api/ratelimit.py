@@ -144,10 +144,9 @@ def refuse(tenant: str, wait: float, counter: Counter) -> None:
 RETRY_SECONDS: Final = 2.0
 KEY_PREFIX: Final = "printsync:ratelimit:"
 
-#: Refill and take one token atomically. KEYS[1] the tenant's bucket (a hash of tokens and the
-#: stamp of the last refill); ARGV the rate per second and the burst. Returns the seconds until
-#: a token is due, as text ("0" when one was taken). Redis's own clock serves every process.
-_TAKE: Final = """
+#: The bucket in KEYS[1] (a hash of tokens and the stamp of the last refill) refilled to now, at
+#: ARGV[1] tokens a second up to ARGV[2] (the burst). Redis's own clock serves every process.
+_REFILL: Final = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local clock = redis.call('TIME')
@@ -160,37 +159,35 @@ if tokens == nil or stamp == nil then
 else
   tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
 end
+"""
+
+#: The bucket written back; it expires once it would be full again anyway.
+_STORE: Final = """
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
+"""
+
+#: Refill and take one token atomically. Returns the seconds until a token is due, as text
+#: ("0" when one was taken).
+_TAKE: Final = (
+    _REFILL
+    + """
 local wait = 0
 if tokens >= 1 - 1e-9 then
   tokens = math.max(0, tokens - 1)
 else
   wait = (1 - tokens) / rate
 end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
-return tostring(wait)
 """
+    + _STORE
+    + "return tostring(wait)\n"
+)
 
 #: Refill, then take ARGV[3] more tokens, into debt if need be (the other operations of an
-#: admitted Bulk request). KEYS and the first two ARGV as for ``_TAKE``.
-_CHARGE: Final = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'stamp')
-local tokens = tonumber(state[1])
-local stamp = tonumber(state[2])
-if tokens == nil or stamp == nil then
-  tokens = burst
-else
-  tokens = math.min(burst, tokens + math.max(0, now - stamp) * rate)
-end
-tokens = tokens - tonumber(ARGV[3])
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'stamp', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil((burst - tokens) / rate * 1000) + 1000)
-return tostring(tokens)
-"""
+#: admitted Bulk request). Returns the tokens left, as text.
+_CHARGE: Final = (
+    _REFILL + "tokens = tokens - tonumber(ARGV[3])\n" + _STORE + "return tostring(tokens)\n"
+)
 
 _log = logging.getLogger("printsync.api")
 

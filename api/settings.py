@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
+from storage.cycles import CycleSettings
+from storage.guard import GuardPolicy
 from storage.health import HealthPolicy
 from storage.provisioning_log import LogSettings
 
@@ -31,6 +33,10 @@ class ApiSettings(BaseModel):
     health: HealthPolicy = Field(default_factory=HealthPolicy)
     #: How the API buffers its provisioning-log entries.
     provisioning_log: LogSettings = Field(default_factory=LogSettings)
+    #: How Entra's cycles are told apart (``storage.cycles``).
+    cycles: CycleSettings = Field(default_factory=CycleSettings)
+    #: The deprovisioning guard's defaults (``storage.guard``).
+    guard: GuardPolicy = Field(default_factory=GuardPolicy)
 
     @field_validator("public_url")
     @classmethod

@@ -349,7 +349,12 @@ def _printsync(
     with fresh_database(config.database_url) as url:
         created = run_async(_create_tenants(url, config.tenants))
         port = free_port()
-        extra = {"PRINTSYNC_DATABASE_URL": url, "PRINTSYNC_PUBLIC_URL": f"http://{LOOPBACK}:{port}"}
+        extra = {
+            "PRINTSYNC_DATABASE_URL": url,
+            "PRINTSYNC_PUBLIC_URL": f"http://{LOOPBACK}:{port}",
+            # Every user is disabled and deleted in turn: a load, not a scoping mistake.
+            "PRINTSYNC_DEPROVISION_GUARD_WINDOW_SECONDS": "0",
+        }
         if config.broker_url:
             extra["PRINTSYNC_BROKER_URL"] = config.broker_url
             extra["PRINTSYNC_QUEUE_NAME"] = f"soak-{uuid.uuid4().hex[:8]}"

@@ -184,13 +184,15 @@ def _scrape_gauge(name: str, help_text: str, labels: tuple[str, ...] = ()) -> Me
 SCIM_REQUESTS: Final = _counter(
     "printsync_scim_requests_total",
     "SCIM HTTP requests by resource (Users, Groups, Schemas, ResourceTypes, "
-    "ServiceProviderConfig or other), method and numeric status code.",
-    ("resource", "method", "status"),
+    "ServiceProviderConfig or other), method, numeric status code (499: the client went away "
+    "before its request arrived whole) and tenant (a configured tenant key; empty when no "
+    "tenant's token was verified).",
+    ("resource", "method", "status", "tenant"),
 )
 SCIM_REQUEST_DURATION: Final = _histogram(
     "printsync_scim_request_duration_seconds",
-    "Time to answer a SCIM HTTP request, by resource and method.",
-    ("resource", "method"),
+    "Time to answer a SCIM HTTP request, by resource, method and tenant.",
+    ("resource", "method", "tenant"),
     SCIM_LATENCY_BUCKETS,
 )
 SCIM_RATE_LIMITED: Final = _counter(
@@ -277,6 +279,30 @@ TENANT_HEALTH: Final = _scrape_gauge(
     "1 for the tenant's current sync state (healthy, degraded, failing), 0 for the others. "
     "tenant is a configured tenant key.",
     ("tenant", "state"),
+)
+CYCLE_DURATION: Final = _scrape_gauge(
+    "printsync_cycle_duration_seconds",
+    "Duration of the tenant's running or last provisioning cycle from Entra ID, from its first "
+    "to its last SCIM request. tenant is a configured tenant key.",
+    ("tenant",),
+)
+CYCLE_REQUESTS: Final = _scrape_gauge(
+    "printsync_cycle_requests",
+    "SCIM requests of the tenant's running or last provisioning cycle (its size). "
+    "tenant is a configured tenant key.",
+    ("tenant",),
+)
+CYCLE_LAST_REQUEST: Final = _scrape_gauge(
+    "printsync_cycle_last_request_timestamp_seconds",
+    "Unix time of the last SCIM request of the tenant's latest provisioning cycle; Entra runs "
+    "one about every 40 minutes. tenant is a configured tenant key.",
+    ("tenant",),
+)
+EFFECTS_HELD: Final = _scrape_gauge(
+    "printsync_effects_held",
+    "Revocations and deletions of print access held by the deprovisioning guard, waiting for "
+    "an operator's approval. tenant is a configured tenant key.",
+    ("tenant",),
 )
 
 #: Every metric printsync exports.

@@ -140,13 +140,15 @@ def prepare_multiproc_dir(path: str | os.PathLike[str]) -> Path:
     """Create the multiprocess directory and delete the metric files left in it.
 
     Only ``prometheus_client``'s ``*.db`` files are removed, so a mistaken path such as a shared
-    temporary directory loses nothing else. Call it before any process that writes metrics
+    temporary directory loses nothing else; the calling process's own files stay (it may have
+    written to them already). Call it before any process that writes metrics
     starts: a file removed under a running process would lose that process's values.
     """
     directory = Path(path)
     directory.mkdir(parents=True, exist_ok=True)
+    own = f"_{os.getpid()}.db"  # this process's files, opened when its metrics were declared
     for entry in directory.iterdir():
-        if entry.suffix == ".db" and entry.is_file():
+        if entry.suffix == ".db" and entry.is_file() and not entry.name.endswith(own):
             entry.unlink(missing_ok=True)
     return directory
 

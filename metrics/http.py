@@ -1,8 +1,10 @@
 """SCIM request metrics: the labels of a request and the recording of one.
 
 The API's middleware (``api.middleware``) calls :meth:`RequestMetrics.record` once per request.
-It counts the request in ``printsync_scim_requests_total{resource,method,status}`` and times it
-in ``printsync_scim_request_duration_seconds{resource,method}``.
+It counts the request in ``printsync_scim_requests_total{resource,method,status,tenant}`` and
+times it in ``printsync_scim_request_duration_seconds{resource,method,tenant}``. ``tenant`` is
+the authenticated tenant's name (a configured tenant, so bounded by what an operator creates),
+empty for a request no tenant's token was verified for (a 401, the probes, the console).
 
 ``resource`` is the SCIM endpoint named by the path: the segment after the tenant's SCIM base
 (``…/Users``, ``…/Users/{id}``, ``…/Schemas/{urn}``) when it is one of the SCIM endpoints, else
@@ -55,18 +57,19 @@ class RequestMetrics:
     ) -> None:
         self._requests = requests
         self._duration = duration
-        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._children: dict[tuple[str, str, int, str], tuple[Counter, Histogram]] = {}
 
-    def record(self, path: str, method: str, status: int, elapsed: float) -> None:
-        """One request to ``path`` answered with ``status`` after ``elapsed`` seconds."""
+    def record(self, path: str, method: str, status: int, elapsed: float, tenant: str = "") -> None:
+        """One request of ``tenant`` (a configured tenant's name, or empty) to ``path``,
+        answered with ``status`` after ``elapsed`` seconds."""
         resource = resource_of(path)
         method_label = method_of(method)
-        key = (resource, method_label, status)
+        key = (resource, method_label, status, tenant)
         children = self._children.get(key)
         if children is None:
             children = (
-                self._requests.labels(resource, method_label, str(status)),
-                self._duration.labels(resource, method_label),
+                self._requests.labels(resource, method_label, str(status), tenant),
+                self._duration.labels(resource, method_label, tenant),
             )
             self._children[key] = children
         counter, histogram = children

@@ -12,12 +12,32 @@ import os
 
 import click
 import orjson
+import structlog
 
-from printsync import connector_options, effects_commands, ops_commands, pipeline_process
-from printsync.terminal import Column, Group, Styled, emit, run, settings, table
-from storage import migrate, tenants
-from storage.database import Database, parse_url
+from printsync import (
+    connector_options,
+    effects_commands,
+    guard_commands,
+    ops_commands,
+    pipeline_process,
+    reconcile_commands,
+)
+from printsync.terminal import (
+    Column,
+    Group,
+    Styled,
+    describe_database,
+    emit,
+    ready_schema,
+    run,
+    settings,
+    table,
+)
+from storage import guard, migrate, tenants
+from storage.database import Database
 from workers.connectors.registry import DEFAULT_CONNECTOR
+
+_log = structlog.get_logger("printsync")
 
 
 @click.group(cls=Group)
@@ -35,15 +55,20 @@ def db() -> None:
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Create or migrate the schema (PRINTSYNC_DATABASE_URL)."""
-    migrate.upgrade(settings().database_url, revision)
-    click.echo("database is up to date")
+    url = settings().database_url
+    migrate.upgrade(url, revision)
+    click.echo(f"database {describe_database(url)} is at schema {migrate.current(url)[0]}")
 
 
 @db.command("check")
 def db_check() -> None:
-    """Fail if the models and the migrations disagree."""
-    migrate.check(settings().database_url)
-    click.echo("no drift")
+    """Fail if the models and the migrations disagree; print nothing when they agree."""
+    url = settings().database_url
+    ready_schema(url)
+    try:
+        migrate.check(url)
+    except migrate.DriftError as error:
+        raise click.ClickException(f"the models and the migrations disagree: {error}") from None
 
 
 @cli.group()
@@ -51,10 +76,28 @@ def tenant() -> None:
     """Tenants and their Secret Tokens."""
 
 
+def _addresses(
+    _ctx: click.Context, _param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    """The --notify addresses, checked as the admin console checks them."""
+    from api.console.pages import parse_addresses
+
+    try:
+        return parse_addresses(" ".join(value))
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
 @tenant.command("create")
 @click.argument("name")
-@click.option("--notify", multiple=True, help="Failure-notification recipient (repeatable).")
+@click.option(
+    "--notify",
+    multiple=True,
+    callback=_addresses,
+    help="Failure-notification recipient (repeatable).",
+)
 @connector_options.options
+@guard_commands.options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def tenant_create(
     name: str,
@@ -64,12 +107,15 @@ def tenant_create(
     **values: str | None,
 ) -> None:
     """Create a tenant; print its Tenant URL and Secret Token (shown only once)."""
+    overrides = guard_commands.chosen(values)
     config = connector_options.config(connector, values)
 
     async def work(db: Database) -> tuple[tenants.Tenant, str]:
-        return await tenants.create(
+        created, token = await tenants.create(
             db, name, notify=notify, connector=connector, connector_config=config
         )
+        await guard.set_overrides(db, created.id, overrides)
+        return created, token
 
     created, token = run(work)
     url = settings().api().tenant_url(created.name)
@@ -90,6 +136,23 @@ def tenant_create(
     click.echo(f"Tenant URL:   {url}")
     click.echo(f"Secret Token: {token}")
     click.echo("Paste both into Entra ID. The token is shown only this once.")
+
+
+@tenant.command("update")
+@click.argument("name")
+@guard_commands.options
+def tenant_update(name: str, **values: int | None) -> None:
+    """Change a tenant's settings (only those given)."""
+    overrides = guard_commands.chosen(values)
+    if not overrides:
+        raise click.UsageError("give at least one setting to change")
+
+    async def work(db: Database) -> None:
+        found = await tenants.get(db, name)
+        await guard.set_overrides(db, found.id, overrides)
+
+    run(work)
+    click.echo(f"tenant {name} updated")
 
 
 TENANT_COLUMNS = (
@@ -120,7 +183,11 @@ def tenant_list(as_json: bool) -> None:
 @tenant.command("rotate-token")
 @click.argument("name")
 @click.option(
-    "--overlap", default=0.0, show_default=True, help="Seconds the previous token keeps working."
+    "--overlap",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0, max=30 * 86400),
+    help="Seconds the previous token keeps working.",
 )
 @click.option("--json", "as_json", is_flag=True)
 def tenant_rotate(name: str, overlap: float, as_json: bool) -> None:
@@ -135,6 +202,20 @@ def tenant_rotate(name: str, overlap: float, as_json: bool) -> None:
         return
     click.echo(f"Secret Token: {token}")
     click.echo("Update it in Entra ID. The token is shown only this once.")
+    _reaches_servers("the old token may still be accepted")
+
+
+def _reaches_servers(what: str) -> None:
+    """Say when a change to a tenant reaches the running servers: each API process keeps a
+    verified token for PRINTSYNC_AUTH_CACHE_SECONDS."""
+    seconds = settings().auth_cache_seconds
+    shown = f"{seconds:g} s"
+    click.echo(
+        f"Running servers apply this within {shown} (PRINTSYNC_AUTH_CACHE_SECONDS): "
+        f"until then {what} there."
+        if seconds
+        else "Running servers apply this at once (PRINTSYNC_AUTH_CACHE_SECONDS=0)."
+    )
 
 
 def _set_disabled(name: str, disabled: bool) -> None:
@@ -150,6 +231,7 @@ def tenant_disable(name: str) -> None:
     """Refuse the tenant's requests (403) until enabled again."""
     _set_disabled(name, True)
     click.echo(f"tenant {name} disabled")
+    _reaches_servers("its requests may still be accepted")
 
 
 @tenant.command("enable")
@@ -158,6 +240,7 @@ def tenant_enable(name: str) -> None:
     """Accept the tenant's requests again."""
     _set_disabled(name, False)
     click.echo(f"tenant {name} enabled")
+    _reaches_servers("its requests may still be refused")
 
 
 @cli.command()
@@ -172,18 +255,40 @@ def serve(host: str | None, port: int | None) -> None:
     """
     from api.app import create_app
     from printsync import http_server
+    from workers.cycle_gauges import CycleGauges
 
     loaded = settings()
+    # The API and its pipeline child export their metrics through one directory, so that the
+    # API's /metrics shows the effects the child applies too.
+    effects_commands.multiprocess_metrics(loaded.prometheus_multiproc_dir)
     database = loaded.database()
-    if parse_url(database.database_url).dialect == "sqlite":
-        migrate.upgrade(database.database_url)
+    ready_schema(database.database_url)
     pipeline = pipeline_process.PipelineProcess()
+    embedded = loaded.worker().embedded
     app = create_app(
-        loaded.api(), database, on_start=pipeline.attach, default_connector=DEFAULT_CONNECTOR
+        loaded.api(),
+        database,
+        on_start=pipeline.attach,
+        default_connector=DEFAULT_CONNECTOR,
+        database_gauges=embedded,
+        more_gauges=(CycleGauges(),),
+    )
+    bound_host, bound_port = host or loaded.host, port or loaded.port
+    _log.info(
+        "serving",
+        listen=f"http://{bound_host}:{bound_port}",
+        public_url=loaded.public_url,
+        mode="embedded" if embedded else "broker",
+        effects=(
+            "applied by this process's pipeline child"
+            if embedded
+            else "relayed to the broker; `printsync worker` applies them"
+        ),
+        database=describe_database(database.database_url),
     )
     pipeline.start()
     try:
-        http_server.serve(app, loaded, host=host or loaded.host, port=port or loaded.port)
+        http_server.serve(app, loaded, host=bound_host, port=bound_port)
     finally:
         pipeline.stop()
 
@@ -202,6 +307,8 @@ def pipeline(wake_fd: int | None) -> None:
 
 effects_commands.register(cli)
 ops_commands.register(cli)
+guard_commands.register(cli)
+reconcile_commands.register(cli)
 
 
 def main() -> None:

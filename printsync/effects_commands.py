@@ -18,10 +18,11 @@ from storage import ledger, outbox, provisioning_log, tenants
 from storage.database import Database
 
 
-def _multiprocess_metrics(directory: str | None) -> None:
-    """Worker processes export metrics through one multiprocess directory, which must be set
-    before ``prometheus_client`` is first imported: when it is not set, choose one, wipe it,
-    and start this command again with it in the environment."""
+def multiprocess_metrics(directory: str | None) -> None:
+    """Several processes (``printsync worker``'s, ``printsync serve`` and its pipeline child)
+    export metrics through one multiprocess directory, which must be set before
+    ``prometheus_client`` is first imported: when it is not set, choose one, wipe it, and start
+    this command again with it in the environment."""
     if directory:
         prepare_multiproc_dir(directory)
         os.environ.setdefault("dramatiq_prom_db", directory)
@@ -47,7 +48,12 @@ EFFECT_COLUMNS = (
     Column("UPDATED (UTC)", optional=True),
     Column("LAST ERROR", shrink=True, min_width=16),
 )
-_EFFECT_STATES = {outbox.PENDING: None, outbox.DONE: "green", outbox.DEAD: "red"}
+_EFFECT_STATES = {
+    outbox.PENDING: None,
+    outbox.HELD: "yellow",
+    outbox.DONE: "green",
+    outbox.DEAD: "red",
+}
 
 
 def attempts(count: int) -> str:
@@ -80,18 +86,18 @@ def register(cli: click.Group) -> None:
         API process that died before sending them are still delivered.
         """
         loaded = settings()
-        _multiprocess_metrics(loaded.prometheus_multiproc_dir)
-        from dramatiq.cli import main as dramatiq_main
-        from dramatiq.cli import make_argument_parser
-
-        from printsync import worker_process
-
         configured = loaded.worker()
         if configured.embedded:
             raise click.UsageError(
                 "PRINTSYNC_BROKER_URL is not set: in the embedded mode `printsync serve` runs "
                 "the workers itself"
             )
+        multiprocess_metrics(loaded.prometheus_multiproc_dir)
+        from dramatiq.cli import main as dramatiq_main
+        from dramatiq.cli import make_argument_parser
+
+        from printsync import worker_process
+
         worker_process.use(loaded)
         argv = [
             worker_process.SETUP,
@@ -200,5 +206,12 @@ def register(cli: click.Group) -> None:
         count = run(work)
         if effect_id is not None and not count:
             raise click.ClickException(f"effect {effect_id} of tenant {tenant_name} is not dead")
+        if not count:
+            click.echo(f"tenant {tenant_name} has no dead effects")
+            return
         noun = "effect" if count == 1 else "effects"
-        click.echo(f"{count} {noun} pending again; the sweeper sends them shortly")
+        seconds = f"{settings().sweep_interval_seconds:g}"
+        click.echo(
+            f"{count} {noun} pending again: a running `printsync serve` (or, with a broker, "
+            f"`printsync worker`) sends them within {seconds} s (PRINTSYNC_SWEEP_INTERVAL_SECONDS)"
+        )

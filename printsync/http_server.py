@@ -77,6 +77,8 @@ def options(settings: Settings) -> dict[str, Any]:
         "http": guarded_protocol(settings.request_timeout_seconds),
         "limit_concurrency": settings.limit_concurrency,
         "timeout_keep_alive": settings.keepalive_timeout_seconds,
+        # uvicorn's own lines go through printsync's logging (metrics.logs), in its format.
+        "log_config": None,
         "log_level": "warning",
         "access_log": False,
     }

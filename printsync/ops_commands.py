@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import click
 
+from printsync import guard_commands
 from printsync.terminal import Column, Command, Group, Styled, emit, run, table
-from storage import health, notifications, provisioning_log, tenants
+from storage import clock, health, notifications, outbox, provisioning_log, reconcile, tenants
 from storage.database import Database
 from storage.health import Health
+from storage.notifications import Notification
 from storage.provisioning_log import Entry, LogQuery
 
 
@@ -51,18 +53,58 @@ def tenant_status(name: str | None, as_json: bool) -> None:
         table(lines, _STATUS_COLUMNS, empty="no tenants")
         return
 
-    async def work(db: Database) -> tuple[Health, list[notifications.Notification]]:
+    async def work(
+        db: Database,
+    ) -> tuple[
+        Health,
+        list[Notification],
+        guard_commands.Details,
+        list[reconcile.SkippedGroup],
+        list[outbox.ScheduledWork],
+    ]:
         tenant = await tenants.get(db, name)
-        return await health.read(db, tenant), await notifications.recent(db, tenant.id, 5)
+        extra = await guard_commands.details(db, tenant)
+        return (
+            await health.read(db, tenant),
+            await notifications.recent(db, tenant.id, 5),
+            extra,
+            await reconcile.skipped(db, tenant.id),
+            await outbox.scheduled(db, tenant.id),
+        )
 
-    state, mails = run(work)
+    state, mails, (cycle, held), skipped, later = run(work)
     if as_json:
-        emit({**state.as_dict(), "notifications": [mail.summary() for mail in mails]})
+        emit(
+            {
+                **state.as_dict(),
+                **guard_commands.status_fields(cycle, held),
+                "scheduled": [item.summary() for item in later],
+                "notifications": [mail.summary() for mail in mails],
+                "skipped_groups": [group.summary() for group in skipped],
+            }
+        )
         return
-    _print_detail(state, mails)
+    _print_detail(state, mails, guard_commands.status_lines(cycle, held, state.tenant), later)
+    _print_skipped(skipped)
 
 
-def _print_detail(state: Health, mails: list[notifications.Notification]) -> None:
+def _print_skipped(skipped: list[reconcile.SkippedGroup]) -> None:
+    """Groups the print system cannot hold: not an error, but worth knowing."""
+    if not skipped:
+        return
+    click.echo(f"Skipped groups ({len(skipped)}, not in the print system):")
+    table(
+        [(group.display_name, group.reason, when(group.skipped_at)) for group in skipped],
+        _SKIPPED_COLUMNS,
+    )
+
+
+def _print_detail(
+    state: Health,
+    mails: list[notifications.Notification],
+    extra: list[str],
+    later: list[outbox.ScheduledWork],
+) -> None:
     numbers = state.numbers
     click.echo(f"Tenant:   {state.tenant}")
     click.echo("State:    " + click.style(state.state, fg=_COLOURS.get(state.state), bold=True))
@@ -74,6 +116,7 @@ def _print_detail(state: Health, mails: list[notifications.Notification]) -> Non
     click.echo(f"Window:   last {window}")
     click.echo(
         f"SCIM:     {numbers.scim_requests} requests, {numbers.scim_succeeded} succeeded, "
+        f"{numbers.scim_expected} refused as expected (404 for a deleted id), "
         f"{numbers.scim_client_errors} client errors, "
         f"{numbers.scim_server_errors} server errors"
     )
@@ -86,7 +129,10 @@ def _print_detail(state: Health, mails: list[notifications.Notification]) -> Non
         "Pending:  "
         + ("none" if lag is None else f"oldest waiting {health.describe_duration(lag)}")
     )
+    _print_scheduled(later)
     click.echo(f"Last successful SCIM request: {when(numbers.last_success_at)}")
+    for line in extra:
+        click.echo(line)
     if mails:
         click.echo("Notifications:")
         table(
@@ -98,6 +144,27 @@ def _print_detail(state: Health, mails: list[notifications.Notification]) -> Non
         )
 
 
+def _print_scheduled(later: list[outbox.ScheduledWork]) -> None:
+    """Effects scheduled for later (a purge after the retention period): not pending yet."""
+    if not later:
+        click.echo("Scheduled: none")
+        return
+    now = clock.now()
+    for index, item in enumerate(later):
+        due = health.describe_duration((clock.parse(item.next_due_at) - now).total_seconds())
+        noun = "effect" if item.count == 1 else "effects"
+        click.echo(
+            ("Scheduled: " if index == 0 else "           ")
+            + f"{item.count} {item.kind} {noun}, the next due {when(item.next_due_at)} "
+            f"(in {due})"
+        )
+
+
+_SKIPPED_COLUMNS = (
+    Column("GROUP", shrink=True, min_width=12),
+    Column("REASON", shrink=True, min_width=20),
+    Column("SINCE"),
+)
 _MAIL_COLUMNS = (
     Column("  CREATED"),
     Column("KIND"),

@@ -36,7 +36,9 @@ from sqlalchemy.exc import ArgumentError
 
 from api.settings import ApiSettings
 from metrics.exposition import ENV_VAR as MULTIPROC_VARIABLE
+from storage.cycles import CycleSettings
 from storage.database import parse_url
+from storage.guard import GuardPolicy
 from storage.health import HealthPolicy
 from storage.provisioning_log import LogSettings
 from storage.settings import DEFAULT_DATABASE_URL, DatabaseSettings
@@ -132,6 +134,7 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(default=200, ge=1, le=10_000)
     done_retention_days: float = Field(default=14.0, ge=0)
     retention_days: float = Field(default=30.0, ge=0)
+    reconcile_interval_seconds: float = Field(default=3600, ge=60, le=604_800)
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
@@ -168,6 +171,12 @@ class Settings(BaseSettings):
     provisioning_log_flush_rows: int = Field(default=500, ge=1, le=10_000)
     provisioning_log_buffer_rows: int = Field(default=100_000, ge=1)
     provisioning_log_prune_interval_seconds: float = Field(default=3600, gt=0)
+
+    # Entra's cycles and the deprovisioning guard (``storage.cycles``, ``storage.guard``) -----
+    cycle_gap_seconds: float = Field(default=300, gt=0, le=86_400)
+    deprovision_guard_min: int = Field(default=10, ge=0)
+    deprovision_guard_percent: int = Field(default=20, ge=0, le=100)
+    deprovision_guard_window_seconds: int = Field(default=3600, ge=0, le=604_800)
 
     @field_validator("admin_token")
     @classmethod
@@ -233,7 +242,11 @@ class Settings(BaseSettings):
 
     def api(self) -> ApiSettings:
         section = self._section(
-            ApiSettings, health=self.health(), provisioning_log=self.provisioning_log()
+            ApiSettings,
+            health=self.health(),
+            provisioning_log=self.provisioning_log(),
+            cycles=self.cycles(),
+            guard=self.guard(),
         )
         return section.model_copy(update={"rate_limit_redis_url": self.shared_limit_url})
 
@@ -254,13 +267,19 @@ class Settings(BaseSettings):
         return self._section(WorkerSettings, notify=self.notify(), health=self.health())
 
     def notify(self) -> NotifySettings:
-        return self._section(NotifySettings)
+        return self._section(NotifySettings, guard=self.guard())
 
     def health(self) -> HealthPolicy:
         return self._section(HealthPolicy, "health_")
 
     def provisioning_log(self) -> LogSettings:
         return self._section(LogSettings, "provisioning_log_")
+
+    def cycles(self) -> CycleSettings:
+        return self._section(CycleSettings, "cycle_")
+
+    def guard(self) -> GuardPolicy:
+        return self._section(GuardPolicy, "deprovision_guard_")
 
     def _section(self, model: type[Section], prefix: str = "", **parts: BaseModel) -> Section:
         """``model`` with each field taken from the setting of the same name (after

@@ -14,20 +14,26 @@ progress line on a terminal while a long command works.
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import os
 import shutil
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TextIO, TypeVar
 
+import asyncpg
 import click
 import orjson
+from alembic.util import CommandError as AlembicCommandError
+from sqlalchemy import exc as sa_exc
 
-from metrics import exposition
+from metrics import catalog, exposition
 from metrics.logs import configure_logging
 from printsync.settings import Settings, load_or_exit
-from storage.database import Database, open_database
+from storage import migrate
+from storage.database import Database, open_database, parse_url
 from storage.errors import TenantNotFound
 from storage.scim.errors import ScimError
 
@@ -44,16 +50,53 @@ def start_process() -> Settings:
     # Logs go to standard error, so a command's output (e.g. --json) stays clean.
     configure_logging(json_output=loaded.production, stream=sys.__stderr__ or sys.stderr)
     exposition.configure(loaded.prometheus_multiproc_dir)
+    catalog.set_build_info(_version())
     return loaded
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("printsync")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+#: Errors an operator's setup causes (a database or server that cannot be reached, a port in
+#: use, an unknown revision): one ``Error:`` line each, never a traceback.
+OPERATOR_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    sqlite3.Error,
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    AlembicCommandError,
+)
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message as one line (its first), without SQLAlchemy's background link."""
+    text = str(getattr(error, "orig", None) or error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
 class Command(click.Command):
-    """A ``printsync`` command: it validates the settings before it runs."""
+    """A ``printsync`` command: it validates the settings before it runs, and reports the
+    errors of :data:`OPERATOR_ERRORS` as one line (exit status 1)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         if ctx.find_object(Settings) is None:
             ctx.obj = start_process()
-        return super().invoke(ctx)
+        try:
+            return super().invoke(ctx)
+        except OPERATOR_ERRORS as error:
+            loaded = ctx.find_object(Settings)
+            where = describe_database(loaded.database_url) if loaded is not None else "?"
+            if isinstance(error, AlembicCommandError | OSError):
+                raise click.ClickException(one_line(error)) from None
+            raise click.ClickException(
+                f"the database at {where} cannot be used: {one_line(error)}"
+            ) from None
 
 
 class Group(click.Group):
@@ -69,9 +112,41 @@ def settings() -> Settings:
     return found if found is not None else start_process()
 
 
+#: What a command says when the database has no printsync schema, or an old one.
+UPGRADE_FIRST = (
+    "the database at {where} has {what}: run `printsync db upgrade` (with the same "
+    "PRINTSYNC_DATABASE_URL) first"
+)
+
+
+def describe_database(database_url: str) -> str:
+    """Where the data is, as an operator reads it: the SQLite file's absolute path, or the
+    PostgreSQL URL without its password."""
+    url = parse_url(database_url)
+    if url.dialect == "sqlite" and url.path not in (None, ":memory:"):
+        return os.path.abspath(url.path)
+    return url.masked
+
+
+def ready_schema(database_url: str) -> None:
+    """Make sure the schema is there before a command uses it: the embedded SQLite database is
+    created and migrated as ``printsync serve`` would; any other database must have been
+    migrated with ``printsync db upgrade`` (else one line saying so, exit status 1)."""
+    if parse_url(database_url).dialect == "sqlite":
+        migrate.upgrade(database_url)
+        return
+    found, newest = migrate.current(database_url)
+    if found != newest:
+        what = "no printsync schema" if found is None else f"schema {found}, not {newest}"
+        where = describe_database(database_url)
+        raise click.ClickException(UPGRADE_FIRST.format(where=where, what=what))
+
+
 def run(work: Callable[[Database], Awaitable[T]]) -> T:
-    """Open the configured database, run ``work`` against it, close it."""
+    """Open the configured database (its schema ready: :func:`ready_schema`), run ``work``
+    against it, close it."""
     database = settings().database()
+    ready_schema(database.database_url)
 
     async def main() -> T:
         db = await open_database(

@@ -18,7 +18,8 @@ import sqlalchemy as sa
 
 from storage.database import Connection, Database, Row
 from storage.errors import TenantNotFound
-from storage.records import groups, memberships, tenants, users
+from storage.memberships import group_names
+from storage.records import groups, tenants, users
 from storage.scim.schema import ENTERPRISE_USER, PRINTSYNC_USER
 from storage.sql import Dialect, Statement, compile_core
 
@@ -131,13 +132,6 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             ),
             dialect,
         ),
-        "group_names": compile_core(
-            sa.select(groups.c.display_name)
-            .select_from(memberships.join(groups, groups.c.pk == memberships.c.group_pk))
-            .where(memberships.c.user_pk == p("pk"))
-            .order_by(groups.c.display_name_ci),
-            dialect,
-        ),
         "set_print_username": compile_core(
             sa.update(users)
             .where(
@@ -169,18 +163,16 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
     }
 
 
-async def _user(
-    conn: Connection, statements: dict[str, Statement], row: Row | None
-) -> UserState | None:
+async def _user(conn: Connection, dialect: Dialect, row: Row | None) -> UserState | None:
     if row is None:
         return None
-    names = await conn.fetchall(statements["group_names"], {"pk": row[0]})
+    names = await group_names(conn, dialect, row[0])
     return UserState(
         id=row[1],
         user_name=row[2],
         active=bool(row[3]),
         doc=orjson.loads(row[4]),
-        groups=tuple(name[0] for name in names),
+        groups=tuple(names),
         print_username=row[5],
     )
 
@@ -190,7 +182,7 @@ async def user_by_id(db: Database, tenant_id: int, user_id: str) -> UserState | 
     statements = _statements(db.dialect)
     async with db.reader() as conn:
         row = await conn.fetchone(statements["user"], {"tenant": tenant_id, "id": user_id})
-        return await _user(conn, statements, row)
+        return await _user(conn, db.dialect, row)
 
 
 async def user_by_name(db: Database, tenant_id: int, user_name: str) -> UserState | None:
@@ -200,7 +192,7 @@ async def user_by_name(db: Database, tenant_id: int, user_name: str) -> UserStat
         row = await conn.fetchone(
             statements["user_by_name"], {"tenant": tenant_id, "name_ci": user_name.lower()}
         )
-        return await _user(conn, statements, row)
+        return await _user(conn, db.dialect, row)
 
 
 async def set_print_username(db: Database, tenant_id: int, user_id: str, name: str) -> None:

@@ -10,11 +10,10 @@ from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.database import Connection
 from storage.records import resource_counts
-from storage.sql import Dialect, Statement, compile_core
+from storage.sql import Dialect, Statement, compile_core, insert
 
 #: Slots per count: concurrent creates on PostgreSQL spread their row locks over them.
 SLOTS = 8
@@ -23,14 +22,14 @@ SLOTS = 8
 @lru_cache(maxsize=2)
 def _statements(dialect: Dialect) -> dict[str, Statement]:
     p = sa.bindparam
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(resource_counts)
+    upsert = insert(resource_counts, dialect)
     return {
         "add": compile_core(
-            insert.values(
+            upsert.values(
                 tenant_id=p("tenant"), resource=p("resource"), slot=p("slot"), n=p("n")
             ).on_conflict_do_update(
                 index_elements=["tenant_id", "resource", "slot"],
-                set_={"n": resource_counts.c.n + insert.excluded.n},
+                set_={"n": resource_counts.c.n + upsert.excluded.n},
             ),
             dialect,
         ),

@@ -37,13 +37,12 @@ from weakref import WeakKeyDictionary
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from storage import clock
 from storage.database import Database
 from storage.records import server_keys
 from storage.scim.errors import ExpiredCursor, InvalidCursor
-from storage.sql import Dialect, Statement, compile_core
+from storage.sql import Dialect, Statement, compile_core, insert
 
 #: How long a cursor stays valid after its page was answered (``cursorTimeout``, RFC 9865 §4).
 TIMEOUT_SECONDS: Final = 3600
@@ -200,10 +199,10 @@ def _decode_value(item: list[Any]) -> Any:
 @lru_cache(maxsize=2)
 def _statements(dialect: Dialect) -> dict[str, Statement]:
     p = sa.bindparam
-    insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(server_keys)
+    upsert = insert(server_keys, dialect)
     return {
         "make": compile_core(
-            insert.values(
+            upsert.values(
                 name=p("name"), value=p("value"), created_at=p("now")
             ).on_conflict_do_nothing(index_elements=["name"]),
             dialect,

@@ -11,7 +11,8 @@ Rules, worst first (every threshold is a field of :class:`HealthPolicy`, set by 
 
 failing
     - more than ``failing_failure_ratio`` [40 %] of the window's SCIM requests failed (4xx and
-      5xx), once there are at least ``min_requests`` [10];
+      5xx), once there are at least ``min_requests`` [10]; a refusal that is the expected answer
+      (404 for an id that is gone, 412, a client that went away: 499) is no failure;
     - more than ``failing_server_error_ratio`` [20 %] of them were server errors (5xx): those
       are ours, so they weigh more than client errors;
     - more than ``failing_failure_ratio`` of the window's effects failed (dead, or pending after
@@ -79,6 +80,9 @@ class Numbers:
     window_seconds: float
     scim_requests: int = 0
     scim_succeeded: int = 0
+    #: Refusals that were the expected answer (404 for a deleted id, 412, a client gone): no
+    #: failure, as Entra does not count them as one either.
+    scim_expected: int = 0
     scim_client_errors: int = 0
     scim_server_errors: int = 0
     effects_succeeded: int = 0
@@ -192,8 +196,9 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
-def assess(numbers: Numbers, policy: HealthPolicy, now: datetime) -> Verdict:
-    """The state a tenant is in, and why (pure: no I/O, no clock)."""
+def assess(numbers: Numbers, policy: HealthPolicy, now: datetime, tenant: str = "") -> Verdict:
+    """The state a tenant is in, and why (pure: no I/O, no clock); ``tenant`` names it in the
+    command a reason suggests."""
     findings: list[Finding] = []
     window = _window(numbers.window_seconds)
     requests = numbers.scim_requests
@@ -221,7 +226,7 @@ def assess(numbers: Numbers, policy: HealthPolicy, now: datetime) -> Verdict:
             findings.append(Finding(DEGRADED, servers))
 
     # Stalled: Entra keeps calling but nothing has succeeded for several cycles.
-    if requests > 0 and numbers.scim_succeeded == 0:
+    if requests > 0 and numbers.scim_succeeded + numbers.scim_expected == 0:
         since = numbers.last_success_at or numbers.first_seen_at
         if since is not None:
             age = (now - clock.parse(since)).total_seconds()
@@ -259,8 +264,9 @@ def assess(numbers: Numbers, policy: HealthPolicy, now: datetime) -> Verdict:
             Finding(
                 DEGRADED,
                 (
-                    f"{_plural(numbers.effects_dead, 'effect')} gave up in {window} "
-                    "and will not be retried until the next reconciliation."
+                    f"{_plural(numbers.effects_dead, 'effect')} gave up in {window}; "
+                    "dead effects stay undone until sent again with "
+                    f"`printsync effects retry --dead --tenant {tenant or 'NAME'}`."
                 ),
             )
         )
@@ -323,6 +329,7 @@ async def gather(db: Database, tenant_id: int, policy: HealthPolicy, now: dateti
         window_seconds=policy.window_seconds,
         scim_requests=activity.total,
         scim_succeeded=activity.success,
+        scim_expected=activity.expected,
         scim_client_errors=activity.client_errors,
         scim_server_errors=activity.server_errors,
         effects_succeeded=succeeded,
@@ -341,7 +348,7 @@ async def read(
     policy = policy or HealthPolicy()
     moment = now or clock.now()
     numbers = await gather(db, tenant.id, policy, moment)
-    verdict = assess(numbers, policy, moment)
+    verdict = assess(numbers, policy, moment, tenant.name)
     return Health(
         tenant=tenant.name,
         state=verdict.state,

@@ -21,12 +21,11 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from storage import clock
 from storage.database import Connection, Database, Row
 from storage.records import ledger_groups, print_accounts
-from storage.sql import Dialect, Statement, compile_core
+from storage.sql import Dialect, Statement, compile_core, insert
 
 _ACCOUNT_COLUMNS = (
     print_accounts.c.id,
@@ -166,7 +165,7 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             dialect,
         ),
         "add_group": compile_core(
-            _insert(dialect, ledger_groups)
+            insert(ledger_groups, dialect)
             .values(
                 tenant_id=p("tenant"), name=p("name"), name_ci=p("name_ci"), created_at=p("now")
             )
@@ -183,15 +182,10 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
     }
 
 
-def _insert(dialect: Dialect, table: sa.Table) -> Any:
-    """The dialect's INSERT construct, which has ON CONFLICT."""
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-
-
 def _upsert(dialect: Dialect, personal: dict[str, Any]) -> Any:
     """Insert an account or update the live one of that name; the PIN stays as it is."""
     p = sa.bindparam
-    statement = _insert(dialect, print_accounts).values(
+    statement = insert(print_accounts, dialect).values(
         tenant_id=p("tenant"),
         username=p("username"),
         username_ci=p("username_ci"),

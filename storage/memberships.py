@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from storage import outbox
 from storage.changes import Member
 from storage.database import Connection, Row
-from storage.records import memberships, users
+from storage.records import groups, memberships, users
 from storage.sql import Dialect, Statement, compile_core, compile_text
 
 
@@ -34,6 +34,11 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
         by_ids = (
             "json_each(:ids) j CROSS JOIN users u WHERE u.id = j.value AND u.tenant_id = :tenant"
         )
+    by_pks = (
+        " (SELECT value FROM json_each(:pks))"
+        if dialect == "sqlite"
+        else " (SELECT unnest(CAST(:pks AS integer[])))"
+    )
     return {
         "members": compile_core(
             sa.select(users.c.id, users.c.display_name)
@@ -89,26 +94,21 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
         "drop_group": compile_core(
             sa.delete(memberships).where(memberships.c.group_pk == p("pk")), dialect
         ),
+        "group_names": compile_core(
+            sa.select(groups.c.display_name)
+            .select_from(memberships.join(groups, groups.c.pk == memberships.c.group_pk))
+            .where(memberships.c.user_pk == p("pk"))
+            .order_by(groups.c.display_name_ci),
+            dialect,
+        ),
         "leave": compile_text(
             "DELETE FROM memberships WHERE user_pk = :pk RETURNING group_pk", dialect
         ),
         "leave_counts": compile_text(
-            "UPDATE groups SET member_count = member_count - 1 WHERE pk IN"
-            + (
-                " (SELECT value FROM json_each(:pks))"
-                if dialect == "sqlite"
-                else " (SELECT unnest(CAST(:pks AS integer[])))"
-            ),
-            dialect,
+            "UPDATE groups SET member_count = member_count - 1 WHERE pk IN" + by_pks, dialect
         ),
-        "group_names": compile_text(
-            "SELECT display_name FROM groups WHERE pk IN"
-            + (
-                " (SELECT value FROM json_each(:pks))"
-                if dialect == "sqlite"
-                else " (SELECT unnest(CAST(:pks AS integer[])))"
-            )
-            + " ORDER BY display_name",
+        "names_of": compile_text(
+            "SELECT display_name FROM groups WHERE pk IN" + by_pks + " ORDER BY display_name_ci",
             dialect,
         ),
     }
@@ -222,6 +222,12 @@ async def drop_group(conn: Connection, dialect: Dialect, group_pk: int) -> None:
     await conn.execute(_statements(dialect)["drop_group"], {"pk": group_pk})
 
 
+async def group_names(conn: Connection, dialect: Dialect, user_pk: int) -> list[str]:
+    """The display names of a user's groups, in case-insensitive order."""
+    rows = await conn.fetchall(_statements(dialect)["group_names"], {"pk": user_pk})
+    return [row[0] for row in rows]
+
+
 async def leave_all(conn: Connection, dialect: Dialect, user_pk: int) -> list[str]:
     """Take a user that is being deleted out of its groups (their member counts follow); the
     names of those groups, in order. One statement for a user in no group."""
@@ -231,4 +237,4 @@ async def leave_all(conn: Connection, dialect: Dialect, user_pk: int) -> list[st
         return []
     pks = {"pks": _array(dialect, left)}
     await conn.execute(statements["leave_counts"], pks)
-    return [row[0] for row in await conn.fetchall(statements["group_names"], pks)]
+    return [row[0] for row in await conn.fetchall(statements["names_of"], pks)]

@@ -5,6 +5,8 @@ Each notification has a unique ``key`` that says why it exists:
 - ``digest:{tenant}:{window}``: the failure digest of a tenant for one digest window (``window``
   is the window's start, e.g. ``2026-01-02T10:00:00Z``); at most one per tenant and window.
 - ``recovery:{tenant}:{window}``: the all-clear that follows the digest of that window.
+- ``held:{tenant}:{effect}``: revocations held by the deprovisioning guard (``storage.guard``),
+  keyed by the oldest of them; one mail per hold.
 
 Creating a row whose key exists does nothing, so a redelivered or repeated job cannot create a
 second mail. The rendered message is stored with the row, so a retry sends the same mail (same
@@ -33,7 +35,8 @@ from storage.sql import Dialect, Statement, compile_text
 
 DIGEST: Final = "digest"
 RECOVERY: Final = "recovery"
-KINDS: Final = (DIGEST, RECOVERY)
+HELD: Final = "held"
+KINDS: Final = (DIGEST, RECOVERY, HELD)
 
 PENDING: Final = "pending"
 SENDING: Final = "sending"
@@ -130,6 +133,11 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             "SELECT min(created_at) FROM notifications WHERE tenant_id = :tenant"
             " AND kind = 'digest' AND created_at > :after"
         ),
+        "effect_succeeded_after": (
+            "SELECT 1 FROM outbox WHERE tenant_id = :tenant AND state = 'done'"
+            " AND completed_at > :after LIMIT 1"
+        ),
+        "covered": "SELECT count(*) FROM notification_effects WHERE notification_id = :id",
         "recent": (
             f"SELECT {_INFO} FROM notifications WHERE tenant_id = :tenant"
             " ORDER BY created_at DESC, id DESC LIMIT :limit"
@@ -251,6 +259,23 @@ async def first_digest_after(db: Database, tenant_id: int, after: str) -> str | 
     return None if row is None else row[0]
 
 
+async def recovered_since(db: Database, digest: Notification) -> bool:
+    """Whether the failures ``digest`` reported are over: an effect of its tenant has succeeded
+    since it was created (a digest that reported no dead effect, only failing SCIM requests,
+    needs no effect: the health model judges those). Making dead effects pending again
+    (``printsync effects retry --dead``) is not a success; only their being applied is."""
+    statements = _statements(db.dialect)
+    async with db.reader() as conn:
+        covered = await conn.fetchone(statements["covered"], {"id": digest.id})
+        if covered is None or not covered[0]:
+            return True
+        row = await conn.fetchone(
+            statements["effect_succeeded_after"],
+            {"tenant": digest.tenant_id, "after": digest.created_at},
+        )
+    return row is not None
+
+
 async def recent(db: Database, tenant_id: int, limit: int = 10) -> list[Notification]:
     """The tenant's latest notifications, newest first."""
     async with db.reader() as conn:
@@ -324,6 +349,7 @@ __all__ = [
     "mark_failed",
     "mark_sent",
     "recent",
+    "recovered_since",
     "recovery_key",
     "release",
     "uncovered_failures",

@@ -38,6 +38,11 @@ tenants = sa.Table(
     sa.Column("connector", sa.String(32), nullable=False),
     sa.Column("connector_config", sa.Text, nullable=False, server_default="{}"),
     sa.Column("created_at", Timestamp, nullable=False),
+    # The deprovisioning guard's overrides of the PRINTSYNC_DEPROVISION_GUARD_* defaults
+    # (storage.guard); NULL: the default.
+    sa.Column("guard_min", sa.Integer, nullable=True),
+    sa.Column("guard_percent", sa.Integer, nullable=True),
+    sa.Column("guard_window_seconds", sa.Integer, nullable=True),
 )
 
 users = sa.Table(
@@ -155,6 +160,40 @@ server_keys = sa.Table(
     sa.Column("created_at", Timestamp, nullable=False),
 )
 
+# The deprovisioning guard's window per tenant (storage.guard): when it started, how many
+# revocations it lets through, how many it let through so far. Its row is what concurrent
+# transactions lock to decide, one at a time, whether a revocation applies or is held.
+deprovision_guards = sa.Table(
+    "deprovision_guards",
+    metadata,
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("window_started_at", Timestamp, nullable=True),
+    sa.Column("threshold", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("admitted", sa.Integer, nullable=False, server_default="0"),
+)
+
+# Entra's provisioning cycles as seen from here (storage.cycles): one row per burst of SCIM
+# requests, merged from every API process's provisioning-log flushes.
+sync_cycles = sa.Table(
+    "sync_cycles",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("started_at", Timestamp, nullable=False),
+    sa.Column("ended_at", Timestamp, nullable=False),
+    # No cycle of the tenant came before it.
+    sa.Column("first", sa.Boolean, nullable=False),
+    sa.Column("requests", sa.Integer, nullable=False),
+    sa.Column("probes", sa.Integer, nullable=False),
+    sa.Column("created", sa.Integer, nullable=False),
+    sa.Column("updated", sa.Integer, nullable=False),
+    sa.Column("disabled", sa.Integer, nullable=False),
+    sa.Column("deleted", sa.Integer, nullable=False),
+    sa.Column("group_changes", sa.Integer, nullable=False),
+    sa.Column("failed", sa.Integer, nullable=False),
+    sa.Index("ix_sync_cycles_tenant_id_started_at", "tenant_id", "started_at"),
+)
+
 # Operations: the provisioning log and failure notifications -------------------------------------
 
 provisioning_log = sa.Table(
@@ -265,4 +304,16 @@ ledger_groups = sa.Table(
     sa.Column("name_ci", sa.Text, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
     sa.UniqueConstraint("tenant_id", "name_ci"),
+)
+
+# Groups the print system cannot hold (not in its user directory source), per tenant ----------
+
+skipped_groups = sa.Table(
+    "skipped_groups",
+    metadata,
+    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
+    sa.Column("group_id", sa.String(36), primary_key=True),
+    sa.Column("display_name", sa.Text, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("skipped_at", Timestamp, nullable=False),
 )

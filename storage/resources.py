@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import orjson
 import sqlalchemy as sa
 
-from storage import clock, counts, cursors, indexed, outbox
+from storage import clock, counts, cursors, guard, indexed, outbox
 from storage.changes import (
     NO_CHANGES,
     Changes,
@@ -113,6 +113,9 @@ class Effects:
     delete: str
     previous_name: bool = False
     """The change effect carries the name the resource had before (``previous``)."""
+    guarded: bool = False
+    """A delete, and a change to inactive, pass the deprovisioning guard (``storage.guard``),
+    which may record their effect held; a change back to active supersedes held effects."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +228,7 @@ def _statements(spec: Spec, dialect: Dialect) -> dict[str, Statement]:
                 table.c.pk,
                 table.c.version,
                 table.c[indexed.kept_as_sent(spec.type.name, spec.name_attribute)],
+                table.c.active if "active" in table.c else sa.true(),
             )
             .where(by_id)
             .with_for_update(),
@@ -456,19 +460,24 @@ async def rewrite(
             "delta": membership.delta,
             **indexed.columns(spec.type.name, doc),
         }
-        previous = None
-        if changed and spec.effects.previous_name:
-            previous = {"previous": old.get(spec.name_attribute)}
-        kind = spec.effects.sync
-        recorded = statements.get("update_recorded")
-        if changed and recorded is not None:  # PostgreSQL: the row and its effect at once
-            effect = _effect_params(tenant_id, kind, resource_id, version, previous, now)
-            await conn.execute(recorded, {**params, **effect})
-        else:
+        recorded = statements.get("update_recorded") if changed else None
+        if recorded is None:
             await conn.execute(statements["update"], params)
-            if changed:
+        if changed:
+            previous = None
+            if spec.effects.previous_name:
+                previous = {"previous": old.get(spec.name_attribute)}
+            kind = spec.effects.sync
+            held = False
+            if spec.effects.guarded:
+                active = active_change(before, attrs)
+                held = await _guard(conn, db, tenant_id, resource_id, active, now)
+            if recorded is not None:  # PostgreSQL: the row and its effect in one statement
+                effect = _effect_params(tenant_id, kind, resource_id, version, previous, now, held)
+                await conn.execute(recorded, {**params, **effect})
+            else:
                 await _record(
-                    conn, db.dialect, tenant_id, kind, resource_id, version, previous, now
+                    conn, db.dialect, tenant_id, kind, resource_id, version, previous, now, held
                 )
     db.effects_committed()
     changes = Changes(
@@ -490,26 +499,38 @@ async def delete(
     deleted resource's name and, for a user, the groups it left."""
     statements = _statements(spec, db.dialect)
     async with db.transaction() as conn:
-        # The name from its column (the same value as the document's): no document to read.
+        # The name and ``active`` from their columns (the document's values): no document to
+        # read.
         row = await _row(conn, statements["lock_name"], spec, tenant_id, resource_id)
         pk, version, name = row[0], row[1], row[2]
         check_version(if_match, version)
         payload = {spec.name_attribute: name}
         payload.update(await spec.before_delete(conn, db.dialect, pk))
         kind = spec.effects.delete
+        now = clock.stamp()
+        held = spec.effects.guarded and not await guard.admit(
+            conn,
+            db.dialect,
+            tenant_id,
+            default=guard.policy_of(db),
+            was_active=bool(row[3]),
+            now=now,
+        )
         recorded = statements.get("delete_recorded")
         if recorded is not None:  # PostgreSQL: the row, its effect and the count at once
             await conn.execute(
                 recorded,
                 {
                     "pk": pk,
-                    **_effect_params(tenant_id, kind, resource_id, version, payload),
+                    **_effect_params(tenant_id, kind, resource_id, version, payload, now, held),
                     **counts.add_params(tenant_id, spec.type.name, resource_id, -1),
                 },
             )
         else:
             await conn.execute(statements["delete"], {"pk": pk})
-            await _record(conn, db.dialect, tenant_id, kind, resource_id, version, payload)
+            await _record(
+                conn, db.dialect, tenant_id, kind, resource_id, version, payload, now, held
+            )
             await counts.add(conn, db.dialect, tenant_id, spec.type.name, resource_id, -1)
     page_marks(db).forget(spec.table.name, tenant_id)
     db.effects_committed()
@@ -518,6 +539,29 @@ async def delete(
         name=name if isinstance(name, str) else None,
         groups=tuple(left) if isinstance(left, list) else (),
     )
+
+
+async def _guard(
+    conn: Connection,
+    db: Database,
+    tenant_id: int,
+    resource_id: str,
+    active: tuple[bool | None, bool | None] | None,
+    now: str,
+) -> bool:
+    """Whether the effect of a change of ``active`` (before, after) is held: a revocation
+    passes the guard; a user enabled again supersedes its held effects."""
+    if active is None:
+        return False
+    before, after = active
+    if after is False:
+        default = guard.policy_of(db)
+        return not await guard.admit(
+            conn, db.dialect, tenant_id, default=default, was_active=True, now=now
+        )
+    if before is False:
+        await guard.supersede(conn, db.dialect, tenant_id, resource_id)
+    return False
 
 
 def _name(spec: Spec, attrs: dict[str, Any]) -> str | None:
@@ -542,13 +586,14 @@ def _effect_params(
     version: int,
     payload: dict[str, Any] | None = None,
     now: str | None = None,
+    held: bool = False,
 ) -> dict[str, Any]:
     """The parameters of the effect ``kind`` of the resource's ``version``, for a statement that
-    records it as part of its own."""
+    records it as part of its own (``held``: see ``_record``)."""
     stamp = now or clock.stamp()
     key = _effect_key(kind, resource_id, version)
     effect = outbox.Scheduled(kind, resource_id, key, payload or {}, due_at=stamp)
-    return recording.insert_params(tenant_id, effect, stamp)
+    return recording.insert_params(tenant_id, effect, stamp, held=held)
 
 
 def _effect_key(kind: str, resource_id: str, version: int) -> str:
@@ -564,8 +609,10 @@ async def _record(
     version: int,
     payload: dict[str, Any] | None = None,
     now: str | None = None,
+    held: bool = False,
 ) -> None:
-    """Record the effect ``kind`` of the resource's ``version``."""
+    """Record the effect ``kind`` of the resource's ``version`` (``held``: waiting for an
+    operator's approval)."""
     await outbox.record(
         conn,
         dialect,
@@ -575,4 +622,5 @@ async def _record(
         key=_effect_key(kind, resource_id, version),
         payload=payload,
         now=now,
+        held=held,
     )

@@ -77,6 +77,11 @@ def _positional(sql: str, dialect: Dialect) -> Statement:
     return Statement(_NAMED.sub(number, sql), tuple(names))
 
 
+def insert(table: sa.Table, dialect: Dialect) -> Any:
+    """The dialect's own INSERT construct of ``table``, which has ON CONFLICT."""
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
 def compile_core(statement: sa.sql.ClauseElement, dialect: Dialect) -> Statement:
     """Compile a Core construct whose parameters are all ``bindparam(name)``."""
     compiled: Any = statement.compile(dialect=_DIALECTS[dialect])

@@ -3,8 +3,9 @@ delete does.
 
 A user's writes record ``account.sync``; its delete takes the user out of its groups and records
 ``account.delete`` with the userName and the names of those groups, which the worker needs once
-the row is gone. A user's ``groups`` (readOnly, RFC 7643 §4.1.2) are its membership rows, read
-into a response that shows them: every group it is a direct member of.
+the row is gone. A disable and a delete pass the deprovisioning guard (``storage.guard``), which
+may record their effect held. A user's ``groups`` (readOnly, RFC 7643 §4.1.2) are its membership
+rows, read into a response that shows them: every group it is a direct member of.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ SPEC = Spec(
     type=USER_TYPE,
     table=records.users,
     name_attribute="userName",
-    effects=Effects(sync=outbox.ACCOUNT_SYNC, delete=outbox.ACCOUNT_DELETE),
+    effects=Effects(sync=outbox.ACCOUNT_SYNC, delete=outbox.ACCOUNT_DELETE, guarded=True),
     before_delete=_leave_groups,
     computed=Computed("groups", with_groups, listed=False, at_create=False),
 )

@@ -13,10 +13,12 @@ import shutil
 import socket
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
@@ -26,6 +28,8 @@ from api.settings import ApiSettings
 from storage import migrate, tenants
 from storage.database import open_database
 from storage.settings import DatabaseSettings
+from tests.fakes.smtp import free_port
+from tests.harness import scalar, scim_client, serving
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "PRINTSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -257,26 +261,62 @@ def make_app_settings(**overrides: Any) -> ApiSettings:
     return ApiSettings(**values)
 
 
-@pytest.fixture
-def service(database_url: str) -> Iterator[Service]:
-    app = create_app(make_app_settings(), DatabaseSettings(database_url=database_url))
-    with TestClient(app, raise_server_exceptions=True) as http:
+@contextmanager
+def running(
+    database_url: str, *, raise_server_exceptions: bool = True, **settings: Any
+) -> Iterator[Service]:
+    """The app on ``database_url``, with ``settings`` over the tests' defaults. A server
+    exception reaches the test unless ``raise_server_exceptions=False`` asks for the bare 500."""
+    app = create_app(make_app_settings(**settings), DatabaseSettings(database_url=database_url))
+    with TestClient(app, raise_server_exceptions=raise_server_exceptions) as http:
         yield Service(http, database_url)
 
 
 @pytest.fixture
+def service(database_url: str) -> Iterator[Service]:
+    with running(database_url) as service:
+        yield service
+
+
+@pytest.fixture
 def sqlite_service(sqlite_url: str) -> Iterator[Service]:
-    app = create_app(make_app_settings(), DatabaseSettings(database_url=sqlite_url))
-    with TestClient(app, raise_server_exceptions=True) as http:
-        yield Service(http, sqlite_url)
+    with running(sqlite_url) as service:
+        yield service
+
+
+@dataclass(frozen=True)
+class Served:
+    """The app served over real HTTP on a loopback port, with one tenant."""
+
+    root: str
+    tenant: str
+    token: str
+    database_url: str
+
+    @property
+    def base(self) -> str:
+        """The tenant's SCIM base URL (its Tenant URL)."""
+        return f"{self.root}/scim/v2/{self.tenant}"
+
+    def client(self) -> httpx.Client:
+        return scim_client(self.root, self.tenant, self.token, timeout=30)
+
+
+@contextmanager
+def served(
+    database_url: str, tenant: str, *, server: dict[str, Any] | None = None, **settings: Any
+) -> Iterator[Served]:
+    """The app under uvicorn (``server``: its options) on a free port, ``settings`` over the
+    tests' defaults, with the tenant ``tenant`` made."""
+    port = free_port()
+    root = f"http://127.0.0.1:{port}"
+    token = create_tenant(database_url, tenant)
+    app = create_app(
+        make_app_settings(public_url=root, **settings), DatabaseSettings(database_url=database_url)
+    )
+    with serving(app, port, **(server or {})):
+        yield Served(root, tenant, token, database_url)
 
 
 def count_rows(database_url: str, table: str) -> int:
-    url = sa.make_url(database_url)
-    if url.get_backend_name() == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        value = conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
-    engine.dispose()
-    return int(value)
+    return int(scalar(database_url, f"SELECT count(*) FROM {table}"))

@@ -12,10 +12,11 @@ import orjson
 import pytest
 from click.testing import CliRunner
 
-from printsync.cli import cli
 from printsync.terminal import Column, Progress, Styled, Terminal, table
 from tests.api.test_users import entra_user
-from tests.workers.test_pipeline import Site, patch_body, set_active, settings
+from tests.builders import patch_body
+from tests.harness import printsync
+from tests.workers.test_pipeline import Site, set_active, settings
 from tests.workers.test_pipeline import make_site as make_site
 from tests.workers.test_pipeline import probe as probe
 
@@ -76,8 +77,7 @@ def test_progress_draws_only_on_a_terminal() -> None:
 
 
 def invoke(site: Site, args: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("PRINTSYNC_DATABASE_URL", site.url)
-    result = CliRunner().invoke(cli, args)
+    result = printsync(site.url, args, monkeypatch)
     assert result.exit_code == 0, result.output
     return result
 
@@ -187,3 +187,35 @@ def test_table_on_a_very_narrow_terminal_leaves_out_optional_columns() -> None:
     wide = Terminal(is_tty=True, width=120, colour=False)
     result = runner.invoke(click.command()(lambda: table(rows, columns, terminal=wide)))
     assert "2026-12-07 18:39:54" in result.output
+
+
+def test_tenant_status_shows_scheduled_purge_apart_from_pending_work(
+    make_site: Callable[..., Site], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = make_site(settings(retention_days=30))
+    client, tenant_id = site.tenant()
+    ada = client.post("/Users", json=entra_user("ada@contoso.com")).json()["id"]
+    site.wait_settled(tenant_id)
+    assert client.delete(f"/Users/{ada}").status_code == 204
+    site.wait_settled(tenant_id)
+    pending = orjson.loads(
+        invoke(
+            site,
+            ["effects", "list", "--tenant", client.name, "--state", "pending", "--json"],
+            monkeypatch,
+        ).output
+    )
+    assert [effect["kind"] for effect in pending] == ["account.purge"]
+
+    out = invoke(site, ["tenant", "status", client.name], monkeypatch).output
+    assert "Pending:  none" in out
+    scheduled = [line for line in out.splitlines() if line.startswith("Scheduled:")]
+    assert len(scheduled) == 1
+    assert "1 account.purge effect, the next due" in scheduled[0]
+    assert "(in 29 d 23 h)" in scheduled[0] or "(in 30 d)" in scheduled[0]
+    data = orjson.loads(
+        invoke(site, ["tenant", "status", client.name, "--json"], monkeypatch).output
+    )
+    assert data["numbers"]["oldest_pending_age_seconds"] is None
+    assert [(item["kind"], item["count"]) for item in data["scheduled"]] == [("account.purge", 1)]
+    assert data["scheduled"][0]["next_due_at"] > data["checked_at"]

@@ -20,6 +20,8 @@ from pydantic.fields import FieldInfo
 from api.settings import ApiSettings
 from metrics.exposition import ENV_VAR as MULTIPROC_VARIABLE
 from printsync.settings import Settings, SettingsError, is_placeholder, load, variable, variables
+from storage.cycles import CycleSettings
+from storage.guard import GuardPolicy
 from storage.health import HealthPolicy
 from storage.provisioning_log import LogSettings
 from storage.settings import DatabaseSettings
@@ -34,6 +36,8 @@ SECTIONS: tuple[tuple[type[BaseModel], str], ...] = (
     (NotifySettings, ""),
     (HealthPolicy, "health_"),
     (LogSettings, "provisioning_log_"),
+    (CycleSettings, "cycle_"),
+    (GuardPolicy, "deprovision_guard_"),
 )
 #: Settings printsync uses itself rather than handing them to a section.
 PROCESS_SETTINGS = {
@@ -121,7 +125,7 @@ def test_readme_settings_table_gives_each_default_and_range() -> None:
 
 
 def test_every_setting_reaches_a_section_or_the_process() -> None:
-    nested = {"health", "notify", "provisioning_log"}
+    nested = {"health", "notify", "provisioning_log", "cycles", "guard"}
     used = set(PROCESS_SETTINGS)
     for model, prefix in SECTIONS:
         used |= {prefix + name for name in model.model_fields if name not in nested}
@@ -153,8 +157,14 @@ def test_environment_values_reach_every_section_that_uses_them(
     environ.setenv("PRINTSYNC_DATABASE_BUSY_TIMEOUT_MS", "100")
     environ.setenv("PRINTSYNC_PUBLIC_URL", "https://printsync.example.com/")
     environ.setenv(MULTIPROC_VARIABLE, "/tmp/metrics")
+    environ.setenv("PRINTSYNC_CYCLE_GAP_SECONDS", "120")
+    environ.setenv("PRINTSYNC_DEPROVISION_GUARD_PERCENT", "35")
 
     loaded = load()
+
+    assert loaded.api().cycles.gap_seconds == 120
+    assert loaded.api().guard == GuardPolicy(percent=35)
+    assert loaded.worker().notify.guard == GuardPolicy(percent=35)
 
     assert loaded.api().health.window_seconds == 600
     assert loaded.worker().health.window_seconds == 600

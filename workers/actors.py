@@ -31,6 +31,8 @@ ACTOR_NAMES: Mapping[str, str] = {
     outbox.ACCOUNT_PURGE: "purge_print_account",
     outbox.GROUP_SYNC: "sync_print_group",
     outbox.GROUP_DELETE: "delete_print_group",
+    outbox.TENANT_RECONCILE: "reconcile_tenant",
+    outbox.ACCOUNT_REPAIR: "repair_print_account",
 }
 GIVE_UP_ACTOR = "give_up_effect"
 

@@ -34,10 +34,12 @@ neither, and the log never tells of a success the outbox does not hold.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 from dramatiq import Retry
@@ -46,11 +48,14 @@ from dramatiq.common import compute_backoff
 from metrics import catalog
 from metrics.redaction import clean_error, one_line
 from storage import accounts, clock, outbox, provisioning_log
+from storage import reconcile as reconcile_records
 from storage.blocking import BlockingDatabase
 from storage.database import Connection
 from storage.errors import DatabaseUnavailable, TenantNotFound
 from storage.sql import Dialect
+from workers import print_groups, reconcile
 from workers.connectors import Connector, PrintAccount
+from workers.connectors.interface import GroupPending, GroupUnavailable
 from workers.connectors.registry import ConnectorRegistry
 from workers.errors import DownstreamError, PermanentError, TransientError
 from workers.settings import WorkerSettings
@@ -78,6 +83,10 @@ class Converged:
     follow_up: outbox.Scheduled | None = None
     account: str | None = None
     subject: str | None = None
+    #: More effects to record with the outcome (a reconcile's repairs).
+    more: tuple[outbox.Scheduled, ...] = ()
+    #: What the provisioning log keeps besides (a skipped group's reason, what drifted).
+    details: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +112,14 @@ class Effects:
         self.store = store
         self.connectors = connectors
         self.settings = settings
+        #: Told how far a reconcile's comparison got (``printsync reconcile`` on a terminal).
+        self.reconcile_progress: reconcile.Progress | None = None
+        # Effects an attempt of this process is applying now. A second message for one of them
+        # (the broker redelivering a dead worker's message, the sweeper resending after a lease)
+        # is skipped rather than run alongside: two attempts of one create would both find no
+        # account and both add it.
+        self._running: set[int] = set()
+        self._running_lock = threading.Lock()
 
     @classmethod
     def from_settings(
@@ -123,8 +140,20 @@ class Effects:
     # -- One attempt ---------------------------------------------------------------------------
 
     def run(self, effect_id: int, *, kind: str | None = None) -> None:
-        """One attempt at an effect; a duplicate or finished effect is skipped. An effect that
-        cannot be loaded is dead at once, with the reason as its error."""
+        """One attempt at an effect; a duplicate, finished or already running effect is
+        skipped. An effect that cannot be loaded is dead at once, with the reason as its error."""
+        with self._running_lock:
+            if effect_id in self._running:
+                _log.debug("effect_already_running", effect_id=effect_id)
+                return
+            self._running.add(effect_id)
+        try:
+            self._run(effect_id, kind)
+        finally:
+            with self._running_lock:
+                self._running.discard(effect_id)
+
+    def _run(self, effect_id: int, kind: str | None) -> None:
         try:
             effect = self.store.run(
                 outbox.begin,
@@ -180,10 +209,11 @@ class Effects:
                 provisioning_log.SUCCESS,
                 account=converged.account,
                 subject=converged.subject,
+                details=converged.details,
             )
             try:
                 self.store.run_in_transaction(
-                    complete_and_log, effect, converged.follow_up, success
+                    complete_and_log, effect, converged.follow_up, success, converged.more
                 )
             except DatabaseUnavailable:
                 raise
@@ -310,11 +340,23 @@ class Effects:
             self.converge_accounts(effect.tenant_id, [username], connector, absent="delete")
             return Converged()
         if effect.kind == outbox.GROUP_SYNC:
-            self._sync_group(effect, connector)
-            return Converged()
+            return self._sync_group(effect, connector)
         if effect.kind == outbox.GROUP_DELETE:
             self._delete_group(effect, connector)
             return Converged()
+        if effect.kind == outbox.TENANT_RECONCILE:
+            found = reconcile.scan(self, effect.tenant_id, connector, self.reconcile_progress)
+            more = reconcile.repairs(found, effect) + reconcile.skipped_again(self, effect)
+            tenant = self.store.run(accounts.tenant_connector, effect.tenant_id)
+            return Converged(subject=tenant.name, more=more, details=found.details())
+        if effect.kind == outbox.ACCOUNT_REPAIR:
+            repaired = self._sync_account(effect, connector)
+            return Converged(
+                repaired.follow_up,
+                repaired.account,
+                repaired.subject,
+                details={"drift": effect.payload.get("drift") or []},
+            )
         raise PermanentError(f"unknown effect kind {effect.kind!r}", operation="dispatch")
 
     def _sync_account(self, effect: outbox.Effect, connector: Connector) -> Converged:
@@ -391,12 +433,54 @@ class Effects:
             "the user kept changing while the account was updated", operation="converge"
         )
 
-    def _sync_group(self, effect: outbox.Effect, connector: Connector) -> None:
+    def _sync_group(self, effect: outbox.Effect, connector: Connector) -> Converged:
+        """Bring the group in line; one the print system is still adding is looked at again
+        later, one it cannot hold is skipped with the reason (see :mod:`workers.print_groups`)."""
+        tenant_id = effect.tenant_id
+        try:
+            try:
+                group = self._converge_group(effect, connector)
+            except GroupPending:
+                return Converged(
+                    print_groups.look_again(effect),
+                    subject=self._group_name(effect),
+                    details=print_groups.waiting(effect),
+                )
+        except GroupUnavailable as skipped:
+            group = self.store.run(accounts.group_by_id, tenant_id, effect.subject_id)
+            if group is not None:
+                self.store.run(
+                    reconcile_records.mark_skipped,
+                    tenant_id,
+                    group.id,
+                    group.display_name,
+                    skipped.reason,
+                )
+            name = None if group is None else group.display_name
+            return Converged(subject=name, details={"skipped": skipped.reason})
+        if group is None:
+            return Converged()
+        self.store.run(reconcile_records.forget_skipped, tenant_id, group.id)
+        members = [
+            wanted.account.username
+            for name in self.store.run(reconcile_records.member_names, tenant_id, group.id)
+            if (wanted := self.desired_account(tenant_id, name)).account is not None
+        ]
+        connector.add_group_members(group.display_name, members)
+        return Converged(subject=group.display_name)
+
+    def _group_name(self, effect: outbox.Effect) -> str | None:
+        group = self.store.run(accounts.group_by_id, effect.tenant_id, effect.subject_id)
+        return None if group is None else group.display_name
+
+    def _converge_group(
+        self, effect: outbox.Effect, connector: Connector
+    ) -> accounts.GroupState | None:
         previous = effect.payload.get("previous")
         for _ in range(MAX_ROUNDS):
             group = self.store.run(accounts.group_by_id, effect.tenant_id, effect.subject_id)
             if group is None:
-                return  # deleted since: the deletion's effect removes it downstream
+                return None  # deleted since: the deletion's effect removes it downstream
             taken = None
             if isinstance(previous, str) and previous.lower() != group.display_name.lower():
                 taken = self.store.run(accounts.group_by_name, effect.tenant_id, previous)
@@ -411,17 +495,19 @@ class Effects:
                 connector.ensure_group(group.display_name)
             again = self.store.run(accounts.group_by_id, effect.tenant_id, effect.subject_id)
             if again == group:
-                return
+                return group
         raise TransientError("the group kept changing while it was updated", operation="converge")
 
     def _delete_group(self, effect: outbox.Effect, connector: Connector) -> None:
         name = _payload_name(effect, "displayName")
+        self.store.run(reconcile_records.forget_skipped, effect.tenant_id, effect.subject_id)
         for _ in range(MAX_ROUNDS):
             current = self.store.run(accounts.group_by_name, effect.tenant_id, name)
             if current is None:
                 connector.delete_group(name)
-            else:  # a group of that name exists again: it stays
-                connector.ensure_group(current.display_name)
+            else:  # a group of that name exists again: it stays, its own group.sync adds it
+                with contextlib.suppress(GroupPending, GroupUnavailable):
+                    connector.ensure_group(current.display_name)
             if self.store.run(accounts.group_by_name, effect.tenant_id, name) == current:
                 return
         raise TransientError("the group kept changing while it was deleted", operation="converge")
@@ -436,13 +522,17 @@ async def complete_and_log(
     effect: outbox.Effect,
     follow_up: outbox.Scheduled | None,
     success: provisioning_log.Entry,
+    more: Sequence[outbox.Scheduled] = (),
 ) -> bool:
-    """Mark the effect done, record its follow-up and log ``success``. Nothing is logged when
-    the effect was no longer pending: the attempt that finished it logged it."""
+    """Mark the effect done, record its follow-up (and ``more`` effects) and log ``success``.
+    Nothing is logged or recorded when the effect was no longer pending: the attempt that
+    finished it did that."""
     done = await outbox.complete(
         conn, dialect, effect.id, tenant_id=effect.tenant_id, follow_up=follow_up
     )
     if done:
+        for scheduled in more:
+            await outbox.schedule(conn, dialect, tenant_id=effect.tenant_id, effect=scheduled)
         await provisioning_log.insert(conn, dialect, [success])
     return done
 

@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import structlog
 
-from workers.errors import AuthenticationError, PermanentError, TransientError
+from workers.errors import AuthenticationError, DownstreamError, PermanentError, TransientError
 
 __all__ = ["Digest", "Failure", "SmtpSender", "render_digest", "render_recovery"]
 
@@ -86,9 +86,14 @@ def render_digest(digest: Digest, *, now: datetime | None = None) -> EmailMessag
         f'printsync could not apply {count} {changes} to the print system for tenant "{tenant}".',
         "",
         "They have stopped retrying, usually because the print system refused them",
-        "(invalid data, a bad auth token) or stayed unreachable for hours. After the",
-        "cause is fixed, the periodic reconciliation applies them again; nothing",
-        "has to be resubmitted.",
+        "(invalid data, a bad auth token) or stayed unreachable for hours, and they",
+        "stay undone until they are sent again. After fixing the cause, send them",
+        "through again with",
+        "",
+        f"    printsync effects retry --dead --tenant {tenant}",
+        "",
+        "(or from the tenant's page of the admin console). Nothing has to be",
+        "resubmitted from Entra ID.",
         "",
         "Failures, oldest first:",
     ]
@@ -117,18 +122,27 @@ def render_recovery(
     recipients: Sequence[str],
     *,
     failing_since: datetime | None = None,
+    still_dead: int = 0,
     now: datetime | None = None,
 ) -> EmailMessage:
-    """Render the mail that says a tenant's changes are applied again."""
+    """Render the mail that says a tenant's changes are applied again; ``still_dead`` counts
+    the changes that gave up and have not been sent again (they are named with the command that
+    sends them)."""
     name = _one_line(tenant, _MAX_HEADER_TEXT)
     lines = [f'Changes for tenant "{name}" are being applied to the print system again.']
     if failing_since is not None:
         lines += ["", f"Failures had been reported since {_format_time(failing_since)}."]
-    lines += [
-        "",
-        "Changes that had stopped retrying are applied by the periodic",
-        "reconciliation; no further action is needed.",
-    ]
+    if still_dead:
+        changes = "change that" if still_dead == 1 else "changes that"
+        lines += [
+            "",
+            f"{still_dead} {changes} gave up earlier are still undone; send them",
+            "through again with",
+            "",
+            f"    printsync effects retry --dead --tenant {name}",
+        ]
+    else:
+        lines += ["", "No change is waiting after a failure; no further action is needed."]
     lines += _footer()
     return _message(
         subject=f"printsync: provisioning recovered for tenant {name}",
@@ -218,50 +232,9 @@ class SmtpSender:
             message["Message-ID"] = make_msgid(domain=self._sender.rpartition("@")[2])
         try:
             refused = self._deliver(message)
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            error_class = (
-                TransientError
-                if any(_TEMPORARY_REPLY <= code < _PERMANENT_REPLY for code in codes)
-                else PermanentError
-            )
-            replies = "; ".join(
-                f"{code} {_reply_text(reply)}" for code, reply in exc.recipients.values()
-            )
-            raise error_class(
-                f"all {len(codes)} recipients refused ({replies})", operation="send_mail"
-            ) from None
-        except smtplib.SMTPAuthenticationError as exc:
-            if exc.smtp_code == _TEMPORARY_AUTH_FAILURE:
-                raise TransientError(_reply(exc), operation="send_mail") from None
-            raise AuthenticationError(
-                f"SMTP login rejected ({_reply(exc)})", operation="send_mail"
-            ) from None
-        except smtplib.SMTPServerDisconnected as exc:
-            raise TransientError(
-                f"SMTP server closed the connection ({_one_line(str(exc), _MAX_ERROR_TEXT)})",
-                operation="send_mail",
-            ) from None
-        except smtplib.SMTPResponseException as exc:
-            error_class = TransientError if exc.smtp_code < _PERMANENT_REPLY else PermanentError
-            raise error_class(_reply(exc), operation="send_mail") from None
-        except smtplib.SMTPException as exc:
-            # Not supported extensions (STARTTLS, AUTH) and other refusals without a reply code.
-            raise PermanentError(
-                f"SMTP failed ({type(exc).__name__}: {_one_line(str(exc), _MAX_ERROR_TEXT)})",
-                operation="send_mail",
-            ) from None
-        except ssl.SSLCertVerificationError as exc:
-            raise PermanentError(
-                f"TLS certificate rejected ({_one_line(str(exc), _MAX_ERROR_TEXT)})",
-                operation="send_mail",
-            ) from None
-        except OSError as exc:
-            raise TransientError(
-                f"SMTP server unreachable ({type(exc).__name__}: "
-                f"{_one_line(str(exc), _MAX_ERROR_TEXT)})",
-                operation="send_mail",
-            ) from None
+        except OSError as exc:  # smtplib's and ssl's errors too
+            kind, detail = _failure(exc)
+            raise kind(detail, operation="send_mail") from None
         if refused:
             _log.warning(
                 "mail_recipients_refused",
@@ -325,6 +298,34 @@ def _as_utc(moment: datetime) -> datetime:
 
 def _format_time(moment: datetime) -> str:
     return _as_utc(moment).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _failure(exc: OSError) -> tuple[type[DownstreamError], str]:
+    """What a failed delivery means for the effect (retry or give up), and the words for it."""
+    text = _one_line(str(exc), _MAX_ERROR_TEXT)
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        temporary = any(_TEMPORARY_REPLY <= code < _PERMANENT_REPLY for code in codes)
+        replies = "; ".join(
+            f"{code} {_reply_text(reply)}" for code, reply in exc.recipients.values()
+        )
+        detail = f"all {len(codes)} recipients refused ({replies})"
+        return (TransientError if temporary else PermanentError), detail
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        if exc.smtp_code == _TEMPORARY_AUTH_FAILURE:
+            return TransientError, _reply(exc)
+        return AuthenticationError, f"SMTP login rejected ({_reply(exc)})"
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return TransientError, f"SMTP server closed the connection ({text})"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        temporary = exc.smtp_code < _PERMANENT_REPLY
+        return (TransientError if temporary else PermanentError), _reply(exc)
+    if isinstance(exc, smtplib.SMTPException):
+        # Not supported extensions (STARTTLS, AUTH) and other refusals without a reply code.
+        return PermanentError, f"SMTP failed ({type(exc).__name__}: {text})"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return PermanentError, f"TLS certificate rejected ({text})"
+    return TransientError, f"SMTP server unreachable ({type(exc).__name__}: {text})"
 
 
 def _one_line(text: str, limit: int) -> str:

@@ -10,8 +10,11 @@ Each run (:func:`run_once`) looks at every tenant:
    tenant has notification recipients. Its key ``digest:{tenant}:{window}`` is unique, and the
    dead effects it lists are recorded as reported in the same transaction, so no failure is
    mailed twice, whatever the number of runs or redeliveries.
-3. A **recovery** mail is due when the tenant is ``healthy`` again and its latest digest has no
-   recovery yet (key ``recovery:{tenant}:{window of that digest}``).
+3. A **recovery** mail is due when the tenant is ``healthy`` again, its latest digest has no
+   recovery yet (key ``recovery:{tenant}:{window of that digest}``) and, when that digest
+   reported dead effects, an effect of the tenant has succeeded since it was sent: dead effects
+   made pending again by hand while the print system is still down are no recovery. It names
+   the effects still dead and the command that sends them again.
 4. Every pending notification (of any tenant) is leased and sent over SMTP. A transient failure
    (server unreachable, 4xx) leaves it pending for the next run; a permanent one (5xx, every
    recipient refused) marks it failed.
@@ -37,12 +40,13 @@ import structlog
 
 from metrics import catalog
 from metrics.redaction import clean_error
-from storage import clock, health, notifications, provisioning_log, tenants
+from storage import clock, health, notifications, outbox, provisioning_log, tenants
 from storage.database import Database, open_database
 from storage.health import Health, HealthBoard, HealthPolicy
 from storage.outbox import Failure as DeadEffect
 from storage.provisioning_log import Entry, LogQuery
 from storage.tenants import Tenant
+from workers import held_mail
 from workers.errors import PermanentError, TransientError
 from workers.mail import Digest, Failure, render_digest, render_recovery
 from workers.settings import NotifySettings
@@ -95,6 +99,9 @@ async def run_once(
                 key = await _plan(db, tenant, state, settings, moment)
                 if key is not None:
                     report.created.append(key)
+                held = await held_mail.plan(db, tenant, settings, moment)
+                if held is not None:
+                    report.created.append(held)
         except Exception:
             _log.exception("notify_tenant_failed", tenant=tenant.name)
     if board is not None:
@@ -152,10 +159,16 @@ async def _plan(
     last_recovery = await notifications.latest(db, tenant.id, notifications.RECOVERY)
     if last_recovery is not None and last_recovery.created_at >= last_digest.created_at:
         return None
+    if not await notifications.recovered_since(db, last_digest):
+        return None  # healthy by the numbers, but nothing has been applied since the failures
     after = last_recovery.created_at if last_recovery is not None else ""
     first = await notifications.first_digest_after(db, tenant.id, after)
     message = render_recovery(
-        tenant.name, tenant.notify, failing_since=clock.parse(first) if first else None, now=now
+        tenant.name,
+        tenant.notify,
+        failing_since=clock.parse(first) if first else None,
+        still_dead=await outbox.count_dead(db, tenant.id),
+        now=now,
     )
     _stamp_id(message, settings.mail_from)
     key = notifications.recovery_key(last_digest.key)

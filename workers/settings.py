@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr
 
+from storage.guard import GuardPolicy
 from storage.health import HealthPolicy
 from workers.mail import SmtpSender
 
@@ -34,6 +35,8 @@ class NotifySettings(BaseModel):
     notify_interval_seconds: float = 60
     #: How long a notification being sent stays leased to its sender.
     notify_lease_seconds: float = 300
+    #: The deprovisioning guard's defaults, which the mail about held effects explains.
+    guard: GuardPolicy = Field(default_factory=GuardPolicy)
 
     def sender(self) -> SmtpSender | None:
         if self.smtp_url is None:
@@ -81,6 +84,10 @@ class WorkerSettings(BaseModel):
 
     # Deleted users' print accounts are deleted (redacted) after this many days.
     retention_days: float = 30.0
+
+    # How often every tenant's print system is compared with printsync's records and what
+    # drifted is repaired (``tenant.reconcile`` effects).
+    reconcile_interval_seconds: float = 3600
 
     # The ``/metrics`` endpoint of the worker side (no port: none).
     worker_metrics_host: str = "127.0.0.1"

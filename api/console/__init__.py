@@ -59,6 +59,8 @@ def routes() -> list[BaseRoute]:
         Route(f"{tenant}/effects", history.effects_page, methods=["GET"]),
         Route(f"{tenant}/effects/retry-dead", history.effects_retry_dead, methods=["POST"]),
         Route(f"{tenant}/effects/{{effect_id}}/retry", history.effect_retry, methods=["POST"]),
+        Route(f"{tenant}/effects/approve-held", history.effects_approve_held, methods=["POST"]),
+        Route(f"{tenant}/effects/{{effect_id}}/approve", history.effect_approve, methods=["POST"]),
         Mount("/static", app=_Static(), name="console-static"),
         Route("/{rest:path}", pages.page_not_found, methods=["GET"]),
     ]

@@ -3,8 +3,9 @@
 - ``/console/tenants/{name}/log``: the tenant's provisioning log, newest first, in plain words
   (``storage.provisioning_log.describe``), paged; ``?q=`` searches a user or group by userName,
   e-mail or id, and then tells that user's story, with the group changes that touched the user.
-- ``/console/tenants/{name}/effects``: dead effects with their user and reason, each with a
-  retry button, and a button that retries them all.
+- ``/console/tenants/{name}/effects``: effects held by the deprovisioning guard
+  (``storage.guard``), each with an approve button and one that approves them all; dead effects
+  with their user and reason, each with a retry button, and a button that retries them all.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from starlette.responses import RedirectResponse, Response
 from api.console.access import Visit
 from api.console.pages import of_tenant
 from api.console.views import render
-from storage import outbox, provisioning_log
+from storage import guard, outbox, provisioning_log
+from storage.database import Database
+from storage.outbox import Effect
 from storage.provisioning_log import Entry, LogQuery
 from storage.tenants import Tenant
 
@@ -86,31 +89,45 @@ async def log_page(request: Request, visit: Visit, tenant: Tenant) -> Response:
     )
 
 
-@of_tenant
-async def effects_page(request: Request, visit: Visit, tenant: Tenant) -> Response:
-    db = visit.services.db
-    dead = await outbox.list_effects(db, tenant.id, state=outbox.DEAD, limit=EFFECTS_SHOWN)
-    names = await provisioning_log.names_of(db, tenant.id, sorted({e.subject_id for e in dead}))
-    total = await outbox.count_dead(db, tenant.id)
-    retried = request.query_params.get("retried", "")
-    rows = [
+async def _rows(
+    db: Database, tenant: Tenant, found: list[Effect], words: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Effects as the page's tables show them: with their user's or group's name."""
+    names = await provisioning_log.names_of(db, tenant.id, sorted({e.subject_id for e in found}))
+    return [
         {
             "effect": effect,
             "who": outbox.subject_label(effect.payload, names.get(effect.subject_id))
             or effect.subject_id,
-            "what": _EFFECT_WORDS.get(effect.kind, effect.kind),
+            "what": words.get(effect.kind, effect.kind),
         }
-        for effect in dead
+        for effect in found
     ]
+
+
+def _count(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+@of_tenant
+async def effects_page(request: Request, visit: Visit, tenant: Tenant) -> Response:
+    db = visit.services.db
+    dead = await outbox.list_effects(db, tenant.id, state=outbox.DEAD, limit=EFFECTS_SHOWN)
+    held = await outbox.list_effects(db, tenant.id, state=outbox.HELD, limit=EFFECTS_SHOWN)
+    status = await guard.status(db, tenant.id, visit.services.settings.guard)
     return render(
         request,
         "effects.html",
         {
             "csrf": visit.csrf,
             "tenant": tenant,
-            "rows": rows,
-            "total": total,
-            "retried": int(retried) if retried.isdigit() else None,
+            "rows": await _rows(db, tenant, dead, _EFFECT_WORDS),
+            "total": await outbox.count_dead(db, tenant.id),
+            "held_rows": await _rows(db, tenant, held, _HELD_WORDS),
+            "held_total": status.held,
+            "retried": _count(request, "retried"),
+            "approved": _count(request, "approved"),
         },
     )
 
@@ -121,12 +138,20 @@ _EFFECT_WORDS: Final = {
     outbox.ACCOUNT_PURGE: "delete and redact the print account",
     outbox.GROUP_SYNC: "bring the print group in line",
     outbox.GROUP_DELETE: "delete the print group",
+    outbox.TENANT_RECONCILE: "compare the print system with the records",
+    outbox.ACCOUNT_REPAIR: "repair a print account that drifted",
 }
 
 
-def _effects(tenant_name: str, count: int) -> Response:
+_HELD_WORDS: Final = {
+    outbox.ACCOUNT_SYNC: "revoke print access (disabled)",
+    outbox.ACCOUNT_DELETE: "revoke print access (deleted)",
+}
+
+
+def _effects(tenant_name: str, count: int, done: str = "retried") -> Response:
     return RedirectResponse(
-        f"/console/tenants/{tenant_name}/effects?retried={count}", status_code=303
+        f"/console/tenants/{tenant_name}/effects?{done}={count}", status_code=303
     )
 
 
@@ -143,4 +168,26 @@ async def effects_retry_dead(request: Request, visit: Visit, tenant: Tenant) -> 
     return _effects(tenant.name, count)
 
 
-__all__ = ["effect_retry", "effects_page", "effects_retry_dead", "log_page", "story_row"]
+@of_tenant
+async def effect_approve(request: Request, visit: Visit, tenant: Tenant) -> Response:
+    raw = request.path_params["effect_id"]
+    valid = raw.isdigit() and len(raw) <= 9
+    approved = await guard.approve(visit.services.db, tenant.id, [int(raw)]) if valid else 0
+    return _effects(tenant.name, approved, "approved")
+
+
+@of_tenant
+async def effects_approve_held(request: Request, visit: Visit, tenant: Tenant) -> Response:
+    approved = await guard.approve(visit.services.db, tenant.id)
+    return _effects(tenant.name, approved, "approved")
+
+
+__all__ = [
+    "effect_approve",
+    "effect_retry",
+    "effects_approve_held",
+    "effects_page",
+    "effects_retry_dead",
+    "log_page",
+    "story_row",
+]

@@ -35,7 +35,7 @@ from api.console.access import (
 )
 from api.console.views import render
 from api.dependencies import Services
-from storage import console_sessions, health, notifications, outbox, tenants
+from storage import console_sessions, cycles, guard, health, notifications, outbox, tenants
 from storage.errors import TenantNotFound
 from storage.health import Health
 from storage.scim.errors import ScimError
@@ -152,7 +152,7 @@ async def _tenant_rows(services: Services) -> list[TenantRow]:
                 state,
                 pending=mine.get(outbox.PENDING, 0),
                 dead=mine.get(outbox.DEAD, 0),
-                held=mine.get("held", 0),
+                held=mine.get(outbox.HELD, 0),
             )
         )
     return rows
@@ -242,6 +242,7 @@ async def _tenant_page(
     state = await health.read(services.db, tenant, services.settings.health)
     mails = await notifications.recent(services.db, tenant.id, 5)
     counts = (await outbox.counts_by_tenant(services.db)).get(tenant.id, {})
+    recent = await cycles.recent(services.db, tenant.id)
     done = DONE.get(request.query_params.get("done", ""), "")
     context: dict[str, Any] = {
         "csrf": visit.csrf,
@@ -250,7 +251,9 @@ async def _tenant_page(
         "health": state,
         "pending": counts.get(outbox.PENDING, 0),
         "dead": counts.get(outbox.DEAD, 0),
-        "held": counts.get("held", 0),
+        "held": counts.get(outbox.HELD, 0),
+        "cycle": cycles.view(recent, services.settings.cycles.gap_seconds),
+        "guard": await guard.status(services.db, tenant.id, services.settings.guard),
         "mails": mails,
         "token": token,
         "overlaps": OVERLAPS,

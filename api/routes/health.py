@@ -33,5 +33,8 @@ async def ready(request: Request) -> Response:
 
 @router.get("/metrics")
 async def scrape(request: Request) -> Response:
+    gauges = getattr(request.app.state, "gauges", None)
+    if gauges is not None:
+        await gauges.refresh(request.app.state.services.db)
     body, content_type = exposition.render(accept=request.headers.get("accept"))
     return Response(body, media_type=content_type)

@@ -26,6 +26,11 @@ class DatabaseURL:
         return url.render_as_string(hide_password=False)
 
     @property
+    def masked(self) -> str:
+        """The URL as logs and messages show it: the password replaced by ``***``."""
+        return make_url(self.raw).render_as_string(hide_password=True)
+
+    @property
     def asyncpg_dsn(self) -> str:
         url = make_url(self.raw).set(drivername="postgresql")
         return url.render_as_string(hide_password=False)

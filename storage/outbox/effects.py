@@ -11,6 +11,15 @@ Effect kinds (the workers' actors interpret them; payloads carry only what canno
                      Recorded by the worker that completes ``account.delete``, due later.
 - ``group.sync``     a group was created or renamed; the actor re-reads it.
 - ``group.delete``   a group was deleted; payload ``{"displayName"}``.
+- ``group.sync`` also waits for a group the print system adds in the background: the worker
+                     records a follow-up ``group.sync`` due a little later, payload
+                     ``{"waits": n}``, instead of holding a worker thread.
+- ``tenant.reconcile`` compare the tenant's print system with the records (periodically, or
+                     ``printsync reconcile``); it records one ``account.repair`` per account that
+                     drifted. Subject: the tenant's id.
+- ``account.repair`` an account drifted behind printsync's back; payload ``{"userName",
+                     "drift"}`` (what was found). The worker converges the account like
+                     ``account.sync``.
 
 The idempotency key (``effect_key``) is unique: recording the same key twice is a no-op. A key
 is built from the effect's kind, ids and versions, never from user data (which has no bound),
@@ -33,16 +42,29 @@ ACCOUNT_DELETE = "account.delete"
 ACCOUNT_PURGE = "account.purge"
 GROUP_SYNC = "group.sync"
 GROUP_DELETE = "group.delete"
-KINDS = (ACCOUNT_SYNC, ACCOUNT_DELETE, ACCOUNT_PURGE, GROUP_SYNC, GROUP_DELETE)
+TENANT_RECONCILE = "tenant.reconcile"
+ACCOUNT_REPAIR = "account.repair"
+KINDS = (
+    ACCOUNT_SYNC,
+    ACCOUNT_DELETE,
+    ACCOUNT_PURGE,
+    GROUP_SYNC,
+    GROUP_DELETE,
+    TENANT_RECONCILE,
+    ACCOUNT_REPAIR,
+)
 
 #: The longest idempotency key (the column is ``String(200)``).
 MAX_KEY_LENGTH: Final = 200
 
 PENDING = "pending"
+#: Recorded, but waiting for an operator's approval: a revocation or deletion beyond the
+#: deprovisioning guard's threshold (``storage.guard``). The relay never claims it.
+HELD = "held"
 DONE = "done"
 DEAD = "dead"
-STATES = (PENDING, DONE, DEAD)
-State = Literal["pending", "done", "dead"]
+STATES = (PENDING, HELD, DONE, DEAD)
+State = Literal["pending", "held", "done", "dead"]
 
 #: The outbox's columns in the order :func:`effect_of` reads them.
 COLUMNS: Final = (

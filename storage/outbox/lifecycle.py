@@ -11,6 +11,9 @@ Life of an effect (``state``: ``pending`` -> ``done`` | ``dead``)::
                   │                                    │
                   └──retry (operator)── dead <──give_up: permanent error, or the last attempt
 
+A revocation beyond the deprovisioning guard's threshold is recorded ``held`` instead
+(``storage.guard``): nothing here claims it until an operator's approval makes it pending.
+
 Claiming is what makes several relays safe. On PostgreSQL a claim locks the rows it picks with
 ``FOR UPDATE SKIP LOCKED``, so concurrent relays take disjoint batches. SQLite has no row locks
 (SQLAlchemy silently drops the clause), but its writers are serialised by ``BEGIN IMMEDIATE``, and a

@@ -12,13 +12,13 @@ import orjson
 
 from storage import clock
 from storage.database import Connection
-from storage.outbox.effects import MAX_KEY_LENGTH, Scheduled
+from storage.outbox.effects import HELD, MAX_KEY_LENGTH, PENDING, Scheduled
 from storage.sql import Dialect, Statement, compile_text
 
 _INSERT: Final = (
     "INSERT INTO outbox (tenant_id, kind, subject_id, effect_key, payload, state, attempts,"
     " next_attempt_at, created_at, updated_at) VALUES (:tenant_id, :kind, :subject_id,"
-    " :effect_key, :payload, 'pending', 0, :due, :due, :now)"
+    " :effect_key, :payload, :state, 0, :due, :due, :now)"
     " ON CONFLICT (effect_key) DO NOTHING"
 )
 
@@ -33,22 +33,30 @@ async def record(
     key: str,
     payload: dict[str, Any] | None = None,
     now: str | None = None,
+    held: bool = False,
 ) -> None:
-    """Insert one effect, due now, inside the caller's transaction."""
+    """Insert one effect, due now, inside the caller's transaction; ``held``: in state
+    ``held``, waiting for an operator's approval (``storage.guard``)."""
     stamp = now or clock.stamp()
     effect = Scheduled(kind, subject_id, key, payload or {}, due_at=stamp)
-    await schedule(conn, dialect, tenant_id=tenant_id, effect=effect, now=stamp)
+    await schedule(conn, dialect, tenant_id=tenant_id, effect=effect, now=stamp, held=held)
 
 
 async def schedule(
-    conn: Connection, dialect: Dialect, *, tenant_id: int, effect: Scheduled, now: str | None = None
+    conn: Connection,
+    dialect: Dialect,
+    *,
+    tenant_id: int,
+    effect: Scheduled,
+    now: str | None = None,
+    held: bool = False,
 ) -> None:
     """Insert an effect that falls due at ``effect.due_at``, inside the caller's transaction.
 
     It comes into being (is created) then too; a key recorded before makes it a no-op. A key
     longer than :data:`~storage.outbox.effects.MAX_KEY_LENGTH` is a ValueError on every
     database (PostgreSQL would refuse it, SQLite would store it)."""
-    await conn.execute(insert_statement(dialect), insert_params(tenant_id, effect, now))
+    await conn.execute(insert_statement(dialect), insert_params(tenant_id, effect, now, held=held))
 
 
 def insert_statement(dialect: Dialect) -> Statement:
@@ -57,7 +65,9 @@ def insert_statement(dialect: Dialect) -> Statement:
     return compile_text(_INSERT, dialect)
 
 
-def insert_params(tenant_id: int, effect: Scheduled, now: str | None = None) -> dict[str, Any]:
+def insert_params(
+    tenant_id: int, effect: Scheduled, now: str | None = None, *, held: bool = False
+) -> dict[str, Any]:
     """The parameters of :func:`insert_statement` for ``effect``; see :func:`schedule`."""
     if len(effect.key) > MAX_KEY_LENGTH:
         raise ValueError(
@@ -71,4 +81,5 @@ def insert_params(tenant_id: int, effect: Scheduled, now: str | None = None) -> 
         "payload": orjson.dumps(effect.payload).decode(),
         "due": effect.due_at,
         "now": now or clock.stamp(),
+        "state": HELD if held else PENDING,
     }

@@ -93,6 +93,11 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             " coalesce(sum(CASE WHEN state = 'dead' THEN 1 ELSE 0 END), 0)"
             " FROM outbox WHERE tenant_id = :tenant AND updated_at >= :since"
         ),
+        "scheduled": (
+            "SELECT kind, count(*), min(created_at) FROM outbox"
+            " WHERE tenant_id = :tenant AND state = 'pending' AND created_at > :now"
+            " GROUP BY kind ORDER BY min(created_at), kind"
+        ),
         "recent_failures": (
             f"SELECT {FAILURE_COLUMNS} FROM outbox o"
             " LEFT JOIN users u ON u.id = o.subject_id"
@@ -131,6 +136,31 @@ async def failure_stats(db: Database, tenant_id: int, since: str) -> tuple[int, 
         )
     assert row is not None
     return int(row[0]), int(row[1]), int(row[2])
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledWork:
+    """A tenant's effects of one kind that are scheduled for later (a purge after the retention
+    period): how many, and when the first of them falls due."""
+
+    kind: str
+    count: int
+    next_due_at: str
+
+    def summary(self) -> dict[str, object]:
+        return {"kind": self.kind, "count": self.count, "next_due_at": self.next_due_at}
+
+
+async def scheduled(
+    db: Database, tenant_id: int, now: datetime | None = None
+) -> list[ScheduledWork]:
+    """The tenant's pending effects that are not due yet, by kind, the soonest first; they are
+    not pending work (nor lag) before they fall due."""
+    async with db.reader() as conn:
+        rows = await conn.fetchall(
+            _statements(db.dialect)["scheduled"], {"tenant": tenant_id, "now": clock.stamp(now)}
+        )
+    return [ScheduledWork(kind, int(count), first) for kind, count, first in rows]
 
 
 async def recent_failures(

@@ -15,15 +15,26 @@ class ScimActivity:
 
     total: int
     success: int
+    #: Refusals that are the expected answer (:data:`EXPECTED_REFUSAL`), not failures.
+    expected: int
     client_errors: int
     server_errors: int
     last_success_at: str | None
     first_seen_at: str | None
 
 
+#: A refusal that is the expected answer, not a failure of the target as Entra would count it:
+#: 404 for a resource read, changed or deleted by an id that is gone (Entra reads a user after
+#: deleting it, deletes twice), 412 for a client's stale If-Match, 499 for a client that went
+#: away before its request arrived whole.
+EXPECTED_REFUSAL = (
+    "(status IN (412, 499) OR (status = 404 AND target_id IS NOT NULL"
+    " AND operation NOT LIKE 'POST %'))"
+)
 _COUNTS = (
-    "SELECT result, count(*) FROM provisioning_log"
-    " WHERE tenant_id = :tenant AND time >= :since AND source = 'scim' GROUP BY result"
+    f"SELECT CASE WHEN result = 'client_error' AND {EXPECTED_REFUSAL} THEN 'expected'"
+    " ELSE result END AS counted, count(*) FROM provisioning_log"
+    " WHERE tenant_id = :tenant AND time >= :since AND source = 'scim' GROUP BY counted"
 )
 _LAST_SUCCESS = (
     "SELECT time FROM provisioning_log WHERE tenant_id = :tenant AND source = 'scim'"
@@ -47,6 +58,7 @@ async def scim_activity(db: Database, tenant_id: int, since: str) -> ScimActivit
     return ScimActivity(
         total=sum(counts.values()),
         success=counts.get(SUCCESS, 0),
+        expected=counts.get("expected", 0),
         client_errors=counts.get(CLIENT_ERROR, 0),
         server_errors=counts.get(SERVER_ERROR, 0),
         last_success_at=last[0] if last else None,

@@ -4,7 +4,8 @@ The API appends to a :class:`LogBuffer` on every SCIM request. ``append`` only p
 bounded deque: no formatting, no I/O. A task started by the API writes the buffer in batches, one
 transaction per batch (every ``flush_interval_seconds`` or as soon as ``flush_rows`` are
 waiting), and prunes the table now and then. When the database stays unreachable the buffer
-keeps its newest ``buffer_rows`` entries and counts what it had to drop.
+keeps its newest ``buffer_rows`` entries and counts what it had to drop. Each batch also updates
+the tenants' provisioning cycles (:mod:`storage.cycles`) in its transaction.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Any, Final
 import structlog
 
 from metrics.redaction import clean_error
-from storage.database import Database, in_transaction
+from storage import cycles
+from storage.database import Connection, Database, in_transaction
 from storage.provisioning_log.entries import (
     MAX_OPERATION_CHARS,
     MAX_TARGET_CHARS,
@@ -32,6 +34,7 @@ from storage.provisioning_log.entries import (
 )
 from storage.provisioning_log.retention import prune
 from storage.provisioning_log.settings import LogSettings
+from storage.sql import Dialect
 
 _log = structlog.get_logger(__name__)
 
@@ -53,8 +56,13 @@ class LogBuffer:
     and stop it with :meth:`close`, which writes what is left.
     """
 
-    def __init__(self, settings: LogSettings | None = None) -> None:
+    def __init__(
+        self,
+        settings: LogSettings | None = None,
+        cycle_settings: cycles.CycleSettings | None = None,
+    ) -> None:
         self.settings = settings or LogSettings()
+        self.cycle_settings = cycle_settings or cycles.CycleSettings()
         self._rows: deque[_Buffered] = deque()
         self._capacity = self.settings.buffer_rows
         self._batch = self.settings.flush_rows
@@ -152,7 +160,7 @@ class LogBuffer:
         # Kept until written, so a failure or a cancellation never loses the batch silently.
         self._retry = batch
         try:
-            await in_transaction(db, insert_rows, batch)
+            await in_transaction(db, self._write, batch)
         except Exception:
             self._retry_attempts += 1
             if self._retry_attempts >= _WRITE_ATTEMPTS:
@@ -162,6 +170,12 @@ class LogBuffer:
         self._retry, self._retry_attempts = None, 0
         self.written += len(batch)
         return len(batch)
+
+    async def _write(self, conn: Connection, dialect: Dialect, batch: list[StoredRow]) -> None:
+        await insert_rows(conn, dialect, batch)
+        requests = [(row[1], row[0], row[3], row[8], row[10]) for row in batch if row[2] == SCIM]
+        if requests:
+            await cycles.record(conn, dialect, requests, self.cycle_settings.gap_seconds)
 
     async def drain(self, db: Database) -> int:
         """Write everything buffered, batch by batch; return the number of entries written."""

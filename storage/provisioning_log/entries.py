@@ -152,11 +152,17 @@ def effect_entry(
     error: str | None = None,
     account: str | None = None,
     subject: str | None = None,
+    details: dict[str, Any] | None = None,
 ) -> Entry:
     """The entry of one effect outcome (``success``, ``retried``, ``failed`` or ``dead``), under
     the effect's tenant and subject. ``account`` says what a successful ``account.sync`` did to
     the print account (``ensured``, ``revoked`` or ``skipped``); ``subject`` names the user or
-    group when the effect's payload does not."""
+    group when the effect's payload does not; ``details`` adds what else the worker found
+    (``skipped``: why a group was skipped; ``waiting``; ``drift``; a reconcile's ``managed``
+    and ``drifted`` counts)."""
+    changes = effect_changes(effect.effect_key, account)
+    if details:
+        changes = {**(changes or {}), **details}
     return entry(
         effect.tenant_id,
         effect.kind,
@@ -165,7 +171,7 @@ def effect_entry(
         target_id=effect.subject_id,
         target_name=outbox.subject_label(effect.payload, subject),
         error=error,
-        changes=effect_changes(effect.effect_key, account),
+        changes=changes,
     )
 
 

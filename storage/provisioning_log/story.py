@@ -42,6 +42,8 @@ _EFFECT_NOUNS: Final = {
     outbox.ACCOUNT_PURGE: "print account deletion",
     outbox.GROUP_SYNC: "print group update",
     outbox.GROUP_DELETE: "print group deletion",
+    outbox.TENANT_RECONCILE: "comparison with the print system",
+    outbox.ACCOUNT_REPAIR: "print account repair",
 }
 _EFFECT_DONE: Final = {
     outbox.ACCOUNT_DELETE: "access revoked (deleted in Entra)",
@@ -143,7 +145,7 @@ def _membership(changes: dict[str, Any]) -> Event:
 def _effect(entry: Entry) -> Event:
     changes = entry.changes or {}
     if entry.result == SUCCESS:
-        return Event(_effect_done(entry.operation, changes))
+        return _effect_success(entry.operation, changes)
     noun = _EFFECT_NOUNS.get(entry.operation, entry.operation)
     reason = entry.error or ""
     if entry.result == RETRIED:
@@ -153,6 +155,24 @@ def _effect(entry: Entry) -> Event:
     if entry.result == FAILED:
         return Event(f"{noun} failed", reason, "error")
     return Event(f"{noun}: {entry.result}", reason, "info")
+
+
+def _effect_success(kind: str, changes: dict[str, Any]) -> Event:
+    """What a successful effect did; a skipped group and a repaired drift say why."""
+    if kind == outbox.GROUP_SYNC and changes.get("skipped"):
+        return Event("print group skipped", str(changes["skipped"]), "warning")
+    if kind == outbox.GROUP_SYNC and changes.get("waiting"):
+        return Event("print group requested from the directory source, looking again", tone="info")
+    if kind == outbox.TENANT_RECONCILE:
+        managed, drifted = changes.get("managed", 0), changes.get("drifted", 0)
+        return Event(
+            f"print system compared: {_plural(managed, 'account')}, {drifted} drifted",
+            tone="warning" if drifted else "info",
+        )
+    if kind == outbox.ACCOUNT_REPAIR:
+        drift = changes.get("drift") or []
+        return Event("drift repaired", ", ".join(str(item) for item in drift), "warning")
+    return Event(_effect_done(kind, changes))
 
 
 def _effect_done(kind: str, changes: dict[str, Any]) -> str:

@@ -49,6 +49,7 @@ from storage.scim.errors import (
     ScimError,
 )
 from storage.scim.filters import And, Comparison, Or, ValueFilter, coerce, parse
+from storage.scim.messages import by_name
 from storage.scim.resources import MANAGER, MAX_STRING_LENGTH, member_ids, normalize, validate
 from storage.scim.schema import COMMON, PATCH_OP, Attribute, ResourceType, Schema, split_urn
 
@@ -260,16 +261,8 @@ def _closing_bracket(path: str, start: int) -> int:
 def _operations(body: object) -> list[Any]:
     if not isinstance(body, dict):
         raise InvalidSyntax("the PATCH body must be a JSON object")
-    schemas: object = None
-    operations: object = None
-    for key, value in body.items():
-        if not isinstance(key, str):
-            continue
-        lowered = key.lower()
-        if lowered == "schemas":
-            schemas = value
-        elif lowered == "operations":
-            operations = value
+    fields = by_name(body)
+    schemas, operations = fields.get("schemas"), fields.get("operations")
     if not isinstance(schemas, list) or not any(
         isinstance(urn, str) and urn.lower() == _PATCH_OP for urn in schemas
     ):
@@ -341,21 +334,9 @@ class _Patcher:
     def run(self, operation: object) -> None:
         if not isinstance(operation, dict):
             raise InvalidSyntax("an operation must be a JSON object")
-        op: object = None
-        path: object = None
-        value: object = None
-        has_value = False
-        for key, raw in operation.items():
-            if not isinstance(key, str):
-                continue
-            lowered = key.lower()
-            if lowered == "op":
-                op = raw
-            elif lowered == "path":
-                path = raw
-            elif lowered == "value":
-                value = raw
-                has_value = True
+        fields = by_name(operation)
+        op, path, value = fields.get("op"), fields.get("path"), fields.get("value")
+        has_value = "value" in fields
         if not isinstance(op, str) or op.lower() not in _OPS:
             raise InvalidSyntax("op must be add, remove or replace")
         op = op.lower()
@@ -432,18 +413,21 @@ class _Patcher:
         if self.is_group and attribute.name == "members" and path.schema is self.core:
             self._members(op, path, value)
         elif path.filter is not None:
-            self._filtered(op, path, path.filter, value)
+            self._filtered(op, path, attribute, path.filter, value)
         elif path.sub is not None:
-            self._sub(op, path, path.sub, value)
+            self._sub(op, path, attribute, path.sub, value)
         else:
             self._whole(op, path, attribute, value)
 
-    def _container(self, schema: Schema, create: bool) -> dict[str, Any] | None:
+    def _container(self, op: str, path: _Path) -> dict[str, Any] | None:
+        """The object that holds what ``path`` names: the document, or its extension's object,
+        made when missing unless ``op`` removes (None: nothing to remove from)."""
+        schema = path.schema
         if schema is self.core:
             return self.work
         values = self.work.get(schema.id)
         if not isinstance(values, dict):
-            if not create:
+            if op == "remove":
                 return None
             values = {}
             self.work[schema.id] = values
@@ -453,7 +437,7 @@ class _Patcher:
 
     def _whole(self, op: str, path: _Path, attribute: Attribute, value: object) -> None:
         name = attribute.name
-        container = self._container(path.schema, create=op != "remove")
+        container = self._container(op, path)
         if container is None:
             return
         if attribute.mutability == "immutable" and container.get(name) is not None:
@@ -487,11 +471,11 @@ class _Patcher:
         else:
             self._store(container, name, normalize(attribute, value, path.label))
 
-    def _sub(self, op: str, path: _Path, sub: Attribute, value: object) -> None:
-        assert path.attribute is not None
-        attribute = path.attribute
+    def _sub(
+        self, op: str, path: _Path, attribute: Attribute, sub: Attribute, value: object
+    ) -> None:
         name = attribute.name
-        container = self._container(path.schema, create=op != "remove")
+        container = self._container(op, path)
         if container is None:
             return
         current = container.get(name)
@@ -524,12 +508,17 @@ class _Patcher:
             target[sub.name] = new
         self._store(container, name, target)
 
-    def _filtered(self, op: str, path: _Path, value_filter: ValueFilter, value: object) -> None:
-        assert path.attribute is not None
-        attribute = path.attribute
+    def _filtered(
+        self,
+        op: str,
+        path: _Path,
+        attribute: Attribute,
+        value_filter: ValueFilter,
+        value: object,
+    ) -> None:
         name = attribute.name
         sub = path.sub
-        container = self._container(path.schema, create=op != "remove")
+        container = self._container(op, path)
         if container is None:
             return
         current = container.get(name)

@@ -25,10 +25,12 @@ The columns storage derives from a canonical document are named in ``storage.ind
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from storage.scim.errors import InvalidSyntax, InvalidValue
+from storage.scim.messages import by_name
 from storage.scim.schema import (
     COMMON,
     ENTERPRISE_SCHEMA,
@@ -199,13 +201,7 @@ def _check_schemas(resource: ResourceType, body: dict[Any, Any]) -> None:
 def _validate_extension(schema: Schema, raw: object, target: dict[str, Any]) -> None:
     if not isinstance(raw, dict):
         raise InvalidValue(f"{schema.id} must be an object")
-    for key, value in raw.items():
-        if value is None or not isinstance(key, str):
-            continue
-        attribute = schema.attribute(key)
-        if attribute is None or attribute.mutability in _IGNORED:
-            continue
-        _put(target, attribute, value, f"{schema.id}:{attribute.name}")
+    _put_members(target, raw, schema.attribute, f"{schema.id}:")
 
 
 def _qualified(resource: ResourceType, key: str) -> tuple[Schema, Attribute] | None:
@@ -220,6 +216,23 @@ def _qualified(resource: ResourceType, key: str) -> tuple[Schema, Attribute] | N
                 attribute = _COMMON_BY_KEY.get(name.lower())
             return (schema, attribute) if attribute is not None else None
     return None
+
+
+def _put_members(
+    target: dict[str, Any],
+    raw: dict[Any, Any],
+    attribute_of: Callable[[str], Attribute | None],
+    prefix: str,
+) -> None:
+    """Each member of ``raw`` that names a writable attribute (``attribute_of`` its key),
+    normalised into ``target``; errors name it ``prefix`` + its name."""
+    for key, value in raw.items():
+        if value is None or not isinstance(key, str):
+            continue
+        attribute = attribute_of(key)
+        if attribute is None or attribute.mutability in _IGNORED:
+            continue
+        _put(target, attribute, value, f"{prefix}{attribute.name}")
 
 
 def _put(target: dict[str, Any], attribute: Attribute, raw: object, label: str) -> None:
@@ -247,13 +260,7 @@ def _normalize_single(attribute: Attribute, value: object, label: str) -> Any:
         if not isinstance(value, dict):
             raise InvalidValue(f"{label} must be an object")
         out: dict[str, Any] = {}
-        for key, raw in value.items():
-            if raw is None or not isinstance(key, str):
-                continue
-            sub = attribute.sub(key)
-            if sub is None or sub.mutability in _IGNORED:
-                continue
-            _put(out, sub, raw, f"{label}.{sub.name}")
+        _put_members(out, value, attribute.sub, f"{label}.")
         return out or None
     if kind == "boolean":
         return _boolean(value, label)
@@ -312,16 +319,8 @@ def _normalize_manager(value: object, label: str) -> dict[str, str] | None:
         return _manager_value(value, None, label)
     if not isinstance(value, dict):
         raise InvalidValue(f"{label} must be an id or an object with a value")
-    manager_id: object = None
-    ref: object = None
-    for key, raw in value.items():
-        if not isinstance(key, str) or raw is None:
-            continue
-        lowered = key.lower()
-        if lowered == "value":
-            manager_id = raw
-        elif lowered == "$ref":
-            ref = raw
+    fields = by_name({key: raw for key, raw in value.items() if raw is not None})
+    manager_id, ref = fields.get("value"), fields.get("$ref")
     if manager_id is None:
         return None
     if not isinstance(manager_id, str):

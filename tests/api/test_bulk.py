@@ -294,7 +294,7 @@ def test_each_operation_is_logged_and_records_its_effects(sqlite_url: str) -> No
     from storage.settings import DatabaseSettings
 
     def bulk_requests() -> float:
-        labels = {"resource": "Bulk", "method": "POST", "status": "200"}
+        labels = {"resource": "Bulk", "method": "POST", "status": "200", "tenant": "acme"}
         return REGISTRY.get_sample_value("printsync_scim_requests_total", labels) or 0.0
 
     token = create_tenant(sqlite_url, "acme")

@@ -7,24 +7,19 @@ connection, fire PATCHes at one group or one user at the same moment.
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 import pytest
-import sqlalchemy as sa
-import uvicorn
 
-from api.app import create_app
-from storage.settings import DatabaseSettings
 from tests.api.test_groups import entra_group
 from tests.api.test_users import entra_user
-from tests.conftest import count_rows, create_tenant, make_app_settings
+from tests.builders import members, patch_body
+from tests.conftest import Served, count_rows, served
+from tests.harness import scalar
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 THREADS = 8
@@ -32,75 +27,13 @@ PER_THREAD = 25
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class Live:
-    """A running server: the tenant's SCIM base URL, its token and the database."""
-
-    base: str
-    token: str
-    database_url: str
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.base,
-            timeout=30.0,
-            headers={
-                "Authorization": f"Bearer {self.token}",
-                "Content-Type": "application/scim+json",
-            },
-        )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
-def live(database_url: str) -> Iterator[Live]:
-    port = _free_port()
-    public = f"http://127.0.0.1:{port}"
-    token = create_tenant(database_url, "race")
-    app = create_app(
-        make_app_settings(public_url=public), DatabaseSettings(database_url=database_url)
-    )
-    # log_config=None: leave the process's logging configuration alone for other tests.
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_config=None, log_level="warning", lifespan="on"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "server stopped while starting"
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield Live(f"{public}/scim/v2/race", token, database_url)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+def live(database_url: str) -> Iterator[Served]:
+    with served(database_url, "race") as live:
+        yield live
 
 
-def patch(*operations: dict[str, Any]) -> dict[str, Any]:
-    return {"schemas": [PATCH_OP], "Operations": list(operations)}
-
-
-def scalar(database_url: str, sql: str) -> Any:
-    url = sa.make_url(database_url)
-    if url.get_backend_name() == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        value = conn.execute(sa.text(sql)).scalar_one()
-    engine.dispose()
-    return value
-
-
-def in_parallel(live: Live, jobs: list[Callable[[httpx.Client], T]]) -> list[T]:
+def in_parallel(live: Served, jobs: list[Callable[[httpx.Client], T]]) -> list[T]:
     """Run each job on its own thread and connection, all released at the same moment."""
     barrier = threading.Barrier(len(jobs))
 
@@ -114,7 +47,7 @@ def in_parallel(live: Live, jobs: list[Callable[[httpx.Client], T]]) -> list[T]:
         return list(pool.map(run, jobs))
 
 
-def create_users(live: Live, prefix: str, count: int) -> list[str]:
+def create_users(live: Served, prefix: str, count: int) -> list[str]:
     def job(index: int) -> Callable[[httpx.Client], list[str]]:
         def create(http: httpx.Client) -> list[str]:
             ids = []
@@ -130,7 +63,7 @@ def create_users(live: Live, prefix: str, count: int) -> list[str]:
     return [user_id for batch in created for user_id in batch]
 
 
-def test_concurrent_member_adds_to_one_group_lose_no_update(live: Live) -> None:
+def test_concurrent_member_adds_to_one_group_lose_no_update(live: Served) -> None:
     with live.client() as http:
         response = http.post("/Groups", json=entra_group("Contended"))
         assert response.status_code == 201, response.text
@@ -144,7 +77,7 @@ def test_concurrent_member_adds_to_one_group_lose_no_update(live: Live) -> None:
             return [
                 http.patch(
                     f"/Groups/{group_id}",
-                    json=patch({"op": "Add", "path": "members", "value": [{"value": user_id}]}),
+                    json=members("Add", user_id),
                 ).status_code
                 for user_id in batch
             ]
@@ -161,7 +94,7 @@ def test_concurrent_member_adds_to_one_group_lose_no_update(live: Live) -> None:
     assert scalar(live.database_url, "SELECT member_count FROM groups") == len(user_ids)
 
 
-def test_concurrent_member_adds_and_removes_keep_every_other_member(live: Live) -> None:
+def test_concurrent_member_adds_and_removes_keep_every_other_member(live: Served) -> None:
     with live.client() as http:
         group_id = http.post("/Groups", json=entra_group("Churn")).json()["id"]
     user_ids = create_users(live, "churn", THREADS * 10)
@@ -174,16 +107,14 @@ def test_concurrent_member_adds_and_removes_keep_every_other_member(live: Live) 
                 statuses.append(
                     http.patch(
                         f"/Groups/{group_id}",
-                        json=patch({"op": "add", "path": "members", "value": [{"value": user_id}]}),
+                        json=members("add", user_id),
                     ).status_code
                 )
             for user_id in batch[::2]:
                 statuses.append(
                     http.patch(
                         f"/Groups/{group_id}",
-                        json=patch(
-                            {"op": "Remove", "path": "members", "value": [{"value": user_id}]}
-                        ),
+                        json=members("Remove", user_id),
                     ).status_code
                 )
             return statuses
@@ -199,7 +130,7 @@ def test_concurrent_member_adds_and_removes_keep_every_other_member(live: Live) 
     assert scalar(live.database_url, "SELECT member_count FROM groups") == len(expected)
 
 
-def test_concurrent_patches_of_one_users_attributes_lose_no_update(live: Live) -> None:
+def test_concurrent_patches_of_one_users_attributes_lose_no_update(live: Served) -> None:
     rounds = 15
     with live.client() as http:
         response = http.post(
@@ -216,7 +147,7 @@ def test_concurrent_patches_of_one_users_attributes_lose_no_update(live: Live) -
             return [
                 http.patch(
                     f"/Users/{user_id}",
-                    json=patch({"op": "Replace", "path": path, "value": value.format(k=k)}),
+                    json=patch_body({"op": "Replace", "path": path, "value": value.format(k=k)}),
                 ).status_code
                 for k in range(rounds)
             ]
@@ -228,7 +159,7 @@ def test_concurrent_patches_of_one_users_attributes_lose_no_update(live: Live) -
             return [
                 http.patch(
                     f"/Users/{user_id}",
-                    json=patch(
+                    json=patch_body(
                         {"op": "Add", "path": "roles", "value": [{"value": f"r{worker}-{k}"}]}
                     ),
                 ).status_code

@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 from tests.api.test_users import entra_user
+from tests.builders import members
 from tests.conftest import Service, TenantClient, count_rows
 
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -53,10 +54,7 @@ def test_list_groups_display_name_filter_excluding_members(service: Service) -> 
     user_id = _user(acme, "f@contoso.com")
     acme.patch(
         f"/Groups/{created['id']}",
-        json={
-            "schemas": [PATCH],
-            "Operations": [{"op": "Add", "path": "members", "value": [{"value": user_id}]}],
-        },
+        json=members("Add", user_id),
     )
     body = acme.get(
         "/Groups", params={"filter": 'displayName eq "finance"', "excludedAttributes": "members"}
@@ -85,10 +83,7 @@ def test_delete_group_returns_204_then_404_and_drops_memberships(service: Servic
     user_id = _user(acme, "t@contoso.com")
     acme.patch(
         f"/Groups/{created['id']}",
-        json={
-            "schemas": [PATCH],
-            "Operations": [{"op": "Add", "path": "members", "value": [{"value": user_id}]}],
-        },
+        json=members("Add", user_id),
     )
     assert count_rows(service.database_url, "memberships") == 1
     assert acme.delete(f"/Groups/{created['id']}").status_code == 204
@@ -103,10 +98,7 @@ def test_delete_user_drops_its_memberships(service: Service) -> None:
     user_id = _user(acme, "leaver@contoso.com")
     acme.patch(
         f"/Groups/{created['id']}",
-        json={
-            "schemas": [PATCH],
-            "Operations": [{"op": "Add", "path": "members", "value": [{"value": user_id}]}],
-        },
+        json=members("Add", user_id),
     )
     assert acme.delete(f"/Users/{user_id}").status_code == 204
     assert "members" not in acme.get(f"/Groups/{created['id']}").json()
@@ -120,10 +112,7 @@ def test_groups_of_other_tenant_are_invisible(service: Service) -> None:
     outsider = _user(globex, "o@globex.com")
     response = acme.patch(
         f"/Groups/{created['id']}",
-        json={
-            "schemas": [PATCH],
-            "Operations": [{"op": "Add", "path": "members", "value": [{"value": outsider}]}],
-        },
+        json=members("Add", outsider),
     )
     assert response.status_code == 400
     assert count_rows(service.database_url, "memberships") == 0

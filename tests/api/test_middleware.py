@@ -72,8 +72,8 @@ def log_entries(database_url: str) -> tuple[int, list[Entry]]:
     return asyncio.run(read())
 
 
-def scim_requests(resource: str, method: str, status: str) -> float:
-    labels = {"resource": resource, "method": method, "status": status}
+def scim_requests(resource: str, method: str, status: str, tenant: str = "acme") -> float:
+    labels = {"resource": resource, "method": method, "status": status, "tenant": tenant}
     return REGISTRY.get_sample_value("printsync_scim_requests_total", labels) or 0.0
 
 
@@ -119,6 +119,7 @@ def test_scim_requests_fill_context_and_log_what_they_were_about(sqlite_url: str
     assert create == RequestContext(
         request_id=created.headers["x-request-id"],
         tenant_id=tenant_id,
+        tenant_name="acme",
         resource="Users",
         operation="POST",
         target_id=user_id,

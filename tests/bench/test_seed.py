@@ -26,6 +26,7 @@ from bench.seed import (
 )
 from storage.counts import slot_of
 from tests.conftest import PUBLIC_URL, Service, TenantClient, count_rows
+from tests.harness import sync_engine
 
 USERS = 50
 MEMBERS = 20
@@ -33,15 +34,8 @@ SCIM_JSON = {"Content-Type": "application/scim+json"}
 
 
 def _rows(database_url: str, sql: str, **params: Any) -> list[tuple[Any, ...]]:
-    url = sa.make_url(database_url)
-    if url.get_backend_name() == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(sa.text(sql), params)]
-    finally:
-        engine.dispose()
+    with sync_engine(database_url) as engine, engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(sa.text(sql), params)]
 
 
 @pytest.fixture

@@ -2,57 +2,25 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 
 import httpx2
 import pytest
-import uvicorn
 from scim2_client.engines.httpx2 import SyncSCIMClient
 from scim2_tester import Status, check_server
 
-from api.app import create_app
-from storage.settings import DatabaseSettings
-from tests.conftest import create_tenant, make_app_settings
+from tests.conftest import served
 
 # Every check scim2-tester runs against printsync passes, none is skipped; the count is in
 # docs/conformance.md.
 MINIMUM_PASSING = 148
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def live_server(database_url: str) -> Iterator[tuple[str, str]]:
-    port = _free_port()
-    public = f"http://127.0.0.1:{port}"
-    token = create_tenant(database_url, "conformance")
-    app = create_app(
-        make_app_settings(public_url=public), DatabaseSettings(database_url=database_url)
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", log_config=None
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"{public}/scim/v2/conformance", token
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with served(database_url, "conformance") as live:
+        yield live.base, live.token
 
 
 def test_scim2_tester_every_applicable_check_passes(live_server: tuple[str, str]) -> None:

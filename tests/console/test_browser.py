@@ -338,3 +338,49 @@ def test_dead_effects_show_their_user_and_reason_and_retry(browser: Browser, liv
     browser.shot("effects")
     page.get_by_role("button", name=re.compile("Retry all")).click()
     assert "sent through again" in page.get_by_role("status").inner_text()
+
+
+def test_cycle_progress_and_held_revocations_approved_from_the_console(
+    browser: Browser, live: Live
+) -> None:
+    from storage import ledger, tenants
+    from tests.console.test_pages import guard_at
+
+    in_thread(lambda: guard_at(live.database_url, "contoso", min=1, percent=0))
+    off = {"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": False}]}
+    for n in range(3):
+        user = live.scim("POST", "/Users", entra_user(f"held{n}@contoso.com")).json()["id"]
+        assert live.scim("PATCH", f"/Users/{user}", off).status_code == 200
+    wait_for_log(live, 6)
+    page = browser.page
+    browser.sign_in()
+    browser.goto("/console/tenants/contoso")
+    assert "An initial cycle is running since" in page.get_by_role("status").inner_text()
+    assert page.locator("progress").is_visible()
+    page.get_by_role("link", name="2 revocations of print access held").click()
+    page.wait_for_url("**/console/tenants/contoso/effects*")
+    assert page.get_by_role("heading", name="Held by the deprovisioning guard (2)").is_visible()
+    browser.shot("held")
+    page.get_by_role("button", name=re.compile(r"^Approve effect \d+")).first.click()
+    assert "1 held effect approved" in page.get_by_role("status").inner_text()
+    page.get_by_role("button", name="Approve all 1 held effects").click()
+    assert "1 held effect approved" in page.get_by_role("status").inner_text()
+    assert "Held by the deprovisioning guard" not in page.content()
+
+    def enabled() -> list[bool]:
+        async def read(db: Any) -> list[bool]:
+            tenant = await tenants.get(db, "contoso")
+            return [account.enabled for account in await ledger.list_accounts(db, tenant.id)]
+
+        from storage.blocking import BlockingDatabase
+
+        store = BlockingDatabase(live.database_url, pool_size=1)
+        try:
+            return store.run(read)
+        finally:
+            store.close()
+
+    deadline = time.monotonic() + 15
+    while in_thread(enabled) != [False, False, False]:
+        assert time.monotonic() < deadline, in_thread(enabled)
+        time.sleep(0.1)

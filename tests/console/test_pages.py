@@ -9,7 +9,7 @@ import re
 import pytest
 
 from api.console import pages
-from storage import tenants
+from storage import guard, tenants
 from storage.database import open_database
 from storage.sql import compile_text
 from tests.api.test_users import entra_user
@@ -407,3 +407,74 @@ def test_effects_page_lists_dead_effects_by_user_and_retries_them(signed_in: Con
 def test_unknown_console_page_is_404_after_sign_in(signed_in: Console) -> None:
     assert signed_in.http.get("/console/nothing/here").status_code == 404
     assert csrf_of(signed_in.http.get("/console/").text)
+
+
+# Entra's cycle and the deprovisioning guard -------------------------------------------------------
+
+
+def guard_at(database_url: str, name: str, **overrides: int) -> None:
+    async def work() -> None:
+        db = await open_database(database_url, pool_size=1)
+        try:
+            await guard.set_overrides(db, (await tenants.get(db, name)).id, overrides)
+        finally:
+            await db.close()
+
+    asyncio.run(work())
+
+
+def test_tenant_page_shows_the_running_cycle_as_a_progress_line(signed_in: Console) -> None:
+    acme = signed_in.service.tenant("acme")
+    quiet = signed_in.http.get("/console/tenants/acme")
+    assert "No provisioning cycle from Entra ID seen yet." in quiet.text
+    assert "<progress" not in quiet.text
+    for n in range(3):
+        assert acme.post("/Users", json=entra_user(f"c{n}@acme.example")).status_code == 201
+    assert acme.get("/Users", params={"filter": 'userName eq "c0@acme.example"'}).status_code == 200
+    flush_log(signed_in)
+
+    page = signed_in.http.get("/console/tenants/acme")
+
+    assert '<progress aria-label="Cycle running"></progress>' in page.text
+    assert "An initial cycle is running since" in page.text
+    assert "4 requests so far (3 created, 0 updated, 0 disabled, 0 deleted, 0 failed)" in page.text
+    assert "more than the larger of 10 and 20 % of enabled users" in page.text
+
+
+def test_effects_page_lists_held_effects_and_approves_them(signed_in: Console) -> None:
+    acme = signed_in.service.tenant("acme")
+    guard_at(signed_in.service.database_url, "acme", min=1, percent=0)
+    disable = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": False}],
+    }
+    for n in range(3):
+        user = acme.post("/Users", json=entra_user(f"h{n}@acme.example")).json()["id"]
+        assert acme.patch(f"/Users/{user}", json=disable).status_code == 200
+
+    overview = signed_in.http.get("/console/tenants/acme")
+    assert "2 revocations of print access held" in overview.text
+    page = signed_in.http.get("/console/tenants/acme/effects")
+    assert "Held by the deprovisioning guard (2)" in page.text
+    assert "h2@acme.example" in page.text and "revoke print access (disabled)" in page.text
+    first = re.search(r'action="(/console/tenants/acme/effects/(\d+)/approve)"', page.text)
+    assert first is not None
+    forged = signed_in.http.post(first.group(1), data={}, follow_redirects=False)
+    assert forged.status_code == 403
+    assert (
+        "Held by the deprovisioning guard (2)"
+        in signed_in.http.get("/console/tenants/acme/effects").text
+    )
+
+    one = signed_in.post(first.group(1), page="/console/tenants/acme/effects")
+    assert one.status_code == 303
+    after_one = signed_in.http.get(one.headers["location"]).text
+    assert "1 held effect approved" in after_one
+    assert "Held by the deprovisioning guard (1)" in after_one
+    rest = signed_in.post(
+        "/console/tenants/acme/effects/approve-held", page="/console/tenants/acme/effects"
+    )
+    assert rest.headers["location"].endswith("approved=1")
+    done = signed_in.http.get(rest.headers["location"]).text
+    assert "Held by the deprovisioning guard" not in done
+    assert count_rows(signed_in.service.database_url, "outbox WHERE state = 'held'") == 0

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Iterator, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from workers.connectors import PrintAccount
-from workers.connectors.interface import BuildContext, ConnectorPlugin
+from workers.connectors.interface import BuildContext, ConnectorPlugin, Drift, compare_accounts
 
 NAME = "memory"
 
@@ -73,12 +74,31 @@ class MemoryConnector:
             self.groups[new.casefold()] = new
             self._regroup(old, new)
 
+    def add_group_members(self, name: str, usernames: Sequence[str]) -> None:
+        with self._lock:
+            for username in usernames:
+                account = self.accounts.get(username.casefold())
+                if account is not None and name.casefold() not in {
+                    group.casefold() for group in account.groups
+                }:
+                    grouped = dataclasses.replace(account, groups=(*account.groups, name))
+                    self.accounts[username.casefold()] = grouped
+
+    def find_drift(self, desired: Mapping[str, PrintAccount | None]) -> Iterator[Drift]:
+        with self._lock:
+            found = list(self.accounts.values())
+        return compare_accounts(desired, found, holds=_every, manages=_every)
+
     def _regroup(self, old: str, new: str | None) -> None:
         for key, account in self.accounts.items():
             kept = [group for group in account.groups if group.casefold() != old.casefold()]
             if len(kept) != len(account.groups) and new is not None:
                 kept.append(new)
             self.accounts[key] = dataclasses.replace(account, groups=tuple(kept))
+
+
+def _every(group: str) -> bool:
+    return True
 
 
 def build(config: MemoryConfig, context: BuildContext) -> MemoryConnector:

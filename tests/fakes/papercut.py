@@ -20,6 +20,7 @@ import collections
 import io
 import socketserver
 import threading
+import time
 import xmlrpc.client
 import xmlrpc.server
 from collections.abc import Callable, Iterator
@@ -80,7 +81,47 @@ def _count(value: object, what: str) -> int:
     return value
 
 
-class _Api:
+# -- Directory groups, background tasks and reads for reconciling -------------------------------
+#
+# Where the behaviour comes from:
+# - addNewGroup: PaperCut's ServerCommandProxy (the Java client shipped with the server) says the
+#   caller must make sure the group "exists in the linked user directory source" and that the
+#   method's status "may be monitored with calls to getTaskStatus()": the group is added by a
+#   background task. The fake adds a group only if it is in ``directory_groups`` (``None``: the
+#   directory holds every name), after ``group_task_seconds``.
+# - getTaskStatus: the same client sends it with no parameters at all (not even the auth
+#   token) and reads a struct ``{"completed": bool, "message": str}`` about "the current or
+#   latest task started via this API"; public TypeScript clients do the same.
+# - What a task that cannot find the group does is not documented; here it completes, adds
+#   nothing, and its message says the group was not found in the directory.
+# - listUserAccounts(offset, limit) and listUserGroups(offset, limit): pages sorted by name,
+#   1000 recommended (client docs); getUserProperties(user, names): values in the order asked;
+#   getUserGroups(user): the user's group names.
+
+
+class _DirectoryGroupsApi:
+    """addNewGroup from the directory source in the background, and getTaskStatus."""
+
+    _fake: FakePaperCutServer
+
+    def addNewGroup(self, group: object) -> bool:
+        name = _text(group, "group name")
+        if not name.strip():
+            raise _Refused("group name is required")
+        if self._fake.find_group(name) is not None:
+            raise _Refused(f"Group already exists: {name}")
+        self._fake.start_group_task(name)
+        return True
+
+    def getTaskStatus(self) -> dict[str, object]:
+        return self._fake.task_status()
+
+
+#: Methods PaperCut answers without the auth token.
+_WITHOUT_TOKEN = frozenset({"getTaskStatus"})
+
+
+class _Api(_DirectoryGroupsApi):
     """The PaperCut methods; each takes the parameters after the auth token."""
 
     def __init__(self, fake: FakePaperCutServer) -> None:
@@ -210,15 +251,6 @@ class _Api:
     def isGroupExists(self, group: object) -> bool:
         return self._fake.find_group(_text(group, "group name")) is not None
 
-    def addNewGroup(self, group: object) -> bool:
-        name = _text(group, "group name")
-        if not name.strip():
-            raise _Refused("group name is required")
-        if self._fake.find_group(name) is not None:
-            raise _Refused(f"Group already exists: {name}")
-        self._fake.groups[name] = set()
-        return True
-
     def removeGroup(self, group: object) -> bool:
         name = _text(group, "group name")
         existing = self._fake.find_group(name)
@@ -278,14 +310,16 @@ class _Dispatcher:
         handler: Callable[..., object] | None = getattr(self._api, name, None)
         if prefix != "api" or name.startswith("_") or handler is None:
             raise _Refused(f"Unknown method: {method}")
-        if not params or params[0] != self._fake.token:
+        arguments = tuple(params) if name in _WITHOUT_TOKEN else tuple(params[1:])
+        if name not in _WITHOUT_TOKEN and (not params or params[0] != self._fake.token):
             raise _Refused("Web services authentication failed: invalid auth token")
         with self._fake.lock:
+            self._fake.finish_tasks()
             hook = self._fake.before.get(method)
             if hook is not None:
-                hook(tuple(params[1:]))
+                hook(arguments)
             try:
-                return handler(*params[1:])
+                return handler(*arguments)
             except TypeError:
                 raise _Refused(f"Wrong number of parameters for {method}") from None
 
@@ -368,6 +402,12 @@ class FakePaperCutServer:
         self._failure_method: str | None = None
         self._hang_seconds = 0.0
         self._released = threading.Event()
+        #: The directory source's groups (``None``: every name is one); see add_group.
+        self.directory_groups: set[str] | None = None
+        #: How long a background addNewGroup task takes.
+        self.group_task_seconds = 0.0
+        self._tasks: list[tuple[float, str]] = []
+        self._task_message = ""
         self._http: _HttpServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -468,6 +508,44 @@ class FakePaperCutServer:
     def user_groups(self, username: str) -> set[str]:
         with self.lock:
             return {group for group, members in self.groups.items() if username in members}
+
+    # Directory groups and background tasks
+
+    def set_directory(self, *names: str, task_seconds: float | None = None) -> None:
+        """The groups of the user directory source (what addNewGroup can add), and how long
+        the add task takes."""
+        with self.lock:
+            self.directory_groups = set(names)
+            if task_seconds is not None:
+                self.group_task_seconds = task_seconds
+
+    def start_group_task(self, name: str) -> None:
+        with self.lock:
+            self._tasks.append((time.monotonic() + self.group_task_seconds, name))
+            self._task_message = f"Adding group {name}"
+            self.finish_tasks()
+
+    def finish_tasks(self) -> None:
+        """Apply the add tasks whose time has come (called before every request)."""
+        with self.lock:
+            now = time.monotonic()
+            for due, name in [task for task in self._tasks if task[0] <= now]:
+                self._tasks.remove((due, name))
+                directory = self.directory_groups
+                found = (
+                    name
+                    if directory is None
+                    else next((g for g in directory if g.casefold() == name.casefold()), None)
+                )
+                if found is None:
+                    self._task_message = f"Group not found in the user directory: {name}"
+                elif self.find_group(found) is None:
+                    self.groups[found] = set()
+                    self._task_message = f"Group added: {found}"
+
+    def task_status(self) -> dict[str, object]:
+        with self.lock:
+            return {"completed": not self._tasks, "message": self._task_message}
 
     def reset_calls(self) -> None:
         with self.lock:

@@ -25,15 +25,14 @@ import pwd
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -42,7 +41,8 @@ import sqlalchemy as sa
 
 from storage import clock, ledger, migrate, outbox, tenants
 from storage.blocking import BlockingDatabase
-from storage.scim.schema import PATCH_OP, PRINTSYNC_USER, USER
+from storage.scim.schema import PRINTSYNC_USER
+from tests.builders import patch_body, print_user, replace
 from tests.conftest import require
 from tests.fakes.papercut import (
     DEFAULT_TOKEN,
@@ -50,9 +50,9 @@ from tests.fakes.papercut import (
     papercut_server_fixture,  # noqa: F401
 )
 from tests.fakes.smtp import free_port, smtp_server_fixture  # noqa: F401
+from tests.harness import Process, Start, eventually
+from tests.harness import processes as processes
 
-T = TypeVar("T")
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN_ENV = "TEST_FAULTS_PAPERCUT_TOKEN"
 
 #: How long each injected outage lasts (seconds); production outages of minutes, compressed.
@@ -61,24 +61,6 @@ OUTAGE_SECONDS = float(os.environ.get("PRINTSYNC_TEST_OUTAGE_SECONDS", "5"))
 SWEEP_SECONDS = 0.2
 #: How long a test waits for the system to settle once the fault is over.
 SETTLE_SECONDS = 60.0 + 2 * OUTAGE_SECONDS
-
-
-def eventually(
-    check: Callable[[], T | None],
-    timeout: float = 30.0,
-    interval: float = 0.05,
-    describe: Callable[[], str] | None = None,
-) -> T:
-    """Poll ``check`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            detail = describe() if describe is not None else repr(value)
-            raise AssertionError(f"not reached within {timeout} s: {detail}")
-        time.sleep(interval)
 
 
 # Private Redis ----------------------------------------------------------------------------------
@@ -292,93 +274,6 @@ def _has_user(name: str) -> bool:
 # printsync processes ----------------------------------------------------------------------------
 
 
-@dataclass
-class Process:
-    """A ``printsync`` command in a process group of its own."""
-
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def signal_group(self, number: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, number)
-
-    def kill(self) -> None:
-        """SIGKILL the whole group, as a lost machine or an OOM kill would."""
-        self.signal_group(signal.SIGKILL)
-        self.popen.wait(10)
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.signal_group(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(8)
-        self.signal_group(signal.SIGKILL)  # stragglers of the group, if any
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(5)
-
-    def children(self) -> list[int]:
-        """Child processes, oldest first."""
-        found: list[tuple[int, int]] = []
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                raw = Path(f"/proc/{entry.name}/stat").read_text()
-            except OSError:
-                continue
-            fields = raw[raw.rindex(")") + 2 :].split()
-            if int(fields[1]) == self.pid:
-                found.append((int(fields[19]), int(entry.name)))  # starttime, pid
-        return [pid for _, pid in sorted(found)]
-
-    def kill_worker_process(self) -> int:
-        """SIGKILL the Dramatiq worker process of ``printsync worker`` (its first child: the
-        sweeper is forked only once the workers are up), then wait for the command to shut
-        down its other processes and exit, as it does when a worker dies. Returns the pid."""
-        children = eventually(self.children, timeout=10)
-        os.kill(children[0], signal.SIGKILL)
-        try:
-            self.popen.wait(20)
-        finally:
-            self.signal_group(signal.SIGKILL)
-        return children[0]
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-6000:]
-
-
-Start = Callable[[list[str], dict[str, str]], Process]
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Start]:
-    started: list[Process] = []
-
-    def start(args: list[str], env: dict[str, str]) -> Process:
-        log = tmp_path / f"printsync-{len(started)}-{args[0]}.log"
-        with log.open("wb") as sink:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "printsync", *args],
-                cwd=ROOT,
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        process = Process(popen, log)
-        started.append(process)
-        return process
-
-    yield start
-    for process in reversed(started):
-        process.stop()
-
-
 def fault_env(database_url: str, **extra: str) -> dict[str, str]:
     """The environment of a printsync process under test: compressed timings."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("PRINTSYNC_")}
@@ -403,29 +298,13 @@ def fault_env(database_url: str, **extra: str) -> dict[str, str]:
             # The traffic stays far below this; the tests are about faults, not throttling.
             "PRINTSYNC_RATE_LIMIT_PER_SECOND": "1000",
             "PRINTSYNC_RATE_LIMIT_BURST": "2000",
+            # Most users are revoked or deleted; the tests are about faults, not the guard.
+            "PRINTSYNC_DEPROVISION_GUARD_WINDOW_SECONDS": "0",
             TOKEN_ENV: DEFAULT_TOKEN,
         }
     )
     env.update(extra)
     return env
-
-
-def start_api(start: Start, env: dict[str, str]) -> tuple[Process, str]:
-    """``printsync serve`` on a free port; returns it with its base URL once it answers."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    process = start(["serve"], {**env, "PRINTSYNC_PORT": str(port), "PRINTSYNC_PUBLIC_URL": base})
-
-    def up() -> bool:
-        if process.popen.poll() is not None:
-            raise AssertionError(f"printsync serve exited:\n{process.output()}")
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    eventually(up, timeout=30, interval=0.1, describe=process.output)
-    return process, base
 
 
 def start_worker(start: Start, env: dict[str, str], *, sweeper: bool = True) -> Process:
@@ -548,21 +427,6 @@ class UserPlan:
         return (True, self.card) if self.fate == ACTIVE else None
 
 
-def user_body(user_name: str, card: str) -> dict[str, Any]:
-    return {
-        "schemas": [USER, PRINTSYNC_USER],
-        "userName": user_name,
-        "active": True,
-        "displayName": user_name.split("@")[0],
-        "emails": [{"value": user_name, "type": "work", "primary": True}],
-        PRINTSYNC_USER: {"cardNumber": card, "office": "Berlin"},
-    }
-
-
-def patch_body(path: str, value: Any) -> dict[str, Any]:
-    return {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": path, "value": value}]}
-
-
 class ScimLoad:
     """Provisions users through the SCIM API from background threads until stopped.
 
@@ -664,7 +528,7 @@ class ScimLoad:
             "POST",
             f"{prefix}/Users",
             headers,
-            user_body(plan.user_name, plan.first_card),
+            print_user(plan.user_name, plan.first_card),
             ok=201,
             settled=409,
         )
@@ -692,11 +556,11 @@ class ScimLoad:
             plan.user_id = resources[0]["id"]
         target = f"{prefix}/Users/{plan.user_id}"
         if plan.fate == ACTIVE:
-            body = patch_body(f"{PRINTSYNC_USER}:cardNumber", plan.card)
+            body = patch_body(replace(f"{PRINTSYNC_USER}:cardNumber", plan.card))
             done = self._call(client, plan, "PATCH", target, headers, body, ok=200)
         elif plan.fate == REVOKED:
             done = self._call(
-                client, plan, "PATCH", target, headers, patch_body("active", False), ok=200
+                client, plan, "PATCH", target, headers, patch_body(replace("active", False)), ok=200
             )
         else:
             done = self._call(client, plan, "DELETE", target, headers, None, ok=204, settled=404)

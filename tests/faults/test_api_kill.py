@@ -23,14 +23,12 @@ from tests.faults.conftest import (
     PrivateRedis,
     Probe,
     ScimLoad,
-    Start,
     assert_api_answered,
     assert_converged,
-    eventually,
     fault_env,
-    start_api,
     start_worker,
 )
+from tests.harness import Start, eventually, start_api
 
 
 @pytest.mark.slow

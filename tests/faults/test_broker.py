@@ -20,15 +20,13 @@ from tests.faults.conftest import (
     PrivateRedis,
     Probe,
     ScimLoad,
-    Start,
     TenantRef,
     assert_api_answered,
     assert_converged,
-    eventually,
     fault_env,
-    start_api,
     start_worker,
 )
+from tests.harness import Start, eventually, start_api
 
 
 def backlog(probe: Probe, refs: list[TenantRef], at_least: int) -> list[outbox.Effect]:

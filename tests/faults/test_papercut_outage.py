@@ -21,13 +21,12 @@ from tests.faults.conftest import (
     PrivateRedis,
     Probe,
     ScimLoad,
-    Start,
     assert_api_answered,
     assert_converged,
     fault_env,
-    start_api,
     start_worker,
 )
+from tests.harness import Start, start_api
 
 #: Longer than the test: a held call is never answered, and never applied.
 UNANSWERED_SECONDS = 300.0

@@ -16,13 +16,11 @@ from tests.faults.conftest import (
     REVOKED,
     Probe,
     ScimLoad,
-    Start,
     assert_api_answered,
     assert_converged,
-    eventually,
     fault_env,
-    start_api,
 )
+from tests.harness import Start, eventually, start_api
 
 
 def _alive(pid: int) -> bool:

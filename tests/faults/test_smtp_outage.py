@@ -22,13 +22,11 @@ from tests.faults.conftest import (
     PrivateRedis,
     Probe,
     ScimLoad,
-    Start,
     assert_api_answered,
-    eventually,
     fault_env,
-    start_api,
     start_worker,
 )
+from tests.harness import Start, eventually, start_api
 
 RECIPIENT = "it-admin@acme.example"
 MISSING_TOKEN_ENV = "TEST_FAULTS_UNSET_PAPERCUT_TOKEN"

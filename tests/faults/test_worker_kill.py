@@ -15,20 +15,17 @@ from typing import Any
 import pytest
 
 from storage.scim.schema import PATCH_OP
+from tests.builders import patch_body, print_user, replace
 from tests.fakes.papercut import FakePaperCutServer
 from tests.faults.conftest import (
     PrivateRedis,
     Probe,
-    Start,
     TenantRef,
-    eventually,
     fault_env,
-    patch_body,
     scim_client,
-    start_api,
     start_worker,
-    user_body,
 )
+from tests.harness import Start, eventually, start_api
 
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 #: Long enough that a held PaperCut call never completes during the test.
@@ -88,7 +85,7 @@ def test_apply_worker_sigkilled_mid_effect_completes_each_effect_once(
     worker = start_worker(processes, env)
     api, base = start_api(processes, env)
     with scim_client(base, ref) as client:
-        alice = client.post("/Users", json=user_body("alice@example.com", "1001")).json()["id"]
+        alice = client.post("/Users", json=print_user("alice@example.com", "1001")).json()["id"]
         group = client.post(
             "/Groups",
             json={"schemas": [GROUP], "displayName": "Staff", "members": [{"value": alice}]},
@@ -99,7 +96,7 @@ def test_apply_worker_sigkilled_mid_effect_completes_each_effect_once(
         # 1. Killed between creating the account and setting its properties and groups.
         updates = papercut_server.calls["api.setUserProperties"]
         switchboard.hold_after("api.addNewInternalUser", lambda params: True)
-        bob = client.post("/Users", json=user_body("bob@example.com", "2002")).json()["id"]
+        bob = client.post("/Users", json=print_user("bob@example.com", "2002")).json()["id"]
         assert client.patch(f"/Groups/{group}", json=add_member(group, bob)).status_code in (
             200,
             204,
@@ -130,7 +127,10 @@ def test_apply_worker_sigkilled_mid_effect_completes_each_effect_once(
                 params[0] == "alice@example.com" and ["disabled-print", "true"] in params[1]
             ),
         )
-        assert client.patch(f"/Users/{alice}", json=patch_body("active", False)).status_code == 200
+        assert (
+            client.patch(f"/Users/{alice}", json=patch_body(replace("active", False))).status_code
+            == 200
+        )
         eventually(
             lambda: (
                 papercut_server.calls["api.getUserGroups"] > reads

@@ -318,6 +318,39 @@ RULE_TESTS: list[dict[str, Any]] = [
     },
 ]
 
+RULE_TESTS += [
+    {
+        "interval": "1m",
+        "input_series": [
+            # acme's last cycle ended at 0 and none followed; beta's cycles keep coming.
+            {
+                "series": series("printsync_cycle_last_request_timestamp_seconds", tenant="acme"),
+                "values": "0x200",
+            },
+            {
+                "series": series("printsync_cycle_last_request_timestamp_seconds", tenant="beta"),
+                "values": "0+60x200",
+            },
+            {"series": series("printsync_effects_held", tenant="acme"), "values": "0x10 12x20"},
+            {"series": series("printsync_effects_held", tenant="beta"), "values": "0x30"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "110m", "alertname": "PrintsyncTenantCyclesStopped", "exp_alerts": []},
+            {
+                "eval_time": "130m",
+                "alertname": "PrintsyncTenantCyclesStopped",
+                "exp_alerts": [{"exp_labels": {"severity": "warning", "tenant": "acme"}}],
+            },
+            {"eval_time": "5m", "alertname": "PrintsyncDeprovisioningHeld", "exp_alerts": []},
+            {
+                "eval_time": "20m",
+                "alertname": "PrintsyncDeprovisioningHeld",
+                "exp_alerts": [{"exp_labels": {"severity": "warning", "tenant": "acme"}}],
+            },
+        ],
+    },
+]
+
 
 def test_test_rules_synthetic_series_fire_expected_alerts(tmp_path: Path) -> None:
     # promtool compares annotations too; the test checks expressions, durations and labels.
@@ -375,6 +408,8 @@ def test_alert_rules_required_alerts_present() -> None:
         "PrintsyncScim5xxRatioHigh",
         "PrintsyncTenantNoRecentSync",
         "PrintsyncTenantFailing",
+        "PrintsyncTenantCyclesStopped",
+        "PrintsyncDeprovisioningHeld",
     } <= names
     for rule in alert_rules():
         assert rule["labels"]["severity"] in {"critical", "warning"}, rule["alert"]

@@ -39,8 +39,8 @@ CHILD = textwrap.dedent(
     exposition.configure(os.environ[exposition.ENV_VAR])
     exposition.check_multiprocess_setup()
     for _ in range(int(sys.argv[1])):
-        catalog.SCIM_REQUESTS.labels("Users", "POST", "201").inc()
-        catalog.SCIM_REQUEST_DURATION.labels("Users", "POST").observe(0.002)
+        catalog.SCIM_REQUESTS.labels("Users", "POST", "201", "acme").inc()
+        catalog.SCIM_REQUEST_DURATION.labels("Users", "POST", "acme").observe(0.002)
     catalog.set_build_info("9.9.9")
     catalog.TENANT_LAST_SUCCESS.labels("acme").set(1700000000 + int(sys.argv[1]))
     print(os.getpid())
@@ -117,7 +117,7 @@ def test_render_children_in_multiprocess_mode_sums_their_metrics(multiproc_dir: 
 
     assert content_type.startswith("text/plain")
     samples = parse(body)
-    labels = {"resource": "Users", "method": "POST", "status": "201"}
+    labels = {"resource": "Users", "method": "POST", "status": "201", "tenant": "acme"}
     assert value(samples, "printsync_scim_requests_total", **labels) == 7
     assert (
         value(
@@ -125,6 +125,7 @@ def test_render_children_in_multiprocess_mode_sums_their_metrics(multiproc_dir: 
             "printsync_scim_request_duration_seconds_count",
             resource="Users",
             method="POST",
+            tenant="acme",
         )
         == 7
     )
@@ -143,7 +144,7 @@ def test_mark_dead_exited_child_drops_live_gauges_keeps_counters(multiproc_dir: 
 
     after = parse(exposition.render(None)[0])
     assert value(after, "printsync_build_info", version="9.9.9") is None
-    labels = {"resource": "Users", "method": "POST", "status": "201"}
+    labels = {"resource": "Users", "method": "POST", "status": "201", "tenant": "acme"}
     assert value(after, "printsync_scim_requests_total", **labels) == 2
     assert value(after, "printsync_tenant_last_success_timestamp_seconds", tenant="acme") == (
         1700000002
@@ -229,7 +230,7 @@ def test_render_multiprocess_mode_includes_scrape_collectors(
     assert value(samples, "printsync_effects_dead", kind="print-account:revoke") == 1
     assert value(samples, "printsync_effects_dead", kind="print-account:ensure") == 0
     assert value(samples, "printsync_outbox_oldest_pending_age_seconds") == 42.5
-    labels = {"resource": "Users", "method": "POST", "status": "201"}
+    labels = {"resource": "Users", "method": "POST", "status": "201", "tenant": "acme"}
     assert value(samples, "printsync_scim_requests_total", **labels) == 1
 
 
@@ -357,13 +358,13 @@ class Recorder:
         self.requests = Counter(
             "printsync_scim_requests_total",
             "test",
-            ("resource", "method", "status"),
+            ("resource", "method", "status", "tenant"),
             registry=self.registry,
         )
         self.duration = Histogram(
             "printsync_scim_request_duration_seconds",
             "test",
-            ("resource", "method"),
+            ("resource", "method", "tenant"),
             buckets=catalog.SCIM_LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -382,13 +383,13 @@ class Recorder:
     def count(self, resource: str, method: str, status: str) -> float | None:
         return self.registry.get_sample_value(
             "printsync_scim_requests_total",
-            {"resource": resource, "method": method, "status": status},
+            {"resource": resource, "method": method, "status": status, "tenant": ""},
         )
 
     def observations(self, resource: str, method: str) -> float | None:
         return self.registry.get_sample_value(
             "printsync_scim_request_duration_seconds_count",
-            {"resource": resource, "method": method},
+            {"resource": resource, "method": method, "tenant": ""},
         )
 
 
@@ -507,7 +508,7 @@ def test_middleware_app_sets_request_id_header_not_duplicated() -> None:
 
 
 def test_middleware_default_metrics_counts_in_catalog() -> None:
-    labels = {"resource": "ResourceTypes", "method": "GET", "status": "200"}
+    labels = {"resource": "ResourceTypes", "method": "GET", "status": "200", "tenant": ""}
     before = REGISTRY.get_sample_value("printsync_scim_requests_total", labels) or 0.0
 
     call(

@@ -16,17 +16,14 @@ from urllib.parse import quote
 
 import orjson
 import pytest
-from starlette.testclient import TestClient
 
 import storage.resources
-from api.app import create_app
 from storage import groups, paging, tenants, users
 from storage.database import open_database
 from storage.scim import filters, patch, resources
-from storage.settings import DatabaseSettings
 from tests.api.test_groups import entra_group
 from tests.api.test_users import CORE, PRINTSYNC, entra_user
-from tests.conftest import Service, TenantClient, count_rows, make_app_settings
+from tests.conftest import Service, TenantClient, count_rows, running
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -34,20 +31,6 @@ SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 MAX_BODY = 4096
 JSON = {"Content-Type": "application/scim+json"}
 TABLES = ("users", "groups", "memberships", "outbox")
-
-
-@contextmanager
-def running(database_url: str, **settings: Any) -> Iterator[Service]:
-    values = {"rate_limit_per_second": 0, **settings}
-    app = create_app(make_app_settings(**values), DatabaseSettings(database_url=database_url))
-    with TestClient(app, raise_server_exceptions=False) as http:
-        yield Service(http, database_url)
-
-
-@pytest.fixture
-def service(database_url: str) -> Iterator[Service]:
-    with running(database_url) as service:
-        yield service
 
 
 @contextmanager

@@ -11,7 +11,7 @@ import asyncio
 import math
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,14 @@ from printsync.settings import SettingsError, load
 from storage.database import Database
 from storage.settings import DatabaseSettings
 from tests.api.test_users import entra_user
-from tests.conftest import Service, TenantClient, count_rows, create_tenant, make_app_settings
+from tests.conftest import (
+    Service,
+    TenantClient,
+    count_rows,
+    create_tenant,
+    make_app_settings,
+    running,
+)
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
@@ -63,13 +70,6 @@ def retry_after(limit: RateLimiter, tenant: str) -> str:
         limit.admit(tenant)
     assert refused.value.status == 429
     return refused.value.headers["Retry-After"]
-
-
-@contextmanager
-def running(database_url: str, **settings: Any) -> Iterator[Service]:
-    app = create_app(make_app_settings(**settings), DatabaseSettings(database_url=database_url))
-    with TestClient(app, raise_server_exceptions=False) as http:
-        yield Service(http, database_url)
 
 
 @pytest.fixture

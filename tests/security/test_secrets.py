@@ -3,18 +3,13 @@ no token, PIN or card number in any response, log line, metric or provisioning-l
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import io
 import logging
-import socket
-import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,16 +18,14 @@ import orjson
 import pytest
 import sqlalchemy as sa
 import structlog
-import uvicorn
 from starlette.testclient import TestClient
 
-from api.app import create_app
 from metrics import logs
 from storage import clock, ledger, resources, tenants
-from storage.database import open_database
-from storage.settings import DatabaseSettings
 from tests.api.test_users import CORE, ENTERPRISE, PRINTSYNC
-from tests.conftest import Service, TenantClient, create_tenant, make_app_settings
+from tests.conftest import Served, Service, TenantClient, create_tenant, served
+from tests.conftest import running as app_running
+from tests.harness import run, sync_engine
 
 CARD = "8675309012345678"
 SECOND_CARD = "5550123456789012"
@@ -65,10 +58,10 @@ def assert_free_of(text: str, secrets: tuple[str, ...], where: str) -> None:
 
 @contextmanager
 def running(database_url: str, **settings: Any) -> Iterator[Service]:
-    values = {"rate_limit_per_second": 0, "admin_token": ADMIN_TOKEN, **settings}
-    app = create_app(make_app_settings(**values), DatabaseSettings(database_url=database_url))
-    with TestClient(app, raise_server_exceptions=False) as http:
-        yield Service(http, database_url)
+    """The app with the admin endpoints on; the bare 500 of an unexpected error is under test."""
+    values = {"raise_server_exceptions": False, "admin_token": ADMIN_TOKEN, **settings}
+    with app_running(database_url, **values) as service:
+        yield service
 
 
 @pytest.fixture
@@ -77,32 +70,14 @@ def service(database_url: str) -> Iterator[Service]:
         yield service
 
 
-def run(database_url: str, work: Callable[[Any], Any]) -> Any:
-    async def main() -> Any:
-        db = await open_database(database_url, pool_size=1)
-        try:
-            return await work(db)
-        finally:
-            await db.close()
-
-    return asyncio.run(main())
-
-
 def every_row(database_url: str) -> str:
     """Every row of every table, as text."""
-    url = sa.make_url(database_url)
-    if url.get_backend_name() == "postgresql":
-        url = url.set(drivername="postgresql+psycopg")
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            quote = conn.dialect.identifier_preparer.quote
-            dumped = []
-            for name in sa.inspect(conn).get_table_names():
-                rows = conn.execute(sa.text(f"SELECT * FROM {quote(name)}")).all()
-                dumped.append(f"{name}: {[tuple(row) for row in rows]!r}")
-    finally:
-        engine.dispose()
+    with sync_engine(database_url) as engine, engine.connect() as conn:
+        quote = conn.dialect.identifier_preparer.quote
+        dumped = []
+        for name in sa.inspect(conn).get_table_names():
+            rows = conn.execute(sa.text(f"SELECT * FROM {quote(name)}")).all()
+            dumped.append(f"{name}: {[tuple(row) for row in rows]!r}")
     return "\n".join(dumped)
 
 
@@ -379,19 +354,6 @@ def test_patch_rejected_path_detail_never_contains_card(service: Service) -> Non
 # Logs, metrics and the admin view ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Live:
-    base: str
-    database_url: str
-    token: str
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def captured_logs() -> Iterator[io.StringIO]:
     """Everything logged at DEBUG and above, rendered as the service renders it (JSON)."""
@@ -414,46 +376,20 @@ def captured_logs() -> Iterator[io.StringIO]:
 
 
 @contextmanager
-def live_server(database_url: str) -> Iterator[Live]:
+def live_server(database_url: str) -> Iterator[Served]:
     """The app under uvicorn, whose own loggers propagate to the captured root logger."""
-    token = create_tenant(database_url, "acme")
-    port = free_port()
-    app = create_app(
-        make_app_settings(
-            public_url=f"http://127.0.0.1:{port}", rate_limit_per_second=0, admin_token=ADMIN_TOKEN
-        ),
-        DatabaseSettings(database_url=database_url),
-    )
     # Access lines off, as `printsync serve` runs uvicorn; everything else at DEBUG.
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            log_level="debug",
-            access_log=False,
-            lifespan="on",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive(), "server stopped while starting"
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield Live(f"http://127.0.0.1:{port}", database_url, token)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    server = {"log_level": "debug", "access_log": False}
+    with served(
+        database_url, "acme", server=server, rate_limit_per_second=0, admin_token=ADMIN_TOKEN
+    ) as live:
+        yield live
 
 
-def drive(live: Live, monkeypatch: pytest.MonkeyPatch) -> str:
+def drive(live: Served, monkeypatch: pytest.MonkeyPatch) -> str:
     """Requests carrying the token, card numbers and a PIN, good and bad; returns /metrics."""
     headers = {"Authorization": f"Bearer {live.token}"}
-    with httpx.Client(base_url=f"{live.base}/scim/v2/acme", headers=headers, timeout=30) as http:
+    with httpx.Client(base_url=live.base, headers=headers, timeout=30) as http:
         created = http.post("/Users", json=card_user("ada@acme.example"))
         assert created.status_code == 201, created.text
         user_id = created.json()["id"]
@@ -494,7 +430,7 @@ def drive(live: Live, monkeypatch: pytest.MonkeyPatch) -> str:
             patched.setattr(resources, "create", broken)
             failed = http.post("/Users", json=card_user("eve@acme.example"))
             assert failed.status_code == 500
-    with httpx.Client(base_url=live.base, timeout=30) as http:
+    with httpx.Client(base_url=live.root, timeout=30) as http:
         admin_headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         for path in ("/admin/tenants", "/admin/tenants/acme", "/admin/log"):
             response = http.get(path, headers=admin_headers)

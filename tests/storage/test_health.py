@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -13,24 +11,14 @@ from prometheus_client import REGISTRY
 from metrics.collectors import TenantHealth
 from printsync.settings import load
 from storage import clock, health, outbox, provisioning_log, tenants
-from storage.database import Database, in_transaction, open_database
+from storage.database import Database, in_transaction
 from storage.health import Health, HealthBoard, HealthPolicy, Numbers, assess
 from storage.provisioning_log import Entry
+from tests.harness import run
 
 T = TypeVar("T")
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 POLICY = HealthPolicy()
-
-
-def run(database_url: str, work: Callable[[Database], Awaitable[T]]) -> T:
-    async def main() -> T:
-        db = await open_database(database_url, pool_size=2)
-        try:
-            return await work(db)
-        finally:
-            await db.close()
-
-    return asyncio.run(main())
 
 
 def numbers(**values: float | int | str | None) -> Numbers:

@@ -35,6 +35,7 @@ from storage.scim.schema import (
     ResourceType,
     Schema,
 )
+from tests import builders
 
 ENTERPRISE = ENTERPRISE_USER
 
@@ -1285,13 +1286,7 @@ def test_apply_document_without_id_or_meta_is_patched() -> None:
 
 # Properties -----------------------------------------------------------------------------------
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3)
-    ),
-    max_leaves=12,
-)
+json_values = builders.json_values(text=12, key=10, width=3, leaves=12)
 known_paths = st.sampled_from(
     [
         "displayName",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -11,24 +10,14 @@ import pytest
 
 from metrics import redaction
 from storage import clock, outbox, provisioning_log, tenants
-from storage.database import Database, open_database
+from storage.database import Database
 from storage.errors import DatabaseUnavailable
 from storage.provisioning_log import Entry, LogBuffer, LogQuery, LogSettings
 from tests.conftest import count_rows
+from tests.harness import run
 
 T = TypeVar("T")
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-
-
-def run(database_url: str, work: Callable[[Database], Awaitable[T]]) -> T:
-    async def main() -> T:
-        db = await open_database(database_url, pool_size=2)
-        try:
-            return await work(db)
-        finally:
-            await db.close()
-
-    return asyncio.run(main())
 
 
 def at(minutes_ago: float) -> str:

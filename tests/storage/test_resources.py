@@ -21,6 +21,7 @@ from storage.scim.schema import (
     USER,
     USER_TYPE,
 )
+from tests import builders
 
 
 def user(**attributes: Any) -> dict[str, Any]:
@@ -501,13 +502,7 @@ def test_columns_group_derives_display_name_columns() -> None:
 
 # Properties ---------------------------------------------------------------------------------
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: (
-        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
-    ),
-    max_leaves=20,
-)
+json_values = builders.json_values(text=20, key=12, width=4, leaves=20)
 user_keys = st.sampled_from(
     [
         "userName",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -17,13 +18,15 @@ from prometheus_client import REGISTRY
 from storage import clock, groups, ledger, outbox, provisioning_log, resources, tenants, users
 from storage.blocking import BlockingDatabase
 from storage.database import Connection, Database, open_database
-from storage.scim.schema import ENTERPRISE_USER, PATCH_OP, PRINTSYNC_USER, USER
+from storage.scim.schema import ENTERPRISE_USER, PRINTSYNC_USER, USER
 from storage.sql import Dialect, compile_text
+from tests.builders import patch_body, replace
 from tests.fakes.papercut import (
     DEFAULT_TOKEN,
     FakePaperCutServer,
     papercut_server_fixture,  # noqa: F401
 )
+from tests.harness import run
 from workers import effects as effects_module
 from workers.broker import build_broker
 from workers.connectors.registry import ConnectorRegistry
@@ -70,10 +73,6 @@ def user_body(user_name: str = "jdoe@example.com", **extra: Any) -> dict[str, An
     return body
 
 
-def patch_body(*operations: dict[str, Any]) -> dict[str, Any]:
-    return {"schemas": [PATCH_OP], "Operations": list(operations)}
-
-
 @dataclass
 class Harness:
     """One tenant on a real database, with the storage calls a SCIM request would make and
@@ -85,37 +84,31 @@ class Harness:
     dead: list[outbox.Effect] = field(default_factory=list)
 
     def db(self, work: Callable[[Database], Awaitable[T]]) -> T:
-        async def main() -> T:
-            db = await open_database(self.url, pool_size=1)
-            try:
-                return await work(db)
-            finally:
-                await db.close()
+        return run(self.url, work, pool_size=1)
 
-        return asyncio.run(main())
+    def create(self, spec: resources.Spec, body: dict[str, Any]) -> str:
+        return self.db(lambda db: resources.create(db, spec, self.tenant_id, body, base=BASE)).id
 
-    def create_user(self, body: dict[str, Any]) -> str:
-        return self.db(
-            lambda db: resources.create(db, users.SPEC, self.tenant_id, body, base=BASE)
-        ).id
-
-    def patch_user(self, user_id: str, *operations: dict[str, Any]) -> None:
+    def patch(self, spec: resources.Spec, resource_id: str, *operations: dict[str, Any]) -> None:
+        rewrite = resources.patching(spec, patch_body(*operations))
         self.db(
-            lambda db: resources.rewrite(
-                db,
-                users.SPEC,
-                self.tenant_id,
-                user_id,
-                resources.patching(users.SPEC, patch_body(*operations)),
-                base=BASE,
-            )
+            lambda db: resources.rewrite(db, spec, self.tenant_id, resource_id, rewrite, base=BASE)
         )
 
+    def delete(self, spec: resources.Spec, resource_id: str) -> None:
+        self.db(lambda db: resources.delete(db, spec, self.tenant_id, resource_id))
+
+    def create_user(self, body: dict[str, Any]) -> str:
+        return self.create(users.SPEC, body)
+
+    def patch_user(self, user_id: str, *operations: dict[str, Any]) -> None:
+        self.patch(users.SPEC, user_id, *operations)
+
     def set_active(self, user_id: str, active: bool) -> None:
-        self.patch_user(user_id, {"op": "replace", "path": "active", "value": active})
+        self.patch_user(user_id, replace("active", active))
 
     def delete_user(self, user_id: str) -> None:
-        self.db(lambda db: resources.delete(db, users.SPEC, self.tenant_id, user_id))
+        self.delete(users.SPEC, user_id)
 
     def create_group(self, name: str, members: Sequence[str] = ()) -> str:
         body = {
@@ -123,24 +116,13 @@ class Harness:
             "displayName": name,
             "members": [{"value": member} for member in members],
         }
-        return self.db(
-            lambda db: resources.create(db, groups.SPEC, self.tenant_id, body, base=BASE)
-        ).id
+        return self.create(groups.SPEC, body)
 
     def patch_group(self, group_id: str, *operations: dict[str, Any]) -> None:
-        self.db(
-            lambda db: resources.rewrite(
-                db,
-                groups.SPEC,
-                self.tenant_id,
-                group_id,
-                resources.patching(groups.SPEC, patch_body(*operations)),
-                base=BASE,
-            )
-        )
+        self.patch(groups.SPEC, group_id, *operations)
 
     def delete_group(self, group_id: str) -> None:
-        self.db(lambda db: resources.delete(db, groups.SPEC, self.tenant_id, group_id))
+        self.delete(groups.SPEC, group_id)
 
     def pending(self) -> list[outbox.Effect]:
         found = self.db(lambda db: outbox.list_effects(db, self.tenant_id, state="pending"))
@@ -478,6 +460,25 @@ def test_run_done_effect_again_makes_no_papercut_call(
 
     assert sum(server.calls.values()) == 0
     assert list(server.users) == ["jdoe@example.com"]
+
+
+def test_run_same_effect_twice_at_once_applies_it_once(
+    papercut: tuple[Harness, FakePaperCutServer],
+) -> None:
+    """A second message for an effect this process is applying (a redelivery, a resend after
+    the lease) is skipped instead of adding the account a second time."""
+    harness, server = papercut
+    harness.create_user(user_body())
+    [effect] = harness.pending()
+    server.set_hang(0.3)
+    attempts = [threading.Thread(target=harness.effects.run, args=(effect.id,)) for _ in range(3)]
+    for attempt in attempts:
+        attempt.start()
+    for attempt in attempts:
+        attempt.join()
+
+    assert server.calls["api.addNewInternalUser"] == 1
+    assert harness.effect(effect.id).state == "done"
 
 
 def test_run_papercut_disable_and_delete_revoke_then_purge(

@@ -6,10 +6,10 @@ import socket
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from email.message import EmailMessage
 
 import pytest
 
+from tests.builders import mail_text
 from tests.fakes.smtp import FakeSmtpServer, free_port, smtp_server_fixture  # noqa: F401
 from workers.errors import AuthenticationError, PermanentError, TransientError
 from workers.mail import (
@@ -51,14 +51,6 @@ def digest(*failures: Failure, recipients: tuple[str, ...] = ("ops@acme.example"
     )
 
 
-def body(message: EmailMessage) -> str:
-    part = message.get_body(("plain",))
-    assert part is not None
-    content = part.get_content()
-    assert isinstance(content, str)
-    return content
-
-
 # Rendering
 
 
@@ -77,14 +69,14 @@ def test_render_digest_one_failure_subject_is_singular() -> None:
     message = render_digest(digest(failure()), now=NOW)
 
     assert message["Subject"] == "printsync: 1 provisioning failure for tenant acme"
-    assert "1 change to the print system" in body(message)
+    assert "1 change to the print system" in mail_text(message)
 
 
 def test_render_digest_failures_listed_oldest_first_with_details() -> None:
     newer = failure("bob", minutes_ago=5, effect="print-account:revoke", attempts=1)
     older = failure("ann", minutes_ago=60, error="HTTP 503 Service Unavailable")
 
-    text = body(render_digest(digest(newer, older), now=NOW))
+    text = mail_text(render_digest(digest(newer, older), now=NOW))
 
     assert text.index('"ann"') < text.index('"bob"')
     assert '1. print-account:ensure for "ann"' in text
@@ -104,7 +96,7 @@ def test_render_digest_recipients_become_to_header() -> None:
 def test_render_digest_many_failures_lists_limit_and_counts_rest() -> None:
     failures = tuple(failure(f"user{index}", minutes_ago=index) for index in range(60))
 
-    text = body(render_digest(digest(*failures), now=NOW))
+    text = mail_text(render_digest(digest(*failures), now=NOW))
 
     assert f"{MAX_LISTED_FAILURES}. " in text
     assert f"{MAX_LISTED_FAILURES + 1}. " not in text
@@ -122,7 +114,7 @@ def test_render_digest_multiline_texts_are_flattened() -> None:
     assert message["Subject"] == (
         "printsync: 1 provisioning failure for tenant acme Bcc: victim@example.com"
     )
-    assert "Error: line one line two line three" in body(message)
+    assert "Error: line one line two line three" in mail_text(message)
 
 
 def test_render_digest_naive_and_offset_times_are_shown_in_utc() -> None:
@@ -130,7 +122,7 @@ def test_render_digest_naive_and_offset_times_are_shown_in_utc() -> None:
     plus_two = timezone(timedelta(hours=2))
     offset = failure("bob", failed_at=datetime(2025, 3, 14, 10, 5, tzinfo=plus_two))
 
-    text = body(render_digest(digest(naive, offset), now=NOW))
+    text = mail_text(render_digest(digest(naive, offset), now=NOW))
 
     ann, bob = text.split('"ann"')[1].split('"bob"')
     assert "Given up: 2025-03-14 08:00:00 UTC" in ann
@@ -154,7 +146,7 @@ def test_render_recovery_names_tenant_and_failing_since() -> None:
 
     assert message["Subject"] == "printsync: provisioning recovered for tenant acme"
     assert message["To"] == "ops@acme.example"
-    text = body(message)
+    text = mail_text(message)
     assert 'tenant "acme" are being applied to the print system again' in text
     assert "since 2025-03-14 07:30:00 UTC" in text
 
@@ -174,7 +166,7 @@ def test_send_digest_delivers_to_fake_server(smtp_server: FakeSmtpServer) -> Non
     assert received.message["From"] == SENDER
     assert received.message["Subject"] == "printsync: 2 provisioning failures for tenant acme"
     assert received.message["Message-ID"].endswith("@example.org>")
-    assert '"ann"' in body(received.message)
+    assert '"ann"' in mail_text(received.message)
 
 
 def test_send_several_recipients_delivers_one_message_to_all(

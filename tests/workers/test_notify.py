@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from typing import TypeVar
 
+import pytest
+from click.testing import CliRunner
 from pydantic import SecretStr
 
+from printsync.cli import cli
 from storage import clock, notifications, outbox, provisioning_log, tenants
-from storage.database import Database, in_transaction, open_database
+from storage.database import Database, in_transaction
 from storage.health import HealthBoard
 from storage.tenants import Tenant
+from tests.builders import mail_text
 from tests.fakes.smtp import FakeSmtpServer, smtp_server_fixture  # noqa: F401
+from tests.harness import run
 from workers.mail import SmtpSender
 from workers.notify import NotifySettings, RunReport, notify_loop, run_once
 
@@ -24,27 +27,8 @@ RECIPIENTS = ("ops@acme.example", "it@acme.example")
 SETTINGS = NotifySettings(notify_window_seconds=3600, mail_from=SENDER)
 
 
-def run(database_url: str, work: Callable[[Database], Awaitable[T]]) -> T:
-    async def main() -> T:
-        db = await open_database(database_url, pool_size=2)
-        try:
-            return await work(db)
-        finally:
-            await db.close()
-
-    return asyncio.run(main())
-
-
 def sender_for(server: FakeSmtpServer) -> SmtpSender:
     return SmtpSender(server.url, SENDER, timeout=5, local_hostname="printsync.test")
-
-
-def body(message: EmailMessage) -> str:
-    part = message.get_body(("plain",))
-    assert part is not None
-    content = part.get_content()
-    assert isinstance(content, str)
-    return content
 
 
 async def dead_effects(
@@ -99,7 +83,7 @@ def test_run_once_dead_effects_send_one_digest_to_tenant_recipients(
     message = received.message
     assert message["Subject"] == "printsync: 2 provisioning failures for tenant acme"
     assert message["Auto-Submitted"] == "auto-generated"
-    text = body(message)
+    text = mail_text(message)
     assert '"ada@acme.com"' in text and '"bob@acme.com"' in text
     assert "account.delete" in text
     assert "PaperCut refused the call (invalid email)" in text
@@ -165,7 +149,7 @@ def test_run_once_new_failures_wait_for_next_window_and_old_ones_are_not_repeate
     assert same_window.created == []
     assert len(next_window.sent) == 1 and next_window.sent != first.sent
     assert len(smtp_server.messages) == 2
-    second = body(smtp_server.messages[1].message)
+    second = mail_text(smtp_server.messages[1].message)
     assert '"carol@acme.com"' in second
     assert "ada@acme.com" not in second
 
@@ -191,33 +175,123 @@ def test_run_once_across_window_boundary_still_one_digest_per_window_length(
     assert len(smtp_server.messages) == 2
 
 
+def retry_dead_by_hand(database_url: str, tenant: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``printsync effects retry --dead --tenant T``, as an operator runs it."""
+    monkeypatch.setenv("PRINTSYNC_DATABASE_URL", database_url)
+    result = CliRunner().invoke(cli, ["effects", "retry", "--dead", "--tenant", tenant])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+async def apply_pending(db: Database, tenant: Tenant, error: str | None = None) -> None:
+    """The worker's attempt at every pending effect: applied, or (with ``error``) dead again."""
+    for effect in await outbox.list_effects(db, tenant.id, state=outbox.PENDING):
+        if error is None:
+            await in_transaction(db, outbox.complete, effect.id)
+        else:
+            await in_transaction(db, outbox.give_up, effect.id, error=error)
+
+
 def test_run_once_tenant_heals_sends_one_recovery_mail(
-    database_url: str, smtp_server: FakeSmtpServer
+    database_url: str, smtp_server: FakeSmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
+    now = clock.now()
+
+    async def fail(db: Database) -> RunReport:
         acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
-        await dead_effects(db, acme, "ada@acme.com")
-        now = clock.now()
+        await dead_effects(db, acme, "ada@acme.com", "bob@acme.com")
         await once(db, smtp_server, now)
-        still_degraded = await once(db, smtp_server, now + timedelta(minutes=30))
+        return await once(db, smtp_server, now + timedelta(minutes=30))
+
+    still_degraded = run(database_url, fail)
+    retry_dead_by_hand(database_url, "acme", monkeypatch)
+
+    async def heal(db: Database) -> tuple[RunReport, RunReport, RunReport]:
+        acme = await tenants.get(db, "acme")
+        quiet = await once(db, smtp_server, now + timedelta(minutes=31))
+        await apply_pending(db, acme)  # the print system is back
         healed = await once(db, smtp_server, now + timedelta(minutes=90))
         later = await once(db, smtp_server, now + timedelta(minutes=200))
-        return still_degraded, healed, later
+        return quiet, healed, later
 
-    still_degraded, healed, later = run(database_url, work)
+    quiet, healed, later = run(database_url, heal)
     assert still_degraded.healths[0].state == "degraded"
     assert still_degraded.created == []
+    assert quiet.created == []  # pending again is not applied yet
     assert healed.healths[0].state == "healthy"
     assert len(healed.created) == 1 and healed.created[0].startswith("recovery:acme:")
     assert healed.sent == healed.created
     assert later.created == later.sent == []
     assert [m.message["Subject"] for m in smtp_server.messages] == [
-        "printsync: 1 provisioning failure for tenant acme",
+        "printsync: 2 provisioning failures for tenant acme",
         "printsync: provisioning recovered for tenant acme",
     ]
     recovery = smtp_server.messages[1]
     assert sorted(recovery.rcpt_tos) == sorted(RECIPIENTS)
-    assert "Failures had been reported since" in body(recovery.message)
+    text = mail_text(recovery.message)
+    assert "Failures had been reported since" in text
+    assert "No change is waiting after a failure; no further action is needed." in text
+
+
+def test_retry_dead_while_print_system_is_down_sends_no_recovery_and_no_second_digest(
+    database_url: str, smtp_server: FakeSmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = clock.now()
+    down = "connection refused: PaperCut is not answering"
+
+    async def fail(db: Database) -> RunReport:
+        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
+        await dead_effects(db, acme, "ada@acme.com", error=down)
+        return await once(db, smtp_server, now)
+
+    first = run(database_url, fail)
+    assert len(first.created) == 1 and first.created[0].startswith("digest:acme:")
+    said = retry_dead_by_hand(database_url, "acme", monkeypatch)
+    assert said.startswith("1 effect pending again: a running `printsync serve`")
+    assert "PRINTSYNC_SWEEP_INTERVAL_SECONDS" in said
+
+    async def still_down(db: Database) -> list[RunReport]:
+        acme = await tenants.get(db, "acme")
+        reports = [await once(db, smtp_server, now + timedelta(seconds=30))]
+        await apply_pending(db, acme, error=down)  # dies again
+        for minutes in (1, 5, 30, 59):
+            reports.append(await once(db, smtp_server, now + timedelta(minutes=minutes)))
+        return reports
+
+    reports = run(database_url, still_down)
+    assert [report.created for report in reports] == [[]] * len(reports)
+    assert [m.message["Subject"] for m in smtp_server.messages] == [
+        "printsync: 1 provisioning failure for tenant acme"
+    ]
+    digest = mail_text(smtp_server.messages[0].message)
+    assert "printsync effects retry --dead --tenant acme" in digest
+    assert "reconciliation" not in digest
+
+    # Once applied, the recovery names what is still dead and the command that sends it again.
+    async def partly_healed(db: Database) -> RunReport:
+        acme = await tenants.get(db, "acme")
+        await dead_effects(db, acme, "bob@acme.com", error="invalid email")
+        async with db.transaction() as conn:
+            await outbox.record(
+                conn,
+                db.dialect,
+                tenant_id=acme.id,
+                kind=outbox.ACCOUNT_SYNC,
+                subject_id="id-cyd",
+                key="account.sync:id-cyd:v1",
+                payload={"userName": "cyd@acme.com"},
+            )
+        await once(db, smtp_server, now + timedelta(minutes=61))  # the second digest (bob)
+        monkeypatch.setattr(clock, "now", lambda: now + timedelta(minutes=62))
+        await apply_pending(db, acme)  # cyd's change is applied after that digest
+        return await once(db, smtp_server, now + timedelta(minutes=200))
+
+    healed = run(database_url, partly_healed)
+    assert len(healed.created) == 1 and healed.created[0].startswith("recovery:acme:")
+    recovery = mail_text(smtp_server.messages[-1].message)
+    assert "2 changes that gave up earlier are still undone" in recovery
+    assert "printsync effects retry --dead --tenant acme" in recovery
+    assert "no further action" not in recovery
 
 
 def test_run_once_failing_requests_send_digest_with_reason_and_requests(
@@ -252,7 +326,7 @@ def test_run_once_failing_requests_send_digest_with_reason_and_requests(
     assert len(report.sent) == 1
     message = smtp_server.messages[0].message
     assert message["Subject"] == "printsync: provisioning is failing for tenant acme"
-    text = body(message)
+    text = mail_text(message)
     assert "100% of SCIM requests in the last hour failed (12 of 12; 0 server errors)." in text
     assert 'POST /Users for "user0@acme.com"' in text
     assert "HTTP 409" in text and "userName is already taken" in text
@@ -268,7 +342,7 @@ def test_run_once_failing_with_dead_effects_lists_both(
 
     report = run(sqlite_url, work)
     assert report.healths[0].state == "failing"
-    text = body(smtp_server.messages[0].message)
+    text = mail_text(smtp_server.messages[0].message)
     assert text.startswith('Provisioning for tenant "acme" is failing.')
     assert "100% of effects in the last hour failed (6 of 6" in text
     assert '"u5@acme.com"' in text

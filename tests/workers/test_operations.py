@@ -10,25 +10,22 @@ from typing import Any
 
 import orjson
 import pytest
-from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from printsync.cli import cli
 from storage import health, outbox
 from storage.health import HealthPolicy
+from tests.builders import patch_body, print_user
 from tests.fakes.papercut import FakePaperCutServer
 from tests.fakes.papercut import papercut_server_fixture as papercut_server_fixture
 from tests.fakes.smtp import free_port
+from tests.harness import eventually, printsync
 from tests.workers.test_pipeline import (
     Probe,
     Site,
-    eventually,
     papercut_config,
     papercut_token,  # noqa: F401
-    patch_body,
     set_active,
     settings,
-    user_body,
 )
 from tests.workers.test_pipeline import make_site as make_site
 from tests.workers.test_pipeline import probe as probe
@@ -54,11 +51,6 @@ def scrape_worker(port: int) -> Samples:
         return samples(response.read().decode())
 
 
-def invoke(database_url: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("PRINTSYNC_DATABASE_URL", database_url)
-    return CliRunner().invoke(cli, args)
-
-
 @pytest.fixture
 def quick_gauges(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(operations, "GAUGE_REFRESH_SECONDS", 0.1)
@@ -77,11 +69,11 @@ def test_operations_traffic_and_failing_print_system_show_in_metrics_and_health(
 
     # Successes and SCIM errors.
     created = [
-        client.post("/Users", json=user_body(f"u{n}@example.com", card=f"{n}00")) for n in range(5)
+        client.post("/Users", json=print_user(f"u{n}@example.com", card=f"{n}00")) for n in range(5)
     ]
     assert [r.status_code for r in created] == [201] * 5
     site.wait_settled(tenant_id)
-    assert client.post("/Users", json=user_body("u0@example.com")).status_code == 409
+    assert client.post("/Users", json=print_user("u0@example.com")).status_code == 409
     assert client.get("/Users", params={"filter": "userName zz 1"}).status_code == 400
 
     policy = HealthPolicy(min_effects=1, min_requests=1)
@@ -102,41 +94,18 @@ def test_operations_traffic_and_failing_print_system_show_in_metrics_and_health(
     )
 
     after = samples(site.http.get("/metrics").text)
+    tenant = client.name
+    requests = "printsync_scim_requests_total"
     for status in ("201", "409"):
-        assert value(
-            after, "printsync_scim_requests_total", resource="Users", method="POST", status=status
-        ) > value(
-            before, "printsync_scim_requests_total", resource="Users", method="POST", status=status
-        )
-    assert value(
-        after, "printsync_scim_requests_total", resource="Users", method="GET", status="400"
-    ) > value(before, "printsync_scim_requests_total", resource="Users", method="GET", status="400")
-    assert (
-        value(
-            after, "printsync_scim_request_duration_seconds_count", resource="Users", method="POST"
-        )
-        >= 6
-    )
-    assert (
-        value(
-            after,
-            "printsync_effects_total",
-            kind="account.sync",
-            connector="papercut",
-            outcome="succeeded",
-        )
-        >= 5
-    )
-    assert (
-        value(
-            after,
-            "printsync_effects_total",
-            kind="account.sync",
-            connector="papercut",
-            outcome="dead",
-        )
-        >= 5
-    )
+        labels = {"resource": "Users", "method": "POST", "status": status, "tenant": tenant}
+        assert value(after, requests, **labels) > value(before, requests, **labels)
+    labels = {"resource": "Users", "method": "GET", "status": "400", "tenant": tenant}
+    assert value(after, requests, **labels) > value(before, requests, **labels)
+    duration = {"resource": "Users", "method": "POST", "tenant": tenant}
+    assert value(after, "printsync_scim_request_duration_seconds_count", **duration) >= 6
+    for outcome in ("succeeded", "dead"):
+        effects = {"kind": "account.sync", "connector": "papercut", "outcome": outcome}
+        assert value(after, "printsync_effects_total", **effects) >= 5, outcome
     transient_errors = sum(
         count
         for (name, labels), count in after.items()
@@ -166,7 +135,8 @@ def test_operations_traffic_and_failing_print_system_show_in_metrics_and_health(
 
     # Recovery: the print system is back and the dead effects are retried.
     papercut_server.set_outage(None)
-    result = invoke(site.url, ["effects", "retry", "--dead", "--tenant", client.name], monkeypatch)
+    retry = ["effects", "retry", "--dead", "--tenant", client.name]
+    result = printsync(site.url, retry, monkeypatch)
     assert result.exit_code == 0, result.output
     site.wait_settled(tenant_id, timeout=30)
     assert site.probe.effects(tenant_id, "dead") == []
@@ -184,7 +154,7 @@ def test_provisioning_log_tells_what_happened_to_a_user(
 ) -> None:
     site = make_site(settings())
     client, tenant_id = site.tenant()
-    user = client.post("/Users", json=user_body("story@example.com")).json()
+    user = client.post("/Users", json=print_user("story@example.com")).json()
     assert (
         client.patch(
             f"/Users/{user['id']}",
@@ -197,7 +167,7 @@ def test_provisioning_log_tells_what_happened_to_a_user(
     site.wait_settled(tenant_id)
 
     def history() -> list[dict[str, Any]] | None:
-        result = invoke(
+        result = printsync(
             site.url,
             ["log", "--tenant", client.name, "--user", "STORY@example.com", "--json"],
             monkeypatch,

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -14,23 +12,13 @@ import sqlalchemy as sa
 
 from storage import clock, ledger, outbox, provisioning_log, tenants
 from storage.blocking import BlockingDatabase
-from storage.database import Database, in_transaction, open_database
+from storage.database import Database, in_transaction
 from storage.records import print_accounts
 from storage.sql import compile_core
+from tests.harness import run
 from workers.effects import complete_and_log
 
 T = TypeVar("T")
-
-
-def run(url: str, work: Callable[[Database], Awaitable[T]]) -> T:
-    async def main() -> T:
-        db = await open_database(url, pool_size=2)
-        try:
-            return await work(db)
-        finally:
-            await db.close()
-
-    return asyncio.run(main())
 
 
 def make_tenant(url: str, name: str = "acme") -> int:

@@ -48,6 +48,12 @@ def connector(make_connector: ConnectorFactory) -> PaperCutConnector:
     return make_connector()
 
 
+def seed_groups(server: FakePaperCutServer) -> None:
+    """The groups of :func:`account`, in PaperCut already (added from its directory)."""
+    for name in ("Staff", "Finance Printers"):
+        server.add_group(name)
+
+
 def account(username: str = "jdoe", **fields: Any) -> PrintAccount:
     values: dict[str, Any] = {
         "full_name": "Jane Doe",
@@ -69,6 +75,7 @@ def account(username: str = "jdoe", **fields: Any) -> PrintAccount:
 def test_ensure_account_missing_user_creates_user_with_properties_and_groups(
     papercut_server: FakePaperCutServer, connector: PaperCutConnector
 ) -> None:
+    seed_groups(papercut_server)
     connector.ensure_account(account())
 
     properties = papercut_server.users["jdoe"]
@@ -90,6 +97,7 @@ def test_ensure_account_existing_user_updates_properties_and_groups(
 ) -> None:
     papercut_server.add_user("jdoe", full_name="Old Name", department="Sales", card_pin="4321")
     papercut_server.add_group("Staff", ("jdoe",))
+    papercut_server.add_group("Finance Printers")
     papercut_server.add_group("Sales Printers", ("jdoe", "other"))
 
     connector.ensure_account(account(groups=("Staff", "Finance Printers")))
@@ -106,6 +114,7 @@ def test_ensure_account_existing_user_updates_properties_and_groups(
 def test_ensure_account_created_concurrently_becomes_update(
     papercut_server: FakePaperCutServer, connector: PaperCutConnector
 ) -> None:
+    seed_groups(papercut_server)
     # Another client creates the user between our existence check and our create.
     papercut_server.before["api.addNewInternalUser"] = lambda params: papercut_server.add_user(
         "jdoe", full_name="Created Elsewhere"
@@ -129,6 +138,7 @@ def test_ensure_account_disabled_account_blocks_printing(
 def test_ensure_account_repeated_changes_no_membership(
     papercut_server: FakePaperCutServer, connector: PaperCutConnector
 ) -> None:
+    seed_groups(papercut_server)
     connector.ensure_account(account())
     papercut_server.reset_calls()
 
@@ -158,6 +168,7 @@ def test_ensure_account_unmanaged_group_membership_is_kept(
     papercut_server.add_group("Domain Staff", ("jdoe",))
     papercut_server.add_group("ps-old", ("jdoe",))
     papercut_server.add_group("[All Users]", ("jdoe",))
+    papercut_server.add_group("ps-new")
 
     make_connector(managed_group_prefix="ps-").ensure_account(account(groups=("ps-new",)))
 
@@ -181,16 +192,15 @@ def test_ensure_account_sends_only_string_values(
     assert "api.adjustUserAccountBalance" not in papercut_server.calls
 
 
-def test_ensure_account_refused_group_raises_permanent_error(
+def test_ensure_account_group_papercut_lacks_is_left_to_the_group_effect(
     papercut_server: FakePaperCutServer, connector: PaperCutConnector
 ) -> None:
-    def refuse(params: tuple[Any, ...]) -> None:
-        raise xmlrpc.client.Fault(1, "Group not found in the user directory")
+    papercut_server.add_group("Staff")
 
-    papercut_server.before["api.addNewGroup"] = refuse
+    connector.ensure_account(account(groups=("Staff", "Entra Only")))
 
-    with pytest.raises(PermanentError, match="addNewGroup"):
-        connector.ensure_account(account(groups=("Unknown Group",)))
+    assert papercut_server.user_groups("jdoe") == {"Staff"}
+    assert papercut_server.calls["api.addNewGroup"] == 0
 
 
 def test_ensure_account_user_deleted_meanwhile_raises_transient_error(
@@ -367,7 +377,10 @@ def test_rename_group_case_only_keeps_group_and_members(
 # Reads for reconciliation
 
 
-def test_fetch_account_after_ensure_returns_same_account(connector: PaperCutConnector) -> None:
+def test_fetch_account_after_ensure_returns_same_account(
+    papercut_server: FakePaperCutServer, connector: PaperCutConnector
+) -> None:
+    seed_groups(papercut_server)
     wanted = account()
     connector.ensure_account(wanted)
 
@@ -535,6 +548,7 @@ def test_call_nothing_listening_raises_transient_error() -> None:
 def test_ensure_account_several_threads_all_accounts_converge(
     papercut_server: FakePaperCutServer, connector: PaperCutConnector
 ) -> None:
+    seed_groups(papercut_server)
     accounts = [
         account(f"user{index}", full_name=f"User {index}", card_number=f"{1000 + index}")
         for index in range(16)

@@ -7,18 +7,14 @@ subprocess (Redis is required: skipped locally without it, failing in CI).
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import orjson
@@ -31,8 +27,9 @@ from api.app import create_app
 from storage import clock, ledger, outbox, tenants
 from storage.accounts import UserState, user_by_id
 from storage.blocking import BlockingDatabase
-from storage.scim.schema import PATCH_OP, PRINTSYNC_USER, USER
+from storage.scim.schema import PRINTSYNC_USER
 from storage.settings import DatabaseSettings
+from tests.builders import patch_body, print_user, replace
 from tests.conftest import REDIS_URL, TenantClient, make_app_settings, reachable, require
 from tests.fakes.papercut import (
     DEFAULT_TOKEN,
@@ -40,11 +37,11 @@ from tests.fakes.papercut import (
     papercut_server_fixture,  # noqa: F401
 )
 from tests.fakes.smtp import free_port
+from tests.harness import Process, Start, eventually, scim_client, start_api
+from tests.harness import processes as processes
 from workers.pipeline import Pipeline
 from workers.settings import WorkerSettings
 
-T = TypeVar("T")
-ROOT = Path(__file__).resolve().parents[2]
 TOKEN_ENV = "TEST_PIPELINE_PAPERCUT_TOKEN"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 RABBITMQ_URL = os.environ.get("PRINTSYNC_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
@@ -68,51 +65,12 @@ def settings(**overrides: Any) -> WorkerSettings:
     return WorkerSettings(**values)
 
 
-def eventually(
-    check: Callable[[], T],
-    timeout: float = 20.0,
-    interval: float = 0.02,
-    describe: Callable[[], str] | None = None,
-) -> T:
-    """Poll ``check`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            detail = describe() if describe is not None else repr(value)
-            raise AssertionError(f"not reached within {timeout} s: {detail}")
-        time.sleep(interval)
-
-
-def user_body(
-    user_name: str = "jdoe@example.com",
-    card: str = "100200",
-    **extra: Any,
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "schemas": [USER, PRINTSYNC_USER],
-        "userName": user_name,
-        "active": True,
-        "displayName": "Jane Doe",
-        "emails": [{"value": "jane.doe@example.com", "type": "work", "primary": True}],
-        PRINTSYNC_USER: {"cardNumber": card, "office": "Berlin"},
-    }
-    body.update(extra)
-    return body
-
-
-def patch_body(*operations: dict[str, Any]) -> dict[str, Any]:
-    return {"schemas": [PATCH_OP], "Operations": list(operations)}
-
-
 def set_active(active: bool) -> dict[str, Any]:
-    return patch_body({"op": "replace", "path": "active", "value": active})
+    return patch_body(replace("active", active))
 
 
 def set_card(card: str) -> dict[str, Any]:
-    return patch_body({"op": "replace", "path": f"{PRINTSYNC_USER}:cardNumber", "value": card})
+    return patch_body(replace(f"{PRINTSYNC_USER}:cardNumber", card))
 
 
 @dataclass
@@ -235,7 +193,7 @@ def test_scim_lifecycle_embedded_reaches_ledger(make_site: Callable[..., Site]) 
     site = make_site(settings())
     client, tenant_id = site.tenant()
 
-    user_id = client.post("/Users", json=user_body()).json()["id"]
+    user_id = client.post("/Users", json=print_user()).json()["id"]
     group = client.post(
         "/Groups",
         json={"schemas": [GROUP], "displayName": "Staff", "members": [{"value": user_id}]},
@@ -267,7 +225,7 @@ def test_scim_lifecycle_embedded_reaches_papercut(
     site = make_site(settings(retention_days=0.00002))  # purge about 2 s after deletion
     client, tenant_id = site.tenant(**papercut_config(papercut_server))
 
-    user_id = client.post("/Users", json=user_body()).json()["id"]
+    user_id = client.post("/Users", json=print_user()).json()["id"]
     eventually(lambda: "jdoe@example.com" in papercut_server.users)
     client.patch(f"/Users/{user_id}", json=set_card("555"))
     eventually(lambda: papercut_server.users["jdoe@example.com"]["primary-card-number"] == "555")
@@ -289,7 +247,7 @@ def test_crash_window_committed_never_dispatched_is_recovered_by_sweeper(
     crashed = make_site(None)  # the API alone: its process "dies" before any relay runs
     client, tenant_id = crashed.tenant()
     for index in range(5):
-        assert client.post("/Users", json=user_body(f"u{index}@example.com")).status_code == 201
+        assert client.post("/Users", json=print_user(f"u{index}@example.com")).status_code == 201
     pending = crashed.probe.effects(tenant_id, "pending")
     assert len(pending) == 5 and all(e.dispatched_at is None for e in pending)
     assert crashed.probe.accounts(tenant_id) == {}
@@ -308,7 +266,7 @@ def test_redelivered_message_creates_no_duplicate_account(
     client, tenant_id = site.tenant(**papercut_config(papercut_server))
     papercut_server.set_hang(0.05)  # slow enough for the copies to overlap
 
-    client.post("/Users", json=user_body())
+    client.post("/Users", json=print_user())
     [effect] = eventually(
         lambda: site.probe.effects(tenant_id, "pending") or site.probe.effects(tenant_id, "done")
     )
@@ -334,7 +292,7 @@ def test_papercut_outage_then_recovery_converges(
     papercut_server.set_outage(503)
 
     for index in range(3):
-        client.post("/Users", json=user_body(f"u{index}@example.com", card=f"c{index}"))
+        client.post("/Users", json=print_user(f"u{index}@example.com", card=f"c{index}"))
     eventually(
         lambda: (
             all(e.attempts >= 1 for e in site.probe.effects(tenant_id, "pending"))
@@ -362,7 +320,7 @@ def test_concurrent_changes_of_one_user_end_in_final_state(
     options = papercut_config(papercut_server) if connector == "papercut" else {}
     client, tenant_id = site.tenant(**options)
     papercut_server.set_hang(0.003)
-    user_id = client.post("/Users", json=user_body()).json()["id"]
+    user_id = client.post("/Users", json=print_user()).json()["id"]
 
     def change(worker: int) -> None:
         for step in range(6):
@@ -398,8 +356,8 @@ def test_cli_lists_accounts_and_effects_and_retries_dead(
     site = make_site(settings())
     ledger_client, ledger_id = site.tenant()
     papercut_client, papercut_id = site.tenant(**papercut_config(papercut_server))
-    ledger_client.post("/Users", json=user_body())
-    papercut_client.post("/Users", json=user_body())
+    ledger_client.post("/Users", json=print_user())
+    papercut_client.post("/Users", json=print_user())
     [dead] = eventually(lambda: site.probe.effects(papercut_id, "dead"))
     site.wait_settled(ledger_id)
     runner = CliRunner()
@@ -428,61 +386,11 @@ def test_cli_lists_accounts_and_effects_and_retries_dead(
     assert (effect["id"], effect["state"], effect["kind"]) == (dead.id, "dead", "account.sync")
     assert TOKEN_ENV in effect["last_error"]
     assert retried.exit_code == 0 and "1 effect pending again" in retried.output
-    assert none_dead.exit_code == 0 and "0 effects" in none_dead.output
+    assert none_dead.exit_code == 0 and "has no dead effects" in none_dead.output
     assert usage.exit_code == 2
 
 
 # Real processes ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Process:
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def signal(self, number: int) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, number)
-
-    def kill(self) -> None:
-        self.signal(signal.SIGKILL)
-        self.popen.wait(10)
-
-    def stop(self) -> None:
-        if self.popen.poll() is not None:
-            return
-        self.signal(signal.SIGTERM)
-        try:
-            self.popen.wait(15)
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-@pytest.fixture
-def processes(tmp_path: Path) -> Iterator[Callable[..., Process]]:
-    started: list[Process] = []
-
-    def start(args: list[str], env: dict[str, str]) -> Process:
-        log = tmp_path / f"process-{len(started)}.log"
-        with log.open("wb") as sink:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "printsync", *args],
-                cwd=ROOT,
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        process = Process(popen, log)
-        started.append(process)
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
 
 
 def process_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -520,42 +428,13 @@ def redis_queue() -> Iterator[str]:
     client.close()
 
 
-def serve(
-    processes: Callable[..., Process],
-    database_url: str,
-    **extra: str,
-) -> tuple[Process, str]:
-    port = free_port()
-    env = process_env(
-        database_url,
-        PRINTSYNC_PORT=str(port),
-        PRINTSYNC_PUBLIC_URL=f"http://127.0.0.1:{port}",
-        **extra,
-    )
-    process = processes(["serve"], env)
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    eventually(up, timeout=30, interval=0.1, describe=process.output)
-    return process, base
-
-
-def scim(base: str, name: str, token: str) -> httpx.Client:
-    return httpx.Client(
-        base_url=f"{base}/scim/v2/{name}",
-        timeout=10,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"},
-    )
+def serve(processes: Start, database_url: str, **extra: str) -> tuple[Process, str]:
+    return start_api(processes, process_env(database_url, **extra))
 
 
 @pytest.mark.slow
 def test_crash_window_embedded_serve_killed_mid_effect_recovers_on_restart(
-    processes: Callable[..., Process],
+    processes: Start,
     sqlite_url: str,
     papercut_server: FakePaperCutServer,
     tmp_path: Path,
@@ -564,9 +443,9 @@ def test_crash_window_embedded_serve_killed_mid_effect_recovers_on_restart(
     tenant_id, name, token = probe.create_tenant(**papercut_config(papercut_server))
     papercut_server.set_hang(30)  # every PaperCut call hangs: the effects stay in flight
     first, base = serve(processes, sqlite_url)
-    with scim(base, name, token) as client:
+    with scim_client(base, name, token) as client:
         for index in range(3):
-            body = user_body(f"u{index}@example.com")
+            body = print_user(f"u{index}@example.com")
             assert client.post("/Users", json=body).status_code == 201
     eventually(lambda: len([e for e in probe.effects(tenant_id) if e.dispatched_at]) == 3)
 
@@ -587,7 +466,7 @@ def test_crash_window_embedded_serve_killed_mid_effect_recovers_on_restart(
 @pytest.mark.slow
 def test_scim_lifecycle_redis_worker_reaches_ledger_and_papercut(
     make_site: Callable[..., Site],
-    processes: Callable[..., Process],
+    processes: Start,
     papercut_server: FakePaperCutServer,
     papercut_token: None,
     database_url: str,
@@ -604,7 +483,7 @@ def test_scim_lifecycle_redis_worker_reaches_ledger_and_papercut(
 
     ids = {}
     for client in (ledger_client, papercut_client):
-        ids[client.name] = client.post("/Users", json=user_body()).json()["id"]
+        ids[client.name] = client.post("/Users", json=print_user()).json()["id"]
         client.post(
             "/Groups",
             json={
@@ -657,7 +536,7 @@ def test_scim_lifecycle_redis_worker_reaches_ledger_and_papercut(
 
 @pytest.mark.slow
 def test_crash_window_broker_down_api_killed_before_dispatch_worker_recovers(
-    processes: Callable[..., Process], sqlite_url: str, redis_queue: str
+    processes: Start, sqlite_url: str, redis_queue: str
 ) -> None:
     probe = Probe(sqlite_url)
     tenant_id, name, token = probe.create_tenant()
@@ -665,9 +544,11 @@ def test_crash_window_broker_down_api_killed_before_dispatch_worker_recovers(
     api, base = serve(
         processes, sqlite_url, PRINTSYNC_BROKER_URL=down, PRINTSYNC_QUEUE_NAME=redis_queue
     )
-    with scim(base, name, token) as client:
+    with scim_client(base, name, token) as client:
         for index in range(3):
-            assert client.post("/Users", json=user_body(f"u{index}@example.com")).status_code == 201
+            assert (
+                client.post("/Users", json=print_user(f"u{index}@example.com")).status_code == 201
+            )
     time.sleep(0.5)  # the relay tries, fails and releases its claims
     api.kill()
     pending = probe.effects(tenant_id, "pending")
@@ -685,7 +566,7 @@ def test_crash_window_broker_down_api_killed_before_dispatch_worker_recovers(
 
 @pytest.mark.slow
 def test_redis_worker_killed_mid_effect_sweeper_redelivers_without_duplicate(
-    processes: Callable[..., Process],
+    processes: Start,
     papercut_server: FakePaperCutServer,
     papercut_token: None,
     sqlite_url: str,
@@ -705,7 +586,7 @@ def test_redis_worker_killed_mid_effect_sweeper_redelivers_without_duplicate(
     try:
         with TestClient(app) as http:
             client = TenantClient(http, name, token)
-            assert client.post("/Users", json=user_body()).status_code == 201
+            assert client.post("/Users", json=print_user()).status_code == 201
             eventually(
                 lambda: papercut_server.calls["api.isUserExists"] >= 1,
                 timeout=30,
@@ -745,7 +626,7 @@ def test_rabbitmq_broker_round_trip_reaches_ledger(sqlite_url: str) -> None:
     pipeline.start()
     try:
         with TestClient(app) as http:
-            TenantClient(http, name, token).post("/Users", json=user_body())
+            TenantClient(http, name, token).post("/Users", json=print_user())
             eventually(lambda: probe.accounts(tenant_id).get("jdoe@example.com"))
     finally:
         channel = pipeline.broker.channel  # type: ignore[attr-defined]

@@ -15,7 +15,7 @@ tenant's ``connector`` column), the pydantic model of its configuration (stored 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -30,8 +30,13 @@ __all__ = [
     "ConfigT",
     "Connector",
     "ConnectorPlugin",
+    "Drift",
+    "GroupPending",
+    "GroupUnavailable",
     "InvalidConfig",
     "PrintAccount",
+    "account_drift",
+    "compare_accounts",
 ]
 
 
@@ -118,7 +123,21 @@ class Connector(Protocol):
         ...
 
     def ensure_group(self, name: str) -> None:
-        """Make sure the group exists."""
+        """Make sure the group exists.
+
+        A print system that adds groups in the background raises :class:`GroupPending` while
+        it is still adding it (the caller looks again later), and one that cannot hold the
+        group at all raises :class:`GroupUnavailable` with the reason.
+        """
+        ...
+
+    def add_group_members(self, name: str, usernames: Sequence[str]) -> None:
+        """Add the existing accounts among ``usernames`` to the existing group ``name``.
+
+        Called once a group is in the print system, for members whose accounts were brought
+        in line before it was. Accounts that do not exist are left out (their own effects
+        create them, with the group).
+        """
         ...
 
     def delete_group(self, name: str) -> None:
@@ -132,6 +151,117 @@ class Connector(Protocol):
         neither exists, ``new`` is created.
         """
         ...
+
+    def find_drift(self, desired: Mapping[str, PrintAccount | None]) -> Iterator[Drift]:
+        """Compare the print system with ``desired`` and yield each account that drifted.
+
+        ``desired`` maps the casefolded username of every account printsync manages to the
+        account as it should be, or to ``None`` when its access is revoked (no printing, no
+        cards, no managed groups). The connector pages through its accounts; accounts not in
+        ``desired`` are never read in detail nor changed. An account that should exist and
+        does not is reported as ``account missing``. Nothing is changed.
+        """
+        ...
+
+
+class GroupPending(Exception):
+    """The print system is still adding the group in the background."""
+
+
+class GroupUnavailable(Exception):
+    """The print system cannot hold the group; ``reason`` says why, in words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """An account that is not as printsync left it: ``problems`` in words (``printing
+    enabled``, ``e-mail``, ``missing from group Staff``); never the values, which may be card
+    numbers."""
+
+    username: str
+    problems: tuple[str, ...]
+
+
+_COMPARED = (
+    ("full_name", "full name"),
+    ("email", "e-mail"),
+    ("department", "department"),
+    ("office", "office"),
+    ("card_number", "card number"),
+    ("secondary_card_number", "secondary card number"),
+)
+
+
+def account_drift(
+    desired: PrintAccount | None,
+    actual: PrintAccount | None,
+    *,
+    holds: Callable[[str], bool],
+    manages: Callable[[str], bool],
+) -> tuple[str, ...]:
+    """What differs between the account as it should be (``None``: access revoked) and as
+    it is (``None``: it does not exist).
+
+    Only groups the print system ``holds`` can be missing, and only groups the connector
+    ``manages`` can be extra. Group names compare case-insensitively.
+    """
+    if actual is None:
+        return ("account missing",) if desired is not None and desired.enabled else ()
+    problems: list[str] = []
+    if desired is None or not desired.enabled:
+        if actual.enabled:
+            problems.append("printing enabled")
+        problems += [words for name, words in _COMPARED[4:] if getattr(actual, name)]
+        wanted: set[str] = set()
+    else:
+        if not actual.enabled:
+            problems.append("printing disabled")
+        problems += [
+            words for name, words in _COMPARED if getattr(desired, name) != getattr(actual, name)
+        ]
+        wanted = {group.casefold() for group in desired.groups}
+        have = {group.casefold() for group in actual.groups}
+        problems += [
+            f"missing from group {group}"
+            for group in desired.groups
+            if group.casefold() not in have and holds(group)
+        ]
+    problems += [
+        f"in group {group}"
+        for group in actual.groups
+        if group.casefold() not in wanted and manages(group)
+    ]
+    return tuple(problems)
+
+
+def compare_accounts(
+    desired: Mapping[str, PrintAccount | None],
+    found: Iterable[PrintAccount],
+    *,
+    holds: Callable[[str], bool],
+    manages: Callable[[str], bool],
+) -> Iterator[Drift]:
+    """:meth:`Connector.find_drift` from the accounts a connector ``found`` among those in
+    ``desired`` (keyed by casefolded username): each one that drifted, then each one that
+    should exist and was not found."""
+    seen: set[str] = set()
+    for actual in found:
+        key = actual.username.casefold()
+        if key not in desired:
+            continue
+        seen.add(key)
+        problems = account_drift(desired[key], actual, holds=holds, manages=manages)
+        if problems:
+            yield Drift(actual.username, problems)
+    for key, wanted in desired.items():
+        if key not in seen and wanted is not None:
+            problems = account_drift(wanted, None, holds=holds, manages=manages)
+            if problems:
+                yield Drift(wanted.username, problems)
 
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)

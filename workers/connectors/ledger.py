@@ -8,7 +8,8 @@ transient error. It needs no configuration: :class:`LedgerConfig` has no fields.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -16,7 +17,13 @@ from pydantic import BaseModel, ConfigDict
 from storage import ledger
 from storage.blocking import BlockingDatabase
 from storage.errors import DatabaseUnavailable
-from workers.connectors.interface import BuildContext, ConnectorPlugin, PrintAccount
+from workers.connectors.interface import (
+    BuildContext,
+    ConnectorPlugin,
+    Drift,
+    PrintAccount,
+    compare_accounts,
+)
 from workers.errors import TransientError
 
 __all__ = ["NAME", "PLUGIN", "LedgerConfig", "LedgerConnector"]
@@ -90,6 +97,29 @@ class LedgerConnector:
             "rename_group", lambda: self._store.run(ledger.rename_group, self._tenant_id, old, new)
         )
 
+    def add_group_members(self, name: str, usernames: Sequence[str]) -> None:
+        # The ledger holds every group at once, so accounts get their groups with their own
+        # effects; this adds the group to accounts that exist and lack it all the same.
+        key = name.casefold()
+        for username in usernames:
+            found = self._account(username)
+            if found is not None and key not in {group.casefold() for group in found.groups}:
+                account = _print_account(found)
+                self.ensure_account(replace(account, groups=(*account.groups, name)))
+
+    def _account(self, username: str) -> ledger.Account | None:
+        return self._call(
+            "get_account",
+            lambda: self._store.run(ledger.get_account, self._tenant_id, username),
+        )
+
+    def find_drift(self, desired: Mapping[str, PrintAccount | None]) -> Iterator[Drift]:
+        accounts = self._call(
+            "find_drift", lambda: self._store.run(ledger.list_accounts, self._tenant_id)
+        )
+        found = (_print_account(account) for account in accounts)
+        return compare_accounts(desired, found, holds=_every, manages=_every)
+
     @staticmethod
     def _call(operation: str, work: Callable[[], T]) -> T:
         try:
@@ -98,6 +128,25 @@ class LedgerConnector:
             raise TransientError(
                 f"ledger database unavailable ({error})", operation=operation
             ) from None
+
+
+def _every(group: str) -> bool:
+    """The ledger holds and manages every group."""
+    return True
+
+
+def _print_account(found: ledger.Account) -> PrintAccount:
+    return PrintAccount(
+        username=found.username,
+        full_name=found.full_name,
+        email=found.email,
+        department=found.department,
+        office=found.office,
+        card_number=found.card_number,
+        secondary_card_number=found.secondary_card_number,
+        groups=found.groups,
+        enabled=found.enabled,
+    )
 
 
 def build(config: LedgerConfig, context: BuildContext) -> LedgerConnector:

@@ -37,9 +37,15 @@ up in the secrets mapping each time the connector is built.
 Assumptions about PaperCut behaviour the documentation leaves open:
 
 - ``addNewGroup`` adds a group that exists in the user directory source (or in
-  ``additional-groups.txt``) to PaperCut's group list; ``removeGroup`` takes it
-  off the list. There is no ``renameGroup``, so a rename adds the new group,
-  copies the members and removes the old one.
+  ``additional-groups.txt``) to PaperCut's group list, in the background: the
+  call returns at once and ``getTaskStatus`` (no parameters, not even the token)
+  answers ``{"completed", "message"}`` about the latest task started through the
+  API. ``removeGroup`` takes a group off the list. There is no ``renameGroup``,
+  so a rename adds the new group, copies the members and removes the old one.
+- A group that the task finished without adding is not in the directory source:
+  PaperCut cannot hold it (:class:`GroupUnavailable`). The status is about the
+  latest task of any client, so a group added by someone else's task meanwhile
+  is found by ``isGroupExists`` all the same.
 - Group names compare case-insensitively. Names in square brackets, such as
   ``[All Users]``, are built-in groups and are never changed.
 """
@@ -51,8 +57,9 @@ import re
 import secrets
 import ssl
 import threading
+import time
 import xmlrpc.client
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeAlias, cast
 from urllib.parse import urlsplit, urlunsplit
 from xml.parsers.expat import ExpatError
@@ -61,7 +68,15 @@ import structlog
 import tenacity
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from workers.connectors.interface import BuildContext, ConnectorPlugin, PrintAccount
+from workers.connectors.interface import (
+    BuildContext,
+    ConnectorPlugin,
+    Drift,
+    GroupPending,
+    GroupUnavailable,
+    PrintAccount,
+    compare_accounts,
+)
 from workers.errors import (
     AuthenticationError,
     DownstreamError,
@@ -188,6 +203,7 @@ class PaperCutConnector:
         retry_budget: float = 5.0,
         retry_initial_wait: float = 0.25,
         ssl_context: ssl.SSLContext | None = None,
+        group_wait_seconds: float = 2.0,
     ) -> None:
         token = auth_token if isinstance(auth_token, SecretStr) else SecretStr(auth_token)
         if not token.get_secret_value():
@@ -202,6 +218,7 @@ class PaperCutConnector:
         self._ssl_context = ssl_context
         self._managed_prefix = managed_group_prefix.casefold()
         self._restrict_on_revoke = restrict_on_revoke
+        self._group_wait = group_wait_seconds
         self._local = threading.local()
         self._retrying = tenacity.Retrying(
             stop=(
@@ -306,17 +323,6 @@ class PaperCutConnector:
                 return
             raise
 
-    def ensure_group(self, name: str) -> None:
-        if self._group_exists(name):
-            return
-        try:
-            self._call("addNewGroup", name, idempotent=False)
-        except AuthenticationError:
-            raise
-        except PermanentError:
-            if not self._group_exists(name):
-                raise
-
     def delete_group(self, name: str) -> None:
         if _is_builtin_group(name):
             raise PermanentError("built-in groups cannot be deleted", operation="delete_group")
@@ -343,6 +349,108 @@ class PaperCutConnector:
             if member.casefold() not in already:
                 self._call("addUserToGroup", member, new, idempotent=False)
         self.delete_group(old)
+
+    # -- Groups as PaperCut has them -----------------------------------------
+
+    def ensure_group(self, name: str) -> None:
+        """Add a directory group to PaperCut and wait briefly for the background task.
+
+        :class:`GroupPending` when the task has not finished within ``group_wait_seconds``
+        (the caller looks again later, without holding a worker thread);
+        :class:`GroupUnavailable` when PaperCut finished without the group, or refused it.
+        """
+        if self._group_exists(name):
+            return
+        if _is_builtin_group(name):
+            raise GroupUnavailable("built-in PaperCut groups cannot be added")
+        try:
+            self._call("addNewGroup", name, idempotent=False)
+        except AuthenticationError:
+            raise
+        except PermanentError as error:
+            if self._group_exists(name):
+                return
+            raise GroupUnavailable(f"PaperCut refused to add it ({error})") from None
+        self._await_group(name)
+
+    def add_group_members(self, name: str, usernames: Sequence[str]) -> None:
+        present = {member.casefold() for member in self._group_members(name)}
+        for username in usernames:
+            if username.casefold() in present or not self._user_exists(username):
+                continue
+            try:
+                self._call("addUserToGroup", username, name, idempotent=False)
+            except PermanentError as error:
+                if not self._refusal_means_missing_user(username, error):
+                    raise
+
+    def _await_group(self, name: str) -> None:
+        deadline = time.monotonic() + self._group_wait
+        pause = 0.05
+        while True:
+            completed, message = self._task_status()
+            if completed:
+                if self._group_exists(name):
+                    return
+                detail = f": {self._detail(message)}" if message.strip() else ""
+                raise GroupUnavailable(
+                    f"not in PaperCut's user directory source (the add task ended{detail})"
+                )
+            if time.monotonic() + pause > deadline:
+                raise GroupPending(name)
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+    def _task_status(self) -> tuple[bool, str]:
+        value = self._call("getTaskStatus", idempotent=True, token=False)
+        if not isinstance(value, dict) or not isinstance(value.get("completed"), bool):
+            raise PermanentError(
+                "unexpected response type, expected a task status", operation="getTaskStatus"
+            )
+        message = value.get("message")
+        return value["completed"], message if isinstance(message, str) else ""
+
+    def _add_to_existing_group(self, username: str, group: str) -> None:
+        """Add the membership if PaperCut has the group; a group it does not have is left to
+        the group's own effect, which adds it from the directory source and then its members."""
+        if not self._group_exists(group):
+            return
+        try:
+            self._call("addUserToGroup", username, group, idempotent=False)
+        except AuthenticationError:
+            raise
+        except PermanentError:
+            if self._group_exists(group):
+                raise
+
+    # -- Reconcile -------------------------------------------------------------
+
+    def find_drift(self, desired: Mapping[str, PrintAccount | None]) -> Iterator[Drift]:
+        existing = {group.casefold() for group in self._all_groups()}
+
+        def holds(group: str) -> bool:
+            return group.casefold() in existing
+
+        # Accounts printsync does not manage are listed, never read in detail nor touched.
+        found = (
+            account
+            for username in self.iter_usernames()
+            if username.casefold() in desired
+            and (account := self.fetch_account(username)) is not None
+        )
+        return compare_accounts(desired, found, holds=holds, manages=self._manages)
+
+    def _all_groups(self) -> Iterator[str]:
+        offset = 0
+        while True:
+            page = self._string_list(
+                "listUserGroups",
+                self._call("listUserGroups", offset, _PAGE_SIZE, idempotent=True),
+            )
+            yield from page
+            if len(page) < _PAGE_SIZE:
+                return
+            offset += _PAGE_SIZE
 
     # -- Reads used by reconciliation ----------------------------------------
 
@@ -437,8 +545,7 @@ class PaperCutConnector:
         wanted = {group.casefold(): group for group in desired}
         for key, group in wanted.items():
             if key not in current:
-                self.ensure_group(group)
-                self._call("addUserToGroup", username, group, idempotent=False)
+                self._add_to_existing_group(username, group)
         for key, group in current.items():
             if key not in wanted and self._manages(group):
                 self._call("removeUserFromGroup", username, group, idempotent=False)
@@ -456,15 +563,19 @@ class PaperCutConnector:
 
     # -- Calls ------------------------------------------------------------
 
-    def _call(self, method: str, *args: _Param, idempotent: bool) -> object:
+    def _call(self, method: str, *args: _Param, idempotent: bool, token: bool = True) -> object:
+        """Call ``api.<method>`` with the token first (``token=False``: without it, as
+        ``getTaskStatus`` takes no parameters)."""
         if idempotent:
-            return self._retrying.copy()(self._call_once, method, args)
-        return self._call_once(method, args)
+            return self._retrying.copy()(self._call_once, method, args, token)
+        return self._call_once(method, args, token)
 
-    def _call_once(self, method: str, args: tuple[_Param, ...]) -> object:
+    def _call_once(self, method: str, args: tuple[_Param, ...], token: bool = True) -> object:
         proxy = self._proxy()
         try:
             remote: Callable[..., object] = getattr(proxy, f"api.{method}")
+            if not token:
+                return remote(*args)
             return remote(self._token.get_secret_value(), *args)
         except xmlrpc.client.Fault as fault:
             error = self._classify_fault(method, fault)
