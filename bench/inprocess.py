@@ -7,15 +7,26 @@ shows as a change of microseconds per request. The figure is the process's CPU t
 (``time.process_time``), which other processes on the machine disturb far less than the wall
 clock; requests run in rounds and the best round is reported::
 
-    python -m bench.inprocess [--requests 3000] [--rounds 5]
+    python -m bench.inprocess [--requests 3000] [--rounds 5] [--database-url URL] \
+        [--profile PHASE --profile-out FILE]
 
-It prints CPU microseconds per request for ``POST /Users`` and ``GET /Users/{id}``.
+It prints CPU microseconds per request for ``POST /Users``, ``GET /Users/{id}``, Entra-shaped
+``PATCH /Users/{id}`` and ``DELETE /Users/{id}``. ``--database-url`` runs on an existing, migrated
+database (PostgreSQL, say) instead of a fresh SQLite file. ``--profile PHASE`` runs that phase
+of the last round under cProfile and writes the stats to ``--profile-out`` (``pstats`` format;
+``python -m pstats FILE`` reads them). Each phase calls ``os.getpgrp()`` just before and just
+after its requests, which nothing else calls: under ``valgrind --tool=callgrind
+--dump-before=getpgrp``, whose instruction counts the machine's load does not move, every
+phase's instructions land in a dump of their own (the 2nd, 4th, ... files), with none of the
+start-up's. ``--until`` stops after a phase.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import os
 import shutil
 import statistics
 import sys
@@ -29,6 +40,7 @@ import orjson
 
 from api.app import create_app
 from api.settings import ApiSettings
+from bench.loadgen import entra_user_patches
 from storage import migrate, tenants
 from storage.database import open_database
 from storage.settings import DatabaseSettings
@@ -124,37 +136,72 @@ async def lifespan(app: Any) -> tuple[asyncio.Task[None], asyncio.Queue[dict[str
     return task, inbox
 
 
-async def measure(database_url: str, requests: int, rounds: int) -> dict[str, list[float]]:
+POST, GET, PATCH, DELETE = (
+    "POST /Users",
+    "GET /Users/{id}",
+    "PATCH /Users/{id}",
+    "DELETE /Users/{id}",
+)
+PHASES = (POST, GET, PATCH, DELETE)
+
+
+async def measure(
+    database_url: str,
+    requests: int,
+    rounds: int,
+    profile: str | None = None,
+    profile_out: Path | None = None,
+    until: str = DELETE,
+) -> dict[str, list[float]]:
     settings = ApiSettings(rate_limit_per_second=0)
     app = create_app(settings, DatabaseSettings(database_url=database_url))
     db = await open_database(database_url, pool_size=1)
     try:
-        _, token = await tenants.create(db, "bench")
+        _, token = await tenants.create(db, "bench", connector="ledger")
     finally:
         await db.close()
     task, inbox = await lifespan(app)
     client = Client(app, "/scim/v2/bench", token)
-    timings: dict[str, list[float]] = {"POST /Users": [], "GET /Users/{id}": []}
+    timings: dict[str, list[float]] = {phase: [] for phase in PHASES[: PHASES.index(until) + 1]}
+    patches = entra_user_patches("manager-id")
+    profiler = cProfile.Profile(time.process_time)  # CPU time: other processes move it less
+
+    async def phase(
+        name: str, calls: Sequence[tuple[str, str, bytes]], ok: int, last: bool
+    ) -> None:
+        answers: list[tuple[int, bytes]] = []
+        profiling = last and profile == name
+        if profiling:
+            profiler.enable()
+        os.getpgrp()  # a phase mark for callgrind (see the module docstring)
+        started = time.process_time()
+        for method, path, body in calls:
+            answers.append(await client.call(method, path, body))
+        timings[name].append((time.process_time() - started) / len(calls) * 1e6)
+        os.getpgrp()
+        if profiling:
+            profiler.disable()
+        for status, answer in answers:
+            if status not in (ok, 200):
+                raise RuntimeError(f"{name} answered {status}: {answer[:200]!r}")
+        results.extend(answers)
+
     try:
         for round_ in range(rounds):
+            last = round_ == rounds - 1
+            results: list[tuple[int, bytes]] = []
             bodies = [user_body(index, f"r{round_}") for index in range(requests)]
-            ids: list[str] = []
-            started = time.process_time()
-            for body in bodies:
-                status, answer = await client.call("POST", "/Users", body)
-                if status != 201:
-                    raise RuntimeError(f"POST /Users answered {status}: {answer[:200]!r}")
-                ids.append(orjson.loads(answer)["id"])
-            timings["POST /Users"].append((time.process_time() - started) / requests * 1e6)
-            started = time.process_time()
-            for user_id in ids:
-                status, answer = await client.call("GET", f"/Users/{user_id}")
-                if status != 200:
-                    raise RuntimeError(f"GET /Users/{{id}} answered {status}: {answer[:200]!r}")
-            timings["GET /Users/{id}"].append((time.process_time() - started) / requests * 1e6)
+            await phase(POST, [("POST", "/Users", body) for body in bodies], 201, last)
+            ids = [orjson.loads(answer)["id"] for _, answer in results]
+            await phase(GET, [("GET", f"/Users/{i}", b"") for i in ids], 200, last)
+            edits = [("PATCH", f"/Users/{i}", patches[n % len(patches)]) for n, i in enumerate(ids)]
+            await phase(PATCH, edits, 200, last)
+            await phase(DELETE, [("DELETE", f"/Users/{i}", b"") for i in ids], 204, last)
     finally:
         await inbox.put({"type": "lifespan.shutdown"})
         await task
+    if profile is not None and profile_out is not None:
+        profiler.dump_stats(profile_out)
     return timings
 
 
@@ -162,12 +209,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000, help="requests per phase and round")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--database-url", default=None, help="a migrated database to use")
+    parser.add_argument("--profile", choices=PHASES, default=None, help="phase to profile")
+    parser.add_argument("--profile-out", type=Path, default=Path("inprocess.pstats"))
+    parser.add_argument(
+        "--until",
+        choices=PHASES,
+        default=DELETE,
+        help="stop after this phase (under callgrind, the difference of two runs is one phase)",
+    )
     args = parser.parse_args(argv)
     directory = Path(tempfile.mkdtemp(prefix="printsync-inprocess-"))
     try:
-        database_url = f"sqlite:///{directory / 'bench.sqlite3'}"
-        migrate.upgrade(database_url)
-        timings = asyncio.run(measure(database_url, args.requests, args.rounds))
+        database_url = args.database_url or f"sqlite:///{directory / 'bench.sqlite3'}"
+        if args.database_url is None:
+            migrate.upgrade(database_url)
+        timings = asyncio.run(
+            measure(
+                database_url,
+                args.requests,
+                args.rounds,
+                args.profile,
+                args.profile_out,
+                args.until,
+            )
+        )
     finally:
         shutil.rmtree(directory, ignore_errors=True)
     for phase, values in timings.items():

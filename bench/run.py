@@ -6,6 +6,12 @@ machine with the same phases, and the command prints a table of absolute figures
 ratios against the ceiling and against scim2-server::
 
     python -m bench.run --users 10000 --connections 16 --duration 20 --markdown out.md
+
+The host may be shared, and other processes only ever slow a run down: with ``--rounds N`` the
+targets run N times, alternating (A B C, A B C, ...), and each phase of each target is reported
+by its best round, with every round's rate in a table of its own. ``--tree LABEL=DIR`` adds a
+target ``printsync-sqlite@LABEL`` that serves printsync from another source tree (a checkout of an
+older commit, say) with this interpreter, so a before-and-after runs in one script.
 """
 
 from __future__ import annotations
@@ -76,6 +82,8 @@ class Settings:
     loadgen_cpu: int = 1
     startup_timeout_s: float = 60.0
     workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    trees: dict[str, Path] = field(default_factory=dict)
+    """Other source trees to serve printsync from, by label (targets ``printsync-sqlite@label``)."""
 
 
 @dataclass(slots=True)
@@ -108,9 +116,9 @@ def free_port() -> int:
         return port
 
 
-def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def child_env(extra: dict[str, str] | None = None, root: Path = REPO_ROOT) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     env.pop("WEB_CONCURRENCY", None)  # uvicorn would read it as a worker count
     env.update(extra or {})
     return env
@@ -133,12 +141,12 @@ def pin_tree(pid: int, cpu: int) -> None:
 
 
 def start_server(
-    cmd: Sequence[str], env: dict[str, str], log_path: Path, cpu: int | None
+    cmd: Sequence[str], env: dict[str, str], log_path: Path, cpu: int | None, root: Path = REPO_ROOT
 ) -> subprocess.Popen[bytes]:
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             list(cmd),
-            cwd=REPO_ROOT,
+            cwd=root,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -164,11 +172,11 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-def run_command(cmd: Sequence[str], env: dict[str, str], what: str) -> str:
+def run_command(cmd: Sequence[str], env: dict[str, str], what: str, root: Path = REPO_ROOT) -> str:
     """Run a short command; return its stdout or raise TargetError with its output."""
     result = subprocess.run(
         list(cmd),
-        cwd=REPO_ROOT,
+        cwd=root,
         env=env,
         stdin=subprocess.DEVNULL,
         capture_output=True,
@@ -266,8 +274,11 @@ def launch_peer(settings: Settings, workdir: Path) -> Iterator[ServerHandle]:
         stop_server(process)
 
 
-def printsync_command() -> list[str]:
-    """The ``printsync`` console script of this interpreter's environment."""
+def printsync_command(root: Path = REPO_ROOT) -> list[str]:
+    """The ``printsync`` console script of this interpreter's environment; for another source
+    tree, this interpreter running that tree's CLI (its directory comes first on the path)."""
+    if root != REPO_ROOT:
+        return [sys.executable, "-c", "from printsync.cli import cli; cli()"]
     script = Path(sys.executable).with_name("printsync")
     if script.exists():
         return [str(script)]
@@ -292,9 +303,9 @@ def parse_tenant(stdout: str) -> tuple[str, str]:
 
 @contextlib.contextmanager
 def launch_printsync(
-    database_url: str, settings: Settings, workdir: Path, label: str
+    database_url: str, settings: Settings, workdir: Path, label: str, root: Path = REPO_ROOT
 ) -> Iterator[ServerHandle]:
-    cli = printsync_command()
+    cli = printsync_command(root)
     port = free_port()
     env = child_env(
         {
@@ -303,11 +314,14 @@ def launch_printsync(
             # The load is one tenant at full speed: the per-tenant rate limit would measure
             # itself, not the server (Entra ID stays far below it in production).
             "PRINTSYNC_RATE_LIMIT_PER_SECOND": "0",
-        }
+        },
+        root,
     )
-    run_command([*cli, "db", "upgrade"], env, "printsync db upgrade")
+    run_command([*cli, "db", "upgrade"], env, "printsync db upgrade", root)
     tenant_url, token = parse_tenant(
-        run_command([*cli, "tenant", "create", "bench", "--json"], env, "printsync tenant create")
+        run_command(
+            [*cli, "tenant", "create", "bench", "--json"], env, "printsync tenant create", root
+        )
     )
     # Requests go to the server started here; the tenant URL gives the SCIM path.
     prefix = urlsplit(tenant_url).path.rstrip("/")
@@ -317,6 +331,7 @@ def launch_printsync(
         env,
         log_path,
         settings.server_cpu,
+        root,
     )
     try:
         yield ServerHandle(process, Endpoint(LOOPBACK, port, prefix, token), log_path)
@@ -329,6 +344,22 @@ def launch_printsync_sqlite(settings: Settings, workdir: Path) -> Iterator[Serve
     database = workdir / "printsync.sqlite3"
     with launch_printsync(f"sqlite:///{database}", settings, workdir, "printsync-sqlite") as h:
         yield h
+
+
+def launch_printsync_tree(label: str) -> Launcher:
+    """printsync on SQLite served from the source tree labelled ``label``."""
+
+    @contextlib.contextmanager
+    def launch(settings: Settings, workdir: Path) -> Iterator[ServerHandle]:
+        root = settings.trees[label]
+        url = f"sqlite:///{workdir / 'printsync.sqlite3'}"
+        with launch_printsync(url, settings, workdir, f"{TREE_PREFIX}{label}", root) as handle:
+            yield handle
+
+    return launch
+
+
+TREE_PREFIX = "printsync-sqlite@"
 
 
 def _database_url(admin_url: str, name: str) -> str:
@@ -384,7 +415,12 @@ def bench_target(name: str, settings: Settings) -> TargetOutcome:
     progress(f"target {name}: starting")
     with tempfile.TemporaryDirectory(prefix=f"bench-{name}-", dir=settings.workdir) as tmp:
         try:
-            with LAUNCHERS[name](settings, Path(tmp)) as handle:
+            launcher = (
+                launch_printsync_tree(name.removeprefix(TREE_PREFIX))
+                if name.startswith(TREE_PREFIX)
+                else LAUNCHERS[name]
+            )
+            with launcher(settings, Path(tmp)) as handle:
                 run_async(wait_ready(handle, settings.startup_timeout_s))
                 if settings.server_cpu is not None:
                     pin_tree(handle.process.pid, settings.server_cpu)
@@ -649,7 +685,7 @@ def _cpu_model() -> str:
 
 def _targets(value: str) -> list[str]:
     names = [name.strip() for name in value.split(",") if name.strip()]
-    unknown = [name for name in names if name not in TARGETS]
+    unknown = [name for name in names if name not in TARGETS and not name.startswith(TREE_PREFIX)]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)}"
@@ -682,7 +718,86 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to create and drop the per-run PostgreSQL database",
     )
     parser.add_argument("--startup-timeout", type=float, default=60.0)
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the targets this many times, alternating; each phase reports its best round",
+    )
+    parser.add_argument(
+        "--tree",
+        type=_tree,
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help=f"add target {TREE_PREFIX}LABEL: printsync on SQLite from the source tree DIR",
+    )
     return parser
+
+
+def _tree(value: str) -> tuple[str, Path]:
+    label, _, directory = value.partition("=")
+    root = Path(directory).resolve()
+    if not label or not (root / "printsync" / "cli.py").is_file():
+        raise argparse.ArgumentTypeError(
+            f"expected LABEL=DIR with a printsync tree in DIR: {value}"
+        )
+    return label, root
+
+
+def best_of(rounds: Sequence[TargetOutcome]) -> TargetOutcome:
+    """One target's rounds as one outcome: each phase from the round that served it fastest
+    (other processes only ever slow a round down), the memory of the first round that has a
+    report."""
+    reports = [o.report for o in rounds if o.report is not None]
+    if not reports:
+        return rounds[0]
+    best: dict[str, PhaseResult] = {}
+    for report in reports:
+        for result in report.phases:
+            if result.name not in best or result.rps > best[result.name].rps:
+                best[result.name] = result
+    first = reports[0]
+    merged = RunReport(
+        first.base_url,
+        first.users,
+        first.connections,
+        phases=[best[name] for name in PHASE_NAMES if name in best],
+        users_stored=first.users_stored,
+        rss_idle_bytes=first.rss_idle_bytes,
+        rss_with_users_bytes=first.rss_with_users_bytes,
+        peak_rss_bytes=max((r.peak_rss_bytes or 0 for r in reports), default=0) or None,
+        notes=list(dict.fromkeys(n for r in reports for n in r.notes)),
+    )
+    errors = [o.error for o in rounds if o.error]
+    if errors:
+        merged.notes.append(f"{len(errors)} of {len(rounds)} rounds failed: {errors[0]}")
+    return TargetOutcome(rounds[0].name, report=merged)
+
+
+def render_rounds(by_target: dict[str, list[TargetOutcome]]) -> str:
+    """Every round's req/s per target and phase, and the best."""
+    count = max(len(rounds) for rounds in by_target.values())
+    rows: list[list[str]] = []
+    for name, rounds in by_target.items():
+        for phase in PHASE_NAMES:
+            rates = [(o.report.phase(phase) if o.report else None) for o in rounds]
+            if not any(rates):
+                continue
+            figures = [_num(r.rps, 0) if r else "n/a" for r in rates]
+            best = max(r.rps for r in rates if r)
+            rows.append([name, phase, *figures, _num(best, 0)])
+    headers = ["Target", "Phase", *(f"round {i + 1} req/s" for i in range(count)), "best"]
+    lines = [
+        "",
+        "## Rounds",
+        "",
+        f"{count} rounds, the targets alternating in each; the tables above quote each phase's "
+        "best round.",
+        "",
+        *_table(headers, rows),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -696,23 +811,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         postgres_admin_url=args.postgres_admin_url,
         startup_timeout_s=args.startup_timeout,
+        trees=dict(args.tree),
     )
+    targets: list[str] = list(args.targets)
+    for label in settings.trees:
+        if f"{TREE_PREFIX}{label}" not in targets:
+            targets.insert(0, f"{TREE_PREFIX}{label}")
+    unknown = [
+        name
+        for name in targets
+        if name.startswith(TREE_PREFIX) and name.removeprefix(TREE_PREFIX) not in settings.trees
+    ]
+    if unknown:
+        build_parser().error(f"no --tree for target(s) {', '.join(unknown)}")
     pinned = pin_to_cpu(settings.loadgen_cpu)
     if not pinned:
         progress("fewer than two CPUs available: server and load generator are not pinned")
         settings.server_cpu = None
-    outcomes = [bench_target(name, settings) for name in args.targets]
+    by_target: dict[str, list[TargetOutcome]] = {name: [] for name in targets}
+    for round_ in range(max(1, args.rounds)):
+        if args.rounds > 1:
+            progress(f"round {round_ + 1} of {args.rounds}")
+        for name in targets:
+            by_target[name].append(bench_target(name, settings))
+    outcomes = [best_of(rounds) for rounds in by_target.values()]
     text = render(outcomes, settings, pinned)
+    if args.rounds > 1:
+        text += render_rounds(by_target)
     print(text)
     if args.markdown:
         args.markdown.write_text(text)
     if args.json:
         raw: list[dict[str, Any]] = [
-            {"target": o.name, "error": o.error, "report": o.report.to_dict() if o.report else None}
+            {
+                "target": o.name,
+                "error": o.error,
+                "report": o.report.to_dict() if o.report else None,
+                "rounds": [r.report.to_dict() if r.report else None for r in by_target[o.name]],
+            }
             for o in outcomes
         ]
         args.json.write_bytes(orjson.dumps(raw, option=orjson.OPT_INDENT_2))
-    return 0 if all(o.report for o in outcomes) else 1
+    return 0 if all(o.report for rounds in by_target.values() for o in rounds) else 1
 
 
 if __name__ == "__main__":

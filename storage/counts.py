@@ -7,6 +7,7 @@ would read the tenant's whole index on every page (tens of milliseconds at a mil
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -51,10 +52,16 @@ async def add(
     conn: Connection, dialect: Dialect, tenant_id: int, resource: str, resource_id: str, n: int
 ) -> None:
     """Count ``n`` (1 or -1) more resources of the tenant, inside the caller's transaction."""
-    await conn.execute(
-        _statements(dialect)["add"],
-        {"tenant": tenant_id, "resource": resource, "slot": slot_of(resource_id), "n": n},
-    )
+    await conn.execute(add_statement(dialect), add_params(tenant_id, resource, resource_id, n))
+
+
+def add_statement(dialect: Dialect) -> Statement:
+    """The statement :func:`add` runs, for a caller that runs it as part of one of its own."""
+    return _statements(dialect)["add"]
+
+
+def add_params(tenant_id: int, resource: str, resource_id: str, n: int) -> dict[str, Any]:
+    return {"tenant": tenant_id, "resource": resource, "slot": slot_of(resource_id), "n": n}
 
 
 async def total(conn: Connection, dialect: Dialect, tenant_id: int, resource: str) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Final
 
 from storage.scim.errors import InvalidValue
@@ -200,6 +201,21 @@ _BOUNDED: Final[dict[str, tuple[Indexed, ...]]] = {
     )
     for resource in ("User", "Group")
 }
+
+
+@cache
+def kept_as_sent(resource: str, attribute: str) -> str:
+    """The column that holds the top-level ``attribute`` as sent (not folded), e.g. the
+    ``user_name`` of ``userName``."""
+    for entry in INDEXED:
+        if (
+            entry.resource == resource
+            and entry.attribute == attribute
+            and entry.sub is None
+            and not entry.lowered
+        ):
+            return entry.column
+    raise KeyError(f"{resource}.{attribute} has no column")
 
 
 def derived_columns(resource: str) -> tuple[str, ...]:

@@ -39,12 +39,13 @@ from storage.database import Connection, Database, Row
 from storage.documents import assemble, check_version, client_attributes, dump
 from storage.errors import ResourceNotFound
 from storage.ids import new_id
+from storage.outbox import recording
 from storage.paging import ListQuery, Page, Source, list_page, page_marks
 from storage.scim import patch as scim_patch
 from storage.scim.patch import MemberChange
 from storage.scim.resources import validate as validate_document
 from storage.scim.schema import ResourceType
-from storage.sql import Dialect, Statement, compile_core
+from storage.sql import Dialect, Statement, chained, compile_core
 
 DEFAULT_PAGE_SIZE = 100
 
@@ -185,8 +186,33 @@ def _statements(spec: Spec, dialect: Dialect) -> dict[str, Statement]:
         # with RETURNING costs a create measurably more CPU than one without.
         insert = insert.returning(table.c.pk)
     by_id = sa.and_(table.c.tenant_id == p("tenant"), table.c.id == p("id"))
+    compiled_insert = compile_core(insert, dialect)
+    delete = compile_core(sa.delete(table).where(table.c.pk == p("pk")), dialect)
+    update = compile_core(
+        sa.update(table)
+        .where(table.c.pk == p("pk"))
+        .values(
+            version=p("version"),
+            last_modified=p("now"),
+            doc=p("doc"),
+            **count_step,
+            **derived,
+        ),
+        dialect,
+    )
+    chains: dict[str, Statement] = {}
+    if dialect == "postgresql":
+        # A write with its effect (and a create or delete with its count change): one round
+        # trip (the insert last, for the key it returns).
+        effect, count = recording.insert_statement(dialect), counts.add_statement(dialect)
+        chains = {
+            "create_recorded": chained([effect, count, compiled_insert]),
+            "update_recorded": chained([effect, update]),
+            "delete_recorded": chained([effect, count, delete]),
+        }
     return {
-        "insert": compile_core(insert, dialect),
+        **chains,
+        "insert": compiled_insert,
         "get": compile_core(
             sa.select(table.c.pk, table.c.version, table.c.doc).where(by_id), dialect
         ),
@@ -196,19 +222,19 @@ def _statements(spec: Spec, dialect: Dialect) -> dict[str, Statement]:
             .with_for_update(),
             dialect,
         ),
-        "update": compile_core(
-            sa.update(table)
-            .where(table.c.pk == p("pk"))
-            .values(
-                version=p("version"),
-                last_modified=p("now"),
-                doc=p("doc"),
-                **count_step,
-                **derived,
-            ),
+        "update": update,
+        "lock_name": compile_core(
+            sa.select(
+                table.c.pk,
+                table.c.version,
+                table.c[indexed.kept_as_sent(spec.type.name, spec.name_attribute)],
+                table.c.active if "active" in table.c else sa.true(),
+            )
+            .where(by_id)
+            .with_for_update(),
             dialect,
         ),
-        "delete": compile_core(sa.delete(table).where(table.c.pk == p("pk")), dialect),
+        "delete": delete,
     }
 
 
@@ -246,17 +272,28 @@ async def create(db: Database, spec: Spec, tenant_id: int, body: object, *, base
     statements = _statements(spec, db.dialect)
     params = {"tenant": tenant_id, "id": resource_id, "version": 1, "now": now, "doc": text}
     params.update(indexed.columns(spec.type.name, doc))
-    async with db.transaction() as conn:
-        if spec.members is None:
+    pk: int | None = None
+    joined: tuple[Member, ...] = ()
+    recorded = statements.get("create_recorded")
+    if recorded is not None:
+        # PostgreSQL: the row, its effect and the count in one statement; in a transaction only
+        # when members follow.
+        params.update(_effect_params(tenant_id, spec.effects.sync, resource_id, 1, now=now))
+        params.update(counts.add_params(tenant_id, spec.type.name, resource_id, 1))
+    writing = db.single() if recorded is not None and not member_ids else db.transaction()
+    async with writing as conn:
+        if recorded is not None:
+            row = await conn.fetchone(recorded, params)
+            pk = row[0] if row is not None and spec.members is not None else None
+        elif spec.members is None:
             await conn.execute(statements["insert"], params)
-            pk = None
         else:
             row = await conn.fetchone(statements["insert"], params)
             assert row is not None
             pk = row[0]
-        await _record(conn, db.dialect, tenant_id, spec.effects.sync, resource_id, 1, now=now)
-        await counts.add(conn, db.dialect, tenant_id, spec.type.name, resource_id, 1)
-        joined: tuple[Member, ...] = ()
+        if recorded is None:
+            await _record(conn, db.dialect, tenant_id, spec.effects.sync, resource_id, 1, now=now)
+            await counts.add(conn, db.dialect, tenant_id, spec.type.name, resource_id, 1)
         if pk is not None and member_ids and spec.members is not None:
             added = (MemberChange("add", tuple(member_ids)),)
             membership = await spec.members.change(
@@ -350,9 +387,9 @@ async def search(
     return page
 
 
-Edit = Callable[[dict[str, Any]], tuple[dict[str, Any], Sequence[MemberChange]]]
-"""What a PUT or PATCH does to the stored document: the new client attributes and the member
-changes, in order."""
+Edit = Callable[[str], tuple[dict[str, Any], Sequence[MemberChange]]]
+"""What a PUT or PATCH does to the stored document (its JSON text): the new client attributes
+and the member changes, in order."""
 
 
 def replacing(spec: Spec, body: object) -> Edit:
@@ -366,8 +403,10 @@ def replacing(spec: Spec, body: object) -> Edit:
 def patching(spec: Spec, body: object) -> Edit:
     """PATCH: the body's operations applied to the document, all or nothing."""
 
-    def edit(old: dict[str, Any]) -> tuple[dict[str, Any], Sequence[MemberChange]]:
-        result = scim_patch.apply(spec.type, old, body)
+    def edit(old: str) -> tuple[dict[str, Any], Sequence[MemberChange]]:
+        # A document of its own to patch in place: parsing the text again costs a fraction of
+        # a deep copy of the parsed one.
+        result = scim_patch.apply(spec.type, orjson.loads(old), body, owned=True)
         return client_attributes(result.doc), result.members
 
     return edit
@@ -390,7 +429,7 @@ async def rewrite(
         pk, version, old_text, created = row[0], row[1], row[2], row[3]
         check_version(if_match, version)
         old = orjson.loads(old_text)
-        attrs, member_changes = edit(old)
+        attrs, member_changes = edit(old_text)
         before = client_attributes(old)
         changed = before != attrs
         now = clock.stamp()
@@ -413,17 +452,17 @@ async def rewrite(
             location=spec.location(base, resource_id),
         )
         text = dump(doc)
-        await conn.execute(
-            statements["update"],
-            {
-                "pk": pk,
-                "version": version,
-                "now": now,
-                "doc": text,
-                "delta": membership.delta,
-                **indexed.columns(spec.type.name, doc),
-            },
-        )
+        params = {
+            "pk": pk,
+            "version": version,
+            "now": now,
+            "doc": text,
+            "delta": membership.delta,
+            **indexed.columns(spec.type.name, doc),
+        }
+        recorded = statements.get("update_recorded") if changed else None
+        if recorded is None:
+            await conn.execute(statements["update"], params)
         if changed:
             previous = None
             if spec.effects.previous_name:
@@ -433,9 +472,13 @@ async def rewrite(
             if spec.effects.guarded:
                 active = active_change(before, attrs)
                 held = await _guard(conn, db, tenant_id, resource_id, active, now)
-            await _record(
-                conn, db.dialect, tenant_id, kind, resource_id, version, previous, now, held=held
-            )
+            if recorded is not None:  # PostgreSQL: the row and its effect in one statement
+                effect = _effect_params(tenant_id, kind, resource_id, version, previous, now, held)
+                await conn.execute(recorded, {**params, **effect})
+            else:
+                await _record(
+                    conn, db.dialect, tenant_id, kind, resource_id, version, previous, now, held
+                )
     db.effects_committed()
     changes = Changes(
         name=_name(spec, attrs),
@@ -456,13 +499,13 @@ async def delete(
     deleted resource's name and, for a user, the groups it left."""
     statements = _statements(spec, db.dialect)
     async with db.transaction() as conn:
-        row = await _row(conn, statements["lock"], spec, tenant_id, resource_id)
-        pk, version, text = row[0], row[1], row[2]
+        # The name and ``active`` from their columns (the document's values): no document to
+        # read.
+        row = await _row(conn, statements["lock_name"], spec, tenant_id, resource_id)
+        pk, version, name = row[0], row[1], row[2]
         check_version(if_match, version)
-        old = orjson.loads(text)
-        payload = {spec.name_attribute: old.get(spec.name_attribute)}
+        payload = {spec.name_attribute: name}
         payload.update(await spec.before_delete(conn, db.dialect, pk))
-        await conn.execute(statements["delete"], {"pk": pk})
         kind = spec.effects.delete
         now = clock.stamp()
         held = spec.effects.guarded and not await guard.admit(
@@ -470,14 +513,27 @@ async def delete(
             db.dialect,
             tenant_id,
             default=guard.policy_of(db),
-            was_active=old.get("active") is not False,
+            was_active=bool(row[3]),
             now=now,
         )
-        await _record(conn, db.dialect, tenant_id, kind, resource_id, version, payload, now, held)
-        await counts.add(conn, db.dialect, tenant_id, spec.type.name, resource_id, -1)
+        recorded = statements.get("delete_recorded")
+        if recorded is not None:  # PostgreSQL: the row, its effect and the count at once
+            await conn.execute(
+                recorded,
+                {
+                    "pk": pk,
+                    **_effect_params(tenant_id, kind, resource_id, version, payload, now, held),
+                    **counts.add_params(tenant_id, spec.type.name, resource_id, -1),
+                },
+            )
+        else:
+            await conn.execute(statements["delete"], {"pk": pk})
+            await _record(
+                conn, db.dialect, tenant_id, kind, resource_id, version, payload, now, held
+            )
+            await counts.add(conn, db.dialect, tenant_id, spec.type.name, resource_id, -1)
     page_marks(db).forget(spec.table.name, tenant_id)
     db.effects_committed()
-    name = payload.get(spec.name_attribute)
     left = payload.get("groups")
     return Changes(
         name=name if isinstance(name, str) else None,
@@ -523,6 +579,27 @@ async def _row(
     return row
 
 
+def _effect_params(
+    tenant_id: int,
+    kind: str,
+    resource_id: str,
+    version: int,
+    payload: dict[str, Any] | None = None,
+    now: str | None = None,
+    held: bool = False,
+) -> dict[str, Any]:
+    """The parameters of the effect ``kind`` of the resource's ``version``, for a statement that
+    records it as part of its own (``held``: see ``_record``)."""
+    stamp = now or clock.stamp()
+    key = _effect_key(kind, resource_id, version)
+    effect = outbox.Scheduled(kind, resource_id, key, payload or {}, due_at=stamp)
+    return recording.insert_params(tenant_id, effect, stamp, held=held)
+
+
+def _effect_key(kind: str, resource_id: str, version: int) -> str:
+    return f"{kind}:{resource_id}:v{version}"
+
+
 async def _record(
     conn: Connection,
     dialect: Dialect,
@@ -542,7 +619,7 @@ async def _record(
         tenant_id=tenant_id,
         kind=kind,
         subject_id=resource_id,
-        key=f"{kind}:{resource_id}:v{version}",
+        key=_effect_key(kind, resource_id, version),
         payload=payload,
         now=now,
         held=held,

@@ -8,9 +8,10 @@ straight to the driver (``sqlite3`` with ``?``, asyncpg with ``$n``, which prepa
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -33,12 +34,32 @@ class Statement:
     sql: str
     names: tuple[str, ...]
     constants: Mapping[str, Any] = field(default_factory=dict)
+    _pick: Callable[[Mapping[str, Any]], tuple[Any, ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        # The positional values in one C call (every statement of every request runs this).
+        names = self.names
+        pick: Callable[[Mapping[str, Any]], tuple[Any, ...]]
+        if len(names) > 1:
+            pick = itemgetter(*names)
+        elif names:
+            single = itemgetter(names[0])
+
+            def pick(params: Mapping[str, Any]) -> tuple[Any, ...]:
+                return (single(params),)
+        else:
+
+            def pick(params: Mapping[str, Any]) -> tuple[Any, ...]:
+                return ()
+
+        object.__setattr__(self, "_pick", pick)
 
     def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         if self.constants:
-            merged = {**self.constants, **params}
-            return tuple(merged[name] for name in self.names)
-        return tuple(params[name] for name in self.names)
+            return self._pick({**self.constants, **params})
+        return self._pick(params)
 
 
 def _positional(sql: str, dialect: Dialect) -> Statement:
@@ -73,6 +94,30 @@ def compile_core(statement: sa.sql.ClauseElement, dialect: Dialect) -> Statement
         return Statement(str(compiled), tuple(compiled.positiontup or ()), constants)
     positional = _positional(str(compiled), dialect)
     return Statement(positional.sql, positional.names, constants)
+
+
+_POSITIONAL = re.compile(r"\$(\d+)")
+
+
+def chained(statements: Sequence[Statement]) -> Statement:
+    """PostgreSQL: one statement that runs each of ``statements`` (compiled for PostgreSQL, their
+    texts holding no ``$`` but in placeholders) but the last as a data-modifying CTE, then the
+    last, whose result is the statement's: one round trip instead of several. The statements
+    share one snapshot and none sees another's rows, so they must not depend on each other; a
+    name bound by several takes one value."""
+    texts: list[str] = []
+    names: list[str] = []
+    constants: dict[str, Any] = {}
+    for statement in statements:
+        texts.append(_renumbered(statement.sql, len(names)))
+        names.extend(statement.names)
+        constants.update(statement.constants)
+    steps = ", ".join(f"step_{index} AS ({text})" for index, text in enumerate(texts[:-1]))
+    return Statement(f"WITH {steps} {texts[-1]}", tuple(names), constants)
+
+
+def _renumbered(sql: str, offset: int) -> str:
+    return _POSITIONAL.sub(lambda match: f"${int(match.group(1)) + offset}", sql)
 
 
 @lru_cache(maxsize=4096)

@@ -48,6 +48,11 @@ class Database(Protocol):
     def reader(self) -> Any:
         """Async context manager yielding a Connection for reads."""
 
+    def single(self) -> Any:
+        """Async context manager yielding a Connection for one write statement, atomic on its
+        own: PostgreSQL runs it outside a transaction (no BEGIN and COMMIT round trips), SQLite
+        in a write transaction (its group commit)."""
+
     async def close(self) -> None: ...
 
 

@@ -145,5 +145,9 @@ class PostgresDatabase(CommitListeners):
     def reader(self) -> _Reading:
         return _Reading(self._pool)
 
+    def single(self) -> _Reading:
+        """One write statement, committed on its own (see ``Database.single``)."""
+        return _Reading(self._pool)
+
     async def close(self) -> None:
         await self._pool.close()

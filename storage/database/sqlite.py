@@ -217,6 +217,10 @@ class SQLiteDatabase(CommitListeners):
         else:
             group.future.set_result(None)
 
+    def single(self) -> Any:
+        """One write statement: in a transaction, committed with its group."""
+        return self.transaction()
+
     @asynccontextmanager
     async def reader(self) -> AsyncIterator[SQLiteConnection]:
         yield self._connection

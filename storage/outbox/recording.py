@@ -13,7 +13,7 @@ import orjson
 from storage import clock
 from storage.database import Connection
 from storage.outbox.effects import HELD, MAX_KEY_LENGTH, PENDING, Scheduled
-from storage.sql import Dialect, compile_text
+from storage.sql import Dialect, Statement, compile_text
 
 _INSERT: Final = (
     "INSERT INTO outbox (tenant_id, kind, subject_id, effect_key, payload, state, attempts,"
@@ -56,20 +56,30 @@ async def schedule(
     It comes into being (is created) then too; a key recorded before makes it a no-op. A key
     longer than :data:`~storage.outbox.effects.MAX_KEY_LENGTH` is a ValueError on every
     database (PostgreSQL would refuse it, SQLite would store it)."""
+    await conn.execute(insert_statement(dialect), insert_params(tenant_id, effect, now, held=held))
+
+
+def insert_statement(dialect: Dialect) -> Statement:
+    """The statement :func:`schedule` runs, for a caller that runs it as part of one of its own
+    (``storage.sql.chained``), with :func:`insert_params`."""
+    return compile_text(_INSERT, dialect)
+
+
+def insert_params(
+    tenant_id: int, effect: Scheduled, now: str | None = None, *, held: bool = False
+) -> dict[str, Any]:
+    """The parameters of :func:`insert_statement` for ``effect``; see :func:`schedule`."""
     if len(effect.key) > MAX_KEY_LENGTH:
         raise ValueError(
             f"the {effect.kind} effect's key is longer than {MAX_KEY_LENGTH} characters"
         )
-    await conn.execute(
-        compile_text(_INSERT, dialect),
-        {
-            "tenant_id": tenant_id,
-            "kind": effect.kind,
-            "subject_id": effect.subject_id,
-            "effect_key": effect.key,
-            "payload": orjson.dumps(effect.payload).decode(),
-            "due": effect.due_at,
-            "now": now or clock.stamp(),
-            "state": HELD if held else PENDING,
-        },
-    )
+    return {
+        "tenant_id": tenant_id,
+        "kind": effect.kind,
+        "subject_id": effect.subject_id,
+        "effect_key": effect.key,
+        "payload": orjson.dumps(effect.payload).decode(),
+        "due": effect.due_at,
+        "now": now or clock.stamp(),
+        "state": HELD if held else PENDING,
+    }

@@ -82,10 +82,13 @@ class PatchResult:
     members: tuple[MemberChange, ...]
 
 
-def apply(resource: ResourceType, doc: dict[str, Any], body: object) -> PatchResult:
-    """Apply the PATCH request ``body`` to ``doc`` (which is not modified)."""
+def apply(
+    resource: ResourceType, doc: dict[str, Any], body: object, *, owned: bool = False
+) -> PatchResult:
+    """Apply the PATCH request ``body`` to ``doc``, which is not modified unless ``owned`` (the
+    caller's own copy, e.g. just parsed: then it is changed in place rather than copied)."""
     operations = _operations(body)
-    patcher = _Patcher(resource, doc)
+    patcher = _Patcher(resource, doc, owned=owned)
     for index, operation in enumerate(operations):
         try:
             patcher.run(operation)
@@ -275,6 +278,10 @@ def _clears(value: object) -> bool:
     return value is None or (isinstance(value, str) and value == "")
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
 def _copy(value: Any) -> Any:
     """A copy of a JSON value (faster than ``copy.deepcopy`` on plain JSON)."""
     if isinstance(value, dict):
@@ -305,7 +312,7 @@ def _without_empty(items: list[Any]) -> list[Any]:
 
 
 class _Patcher:
-    def __init__(self, resource: ResourceType, doc: dict[str, Any]) -> None:
+    def __init__(self, resource: ResourceType, doc: dict[str, Any], *, owned: bool) -> None:
         self.resource = resource
         self.core = resource.core
         self.is_group = resource.name == "Group"
@@ -317,8 +324,10 @@ class _Patcher:
         }
         if self.is_group:
             self.kept.add("members")
+        copy = _same if owned else _copy
+        self.copy = copy
         self.work: dict[str, Any] = {
-            key: _copy(value) for key, value in doc.items() if key not in self.kept
+            key: copy(value) for key, value in doc.items() if key not in self.kept
         }
         self.changes: list[MemberChange] = []
 
@@ -356,7 +365,7 @@ class _Patcher:
         doc.update(new)
         for key, value in self.doc.items():
             if key in self.kept and key not in ("schemas", "id", "members"):
-                doc[key] = _copy(value)
+                doc[key] = self.copy(value)
         return PatchResult(doc, tuple(self.changes))
 
     # Dispatch ---------------------------------------------------------------------------

@@ -84,3 +84,17 @@ def test_unknown_endpoint_is_404_scim_error(service: Service) -> None:
     response = acme.get("/Printers")
     assert response.status_code == 404
     assert response.json()["status"] == "404"
+
+
+def test_wrong_method_is_405_naming_every_method_of_the_path(service: Service) -> None:
+    acme = service.tenant()
+    user = acme.post("/Users", json=entra_user("stay@contoso.com")).json()
+    for path, allowed in (
+        ("/Users", "GET, POST"),
+        (f"/Users/{user['id']}", "DELETE, GET, PATCH, PUT"),
+    ):
+        response = acme.request("PUT" if path == "/Users" else "POST", path, json={})
+        assert response.status_code == 405, path
+        assert response.headers["allow"] == allowed
+        assert response.json()["status"] == "405"
+    assert acme.get(f"/Users/{user['id']}").json() == user
