@@ -9,7 +9,7 @@ from __future__ import annotations
 import click
 
 from printsync import guard_commands
-from printsync.terminal import Column, Command, Group, Styled, emit, run, table
+from printsync.terminal import Column, Command, Styled, emit, run, subgroup, table
 from storage import clock, health, notifications, outbox, provisioning_log, reconcile, tenants
 from storage.database import Database
 from storage.health import Health
@@ -282,10 +282,7 @@ def log_row(entry: Entry) -> list[str | Styled]:
 
 def register(cli_group: click.Group) -> None:
     """Add ``tenant status`` and ``log`` to the ``printsync`` group."""
-    tenant_group = cli_group.commands.get("tenant")
-    if not isinstance(tenant_group, click.Group):
-        tenant_group = Group("tenant", help="Tenants and their Secret Tokens.")
-        cli_group.add_command(tenant_group)
+    tenant_group = subgroup(cli_group, "tenant", "Tenants and their Secret Tokens.")
     tenant_group.add_command(tenant_status)
     cli_group.add_command(log)
 

@@ -23,7 +23,7 @@ import orjson
 
 from metrics.redaction import clean_error
 from printsync import connector_options
-from printsync.terminal import Command, Group, settings
+from printsync.terminal import Command, settings, subgroup
 from storage import downstream, tenants
 from storage.blocking import BlockingDatabase
 from storage.errors import TenantNotFound
@@ -100,10 +100,7 @@ def _test(name: str) -> Outcome:
 
 def register(cli_group: click.Group) -> None:
     """Add ``tenant test`` to the ``printsync`` group."""
-    tenant_group = cli_group.commands.get("tenant")
-    if not isinstance(tenant_group, click.Group):
-        tenant_group = Group("tenant", help="Tenants and their Secret Tokens.")
-        cli_group.add_command(tenant_group)
+    tenant_group = subgroup(cli_group, "tenant", "Tenants and their Secret Tokens.")
     tenant_group.add_command(tenant_test)
 
 

@@ -106,6 +106,17 @@ class Group(click.Group):
     group_class = type
 
 
+def subgroup(parent: click.Group, name: str, help_text: str) -> click.Group:
+    """``parent``'s group ``name``, added (with ``help_text``) if it is not there yet: modules
+    that register commands of one group need not know which of them runs first."""
+    found = parent.commands.get(name)
+    if isinstance(found, click.Group):
+        return found
+    group = Group(name, help=help_text)
+    parent.add_command(group)
+    return group
+
+
 def settings() -> Settings:
     """The settings validated when this command started."""
     found = click.get_current_context().find_object(Settings)

@@ -448,31 +448,23 @@ class PaperCutConnector:
         return compare_accounts(desired, found, holds=holds, manages=self._manages)
 
     def _all_groups(self) -> Iterator[str]:
+        return self._pages("listUserGroups", _PAGE_SIZE)
+
+    def _pages(self, method: str, page_size: int) -> Iterator[str]:
+        """Every name a paged list method (``listUserAccounts``, ``listUserGroups``) returns."""
         offset = 0
         while True:
-            page = string_list(
-                "listUserGroups",
-                self._call("listUserGroups", offset, _PAGE_SIZE, idempotent=True),
-            )
+            page = string_list(method, self._call(method, offset, page_size, idempotent=True))
             yield from page
-            if len(page) < _PAGE_SIZE:
+            if len(page) < page_size:
                 return
-            offset += _PAGE_SIZE
+            offset += page_size
 
     # -- Reads used by reconciliation ----------------------------------------
 
     def iter_usernames(self, page_size: int = _PAGE_SIZE) -> Iterator[str]:
         """Yield every PaperCut username, a page of ``page_size`` at a time."""
-        offset = 0
-        while True:
-            page = string_list(
-                "listUserAccounts",
-                self._call("listUserAccounts", offset, page_size, idempotent=True),
-            )
-            yield from page
-            if len(page) < page_size:
-                return
-            offset += page_size
+        return self._pages("listUserAccounts", page_size)
 
     def fetch_account(self, username: str) -> PrintAccount | None:
         """Read an account back from PaperCut; ``None`` if it does not exist."""
