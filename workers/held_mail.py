@@ -14,10 +14,11 @@ from email.utils import format_datetime, make_msgid
 
 import structlog
 
-from storage import clock, guard, notifications
+from storage import guard, notifications
 from storage.database import Database
 from storage.guard import GuardStatus
 from storage.tenants import Tenant
+from workers import mail
 from workers.settings import NotifySettings
 
 _log = structlog.get_logger(__name__)
@@ -67,16 +68,7 @@ async def plan(db: Database, tenant: Tenant, settings: NotifySettings, now: date
     if not state.held or state.first_held is None:
         return None
     key = f"{notifications.HELD}:{tenant.name}:{state.first_held}"
-    created = await notifications.create(
-        db,
-        tenant_id=tenant.id,
-        key=key,
-        kind=notifications.HELD,
-        recipients=tenant.notify,
-        message=compose(tenant, state, settings.mail_from, now).as_string(),
-        now=clock.stamp(now),
+    message = compose(tenant, state, settings.mail_from, now)
+    return await mail.record(
+        db, tenant, kind=notifications.HELD, key=key, message=message, now=now, held=state.held
     )
-    if created is None:
-        return None
-    _log.info("notification_created", kind=notifications.HELD, tenant=tenant.name, held=state.held)
-    return key

@@ -29,6 +29,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import structlog
 
+from storage import clock, notifications
+from storage.database import Database
+from storage.outbox import Failure as DeadEffect
+from storage.tenants import Tenant
 from workers.errors import AuthenticationError, DownstreamError, PermanentError, TransientError
 
 __all__ = ["Digest", "Failure", "SmtpSender", "render_digest", "render_recovery"]
@@ -342,3 +346,32 @@ def _reply_text(reply: bytes | str) -> str:
 
 def _reply(exc: smtplib.SMTPResponseException) -> str:
     return f"SMTP {exc.smtp_code} {_reply_text(exc.smtp_error)}"
+
+
+async def record(
+    db: Database,
+    tenant: Tenant,
+    *,
+    kind: str,
+    key: str,
+    message: EmailMessage,
+    now: datetime,
+    covers: Sequence[DeadEffect] = (),
+    **about: object,
+) -> str | None:
+    """Queue ``message`` for the tenant's notification addresses under ``key`` (once: None if
+    a mail with that key exists already), logging what was queued and ``about`` it."""
+    created = await notifications.create(
+        db,
+        tenant_id=tenant.id,
+        key=key,
+        kind=kind,
+        recipients=tenant.notify,
+        message=message.as_string(),
+        covers=covers,
+        now=clock.stamp(now),
+    )
+    if created is None:
+        return None
+    _log.info("notification_created", kind=kind, tenant=tenant.name, **about)
+    return key

@@ -46,7 +46,7 @@ from storage.health import Health, HealthBoard, HealthPolicy
 from storage.outbox import Failure as DeadEffect
 from storage.provisioning_log import Entry, LogQuery
 from storage.tenants import Tenant
-from workers import held_mail
+from workers import held_mail, mail
 from workers.errors import PermanentError, TransientError
 from workers.mail import Digest, Failure, render_digest, render_recovery
 from workers.settings import NotifySettings
@@ -130,26 +130,17 @@ async def _plan(
             else []
         )
         message = compose_digest(tenant, state, dead, requests, settings.mail_from, now)
-        created = await notifications.create(
+        return await mail.record(
             db,
-            tenant_id=tenant.id,
-            key=key,
+            tenant,
             kind=notifications.DIGEST,
-            recipients=tenant.notify,
-            message=message.as_string(),
+            key=key,
+            message=message,
+            now=now,
             covers=dead,
-            now=clock.stamp(now),
-        )
-        if created is None:
-            return None
-        _log.info(
-            "notification_created",
-            kind="digest",
-            tenant=tenant.name,
             effects=len(dead),
             state=state.state,
         )
-        return key
     if (
         state.state != health.HEALTHY
         or last_digest is None
@@ -172,19 +163,9 @@ async def _plan(
     )
     _stamp_id(message, settings.mail_from)
     key = notifications.recovery_key(last_digest.key)
-    created = await notifications.create(
-        db,
-        tenant_id=tenant.id,
-        key=key,
-        kind=notifications.RECOVERY,
-        recipients=tenant.notify,
-        message=message.as_string(),
-        now=clock.stamp(now),
+    return await mail.record(
+        db, tenant, kind=notifications.RECOVERY, key=key, message=message, now=now
     )
-    if created is None:
-        return None
-    _log.info("notification_created", kind="recovery", tenant=tenant.name)
-    return key
 
 
 async def _failed_requests(
