@@ -20,7 +20,7 @@ drift:
 	$(PY) -m tests.drift
 
 test:
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 format:
 	$(PY) -m ruff format api workers storage metrics printsync
