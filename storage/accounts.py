@@ -199,10 +199,17 @@ async def set_print_username(db: Database, tenant_id: int, user_id: str, name: s
     """Remember the username the user's print account now lives under, unless the user has
     been renamed again meanwhile (the newer name's effect records that one)."""
     async with db.transaction() as conn:
-        await conn.execute(
-            _statements(db.dialect)["set_print_username"],
-            {"tenant": tenant_id, "id": user_id, "name": name},
-        )
+        await record_print_username(conn, db.dialect, tenant_id, user_id, name)
+
+
+async def record_print_username(
+    conn: Connection, dialect: Dialect, tenant_id: int, user_id: str, name: str
+) -> None:
+    """:func:`set_print_username` inside the caller's transaction."""
+    await conn.execute(
+        _statements(dialect)["set_print_username"],
+        {"tenant": tenant_id, "id": user_id, "name": name},
+    )
 
 
 async def group_by_id(db: Database, tenant_id: int, group_id: str) -> GroupState | None:

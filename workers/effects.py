@@ -94,6 +94,8 @@ class Converged:
     more: tuple[outbox.Scheduled, ...] = ()
     #: What the provisioning log keeps besides (a skipped group's reason, what drifted).
     details: dict[str, Any] | None = None
+    #: The username the subject user's account now lives under, to remember with the outcome.
+    print_username: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,7 +232,12 @@ class Effects:
             )
             try:
                 self.store.run_in_transaction(
-                    complete_and_log, effect, converged.follow_up, success, converged.more
+                    complete_and_log,
+                    effect,
+                    converged.follow_up,
+                    success,
+                    converged.more,
+                    print_username=converged.print_username,
                 )
             except DatabaseUnavailable:
                 raise
@@ -375,6 +382,7 @@ class Effects:
                 repaired.account,
                 repaired.subject,
                 details={"drift": effect.payload.get("drift") or []},
+                print_username=repaired.print_username,
             )
         raise PermanentError(f"unknown effect kind {effect.kind!r}", operation="dispatch")
 
@@ -394,14 +402,18 @@ class Effects:
                 print_names.claim(self.store, effect.tenant_id, connector, user.user_name, user.id)
                 connector.rename_account(previous, user.user_name)
         desired = self.converge_accounts(effect.tenant_id, names, connector, absent="revoke")
-        if previous != user.user_name:
+        remember = None
+        if renamed:
+            # At once: an attempt after this one must not move the account again.
             self.store.run(accounts.set_print_username, effect.tenant_id, user.id, user.user_name)
+        elif previous != user.user_name:
+            remember = user.user_name  # nothing moved: recorded with the outcome
         account = "ensured" if desired[0].account is not None else "revoked"
         follow_up = None
         if renamed and not desired[1].present:
             assert previous is not None
             follow_up = self._purge_later(effect, previous)
-        return Converged(follow_up, account, user.user_name)
+        return Converged(follow_up, account, user.user_name, print_username=remember)
 
     def _purge_later(self, effect: outbox.Effect, username: str) -> outbox.Scheduled:
         due = clock.later(self.settings.retention_seconds, clock.parse(effect.created_at))
@@ -556,10 +568,17 @@ async def complete_and_log(
     follow_up: outbox.Scheduled | None,
     success: provisioning_log.Entry,
     more: Sequence[outbox.Scheduled] = (),
+    *,
+    print_username: str | None = None,
 ) -> bool:
     """Mark the effect done, record its follow-up (and ``more`` effects) and log ``success``.
     Nothing is logged or recorded when the effect was no longer pending: the attempt that
-    finished it did that."""
+    finished it did that. ``print_username`` is remembered for the effect's user either way
+    (:func:`storage.accounts.set_print_username`)."""
+    if print_username is not None:
+        await accounts.record_print_username(
+            conn, dialect, effect.tenant_id, effect.subject_id, print_username
+        )
     done = await outbox.complete(
         conn, dialect, effect.id, tenant_id=effect.tenant_id, follow_up=follow_up
     )
