@@ -197,9 +197,8 @@ class Effects:
         started = time.perf_counter()
         connector_name = "unknown"
         try:
-            connector = self._connector(effect.tenant_id)
+            connector, paused = self._connector_and_pause(effect.tenant_id)
             connector_name = connector.name
-            paused = self.store.run(downstream.pause_of, effect.tenant_id)
             if paused is not None and not credentials.may_probe(self.store, self.settings, effect):
                 return
             converged = self.converge(effect, connector)
@@ -280,6 +279,14 @@ class Effects:
             return self.connectors.connector_for(tenant_id)
         except TenantNotFound:
             raise PermanentError("the tenant no longer exists", operation="configure") from None
+
+    def _connector_and_pause(self, tenant_id: int) -> tuple[Connector, downstream.Pause | None]:
+        """The tenant's connector and its pause, if any, from one read."""
+        try:
+            tenant, paused = self.store.run(accounts.tenant_and_pause, tenant_id)
+        except TenantNotFound:
+            raise PermanentError("the tenant no longer exists", operation="configure") from None
+        return self.connectors.connector_of(tenant), paused
 
     def _transient(
         self, effect: outbox.Effect, error: DownstreamError, connector_name: str
