@@ -8,6 +8,10 @@ prints effects per second and CPU microseconds per effect::
 
     python -m bench.effects_worker setup /tmp/w --effects 1000
     python -m bench.effects_worker run /tmp/w [--profile]
+    python -m bench.effects_worker once --effects 300 [--database-url postgresql://...]
+
+``once`` does both in one process on a fresh database: a temporary SQLite file, or a scratch
+database on the PostgreSQL server of ``--database-url`` (dropped afterwards).
 
 ``run`` changes the database (the effects are done afterwards): copy ``DIR`` first to run
 again. Under callgrind, the difference between two sizes divided by the difference of their
@@ -27,8 +31,9 @@ import pstats
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from bench.effects import BASE, user_body
+from bench.effects import BASE, fresh_database, user_body
 from storage import migrate, outbox, resources, tenants, users
 from storage.database import open_database
 from workers.effects import Effects
@@ -41,8 +46,8 @@ def _url(folder: Path) -> str:
     return f"sqlite:///{folder / 'effects.sqlite3'}"
 
 
-async def _setup(folder: Path, count: int) -> list[list[object]]:
-    db = await open_database(_url(folder), pool_size=2)
+async def _setup(url: str, count: int) -> list[list[object]]:
+    db = await open_database(url, pool_size=2)
     try:
         tenant, _ = await tenants.create(db, "bench", connector="ledger")
         for index in range(count):
@@ -58,7 +63,7 @@ async def _setup(folder: Path, count: int) -> list[list[object]]:
 def setup(folder: Path, count: int) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(_url(folder))
-    claimed = asyncio.run(_setup(folder, count))
+    claimed = asyncio.run(_setup(_url(folder), count))
     (folder / "effects.json").write_text(json.dumps(claimed))
     return len(claimed)
 
@@ -66,7 +71,19 @@ def setup(folder: Path, count: int) -> int:
 def run(folder: Path, *, profile: bool = False) -> tuple[int, float, float]:
     """Apply the claimed effects; (effects, effects per second, CPU microseconds per effect)."""
     claimed = json.loads((folder / "effects.json").read_text())
-    effects = Effects.from_settings(WorkerSettings(broker_url=None), _url(folder), environ={})
+    return apply(_url(folder), claimed, profile=profile)
+
+
+def once(
+    count: int, database_url: str | None, *, profile: bool = False
+) -> tuple[int, float, float]:
+    """Setup and run on a fresh database (see :func:`bench.effects.fresh_database`)."""
+    with fresh_database(database_url) as url:
+        return apply(url, asyncio.run(_setup(url, count)), profile=profile)
+
+
+def apply(url: str, claimed: list[list[Any]], *, profile: bool) -> tuple[int, float, float]:
+    effects = Effects.from_settings(WorkerSettings(broker_url=None), url, environ={})
     profiler = cProfile.Profile(time.process_time) if profile else None
     try:
         cpu, wall = time.process_time(), time.perf_counter()
@@ -91,15 +108,21 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("command", choices=["setup", "run"])
-    parser.add_argument("folder", type=Path)
+    parser.add_argument("command", choices=["setup", "run", "once"])
+    parser.add_argument("folder", type=Path, nargs="?", help="for setup and run")
+    parser.add_argument("--database-url", default=None, help="PostgreSQL server, for once")
     parser.add_argument("--effects", type=int, default=1000, help="users (effects) for setup")
     parser.add_argument("--profile", action="store_true", help="cProfile (CPU time) of run")
     args = parser.parse_args(argv)
-    if args.command == "setup":
+    if args.command == "once":
+        count, per_second, cpu_us = once(args.effects, args.database_url, profile=args.profile)
+    elif args.folder is None:
+        parser.error(f"{args.command} needs a folder")
+    elif args.command == "setup":
         print(f"{setup(args.folder, args.effects)} effects claimed in {args.folder}")
         return 0
-    count, per_second, cpu_us = run(args.folder, profile=args.profile)
+    else:
+        count, per_second, cpu_us = run(args.folder, profile=args.profile)
     print(f"{count} effects: {per_second:.0f}/s, {cpu_us:.0f} us CPU per effect (one thread)")
     return 0
 

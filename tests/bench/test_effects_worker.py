@@ -24,3 +24,10 @@ def test_setup_claims_one_effect_per_user_and_run_applies_each_to_the_ledger(
     with sqlite3.connect(folder / "effects.sqlite3") as conn:
         again = conn.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall()
     assert again == [("done", 5)]
+
+
+def test_once_applies_every_effect_on_a_fresh_database() -> None:
+    count, per_second, cpu_us = effects_worker.once(3, None)
+    assert count == 3
+    assert per_second > 0
+    assert cpu_us > 0
