@@ -408,7 +408,11 @@ class Effects:
                 # Nobody has the old userName now: the account moves with its balance.
                 print_names.claim(self.store, effect.tenant_id, connector, user.user_name, user.id)
                 connector.rename_account(previous, user.user_name)
-        desired = self.converge_accounts(effect.tenant_id, names, connector, absent="revoke")
+        # The user just read is the one that has its userName (unique per tenant): its desired
+        # account needs no second read for the first round.
+        desired = self.converge_accounts(
+            effect.tenant_id, names, connector, absent="revoke", known=self._desired_of(user)
+        )
         remember = None
         if renamed:
             # At once: an attempt after this one must not move the account again.
@@ -438,6 +442,11 @@ class Effects:
         user = self.store.run(accounts.user_by_name, tenant_id, username)
         if user is None:
             return Desired(username, None)
+        return self._desired_of(user)
+
+    @staticmethod
+    def _desired_of(user: accounts.UserState) -> Desired:
+        """What the print account of ``user``, who has its userName now, should be."""
         if not user.active:
             return Desired(user.user_name, None, revoke=True, user_id=user.id)
         try:
@@ -457,11 +466,22 @@ class Effects:
         return Desired(user.user_name, account, user_id=user.id)
 
     def converge_accounts(
-        self, tenant_id: int, usernames: Sequence[str], connector: Connector, *, absent: Absent
+        self,
+        tenant_id: int,
+        usernames: Sequence[str],
+        connector: Connector,
+        *,
+        absent: Absent,
+        known: Desired | None = None,
     ) -> list[Desired]:
-        """Converge the accounts of ``usernames`` until their desired state holds still."""
+        """Converge the accounts of ``usernames`` until their desired state holds still.
+        ``known`` is the first name's desired account as the caller has just read it."""
         for _ in range(MAX_ROUNDS):
-            desired = [self.desired_account(tenant_id, name) for name in usernames]
+            desired = [
+                known if index == 0 and known is not None else self.desired_account(tenant_id, name)
+                for index, name in enumerate(usernames)
+            ]
+            known = None  # a later round reads again
             for wanted in desired:
                 self._apply(tenant_id, connector, wanted, absent)
             if [self.desired_account(tenant_id, name) for name in usernames] == desired:
