@@ -17,9 +17,10 @@ import orjson
 import sqlalchemy as sa
 
 from storage.database import Connection, Database, Row
+from storage.downstream import Pause
 from storage.errors import TenantNotFound
 from storage.memberships import group_names
-from storage.records import groups, tenants, users
+from storage.records import connector_pauses, groups, tenants, users
 from storage.scim.schema import ENTERPRISE_USER, PRINTSYNC_USER
 from storage.sql import Dialect, Statement, compile_core
 
@@ -160,6 +161,23 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             ).where(tenants.c.id == p("id")),
             dialect,
         ),
+        "tenant_paused": compile_core(
+            sa.select(
+                tenants.c.id,
+                tenants.c.name,
+                tenants.c.connector,
+                tenants.c.connector_config,
+                connector_pauses.c.reason,
+                connector_pauses.c.since,
+                connector_pauses.c.checked_at,
+                connector_pauses.c.retry_at,
+            )
+            .select_from(
+                tenants.outerjoin(connector_pauses, connector_pauses.c.tenant_id == tenants.c.id)
+            )
+            .where(tenants.c.id == p("id")),
+            dialect,
+        ),
     }
 
 
@@ -199,10 +217,17 @@ async def set_print_username(db: Database, tenant_id: int, user_id: str, name: s
     """Remember the username the user's print account now lives under, unless the user has
     been renamed again meanwhile (the newer name's effect records that one)."""
     async with db.transaction() as conn:
-        await conn.execute(
-            _statements(db.dialect)["set_print_username"],
-            {"tenant": tenant_id, "id": user_id, "name": name},
-        )
+        await record_print_username(conn, db.dialect, tenant_id, user_id, name)
+
+
+async def record_print_username(
+    conn: Connection, dialect: Dialect, tenant_id: int, user_id: str, name: str
+) -> None:
+    """:func:`set_print_username` inside the caller's transaction."""
+    await conn.execute(
+        _statements(dialect)["set_print_username"],
+        {"tenant": tenant_id, "id": user_id, "name": name},
+    )
 
 
 async def group_by_id(db: Database, tenant_id: int, group_id: str) -> GroupState | None:
@@ -234,3 +259,13 @@ async def tenant_connector(db: Database, tenant_id: int) -> TenantConnector:
     if row is None:
         raise TenantNotFound(str(tenant_id))
     return _tenant(row)
+
+
+async def tenant_and_pause(db: Database, tenant_id: int) -> tuple[TenantConnector, Pause | None]:
+    """:func:`tenant_connector` and :func:`storage.downstream.pause_of` in one read."""
+    async with db.reader() as conn:
+        row = await conn.fetchone(_statements(db.dialect)["tenant_paused"], {"id": tenant_id})
+    if row is None:
+        raise TenantNotFound(str(tenant_id))
+    paused = None if row[4] is None else Pause(row[4], row[5], row[6], row[7])
+    return _tenant(row), paused

@@ -18,10 +18,12 @@ SQLite transaction still runs from BEGIN to COMMIT without yielding, and SQLite'
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
-from collections.abc import Awaitable, Callable
+from asyncio import events as asyncio_events
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Concatenate, ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from storage.database import Connection, Database, in_transaction, open_database, parse_url
 from storage.sql import Dialect
@@ -58,7 +60,7 @@ class BlockingDatabase:
     ) -> T:
         """Run ``function(db, *args, **kwargs)`` on this thread's loop and database."""
         slot = self._slot()
-        return slot.loop.run_until_complete(function(slot.db, *args, **kwargs))
+        return _complete(slot, function(slot.db, *args, **kwargs))
 
     def run_in_transaction(
         self,
@@ -69,7 +71,7 @@ class BlockingDatabase:
         """Run ``function(conn, dialect, *args, **kwargs)`` in one write transaction of this
         thread's database (see :func:`storage.database.in_transaction`)."""
         slot = self._slot()
-        return slot.loop.run_until_complete(in_transaction(slot.db, function, *args, **kwargs))
+        return _complete(slot, in_transaction(slot.db, function, *args, **kwargs))
 
     def database(self) -> Database:
         """This thread's database (for code that runs on this thread's loop)."""
@@ -137,3 +139,60 @@ class BlockingDatabase:
             slot.loop.run_until_complete(slot.db.close())
         finally:
             slot.loop.close()
+
+
+def _complete(slot: _Slot, coroutine: Awaitable[T]) -> T:
+    """Run ``coroutine`` to its end on the slot's loop.
+
+    SQLite's awaitables complete without suspending (``storage.database.sqlite``): such a
+    coroutine is stepped here directly, as the running loop's, which spares the loop's task and
+    turns (most of an effect's statements cost less than a turn). One that suspends all the
+    same finishes on the loop, from where it stopped."""
+    if slot.db.dialect != "sqlite" or not isinstance(coroutine, Coroutine):
+        return slot.loop.run_until_complete(coroutine)
+    steps = coroutine.__await__()
+    asyncio_events._set_running_loop(slot.loop)
+    try:
+        # In a context of its own, as a task would run it.
+        waiting = contextvars.copy_context().run(steps.send, None)
+    except StopIteration as finished:
+        return cast(T, finished.value)
+    except BaseException:
+        coroutine.close()
+        raise
+    finally:
+        asyncio_events._set_running_loop(None)
+    rest: T = slot.loop.run_until_complete(_Rest(steps, waiting).finish())
+    return rest
+
+
+class _Rest:
+    """The rest of a coroutine that suspended on ``waiting`` outside the loop."""
+
+    __slots__ = ("steps", "waiting")
+
+    def __init__(self, steps: Generator[Any, Any, Any], waiting: Any) -> None:
+        self.steps = steps
+        self.waiting = waiting
+
+    async def finish(self) -> Any:
+        return await self
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        steps, waiting = self.steps, self.waiting
+        while True:
+            try:
+                sent = yield waiting
+            except GeneratorExit:
+                steps.close()
+                raise
+            except BaseException as error:
+                try:
+                    waiting = steps.throw(error)
+                except StopIteration as finished:
+                    return finished.value
+            else:
+                try:
+                    waiting = steps.send(sent)
+                except StopIteration as finished:
+                    return finished.value

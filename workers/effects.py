@@ -94,6 +94,8 @@ class Converged:
     more: tuple[outbox.Scheduled, ...] = ()
     #: What the provisioning log keeps besides (a skipped group's reason, what drifted).
     details: dict[str, Any] | None = None
+    #: The username the subject user's account now lives under, to remember with the outcome.
+    print_username: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,9 +197,8 @@ class Effects:
         started = time.perf_counter()
         connector_name = "unknown"
         try:
-            connector = self._connector(effect.tenant_id)
+            connector, paused = self._connector_and_pause(effect.tenant_id)
             connector_name = connector.name
-            paused = self.store.run(downstream.pause_of, effect.tenant_id)
             if paused is not None and not credentials.may_probe(self.store, self.settings, effect):
                 return
             converged = self.converge(effect, connector)
@@ -230,7 +231,12 @@ class Effects:
             )
             try:
                 self.store.run_in_transaction(
-                    complete_and_log, effect, converged.follow_up, success, converged.more
+                    complete_and_log,
+                    effect,
+                    converged.follow_up,
+                    success,
+                    converged.more,
+                    print_username=converged.print_username,
                 )
             except DatabaseUnavailable:
                 raise
@@ -273,6 +279,14 @@ class Effects:
             return self.connectors.connector_for(tenant_id)
         except TenantNotFound:
             raise PermanentError("the tenant no longer exists", operation="configure") from None
+
+    def _connector_and_pause(self, tenant_id: int) -> tuple[Connector, downstream.Pause | None]:
+        """The tenant's connector and its pause, if any, from one read."""
+        try:
+            tenant, paused = self.store.run(accounts.tenant_and_pause, tenant_id)
+        except TenantNotFound:
+            raise PermanentError("the tenant no longer exists", operation="configure") from None
+        return self.connectors.connector_of(tenant), paused
 
     def _transient(
         self, effect: outbox.Effect, error: DownstreamError, connector_name: str
@@ -375,6 +389,7 @@ class Effects:
                 repaired.account,
                 repaired.subject,
                 details={"drift": effect.payload.get("drift") or []},
+                print_username=repaired.print_username,
             )
         raise PermanentError(f"unknown effect kind {effect.kind!r}", operation="dispatch")
 
@@ -393,15 +408,23 @@ class Effects:
                 # Nobody has the old userName now: the account moves with its balance.
                 print_names.claim(self.store, effect.tenant_id, connector, user.user_name, user.id)
                 connector.rename_account(previous, user.user_name)
-        desired = self.converge_accounts(effect.tenant_id, names, connector, absent="revoke")
-        if previous != user.user_name:
+        # The user just read is the one that has its userName (unique per tenant): its desired
+        # account needs no second read for the first round.
+        desired = self.converge_accounts(
+            effect.tenant_id, names, connector, absent="revoke", known=self._desired_of(user)
+        )
+        remember = None
+        if renamed:
+            # At once: an attempt after this one must not move the account again.
             self.store.run(accounts.set_print_username, effect.tenant_id, user.id, user.user_name)
+        elif previous != user.user_name:
+            remember = user.user_name  # nothing moved: recorded with the outcome
         account = "ensured" if desired[0].account is not None else "revoked"
         follow_up = None
         if renamed and not desired[1].present:
             assert previous is not None
             follow_up = self._purge_later(effect, previous)
-        return Converged(follow_up, account, user.user_name)
+        return Converged(follow_up, account, user.user_name, print_username=remember)
 
     def _purge_later(self, effect: outbox.Effect, username: str) -> outbox.Scheduled:
         due = clock.later(self.settings.retention_seconds, clock.parse(effect.created_at))
@@ -419,6 +442,11 @@ class Effects:
         user = self.store.run(accounts.user_by_name, tenant_id, username)
         if user is None:
             return Desired(username, None)
+        return self._desired_of(user)
+
+    @staticmethod
+    def _desired_of(user: accounts.UserState) -> Desired:
+        """What the print account of ``user``, who has its userName now, should be."""
         if not user.active:
             return Desired(user.user_name, None, revoke=True, user_id=user.id)
         try:
@@ -438,11 +466,22 @@ class Effects:
         return Desired(user.user_name, account, user_id=user.id)
 
     def converge_accounts(
-        self, tenant_id: int, usernames: Sequence[str], connector: Connector, *, absent: Absent
+        self,
+        tenant_id: int,
+        usernames: Sequence[str],
+        connector: Connector,
+        *,
+        absent: Absent,
+        known: Desired | None = None,
     ) -> list[Desired]:
-        """Converge the accounts of ``usernames`` until their desired state holds still."""
+        """Converge the accounts of ``usernames`` until their desired state holds still.
+        ``known`` is the first name's desired account as the caller has just read it."""
         for _ in range(MAX_ROUNDS):
-            desired = [self.desired_account(tenant_id, name) for name in usernames]
+            desired = [
+                known if index == 0 and known is not None else self.desired_account(tenant_id, name)
+                for index, name in enumerate(usernames)
+            ]
+            known = None  # a later round reads again
             for wanted in desired:
                 self._apply(tenant_id, connector, wanted, absent)
             if [self.desired_account(tenant_id, name) for name in usernames] == desired:
@@ -556,10 +595,17 @@ async def complete_and_log(
     follow_up: outbox.Scheduled | None,
     success: provisioning_log.Entry,
     more: Sequence[outbox.Scheduled] = (),
+    *,
+    print_username: str | None = None,
 ) -> bool:
     """Mark the effect done, record its follow-up (and ``more`` effects) and log ``success``.
     Nothing is logged or recorded when the effect was no longer pending: the attempt that
-    finished it did that."""
+    finished it did that. ``print_username`` is remembered for the effect's user either way
+    (:func:`storage.accounts.set_print_username`)."""
+    if print_username is not None:
+        await accounts.record_print_username(
+            conn, dialect, effect.tenant_id, effect.subject_id, print_username
+        )
     done = await outbox.complete(
         conn, dialect, effect.id, tenant_id=effect.tenant_id, follow_up=follow_up
     )

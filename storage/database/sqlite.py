@@ -148,6 +148,12 @@ class SQLiteDatabase(CommitListeners):
             # A transaction is already open on this connection (same task): join it.
             yield self._connection
             return
+        if not self._shared_loop:
+            # A connection of its own thread runs one transaction at a time: nothing to group,
+            # so it commits inline and never suspends.
+            async with self._alone() as conn:
+                yield conn
+            return
         group = self._group
         if group is None and await self._begin():
             group = self._group = _Group(asyncio.get_running_loop().create_future())
@@ -188,6 +194,32 @@ class SQLiteDatabase(CommitListeners):
         if savepoint is not None:
             raw.execute(f"RELEASE {savepoint}")
         await asyncio.shield(group.future)
+
+    @asynccontextmanager
+    async def _alone(self) -> AsyncIterator[SQLiteConnection]:
+        """BEGIN IMMEDIATE (waiting in SQLite's busy handler), the work, COMMIT."""
+        raw = self._raw
+        self._try_begin()
+        self._depth = 1
+        try:
+            yield self._connection
+        except BaseException as error:
+            self._depth = 0
+            if not raw.in_transaction:  # SQLite rolled it back on its own (disk full, I/O)
+                raise DatabaseUnavailable(str(error)) from error
+            try:
+                raw.execute("ROLLBACK")
+            except sqlite3.Error as undo:
+                raise DatabaseUnavailable(str(undo)) from error
+            raise_translated(error)
+            raise
+        self._depth = 0
+        try:
+            raw.execute("COMMIT")
+        except sqlite3.Error as error:
+            with suppress(sqlite3.Error):
+                raw.execute("ROLLBACK")
+            raise DatabaseUnavailable(str(error)) from error
 
     def _fail_group(self, group: _Group, reason: str) -> DatabaseUnavailable:
         """End a group whose transaction is lost: every member answers 503."""

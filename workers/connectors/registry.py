@@ -76,17 +76,20 @@ class ConnectorRegistry:
     def connector_for(self, tenant_id: int) -> Connector:
         """The tenant's connector as configured now; PermanentError if the configuration is
         unusable (unknown connector, a configuration its model refuses, a missing secret)."""
-        tenant = self._store.run(accounts.tenant_connector, tenant_id)
+        return self.connector_of(self._store.run(accounts.tenant_connector, tenant_id))
+
+    def connector_of(self, tenant: accounts.TenantConnector) -> Connector:
+        """:meth:`connector_for` with the tenant's configuration as just read."""
         fingerprint = orjson.dumps(
             [tenant.connector, tenant.config, self._secrets_named(tenant.config)],
             option=orjson.OPT_SORT_KEYS,
         )
         with self._lock:
-            cached = self._cache.get(tenant_id)
+            cached = self._cache.get(tenant.id)
             if cached is not None and cached[0] == fingerprint:
                 return cached[1]
             connector = self._build(tenant)
-            self._cache[tenant_id] = (fingerprint, connector)
+            self._cache[tenant.id] = (fingerprint, connector)
             return connector
 
     def _secrets_named(self, config: Mapping[str, Any]) -> dict[str, str]:
