@@ -283,16 +283,17 @@ class CycleView:
             f"{cycle.created} created, {cycle.updated} updated, {cycle.disabled} disabled, "
             f"{cycle.deleted} deleted, {cycle.failed} failed"
         )
+        requests = f"{cycle.requests} request" + ("" if cycle.requests == 1 else "s")
         rate = cycle.as_dict(self.now, self.gap_seconds)["requests_per_second"]
         pace = f", {rate} per second" if rate is not None else ""
         if self.running:
             return (
                 f"An {kind} cycle is running since {when(cycle.started_at)}: "
-                f"{cycle.requests} requests so far ({counts}){pace}."
+                f"{requests} so far ({counts}){pace}."
             )
         return (
             f"The last cycle ({kind}) ran from {when(cycle.started_at)} to "
-            f"{when(cycle.ended_at)}: {cycle.requests} requests ({counts}){pace}; the next is "
+            f"{when(cycle.ended_at)}: {requests} ({counts}){pace}; the next is "
             f"expected around {when(self.next_expected_at)}."
         )
 

@@ -64,7 +64,8 @@ class LedgerConnector:
 
     def check(self) -> str:
         count = self._call("check", lambda: self._store.run(ledger.count, self._tenant_id))
-        return f"the built-in ledger answered ({count} print accounts)"
+        accounts = "print account" if count == 1 else "print accounts"
+        return f"the built-in ledger answered ({count} {accounts})"
 
     def ensure_account(self, account: PrintAccount) -> None:
         self._call(
