@@ -38,18 +38,16 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import redis.asyncio as aioredis
 from prometheus_client import Counter
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
 
 from api.errors import TooManyRequests
 from api.settings import ApiSettings
 from metrics import catalog
+
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
 
 Clock = Callable[[], float]
 _EPSILON = 1e-9  # refills summed from float clock readings may fall short of 1.0 by a hair
@@ -208,6 +206,14 @@ class SharedRateLimiter:
         counter: Counter = catalog.SCIM_RATE_LIMITED,
         unchecked: Counter = catalog.SCIM_RATE_LIMIT_UNCHECKED,
     ) -> None:
+        # The Redis client is loaded here, not with the module: an API process without a shared
+        # limit never holds it (several MiB of resident memory).
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import RedisError
+
+        self._unreachable = (RedisError, OSError, TimeoutError)
         self._args = (repr(float(per_second)), str(burst))
         self._client = aioredis.Redis.from_url(
             url,
@@ -256,7 +262,7 @@ class SharedRateLimiter:
             return None
         try:
             answer = await script(keys=[KEY_PREFIX + tenant], args=[*self._args, *extra])
-        except (RedisError, OSError, TimeoutError) as error:
+        except self._unreachable as error:
             if self._down_until == 0.0:
                 _log.warning(
                     "rate limit unchecked: its Redis cannot be reached (%s); requests are "

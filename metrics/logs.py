@@ -79,6 +79,10 @@ def configure_logging(
         existing.close()
     root.addHandler(handler)
     root.setLevel(level)
+    # Alembic announces its plugins and each step at INFO: nothing an operator needs when a
+    # migration works (it raises when it does not).
+    numeric = level if isinstance(level, int) else logging.getLevelNamesMapping()[level.upper()]
+    logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))
 
     structlog.configure(
         processors=[

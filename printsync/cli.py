@@ -9,12 +9,15 @@ its rule, exit status 2.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from typing import Any
 
 import click
 import orjson
 import structlog
 
+from metrics.exposition import ENV_VAR as MULTIPROC_VARIABLE
 from printsync import (
     connector_options,
     effects_commands,
@@ -35,7 +38,7 @@ from printsync.terminal import (
     settings,
     table,
 )
-from storage import downstream, guard, migrate, tenants
+from storage import downstream, guard, tenants
 from storage.database import Database
 from workers.connectors.registry import DEFAULT_CONNECTOR
 
@@ -53,10 +56,20 @@ def db() -> None:
     """Database schema."""
 
 
+@db.command("ready", hidden=True)
+def db_ready() -> None:
+    """Make the schema ready as any command does (the embedded SQLite database migrated, any
+    other checked); ``serve`` runs it in a child process so that the API process never loads
+    Alembic."""
+    ready_schema(settings().database_url)
+
+
 @db.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Create or migrate the schema (PRINTSYNC_DATABASE_URL)."""
+    from storage import migrate
+
     url = settings().database_url
     migrate.upgrade(url, revision)
     click.echo(f"database {describe_database(url)} is at schema {migrate.current(url)[0]}")
@@ -65,6 +78,8 @@ def db_upgrade(revision: str) -> None:
 @db.command("check")
 def db_check() -> None:
     """Fail if the models and the migrations disagree; print nothing when they agree."""
+    from storage import migrate
+
     url = settings().database_url
     ready_schema(url)
     try:
@@ -261,6 +276,17 @@ def tenant_enable(name: str) -> None:
     _reaches_servers("its requests may still be refused")
 
 
+def _ready_schema_in_child() -> None:
+    """``printsync db ready`` in a child process, whose messages reach the terminal as they
+    are: the API process then holds neither Alembic nor what a migration loaded."""
+    environ = {key: value for key, value in os.environ.items() if key != MULTIPROC_VARIABLE}
+    done = subprocess.run(
+        [sys.executable, "-m", "printsync", "db", "ready"], env=environ, check=False
+    )
+    if done.returncode != 0:
+        raise SystemExit(done.returncode)
+
+
 @cli.command()
 @click.option("--host", default=None, help="Bind address (PRINTSYNC_HOST).")
 @click.option("--port", default=None, type=int, help="Port (PRINTSYNC_PORT).")
@@ -280,7 +306,7 @@ def serve(host: str | None, port: int | None) -> None:
     # API's /metrics shows the effects the child applies too.
     effects_commands.multiprocess_metrics(loaded.prometheus_multiproc_dir)
     database = loaded.database()
-    ready_schema(database.database_url)
+    _ready_schema_in_child()
     pipeline = pipeline_process.PipelineProcess()
     embedded = loaded.worker().embedded
     app = create_app(

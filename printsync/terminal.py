@@ -26,15 +26,13 @@ from typing import Any, Literal, TextIO, TypeVar
 import asyncpg
 import click
 import orjson
-from alembic.util import CommandError as AlembicCommandError
 from sqlalchemy import exc as sa_exc
 
 from metrics import catalog, exposition
 from metrics.logs import configure_logging
 from printsync.settings import Settings, load_or_exit
-from storage import migrate
 from storage.database import Database, open_database, parse_url
-from storage.errors import TenantNotFound
+from storage.errors import SchemaError, TenantNotFound
 from storage.scim.errors import ScimError
 
 T = TypeVar("T")
@@ -70,7 +68,7 @@ OPERATOR_ERRORS: tuple[type[BaseException], ...] = (
     sa_exc.InterfaceError,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
-    AlembicCommandError,
+    SchemaError,
 )
 
 
@@ -92,7 +90,7 @@ class Command(click.Command):
         except OPERATOR_ERRORS as error:
             loaded = ctx.find_object(Settings)
             where = describe_database(loaded.database_url) if loaded is not None else "?"
-            if isinstance(error, AlembicCommandError | OSError):
+            if isinstance(error, SchemaError | OSError):
                 raise click.ClickException(one_line(error)) from None
             raise click.ClickException(
                 f"the database at {where} cannot be used: {one_line(error)}"
@@ -143,6 +141,8 @@ def ready_schema(database_url: str) -> None:
     """Make sure the schema is there before a command uses it: the embedded SQLite database is
     created and migrated as ``printsync serve`` would; any other database must have been
     migrated with ``printsync db upgrade`` (else one line saying so, exit status 1)."""
+    from storage import migrate  # Alembic: only in a process that checks the schema itself
+
     if parse_url(database_url).dialect == "sqlite":
         migrate.upgrade(database_url)
         return

@@ -36,3 +36,8 @@ class TenantNotFound(StorageError):
 
 class DatabaseUnavailable(StorageError):
     pass
+
+
+class SchemaError(StorageError):
+    """A schema migration could not run as asked (an unknown revision, say); the message says
+    why in Alembic's words."""
