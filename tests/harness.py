@@ -181,23 +181,28 @@ class Process:
 Start = Callable[[list[str], dict[str, str]], Process]
 
 
+def launch(args: list[str], env: dict[str, str], *, log: Path, cwd: Path = ROOT) -> Process:
+    """``python -m printsync ARGS`` in a process group of its own, its output in ``log``; the
+    caller stops it (:meth:`Process.stop`)."""
+    with log.open("wb") as sink:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "printsync", *args],
+            cwd=cwd,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return Process(popen, log)
+
+
 @pytest.fixture
 def processes(tmp_path: Path) -> Iterator[Start]:
     """Starts ``python -m printsync ARGS`` with an environment; stops them all afterwards."""
     started: list[Process] = []
 
     def start(args: list[str], env: dict[str, str]) -> Process:
-        log = tmp_path / f"printsync-{len(started)}-{args[0]}.log"
-        with log.open("wb") as sink:
-            popen = subprocess.Popen(
-                [sys.executable, "-m", "printsync", *args],
-                cwd=ROOT,
-                env=env,
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        process = Process(popen, log)
+        process = launch(args, env, log=tmp_path / f"printsync-{len(started)}-{args[0]}.log")
         started.append(process)
         return process
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.test_users import entra_user
 from tests.fakes.smtp import free_port
+from tests.harness import launch
 
 #: How every log line of both processes starts in development: an ISO 8601 UTC time.
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z \[")
@@ -51,29 +51,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         if not key.startswith("PRINTSYNC_") and key != "PROMETHEUS_MULTIPROC_DIR"
     }
     log = folder / "serve.log"
-    output = log.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "printsync", "serve", "--port", str(port)],
-        env=env,
-        cwd=folder,
-        stdout=output,
-        stderr=subprocess.STDOUT,
-    )
+    process = launch(["serve", "--port", str(port)], env, log=log, cwd=folder)
     try:
         deadline = time.monotonic() + 60
         while "pipeline_started" not in log.read_text(errors="replace"):
-            if process.poll() is not None or time.monotonic() > deadline:
+            if process.popen.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"printsync serve did not start: {log.read_text()[-2000:]}")
             time.sleep(0.1)
         yield Served(port, folder, log, env)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        output.close()
+        process.stop()
 
 
 def test_serve_says_where_it_listens_its_mode_and_where_the_data_is(served: Served) -> None:

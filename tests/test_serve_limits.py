@@ -4,10 +4,8 @@ connections it holds, and keeps its admin API off when the admin token is empty.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +14,7 @@ import httpx
 import pytest
 
 from tests.fakes.smtp import free_port
+from tests.harness import launch
 
 KEEPALIVE = 1
 REQUEST_TIMEOUT = 4.0
@@ -49,13 +48,11 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         "PRINTSYNC_LIMIT_CONCURRENCY": str(CONCURRENCY),
     }
     env.pop("PRINTSYNC_BROKER_URL", None)
-    output = (tmp_path / "serve.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "printsync", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
+    process = launch(
+        ["serve", "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        log=tmp_path / "serve.log",
         cwd=tmp_path,
-        stdout=output,
-        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 60
@@ -65,19 +62,13 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
                     break
             except httpx.HTTPError:
                 pass
-            if process.poll() is not None or time.monotonic() > deadline:
+            if process.popen.poll() is not None or time.monotonic() > deadline:
                 said = (tmp_path / "serve.log").read_text(errors="replace")[-2000:]
                 raise AssertionError(f"printsync serve did not start: {said}")
             time.sleep(0.1)
-        yield Served(port, process)
+        yield Served(port, process.popen)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        output.close()
+        process.stop()
 
 
 def closed_after(sock: socket.socket, *, trickle: bytes = b"", every: float = 0.3) -> float:
