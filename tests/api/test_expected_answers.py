@@ -53,45 +53,20 @@ def test_reads_and_deletes_of_a_deleted_user_leave_the_tenant_healthy(database_u
 
 def upload_then_hang_up(service: Running, declared: int, sent: bytes) -> dict[str, Any]:
     """POST /Users declaring ``declared`` bytes, send ``sent``, then close the connection."""
-    path = "/scim/v2/acme/Users"
     messages: list[Message] = [
         {"type": "http.request", "body": sent, "more_body": True},
         {"type": "http.disconnect"},
     ]
-    answer: dict[str, Any] = {"status": None}
 
     async def receive() -> Message:
         return messages.pop(0) if messages else {"type": "http.disconnect"}
 
-    async def send(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            answer["status"] = message["status"]
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [
-            (b"authorization", f"Bearer {service.acme.token}".encode()),
-            (b"content-type", b"application/scim+json"),
-            (b"content-length", str(declared).encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-
-    async def call() -> None:
-        await service.asgi(scope, receive, send)
-
-    assert service.http.portal is not None
-    service.http.portal.call(call)
-    return answer
+    headers = [
+        (b"authorization", f"Bearer {service.acme.token}".encode()),
+        (b"content-type", b"application/scim+json"),
+        (b"content-length", str(declared).encode()),
+    ]
+    return service.post_raw(headers, receive)
 
 
 def test_client_gone_mid_upload_is_499_not_a_server_error(database_url: str) -> None:

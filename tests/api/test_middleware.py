@@ -39,6 +39,40 @@ class Running:
     acme: TenantClient
     contexts: list[RequestContext]
 
+    def post_raw(self, headers: list[tuple[bytes, bytes]], receive: Receive) -> dict[str, Any]:
+        """POST /Users straight to the app on its event loop, the body as ``receive`` hands it
+        over; what was answered: ``status`` (None if nothing) and ``body``."""
+        path = "/scim/v2/acme/Users"
+        answer: dict[str, Any] = {"status": None, "body": b""}
+
+        async def send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+            elif message["type"] == "http.response.body":
+                answer["body"] += message.get("body", b"")
+
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "root_path": "",
+            "query_string": b"",
+            "headers": headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+
+        async def call() -> None:
+            await self.asgi(scope, receive, send)
+
+        assert self.http.portal is not None
+        self.http.portal.call(call)
+        return answer
+
 
 @contextmanager
 def running(database_url: str) -> Iterator[Running]:
@@ -164,10 +198,8 @@ def call_with_body(
 ) -> tuple[int, bytes, int]:
     """POST /Users with ``chunks``, one per receive, on the app's event loop; the status, the
     body and how many chunks were taken."""
-    path = "/scim/v2/acme/Users"
     pending = list(chunks)
     taken = 0
-    answer: dict[str, Any] = {"status": 0, "body": b""}
 
     async def receive() -> Message:
         nonlocal taken
@@ -178,32 +210,7 @@ def call_with_body(
         chunk = pending.pop(0)
         return {"type": "http.request", "body": chunk, "more_body": bool(pending)}
 
-    async def send(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            answer["status"] = message["status"]
-        elif message["type"] == "http.response.body":
-            answer["body"] += message.get("body", b"")
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-
-    async def call() -> None:
-        await service.asgi(scope, receive, send)
-
-    assert service.http.portal is not None
-    service.http.portal.call(call)
+    answer = service.post_raw(headers, receive)
     return answer["status"], answer["body"], taken
 
 
