@@ -348,8 +348,30 @@ def test_cycle_progress_and_held_revocations_approved_from_the_console(
 
     in_thread(lambda: guard_at(live.database_url, "contoso", min=1, percent=0))
     off = {"schemas": [PATCH], "Operations": [{"op": "Replace", "path": "active", "value": False}]}
-    for n in range(3):
-        user = live.scim("POST", "/Users", entra_user(f"held{n}@contoso.com")).json()["id"]
+
+    def enabled() -> list[bool]:
+        async def read(db: Any) -> list[bool]:
+            tenant = await tenants.get(db, "contoso")
+            return [account.enabled for account in await ledger.list_accounts(db, tenant.id)]
+
+        from storage.blocking import BlockingDatabase
+
+        store = BlockingDatabase(live.database_url, pool_size=1)
+        try:
+            return store.run(read)
+        finally:
+            store.close()
+
+    users = [
+        live.scim("POST", "/Users", entra_user(f"held{n}@contoso.com")).json()["id"]
+        for n in range(3)
+    ]
+    # Each account exists before its user is disabled: a user first seen inactive gets none.
+    deadline = time.monotonic() + 15
+    while in_thread(enabled) != [True, True, True]:
+        assert time.monotonic() < deadline, in_thread(enabled)
+        time.sleep(0.1)
+    for user in users:
         assert live.scim("PATCH", f"/Users/{user}", off).status_code == 200
     wait_for_log(live, 6)
     page = browser.page
@@ -366,19 +388,6 @@ def test_cycle_progress_and_held_revocations_approved_from_the_console(
     page.get_by_role("button", name="Approve all 1 held effects").click()
     assert "1 held effect approved" in page.get_by_role("status").inner_text()
     assert "Held by the deprovisioning guard" not in page.content()
-
-    def enabled() -> list[bool]:
-        async def read(db: Any) -> list[bool]:
-            tenant = await tenants.get(db, "contoso")
-            return [account.enabled for account in await ledger.list_accounts(db, tenant.id)]
-
-        from storage.blocking import BlockingDatabase
-
-        store = BlockingDatabase(live.database_url, pool_size=1)
-        try:
-            return store.run(read)
-        finally:
-            store.close()
 
     deadline = time.monotonic() + 15
     while in_thread(enabled) != [False, False, False]:
