@@ -253,7 +253,8 @@ def test_forged_or_altered_cursor_is_invalid(service: Service) -> None:
     junk = (cursor[:4] + "!" + cursor[4:], cursor + "=", cursor[:-1] + "+", "A" * 5000)
     for garbage in ("x", "%%%", "AAAA", cursor[:-2], cursor + "A", "bnVsbA", "é", *junk):
         _error(acme.get("/Users", params={"cursor": garbage}), "invalidCursor")
-    search = acme.post("/Users/.search", json={"schemas": [SEARCH], "cursor": cursor[:-1] + "_"})
+    # An altered byte, not an altered last character: that one may only carry padding bits.
+    search = acme.post("/Users/.search", json={"schemas": [SEARCH], "cursor": text})
     assert search.status_code == 400
     assert search.json()["scimType"] in ("invalidCursor",)
 
