@@ -27,6 +27,12 @@ metadata = sa.MetaData(
 
 Timestamp = sa.String(32)
 
+
+def _partial_index(name: str, *columns: str, where: str) -> sa.Index:
+    """An index of the rows that match ``where`` only, on SQLite and PostgreSQL alike."""
+    return sa.Index(name, *columns, sqlite_where=sa.text(where), postgresql_where=sa.text(where))
+
+
 tenants = sa.Table(
     "tenants",
     metadata,
@@ -139,19 +145,17 @@ outbox = sa.Table(
     sa.Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),
     sa.Index("ix_outbox_tenant_id_state", "tenant_id", "state"),
     # The relay's two claims (storage.outbox "claim"): never claimed, and lease run out.
-    sa.Index(
+    _partial_index(
         "ix_outbox_unclaimed",
         "next_attempt_at",
         "id",
-        sqlite_where=sa.text("state = 'pending' AND claimed_until IS NULL"),
-        postgresql_where=sa.text("state = 'pending' AND claimed_until IS NULL"),
+        where="state = 'pending' AND claimed_until IS NULL",
     ),
-    sa.Index(
+    _partial_index(
         "ix_outbox_claimed",
         "claimed_until",
         "id",
-        sqlite_where=sa.text("state = 'pending' AND claimed_until IS NOT NULL"),
-        postgresql_where=sa.text("state = 'pending' AND claimed_until IS NOT NULL"),
+        where="state = 'pending' AND claimed_until IS NOT NULL",
     ),
 )
 
