@@ -8,9 +8,9 @@ delete.
 
 What differs between users and groups is a ``Spec``, kept by ``storage.users`` and
 ``storage.groups``: the resource type and its table, the effects a write records, what a delete
-must remove first, for a resource with members (a group) the hooks that validate and change the
-membership rows, and the attribute its document never holds but a response may show, read from
-those rows (a group's ``members``, a user's ``groups``).
+must remove first, for a resource with members (a group) the hooks that validate, change and drop
+the membership rows, and the attribute its document never holds but a response may show, read
+from those rows (a group's ``members``, a user's ``groups``).
 
 Lists and searches run ``storage.paging`` over one resource type, or over several for a search
 at the server root.
@@ -95,6 +95,12 @@ class ReadComputed(Protocol):
     ) -> Awaitable[list[str]]: ...
 
 
+class DropMembers(Protocol):
+    """Remove the membership rows of the resource of row ``pk`` about to be deleted."""
+
+    def __call__(self, conn: Connection, dialect: Dialect, pk: int, /) -> Awaitable[None]: ...
+
+
 class BeforeDelete(Protocol):
     """Remove what refers to the row ``pk`` about to be deleted; what the delete effect's
     payload carries besides the resource's name."""
@@ -126,6 +132,7 @@ class Members:
     change: ChangeMembers
     counter: str
     """The column of the resource's table that counts its members."""
+    drop: DropMembers
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +159,7 @@ class Spec:
     name_attribute: str
     """The attribute that names a resource (the delete effect carries it, the log shows it)."""
     effects: Effects
-    before_delete: BeforeDelete
+    before_delete: BeforeDelete | None = None
     members: Members | None = None
     computed: Computed | None = None
 
@@ -504,7 +511,10 @@ async def delete(
         pk, version, name = row[0], row[1], row[2]
         check_version(if_match, version)
         payload = {spec.name_attribute: name}
-        payload.update(await spec.before_delete(conn, db.dialect, pk))
+        if spec.members is not None:
+            await spec.members.drop(conn, db.dialect, pk)
+        if spec.before_delete is not None:
+            payload.update(await spec.before_delete(conn, db.dialect, pk))
         kind = spec.effects.delete
         now = clock.stamp()
         held = spec.effects.guarded and not await guard.admit(
