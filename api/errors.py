@@ -42,8 +42,15 @@ MEDIA_TYPE = "application/scim+json"
 
 
 class HttpError(Exception):
+    """An error of the HTTP exchange rather than of SCIM; a subclass names its status in its
+    class line."""
+
     status = 400
     scim_type: str | None = None
+
+    def __init_subclass__(cls, *, status: int) -> None:
+        super().__init_subclass__()
+        cls.status = status
 
     def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
@@ -51,30 +58,23 @@ class HttpError(Exception):
         self.headers = headers or {}
 
 
-class Unauthorized(HttpError):
-    status = 401
+class Unauthorized(HttpError, status=401): ...
 
 
-class Forbidden(HttpError):
-    status = 403
+class Forbidden(HttpError, status=403): ...
 
 
-class PayloadTooLarge(HttpError):
-    status = 413
+class PayloadTooLarge(HttpError, status=413): ...
 
 
-class UnsupportedMediaType(HttpError):
-    status = 415
+class UnsupportedMediaType(HttpError, status=415): ...
 
 
-class TooManyRequests(HttpError):
-    status = 429
+class TooManyRequests(HttpError, status=429): ...
 
 
-class NotImplementedHere(HttpError):
+class NotImplementedHere(HttpError, status=501):
     """An endpoint RFC 7644 defines that this server does not offer (RFC 7644 §3.11: /Me)."""
-
-    status = 501
 
 
 def error_document(status: int, detail: str, scim_type: str | None = None) -> dict[str, object]:

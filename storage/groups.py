@@ -11,7 +11,6 @@ records ``group.sync`` with the previous name.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from storage import memberships, outbox, records
 from storage.changes import MembershipChange
@@ -96,17 +95,16 @@ async def with_members(
     ]
 
 
-async def _drop_members(conn: Connection, dialect: Dialect, pk: int) -> dict[str, Any]:
-    await memberships.drop_group(conn, dialect, pk)
-    return {}
-
-
 SPEC = Spec(
     type=GROUP_TYPE,
     table=records.groups,
     name_attribute="displayName",
     effects=Effects(sync=outbox.GROUP_SYNC, delete=outbox.GROUP_DELETE, previous_name=True),
-    before_delete=_drop_members,
-    members=Members(validate=validate_group, change=change_members, counter="member_count"),
+    members=Members(
+        validate=validate_group,
+        change=change_members,
+        counter="member_count",
+        drop=memberships.drop_group,
+    ),
     computed=Computed("members", with_members, listed=True, at_create=True),
 )

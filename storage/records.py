@@ -11,6 +11,8 @@ compare as text the same way on SQLite and PostgreSQL, which keeps filter SQL po
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData(
@@ -24,6 +26,12 @@ metadata = sa.MetaData(
 )
 
 Timestamp = sa.String(32)
+
+
+def _partial_index(name: str, *columns: str, where: str) -> sa.Index:
+    """An index of the rows that match ``where`` only, on SQLite and PostgreSQL alike."""
+    return sa.Index(name, *columns, sqlite_where=sa.text(where), postgresql_where=sa.text(where))
+
 
 tenants = sa.Table(
     "tenants",
@@ -45,30 +53,47 @@ tenants = sa.Table(
     sa.Column("guard_window_seconds", sa.Integer, nullable=True),
 )
 
-users = sa.Table(
+
+def _resource_table(
+    name: str, named_by: str, *own: sa.schema.SchemaItem, after: tuple[sa.Column[Any], ...] = ()
+) -> sa.Table:
+    """The table of a SCIM resource type. Every resource has its key (``pk``), its tenant, its
+    ``id``, the attribute that names it as sent (``named_by``) and folded to lower case (unique
+    per tenant), its ``externalId`` (unique per tenant), its version, its times and its
+    document; ``own`` are the type's own columns (before ``version``) and indexes, ``after`` the
+    columns that follow the document."""
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
+        sa.Column("id", sa.String(36), nullable=False, unique=True),
+        sa.Column(named_by, sa.Text, nullable=False),
+        sa.Column(f"{named_by}_ci", sa.Text, nullable=False),
+        sa.Column("external_id", sa.Text, nullable=True),
+        *own,
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("created_at", Timestamp, nullable=False),
+        sa.Column("last_modified", Timestamp, nullable=False),
+        sa.Column("doc", sa.Text, nullable=False),
+        *after,
+        sa.UniqueConstraint("tenant_id", f"{named_by}_ci"),
+        sa.UniqueConstraint("tenant_id", "external_id"),
+        sa.Index(f"ix_{name}_tenant_id_pk", "tenant_id", "pk"),
+        sa.Index(f"ix_{name}_tenant_id_last_modified", "tenant_id", "last_modified"),
+    )
+
+
+users = _resource_table(
     "users",
-    metadata,
-    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
-    sa.Column("id", sa.String(36), nullable=False, unique=True),
-    sa.Column("user_name", sa.Text, nullable=False),
-    sa.Column("user_name_ci", sa.Text, nullable=False),
-    sa.Column("external_id", sa.Text, nullable=True),
+    "user_name",
     sa.Column("display_name", sa.Text, nullable=True),
     sa.Column("work_email_ci", sa.Text, nullable=True),
     sa.Column("active", sa.Boolean, nullable=False),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False),
-    sa.Column("last_modified", Timestamp, nullable=False),
-    sa.Column("doc", sa.Text, nullable=False),
+    sa.Index("ix_users_tenant_id_work_email_ci", "tenant_id", "work_email_ci"),
     # The username the print account was last brought in line under (set by the workers), so
     # that a userName change can retire the account kept under the old name.
-    sa.Column("print_username", sa.Text, nullable=True),
-    sa.UniqueConstraint("tenant_id", "user_name_ci"),
-    sa.UniqueConstraint("tenant_id", "external_id"),
-    sa.Index("ix_users_tenant_id_work_email_ci", "tenant_id", "work_email_ci"),
-    sa.Index("ix_users_tenant_id_pk", "tenant_id", "pk"),
-    sa.Index("ix_users_tenant_id_last_modified", "tenant_id", "last_modified"),
+    after=(sa.Column("print_username", sa.Text, nullable=True),),
 )
 
 #: How many users and groups each tenant has, kept in the transaction of every create and delete,
@@ -84,24 +109,10 @@ resource_counts = sa.Table(
     sa.Column("n", sa.BigInteger, nullable=False),
 )
 
-groups = sa.Table(
+groups = _resource_table(
     "groups",
-    metadata,
-    sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
-    sa.Column("id", sa.String(36), nullable=False, unique=True),
-    sa.Column("display_name", sa.Text, nullable=False),
-    sa.Column("display_name_ci", sa.Text, nullable=False),
-    sa.Column("external_id", sa.Text, nullable=True),
+    "display_name",
     sa.Column("member_count", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("version", sa.Integer, nullable=False),
-    sa.Column("created_at", Timestamp, nullable=False),
-    sa.Column("last_modified", Timestamp, nullable=False),
-    sa.Column("doc", sa.Text, nullable=False),
-    sa.UniqueConstraint("tenant_id", "display_name_ci"),
-    sa.UniqueConstraint("tenant_id", "external_id"),
-    sa.Index("ix_groups_tenant_id_pk", "tenant_id", "pk"),
-    sa.Index("ix_groups_tenant_id_last_modified", "tenant_id", "last_modified"),
 )
 
 memberships = sa.Table(
@@ -134,19 +145,17 @@ outbox = sa.Table(
     sa.Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),
     sa.Index("ix_outbox_tenant_id_state", "tenant_id", "state"),
     # The relay's two claims (storage.outbox "claim"): never claimed, and lease run out.
-    sa.Index(
+    _partial_index(
         "ix_outbox_unclaimed",
         "next_attempt_at",
         "id",
-        sqlite_where=sa.text("state = 'pending' AND claimed_until IS NULL"),
-        postgresql_where=sa.text("state = 'pending' AND claimed_until IS NULL"),
+        where="state = 'pending' AND claimed_until IS NULL",
     ),
-    sa.Index(
+    _partial_index(
         "ix_outbox_claimed",
         "claimed_until",
         "id",
-        sqlite_where=sa.text("state = 'pending' AND claimed_until IS NOT NULL"),
-        postgresql_where=sa.text("state = 'pending' AND claimed_until IS NOT NULL"),
+        where="state = 'pending' AND claimed_until IS NOT NULL",
     ),
 )
 

@@ -8,9 +8,9 @@ delete.
 
 What differs between users and groups is a ``Spec``, kept by ``storage.users`` and
 ``storage.groups``: the resource type and its table, the effects a write records, what a delete
-must remove first, for a resource with members (a group) the hooks that validate and change the
-membership rows, and the attribute its document never holds but a response may show, read from
-those rows (a group's ``members``, a user's ``groups``).
+must remove first, for a resource with members (a group) the hooks that validate, change and drop
+the membership rows, and the attribute its document never holds but a response may show, read
+from those rows (a group's ``members``, a user's ``groups``).
 
 Lists and searches run ``storage.paging`` over one resource type, or over several for a search
 at the server root.
@@ -95,6 +95,12 @@ class ReadComputed(Protocol):
     ) -> Awaitable[list[str]]: ...
 
 
+class DropMembers(Protocol):
+    """Remove the membership rows of the resource of row ``pk`` about to be deleted."""
+
+    def __call__(self, conn: Connection, dialect: Dialect, pk: int, /) -> Awaitable[None]: ...
+
+
 class BeforeDelete(Protocol):
     """Remove what refers to the row ``pk`` about to be deleted; what the delete effect's
     payload carries besides the resource's name."""
@@ -126,6 +132,7 @@ class Members:
     change: ChangeMembers
     counter: str
     """The column of the resource's table that counts its members."""
+    drop: DropMembers
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +159,7 @@ class Spec:
     name_attribute: str
     """The attribute that names a resource (the delete effect carries it, the log shows it)."""
     effects: Effects
-    before_delete: BeforeDelete
+    before_delete: BeforeDelete | None = None
     members: Members | None = None
     computed: Computed | None = None
 
@@ -292,7 +299,8 @@ async def create(db: Database, spec: Spec, tenant_id: int, body: object, *, base
             assert row is not None
             pk = row[0]
         if recorded is None:
-            await _record(conn, db.dialect, tenant_id, spec.effects.sync, resource_id, 1, now=now)
+            effect = _effect_params(tenant_id, spec.effects.sync, resource_id, 1, now=now)
+            await _record(conn, db.dialect, effect)
             await counts.add(conn, db.dialect, tenant_id, spec.type.name, resource_id, 1)
         if pk is not None and member_ids and spec.members is not None:
             added = (MemberChange("add", tuple(member_ids)),)
@@ -472,13 +480,11 @@ async def rewrite(
             if spec.effects.guarded:
                 active = active_change(before, attrs)
                 held = await _guard(conn, db, tenant_id, resource_id, active, now)
+            effect = _effect_params(tenant_id, kind, resource_id, version, previous, now, held)
             if recorded is not None:  # PostgreSQL: the row and its effect in one statement
-                effect = _effect_params(tenant_id, kind, resource_id, version, previous, now, held)
                 await conn.execute(recorded, {**params, **effect})
             else:
-                await _record(
-                    conn, db.dialect, tenant_id, kind, resource_id, version, previous, now, held
-                )
+                await _record(conn, db.dialect, effect)
     db.effects_committed()
     changes = Changes(
         name=_name(spec, attrs),
@@ -505,7 +511,10 @@ async def delete(
         pk, version, name = row[0], row[1], row[2]
         check_version(if_match, version)
         payload = {spec.name_attribute: name}
-        payload.update(await spec.before_delete(conn, db.dialect, pk))
+        if spec.members is not None:
+            await spec.members.drop(conn, db.dialect, pk)
+        if spec.before_delete is not None:
+            payload.update(await spec.before_delete(conn, db.dialect, pk))
         kind = spec.effects.delete
         now = clock.stamp()
         held = spec.effects.guarded and not await guard.admit(
@@ -517,20 +526,19 @@ async def delete(
             now=now,
         )
         recorded = statements.get("delete_recorded")
+        effect = _effect_params(tenant_id, kind, resource_id, version, payload, now, held)
         if recorded is not None:  # PostgreSQL: the row, its effect and the count at once
             await conn.execute(
                 recorded,
                 {
                     "pk": pk,
-                    **_effect_params(tenant_id, kind, resource_id, version, payload, now, held),
+                    **effect,
                     **counts.add_params(tenant_id, spec.type.name, resource_id, -1),
                 },
             )
         else:
             await conn.execute(statements["delete"], {"pk": pk})
-            await _record(
-                conn, db.dialect, tenant_id, kind, resource_id, version, payload, now, held
-            )
+            await _record(conn, db.dialect, effect)
             await counts.add(conn, db.dialect, tenant_id, spec.type.name, resource_id, -1)
     page_marks(db).forget(spec.table.name, tenant_id)
     db.effects_committed()
@@ -588,8 +596,9 @@ def _effect_params(
     now: str | None = None,
     held: bool = False,
 ) -> dict[str, Any]:
-    """The parameters of the effect ``kind`` of the resource's ``version``, for a statement that
-    records it as part of its own (``held``: see ``_record``)."""
+    """The parameters of the effect ``kind`` of the resource's ``version``, for ``_record`` or a
+    statement that records it as part of its own (``held``: waiting for an operator's
+    approval)."""
     stamp = now or clock.stamp()
     key = _effect_key(kind, resource_id, version)
     effect = outbox.Scheduled(kind, resource_id, key, payload or {}, due_at=stamp)
@@ -600,27 +609,7 @@ def _effect_key(kind: str, resource_id: str, version: int) -> str:
     return f"{kind}:{resource_id}:v{version}"
 
 
-async def _record(
-    conn: Connection,
-    dialect: Dialect,
-    tenant_id: int,
-    kind: str,
-    resource_id: str,
-    version: int,
-    payload: dict[str, Any] | None = None,
-    now: str | None = None,
-    held: bool = False,
-) -> None:
-    """Record the effect ``kind`` of the resource's ``version`` (``held``: waiting for an
-    operator's approval)."""
-    await outbox.record(
-        conn,
-        dialect,
-        tenant_id=tenant_id,
-        kind=kind,
-        subject_id=resource_id,
-        key=_effect_key(kind, resource_id, version),
-        payload=payload,
-        now=now,
-        held=held,
-    )
+async def _record(conn: Connection, dialect: Dialect, effect: dict[str, Any]) -> None:
+    """Record an effect, in a statement of its own, from the parameters ``_effect_params`` made
+    (a statement that records it as part of its own takes the same parameters)."""
+    await conn.execute(recording.insert_statement(dialect), effect)

@@ -81,6 +81,13 @@ _COLUMNS = (
 @lru_cache(maxsize=2)
 def _statements(dialect: Dialect) -> dict[str, Statement]:
     p = sa.bindparam
+
+    def update_named(**values: Any) -> Statement:
+        """Set ``values`` on the tenant named by the parameter ``name``."""
+        return compile_core(
+            sa.update(tenants).where(tenants.c.name == p("name")).values(**values), dialect
+        )
+
     return {
         "by_hash": compile_core(
             sa.select(*_COLUMNS).where(
@@ -106,29 +113,15 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             .returning(tenants.c.id),
             dialect,
         ),
-        "rotate": compile_core(
-            sa.update(tenants)
-            .where(tenants.c.name == p("name"))
-            .values(
-                token_hash=p("hash"),
-                previous_token_hash=p("previous"),
-                previous_token_expires_at=p("expires"),
-            ),
-            dialect,
+        "rotate": update_named(
+            token_hash=p("hash"),
+            previous_token_hash=p("previous"),
+            previous_token_expires_at=p("expires"),
         ),
-        "set_disabled": compile_core(
-            sa.update(tenants).where(tenants.c.name == p("name")).values(disabled=p("disabled")),
-            dialect,
-        ),
-        "set_notify": compile_core(
-            sa.update(tenants).where(tenants.c.name == p("name")).values(notify=p("notify")),
-            dialect,
-        ),
-        "set_connector": compile_core(
-            sa.update(tenants)
-            .where(tenants.c.name == p("name"))
-            .values(connector=p("connector"), connector_config=p("connector_config")),
-            dialect,
+        "set_disabled": update_named(disabled=p("disabled")),
+        "set_notify": update_named(notify=p("notify")),
+        "set_connector": update_named(
+            connector=p("connector"), connector_config=p("connector_config")
         ),
     }
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
-from contextlib import suppress
-from types import TracebackType
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from storage.database.translation import UNAVAILABLE
@@ -38,8 +37,18 @@ class PostgresPool:
         """Open the first connection, so that a wrong URL or an absent server fails now."""
         self._idle.append(await self._open())
 
-    def acquire(self) -> PostgresLease:
-        return PostgresLease(self)
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Any]:
+        """``async with pool.acquire() as connection``: one connection, taken back when the block
+        ends. The database's own contexts (``storage.database.postgres``), entered on every
+        request, call ``take`` and ``give`` themselves."""
+        connection = await self.take()
+        try:
+            yield connection
+        except BaseException as error:
+            self.give(connection, error)
+            raise
+        self.give(connection, None)
 
     async def take(self) -> Any:
         idle = self._idle
@@ -130,26 +139,3 @@ def _reusable(connection: Any, error: BaseException | None) -> bool:
         return True
     names = {cls.__name__ for cls in type(error).__mro__}
     return "PostgresError" in names and not names & UNAVAILABLE
-
-
-class PostgresLease:
-    """``async with pool.acquire() as connection``: one connection of a ``PostgresPool``."""
-
-    __slots__ = ("_connection", "_pool")
-
-    def __init__(self, pool: PostgresPool) -> None:
-        self._pool = pool
-        self._connection: Any = None
-
-    async def __aenter__(self) -> Any:
-        self._connection = await self._pool.take()
-        return self._connection
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        connection, self._connection = self._connection, None
-        self._pool.give(connection, error)

@@ -33,10 +33,10 @@ class PostgresConnection:
         return int(tail) if tail.isdigit() else 0
 
 
-async def _enter(lease: Any) -> Any:
-    """The leased connection, with a failure to get one translated (503 when unavailable)."""
+async def _take(pool: PostgresPool) -> Any:
+    """A connection of the pool, with a failure to get one translated (503 when unavailable)."""
     try:
-        return await lease.__aenter__()
+        return await pool.take()
     except BaseException as error:
         raise_translated(error)
         raise
@@ -47,17 +47,15 @@ class _Reading:
     its own snapshot), errors translated. A class rather than a generator-based context
     manager: it is entered on every read request."""
 
-    __slots__ = ("_lease", "_pool")
+    __slots__ = ("_pool", "_raw")
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool
-        self._lease: Any = None
+        self._raw: Any = None
 
     async def __aenter__(self) -> PostgresConnection:
-        lease = self._pool.acquire()
-        raw = await _enter(lease)
-        self._lease = lease
-        return PostgresConnection(raw)
+        self._raw = await _take(self._pool)
+        return PostgresConnection(self._raw)
 
     async def __aexit__(
         self,
@@ -65,8 +63,8 @@ class _Reading:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        lease, self._lease = self._lease, None
-        await lease.__aexit__(kind, error, traceback)
+        raw, self._raw = self._raw, None
+        self._pool.give(raw, error)
         if error is not None:
             raise_translated(error)
 
@@ -75,24 +73,23 @@ class _Transaction:
     """``PostgresDatabase.transaction()``: a pooled connection inside one transaction, committed
     when the block ends normally and rolled back otherwise; errors translated."""
 
-    __slots__ = ("_lease", "_pool", "_transaction")
+    __slots__ = ("_pool", "_raw", "_transaction")
 
     def __init__(self, pool: Any) -> None:
         self._pool = pool
-        self._lease: Any = None
+        self._raw: Any = None
         self._transaction: Any = None
 
     async def __aenter__(self) -> PostgresConnection:
-        lease = self._pool.acquire()
-        raw = await _enter(lease)
+        raw = await _take(self._pool)
         transaction = raw.transaction()
         try:
             await transaction.__aenter__()
         except BaseException as error:
-            await lease.__aexit__(type(error), error, error.__traceback__)
+            self._pool.give(raw, error)
             raise_translated(error)
             raise
-        self._lease, self._transaction = lease, transaction
+        self._raw, self._transaction = raw, transaction
         return PostgresConnection(raw)
 
     async def __aexit__(
@@ -101,15 +98,15 @@ class _Transaction:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        lease, transaction = self._lease, self._transaction
-        self._lease = self._transaction = None
+        raw, transaction = self._raw, self._transaction
+        self._raw = self._transaction = None
         try:
             await transaction.__aexit__(kind, error, traceback)
         except BaseException as ending:
-            await lease.__aexit__(type(ending), ending, ending.__traceback__)
+            self._pool.give(raw, ending)
             raise_translated(ending)
             raise
-        await lease.__aexit__(kind, error, traceback)
+        self._pool.give(raw, error)
         if error is not None:
             raise_translated(error)
 

@@ -22,60 +22,54 @@ from __future__ import annotations
 
 
 class ScimError(Exception):
-    """A request that breaks the SCIM protocol; ``detail`` explains it to the client."""
+    """A request that breaks the SCIM protocol; ``detail`` explains it to the client.
+
+    A subclass names its ``scimType`` (and its status, when not 400) in its class line."""
 
     status: int = 400
     scim_type: str | None = None
+
+    def __init_subclass__(cls, *, scim_type: str, status: int = 400) -> None:
+        super().__init_subclass__()
+        cls.scim_type = scim_type
+        cls.status = status
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
         self.detail = detail
 
 
-class InvalidFilter(ScimError):
-    scim_type = "invalidFilter"
+class InvalidFilter(ScimError, scim_type="invalidFilter"): ...
 
 
-class TooMany(ScimError):
-    scim_type = "tooMany"
+class TooMany(ScimError, scim_type="tooMany"): ...
 
 
-class Uniqueness(ScimError):
-    status = 409
-    scim_type = "uniqueness"
+class Uniqueness(ScimError, scim_type="uniqueness", status=409): ...
 
 
-class Mutability(ScimError):
-    scim_type = "mutability"
+class Mutability(ScimError, scim_type="mutability"): ...
 
 
-class InvalidSyntax(ScimError):
-    scim_type = "invalidSyntax"
+class InvalidSyntax(ScimError, scim_type="invalidSyntax"): ...
 
 
-class InvalidPath(ScimError):
-    scim_type = "invalidPath"
+class InvalidPath(ScimError, scim_type="invalidPath"): ...
 
 
-class NoTarget(ScimError):
-    scim_type = "noTarget"
+class NoTarget(ScimError, scim_type="noTarget"): ...
 
 
-class InvalidValue(ScimError):
-    scim_type = "invalidValue"
+class InvalidValue(ScimError, scim_type="invalidValue"): ...
 
 
-class InvalidVersion(ScimError):
-    scim_type = "invalidVers"
+class InvalidVersion(ScimError, scim_type="invalidVers"): ...
 
 
-class Sensitive(ScimError):
-    scim_type = "sensitive"
+class Sensitive(ScimError, scim_type="sensitive"): ...
 
 
-class InvalidCursor(ScimError):
-    scim_type = "invalidCursor"
+class InvalidCursor(ScimError, scim_type="invalidCursor"): ...
 
 
-class ExpiredCursor(ScimError):
-    scim_type = "expiredCursor"
+class ExpiredCursor(ScimError, scim_type="expiredCursor"): ...

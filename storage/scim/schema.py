@@ -54,8 +54,7 @@ class Attribute:
     _by_key: dict[str, Attribute] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        for sub in self.sub_attributes:
-            self._by_key[sub.name.lower()] = sub
+        self._by_key.update(_by_key(self.sub_attributes))
 
     def sub(self, name: str) -> Attribute | None:
         """The sub-attribute called ``name`` (case-insensitive), if any."""
@@ -96,8 +95,7 @@ class Schema:
     _by_key: dict[str, Attribute] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        for attribute in self.attributes:
-            self._by_key[attribute.name.lower()] = attribute
+        self._by_key.update(_by_key(self.attributes))
 
     def attribute(self, name: str) -> Attribute | None:
         """The top-level attribute called ``name`` (case-insensitive), if any."""
@@ -105,17 +103,36 @@ class Schema:
 
     def document(self, location: str | None = None) -> dict[str, Any]:
         """The schema as served by ``/Schemas/{id}``."""
-        doc: dict[str, Any] = {
-            "schemas": [SCHEMA],
-            "id": self.id,
-            "name": self.name,
-            "description": self.description,
-            "attributes": [attribute.document() for attribute in self.attributes],
-            "meta": {"resourceType": "Schema"},
-        }
-        if location is not None:
-            doc["meta"]["location"] = location
-        return doc
+        return _discovery_document(
+            SCHEMA,
+            "Schema",
+            location,
+            id=self.id,
+            name=self.name,
+            description=self.description,
+            attributes=[attribute.document() for attribute in self.attributes],
+        )
+
+
+def _by_key(attributes: Iterable[Attribute]) -> dict[str, Attribute]:
+    """``attributes`` by lower-cased name, for the case-insensitive lookups (RFC 7643 §2.1)."""
+    return {attribute.name.lower(): attribute for attribute in attributes}
+
+
+def _discovery_document(
+    urn: str, resource_type: str, location: str | None, **fields: Any
+) -> dict[str, Any]:
+    """A discovery document of the schema ``urn``: ``fields``, then ``meta`` with its
+    ``resourceType`` and, when given, its ``location``."""
+    meta = {"resourceType": resource_type}
+    if location is not None:
+        meta["location"] = location
+    return {"schemas": [urn], **fields, "meta": meta}
+
+
+def _strings(*described: tuple[str, str]) -> tuple[Attribute, ...]:
+    """Plain string attributes, each given by its name and description."""
+    return tuple(Attribute(name, description=description) for name, description in described)
 
 
 def _multi(name: str, description: str, types: tuple[str, ...], *extra: Attribute) -> Attribute:
@@ -196,13 +213,13 @@ USER_SCHEMA = Schema(
             "name",
             "complex",
             "The components of the user's name.",
-            sub_attributes=(
-                Attribute("formatted", description="The full name."),
-                Attribute("familyName", description="The family name."),
-                Attribute("givenName", description="The given name."),
-                Attribute("middleName", description="The middle name."),
-                Attribute("honorificPrefix", description="The honorific prefix."),
-                Attribute("honorificSuffix", description="The honorific suffix."),
+            sub_attributes=_strings(
+                ("formatted", "The full name."),
+                ("familyName", "The family name."),
+                ("givenName", "The given name."),
+                ("middleName", "The middle name."),
+                ("honorificPrefix", "The honorific prefix."),
+                ("honorificSuffix", "The honorific suffix."),
             ),
         ),
         Attribute("displayName", description="The name displayed to end users."),
@@ -238,12 +255,14 @@ USER_SCHEMA = Schema(
             "Physical mailing addresses.",
             multi_valued=True,
             sub_attributes=(
-                Attribute("formatted", description="The full mailing address."),
-                Attribute("streetAddress", description="The street address."),
-                Attribute("locality", description="The city or locality."),
-                Attribute("region", description="The state or region."),
-                Attribute("postalCode", description="The postal code."),
-                Attribute("country", description="The country."),
+                *_strings(
+                    ("formatted", "The full mailing address."),
+                    ("streetAddress", "The street address."),
+                    ("locality", "The city or locality."),
+                    ("region", "The state or region."),
+                    ("postalCode", "The postal code."),
+                    ("country", "The country."),
+                ),
                 Attribute(
                     "type",
                     description="The kind of address.",
@@ -287,11 +306,13 @@ ENTERPRISE_SCHEMA = Schema(
     "EnterpriseUser",
     "Enterprise User",
     (
-        Attribute("employeeNumber", description="The organization's identifier for the user."),
-        Attribute("costCenter", description="The cost center."),
-        Attribute("organization", description="The organization."),
-        Attribute("division", description="The division."),
-        Attribute("department", description="The department."),
+        *_strings(
+            ("employeeNumber", "The organization's identifier for the user."),
+            ("costCenter", "The cost center."),
+            ("organization", "The organization."),
+            ("division", "The division."),
+            ("department", "The department."),
+        ),
         Attribute(
             "manager",
             "complex",
@@ -384,21 +405,20 @@ class ResourceType:
 
     def document(self, location: str | None = None) -> dict[str, Any]:
         """The resource type as served by ``/ResourceTypes``."""
-        doc: dict[str, Any] = {
-            "schemas": [RESOURCE_TYPE],
-            "id": self.name,
-            "name": self.name,
-            "endpoint": self.endpoint,
-            "description": self.description,
-            "schema": self.core.id,
-            "meta": {"resourceType": "ResourceType"},
-        }
+        doc = _discovery_document(
+            RESOURCE_TYPE,
+            "ResourceType",
+            location,
+            id=self.name,
+            name=self.name,
+            endpoint=self.endpoint,
+            description=self.description,
+            schema=self.core.id,
+        )
         if self.extensions:
             doc["schemaExtensions"] = [
                 {"schema": extension.id, "required": False} for extension in self.extensions
             ]
-        if location is not None:
-            doc["meta"]["location"] = location
         return doc
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from types import TracebackType
 
 import asyncpg
 import pytest
@@ -74,24 +73,13 @@ def test_provision_postgres_restarted_under_load_answers_503_and_loses_no_write(
 
 
 class _FailingPool:
-    """An asyncpg pool stand-in whose connections fail with ``error``."""
+    """A pool stand-in that fails with ``error`` when asked for a connection."""
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
 
-    def acquire(self) -> _FailingPool:
-        return self
-
-    async def __aenter__(self) -> None:
+    async def take(self) -> None:
         raise self.error
-
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        return None
 
 
 #: What asyncpg raised in the restart test, and must therefore mean "retry later".
