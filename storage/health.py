@@ -141,19 +141,18 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
+    """What :func:`assess` decides: the state, the sentence saying why, the rules that fired."""
+
     state: State
     reason: str
     findings: tuple[Finding, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Health:
-    """One tenant's health at ``checked_at``."""
+class Health(Verdict):
+    """One tenant's verdict at ``checked_at``, with the numbers it rests on."""
 
     tenant: str
-    state: State
-    reason: str
-    findings: tuple[Finding, ...]
     numbers: Numbers
     checked_at: str
 

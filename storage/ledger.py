@@ -23,10 +23,11 @@ import orjson
 import sqlalchemy as sa
 
 from storage import clock
-from storage.database import Connection, Database, Row
+from storage.database import Connection, Database
 from storage.records import ledger_groups, print_accounts
-from storage.sql import Dialect, Statement, compile_core, insert
+from storage.sql import Dialect, Statement, compile_core, insert, row_reader
 
+#: What :func:`_account` reads, in order: the columns named as the fields of :class:`Account`.
 _ACCOUNT_COLUMNS = (
     print_accounts.c.id,
     print_accounts.c.username,
@@ -217,21 +218,12 @@ def _key(name: str) -> str:
     return name.lower()
 
 
-def _account(row: Row) -> Account:
-    return Account(
-        id=row[0],
-        username=row[1],
-        full_name=row[2],
-        email=row[3],
-        department=row[4],
-        office=row[5],
-        card_number=row[6],
-        secondary_card_number=row[7],
-        pin=row[8],
-        enabled=bool(row[9]),
-        groups=tuple(orjson.loads(row[10])),
-        updated_at=row[11],
-    )
+_account = row_reader(
+    Account,
+    [column.name for column in _ACCOUNT_COLUMNS],
+    enabled=bool,
+    groups=lambda groups: tuple(orjson.loads(groups)),
+)
 
 
 def _unique(names: Sequence[str]) -> list[str]:

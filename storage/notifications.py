@@ -30,8 +30,8 @@ from typing import Any, Final
 import orjson
 
 from storage import clock, outbox
-from storage.database import Database, Row
-from storage.sql import Dialect, Statement, compile_text
+from storage.database import Database
+from storage.sql import Dialect, Statement, compile_text, row_reader
 
 DIGEST: Final = "digest"
 RECOVERY: Final = "recovery"
@@ -98,6 +98,7 @@ class Claimed:
     attempts: int
 
 
+#: What :func:`_notification` reads, in order: the fields of :class:`Notification`.
 _INFO = "id, tenant_id, key, kind, state, recipients, attempts, last_error, created_at, sent_at"
 _CLAIMABLE = "(state = 'pending' OR (state = 'sending' AND claimed_until < :now))"
 
@@ -165,19 +166,9 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
     return {name: compile_text(text, dialect) for name, text in sql.items()}
 
 
-def _notification(row: Row) -> Notification:
-    return Notification(
-        id=row[0],
-        tenant_id=row[1],
-        key=row[2],
-        kind=row[3],
-        state=row[4],
-        recipients=tuple(orjson.loads(row[5])),
-        attempts=row[6],
-        last_error=row[7],
-        created_at=row[8],
-        sent_at=row[9],
-    )
+_notification = row_reader(
+    Notification, _INFO.split(", "), recipients=lambda recipients: tuple(orjson.loads(recipients))
+)
 
 
 async def uncovered_failures(

@@ -12,13 +12,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine.interfaces import Dialect as SADialect
 
 Dialect = Literal["sqlite", "postgresql"]
+T = TypeVar("T")
 
 _NAMED = re.compile(r"(?<![:\w]):([A-Za-z_][A-Za-z0-9_]*)")
 _DIALECTS: dict[Dialect, SADialect] = {
@@ -124,3 +125,26 @@ def _renumbered(sql: str, offset: int) -> str:
 def compile_text(sql: str, dialect: Dialect) -> Statement:
     """Convert SQL text with ``:name`` placeholders (cached by text)."""
     return _positional(sql, dialect)
+
+
+def row_reader(
+    build: Callable[..., T], columns: Sequence[str], **convert: Callable[[Any], Any]
+) -> Callable[[Sequence[Any]], T]:
+    """A function that makes ``build(column=value, ...)`` of a row selected as ``columns``, each
+    value first passed through ``convert[column]`` where there is one.
+
+    One tuple of names then says both what a statement selects and what each value of its rows
+    is: the two cannot drift apart, and a row of another length is refused."""
+    unknown = sorted(set(convert) - set(columns))
+    if unknown:
+        raise ValueError(f"not among the columns: {', '.join(unknown)}")
+    names = tuple(columns)
+    steps = tuple(convert.items())
+
+    def read(row: Sequence[Any]) -> T:
+        values = dict(zip(names, row, strict=True))
+        for name, step in steps:
+            values[name] = step(values[name])
+        return build(**values)
+
+    return read

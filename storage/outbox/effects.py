@@ -38,7 +38,7 @@ from typing import Any, Final, Literal
 
 import orjson
 
-from storage.database import Row
+from storage.sql import row_reader
 
 ACCOUNT_SYNC = "account.sync"
 ACCOUNT_DELETE = "account.delete"
@@ -71,7 +71,7 @@ DEAD = "dead"
 STATES = (PENDING, HELD, DONE, DEAD)
 State = Literal["pending", "held", "done", "dead"]
 
-#: The outbox's columns in the order :func:`effect_of` reads them.
+#: The outbox's columns in the order :func:`effect_of` reads them, each a field of :class:`Effect`.
 COLUMNS: Final = (
     "id, tenant_id, kind, subject_id, effect_key, payload, state, attempts, next_attempt_at,"
     " claimed_until, dispatched_at, completed_at, last_error, created_at, updated_at"
@@ -145,22 +145,7 @@ def subject_label(payload: dict[str, Any], fallback: str | None) -> str | None:
     return fallback
 
 
-def effect_of(row: Row) -> Effect:
-    """The effect of an outbox row selected as :data:`COLUMNS`."""
-    return Effect(
-        id=row[0],
-        tenant_id=row[1],
-        kind=row[2],
-        subject_id=row[3],
-        effect_key=row[4],
-        payload=orjson.loads(row[5]) if row[5] else {},
-        state=row[6],
-        attempts=row[7],
-        next_attempt_at=row[8],
-        claimed_until=row[9],
-        dispatched_at=row[10],
-        completed_at=row[11],
-        last_error=row[12],
-        created_at=row[13],
-        updated_at=row[14],
-    )
+effect_of: Final = row_reader(
+    Effect, COLUMNS.split(", "), payload=lambda payload: orjson.loads(payload) if payload else {}
+)
+"""The effect of an outbox row selected as :data:`COLUMNS`."""

@@ -15,9 +15,9 @@ from typing import Any, Final
 import orjson
 
 from storage import clock, outbox
-from storage.database import Database, Row
+from storage.database import Database
 from storage.provisioning_log.entries import RESULTS, Entry, load_changes
-from storage.sql import Dialect, compile_text
+from storage.sql import Dialect, compile_text, row_reader
 
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 5000
@@ -63,10 +63,11 @@ class LogQuery:
             raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
 
 
-_SELECT = (
-    "SELECT id, time, tenant_id, source, operation, target_id, target_name, result,"
-    " status, error, changes FROM provisioning_log"
+#: What :func:`_entry` reads, in order: fields of :class:`Entry`.
+_COLUMNS = (
+    "id, time, tenant_id, source, operation, target_id, target_name, result, status, error, changes"
 )
+_SELECT = f"SELECT {_COLUMNS} FROM provisioning_log"
 #: Ids (names) linked to one target name (id) at most; more are ignored.
 _MAX_LINKED = 100
 
@@ -148,20 +149,7 @@ def _search_sql(
     return f"{_SELECT} WHERE {where} ORDER BY time DESC, id DESC LIMIT :limit", params
 
 
-def _entry(row: Row) -> Entry:
-    return Entry(
-        id=int(row[0]),
-        time=row[1],
-        tenant_id=row[2],
-        source=row[3],
-        operation=row[4],
-        target_id=row[5],
-        target_name=row[6],
-        result=row[7],
-        status=row[8],
-        error=row[9],
-        changes=load_changes(row[10]),
-    )
+_entry = row_reader(Entry, _COLUMNS.split(", "), id=int, changes=load_changes)
 
 
 async def search(db: Database, query: LogQuery) -> list[Entry]:
