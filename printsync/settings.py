@@ -43,7 +43,7 @@ from storage.health import HealthPolicy
 from storage.provisioning_log import LogSettings
 from storage.settings import DEFAULT_DATABASE_URL, DatabaseSettings
 from workers.mail import SmtpSender
-from workers.settings import BROKER_SCHEMES, NotifySettings, WorkerSettings
+from workers.settings import BROKER_SCHEMES, NotifySettings, PaperCutSettings, WorkerSettings
 
 PREFIX = "PRINTSYNC_"
 REDIS_SCHEMES = ("redis", "rediss")
@@ -265,7 +265,12 @@ class Settings(BaseSettings):
         return self._section(DatabaseSettings)
 
     def worker(self) -> WorkerSettings:
-        return self._section(WorkerSettings, notify=self.notify(), health=self.health())
+        return self._section(
+            WorkerSettings, papercut=self.papercut(), notify=self.notify(), health=self.health()
+        )
+
+    def papercut(self) -> PaperCutSettings:
+        return self._section(PaperCutSettings, "papercut_")
 
     def notify(self) -> NotifySettings:
         return self._section(NotifySettings, guard=self.guard())

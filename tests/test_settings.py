@@ -25,7 +25,7 @@ from storage.guard import GuardPolicy
 from storage.health import HealthPolicy
 from storage.provisioning_log import LogSettings
 from storage.settings import DatabaseSettings
-from workers.settings import NotifySettings, WorkerSettings
+from workers.settings import NotifySettings, PaperCutSettings, WorkerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The sections and the prefix their fields' settings have.
@@ -34,6 +34,7 @@ SECTIONS: tuple[tuple[type[BaseModel], str], ...] = (
     (DatabaseSettings, ""),
     (WorkerSettings, ""),
     (NotifySettings, ""),
+    (PaperCutSettings, "papercut_"),
     (HealthPolicy, "health_"),
     (LogSettings, "provisioning_log_"),
     (CycleSettings, "cycle_"),
@@ -125,7 +126,7 @@ def test_readme_settings_table_gives_each_default_and_range() -> None:
 
 
 def test_every_setting_reaches_a_section_or_the_process() -> None:
-    nested = {"health", "notify", "provisioning_log", "cycles", "guard"}
+    nested = {"health", "notify", "papercut", "provisioning_log", "cycles", "guard"}
     used = set(PROCESS_SETTINGS)
     for model, prefix in SECTIONS:
         used |= {prefix + name for name in model.model_fields if name not in nested}
@@ -141,6 +142,7 @@ def test_sections_of_an_empty_environment_equal_their_own_defaults(
     assert loaded.database() == DatabaseSettings()
     assert loaded.worker() == WorkerSettings()
     assert loaded.notify() == NotifySettings()
+    assert loaded.papercut() == PaperCutSettings()
     assert loaded.health() == HealthPolicy()
     assert loaded.provisioning_log() == LogSettings()
     assert loaded.prometheus_multiproc_dir is None
@@ -159,12 +161,14 @@ def test_environment_values_reach_every_section_that_uses_them(
     environ.setenv(MULTIPROC_VARIABLE, "/tmp/metrics")
     environ.setenv("PRINTSYNC_CYCLE_GAP_SECONDS", "120")
     environ.setenv("PRINTSYNC_DEPROVISION_GUARD_PERCENT", "35")
+    environ.setenv("PRINTSYNC_PAPERCUT_RETRY_ATTEMPTS", "5")
 
     loaded = load()
 
     assert loaded.api().cycles.gap_seconds == 120
     assert loaded.api().guard == GuardPolicy(percent=35)
     assert loaded.worker().notify.guard == GuardPolicy(percent=35)
+    assert loaded.worker().papercut == PaperCutSettings(retry_attempts=5)
 
     assert loaded.api().health.window_seconds == 600
     assert loaded.worker().health.window_seconds == 600

@@ -46,6 +46,16 @@ class NotifySettings(BaseModel):
         )
 
 
+class PaperCutSettings(BaseModel):
+    """How the PaperCut connector calls its server: each call's timeout, and the quick retries
+    of a failed call within one effect attempt."""
+
+    timeout_seconds: float = 10.0
+    retry_attempts: int = 3
+    retry_budget_seconds: float = 5.0
+    retry_initial_wait_seconds: float = 0.25
+
+
 class WorkerSettings(BaseModel):
     """How effects are dispatched, retried and applied.
 
@@ -93,10 +103,8 @@ class WorkerSettings(BaseModel):
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int | None = None
 
-    papercut_timeout_seconds: float = 10.0
-    papercut_retry_attempts: int = 3
-    papercut_retry_budget_seconds: float = 5.0
-    papercut_retry_initial_wait_seconds: float = 0.25
+    #: The ``PRINTSYNC_PAPERCUT_*`` variables.
+    papercut: PaperCutSettings = Field(default_factory=PaperCutSettings)
 
     # A tenant whose print system refuses printsync's credentials waits; one effect tries again
     # this often (sooner after `printsync tenant update` or a passing `printsync tenant test`).

@@ -318,9 +318,8 @@ def _back(tenant: Tenant, done: str) -> Response:
     return RedirectResponse(f"/console/tenants/{tenant.name}?done={done}", status_code=303)
 
 
-@of_tenant
-async def tenant_page(request: Request, visit: Visit, tenant: Tenant) -> Response:
-    return await _tenant_page(request, visit, tenant)
+#: The tenant's page as it stands.
+tenant_page = of_tenant(_tenant_page)
 
 
 @of_tenant

@@ -33,7 +33,7 @@ from workers.broker import build_broker
 from workers.connectors.registry import ConnectorRegistry
 from workers.effects import Effects
 from workers.errors import PermanentError
-from workers.settings import WorkerSettings
+from workers.settings import PaperCutSettings, WorkerSettings
 
 T = TypeVar("T")
 BASE = "http://testserver/scim/v2/acme"
@@ -48,9 +48,9 @@ def worker_settings(**overrides: Any) -> WorkerSettings:
         "max_backoff_ms": 400,
         "lease_seconds": 5,
         "retention_days": 30,
-        "papercut_timeout_seconds": 2,
-        "papercut_retry_initial_wait_seconds": 0.01,
-        "papercut_retry_budget_seconds": 0.3,
+        "papercut": PaperCutSettings(
+            timeout_seconds=2, retry_initial_wait_seconds=0.01, retry_budget_seconds=0.3
+        ),
     }
     values.update(overrides)
     return WorkerSettings(**values)

@@ -40,7 +40,7 @@ from tests.fakes.smtp import free_port
 from tests.harness import Process, Start, eventually, scim_client, start_api
 from tests.harness import processes as processes
 from workers.pipeline import Pipeline
-from workers.settings import WorkerSettings
+from workers.settings import PaperCutSettings, WorkerSettings
 
 TOKEN_ENV = "TEST_PIPELINE_PAPERCUT_TOKEN"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -53,9 +53,9 @@ FAST = {
     "max_retries": 6,
     "worker_threads": 4,
     "embedded_worker_threads": 4,
-    "papercut_timeout_seconds": 3.0,
-    "papercut_retry_initial_wait_seconds": 0.01,
-    "papercut_retry_budget_seconds": 0.3,
+    "papercut": PaperCutSettings(
+        timeout_seconds=3.0, retry_initial_wait_seconds=0.01, retry_budget_seconds=0.3
+    ),
 }
 
 

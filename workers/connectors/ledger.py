@@ -9,7 +9,7 @@ transient error. It needs no configuration: :class:`LedgerConfig` has no fields.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict
@@ -70,19 +70,8 @@ class LedgerConnector:
     def ensure_account(self, account: PrintAccount) -> None:
         self._call(
             "ensure_account",
-            lambda: self._store.run(
-                ledger.ensure_account,
-                self._tenant_id,
-                username=account.username,
-                full_name=account.full_name,
-                email=account.email,
-                department=account.department,
-                office=account.office,
-                card_number=account.card_number,
-                secondary_card_number=account.secondary_card_number,
-                enabled=account.enabled,
-                groups=account.groups,
-            ),
+            # The ledger's row holds every field of the account, under the same names.
+            lambda: self._store.run(ledger.ensure_account, self._tenant_id, **asdict(account)),
         )
 
     def revoke_access(self, username: str) -> None:

@@ -600,18 +600,18 @@ def build(config: PaperCutConfig, context: BuildContext) -> PaperCutConnector:
         raise PermanentError(
             f"the PaperCut token variable {config.token_env} is not set", operation="configure"
         )
-    settings = context.settings
+    calls = context.settings.papercut
     try:
         return PaperCutConnector(
             config.url,
             token,
-            settings.papercut_timeout_seconds,
+            calls.timeout_seconds,
             managed_group_prefix=config.managed_group_prefix,
             restrict_on_revoke=config.restrict_on_revoke,
             username_mapping=config.username,
-            retry_attempts=settings.papercut_retry_attempts,
-            retry_budget=settings.papercut_retry_budget_seconds,
-            retry_initial_wait=settings.papercut_retry_initial_wait_seconds,
+            retry_attempts=calls.retry_attempts,
+            retry_budget=calls.retry_budget_seconds,
+            retry_initial_wait=calls.retry_initial_wait_seconds,
         )
     except ValueError as error:
         raise PermanentError(
