@@ -60,10 +60,6 @@ class Scan:
     found: tuple[Found, ...]
     after: int | None = None
 
-    def details(self) -> dict[str, Any]:
-        """What the reconcile effect's log entry keeps."""
-        return {"managed": self.managed, "drifted": len(self.found)}
-
 
 @dataclass(frozen=True, slots=True)
 class Page:
@@ -100,7 +96,7 @@ class Page:
             details["continued"] = True
         return details
 
-    def next(self, effect: outbox.Effect, found: Scan) -> outbox.Scheduled | None:
+    def following(self, effect: outbox.Effect, found: Scan) -> outbox.Scheduled | None:
         """The effect of the page after this one, due now; ``None`` after the last page."""
         if found.after is None:
             return None
@@ -238,7 +234,7 @@ def compare_page(
     more = repairs(found, effect)
     if page.number == 1:
         more += skipped_again(effects, effect)
-    following = page.next(effect, found)
+    following = page.following(effect, found)
     if following is not None:
         more += (following,)
     return more, page.details(found)
