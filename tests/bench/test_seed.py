@@ -7,6 +7,7 @@ row built by the seed's builder equals the row ``POST /Users`` stores for the sa
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter
 from typing import Any
@@ -20,11 +21,14 @@ from bench.seed import (
     USER_COLUMNS,
     SeedPlan,
     SeedResult,
+    mark_reconciled,
     seed,
     user_body,
     user_row,
 )
+from storage import reconcile as reconcile_records
 from storage.counts import slot_of
+from storage.database import open_database
 from tests.conftest import PUBLIC_URL, Service, TenantClient, count_rows
 from tests.harness import sync_engine
 
@@ -150,3 +154,30 @@ def test_seed_keeps_the_resource_counts_per_slot(
         for (resource_id,) in _rows(service.database_url, f"SELECT id FROM {table}"):
             expected[(resource, slot_of(resource_id))] += 1
     assert {(resource, slot): n for resource, slot, n in stored} == dict(expected)
+
+
+def test_marked_reconciled_the_schedule_records_no_reconcile_until_the_next_interval(
+    service: Service, seeded: tuple[TenantClient, SeedResult]
+) -> None:
+    _, result = seeded
+    interval = 604_800
+    marked = mark_reconciled(service.database_url, interval)
+    states = _rows(
+        service.database_url,
+        "SELECT tenant_id, state FROM outbox WHERE kind = :k",
+        k="tenant.reconcile",
+    )
+    assert marked == len(states) >= 1
+    assert (result.tenant_id, "done") in states
+    assert {state for _, state in states} == {"done"}
+
+    async def schedule_again() -> None:
+        db = await open_database(service.database_url, pool_size=1)
+        try:
+            await reconcile_records.schedule_due(db, interval)
+        finally:
+            await db.close()
+
+    asyncio.run(schedule_again())
+    assert count_rows(service.database_url, "outbox") == len(states)
+    assert mark_reconciled(service.database_url, interval) == 0
