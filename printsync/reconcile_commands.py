@@ -2,10 +2,11 @@
 what drifted (see :mod:`workers.reconcile`).
 
 Without ``--dry-run`` it goes through the outbox like the periodic reconcile: it records a
-``tenant.reconcile`` effect, applies it in this process (which records one ``account.repair``
-effect per account that drifted), applies the repairs, and prints what each one came to. A repair
-that fails for a passing reason stays pending, and a running pipeline retries it like any effect.
-With ``--dry-run`` it only compares and prints.
+``tenant.reconcile`` effect and applies it in this process, page after page (each page records
+one ``account.repair`` effect per account that drifted, and the effect of the next page), applies
+the repairs of all pages, and prints what each one came to. A repair that fails for a passing
+reason stays pending, and a running pipeline retries it like any effect. With ``--dry-run`` it
+only compares, all pages in this process, and prints.
 """
 
 from __future__ import annotations
@@ -85,17 +86,12 @@ def _compare(effects: Effects, tenant_id: int) -> dict[str, Any]:
 
 def _repair(effects: Effects, tenant_id: int) -> dict[str, Any]:
     effect = effects.store.run(records.record_now, tenant_id, f"cli{uuid.uuid4().hex[:12]}")
+    total = effects.store.run(records.user_count, tenant_id)
     with _Comparing() as shown:
-        effects.reconcile_progress = shown
-        _apply(effects, effect.id)
-    effects.reconcile_progress = None
-    [done] = _settle(effects, [effect])
-    if done.state != outbox.DONE:
-        error = done.last_error if done is not None else "the effect is gone"
-        raise click.ClickException(
-            f"the comparison failed: {error} (effect {effect.id}; the pipeline retries it if "
-            "the failure passes)"
-        )
+        try:
+            _compare_pages(effects, effect, shown, total)
+        finally:
+            effects.reconcile_progress = None
     repairs = effects.store.run(records.repairs_of, tenant_id, effect.id)
     groups = effects.store.run(records.repairs_of, tenant_id, effect.id, outbox.GROUP_SYNC)
     with Progress("repairing", len(repairs) + len(groups)) as progress:
@@ -115,6 +111,31 @@ def _repair(effects: Effects, tenant_id: int) -> dict[str, Any]:
         )
     managed = effects.store.run(_managed, tenant_id, effect.subject_id)
     return {"dry_run": False, "managed": managed, "drifted": len(rows), "found": rows}
+
+
+def _compare_pages(
+    effects: Effects, first: outbox.Effect, shown: reconcile.Progress, total: int
+) -> None:
+    """Apply the reconcile's pages one after the other, as a worker would (a running pipeline
+    may take one first: it is waited for); each page records the next with its outcome."""
+    page, number, compared = first, 1, 0
+    while True:
+        effects.reconcile_progress = reconcile.shifted(shown, compared, total)
+        _apply(effects, page.id)
+        [done] = _settle(effects, [page])
+        if done.state != outbox.DONE:
+            error = done.last_error if done is not None else "the effect is gone"
+            raise click.ClickException(
+                f"the comparison failed: {error} (effect {page.id}; the pipeline retries it if "
+                "the failure passes)"
+            )
+        number += 1
+        key = records.page_key(first.tenant_id, first.id, number)
+        following = effects.store.run(records.effect_by_key, key)
+        if following is None:
+            return
+        compared = following.payload.get("managed", compared)
+        page = following
 
 
 def _apply(effects: Effects, effect_id: int) -> None:
@@ -157,8 +178,8 @@ async def _managed(db: Database, tenant_id: int, subject: str) -> int | None:
 
 
 class _Comparing:
-    """The progress line of the comparison (on a terminal): accounts compared of those
-    printsync manages, once the connector starts reading them."""
+    """The progress line of the comparison (on a terminal): accounts compared of the tenant's
+    users, over all pages, once the connector starts reading them."""
 
     def __init__(self) -> None:
         self._progress: Progress | None = None

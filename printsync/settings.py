@@ -135,6 +135,7 @@ class Settings(BaseSettings):
     done_retention_days: float = Field(default=14.0, ge=0)
     retention_days: float = Field(default=30.0, ge=0)
     reconcile_interval_seconds: float = Field(default=3600, ge=60, le=604_800)
+    reconcile_page_size: int = Field(default=1000, ge=1, le=100_000)
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
 

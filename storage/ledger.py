@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from storage import clock
 from storage.database import Connection, Database
 from storage.records import ledger_groups, print_accounts
-from storage.sql import Dialect, Statement, compile_core, insert, row_reader
+from storage.sql import Dialect, Statement, compile_core, compile_text, insert, row_reader
 
 #: What :func:`_account` reads, in order: the columns named as the fields of :class:`Account`.
 _ACCOUNT_COLUMNS = (
@@ -367,6 +367,33 @@ async def list_accounts(db: Database, tenant_id: int) -> list[Account]:
     async with db.reader() as conn:
         rows = await conn.fetchall(_statements(db.dialect)["list"], {"tenant": tenant_id})
     return [_account(row) for row in rows]
+
+
+async def accounts_named(db: Database, tenant_id: int, usernames: Sequence[str]) -> list[Account]:
+    """The tenant's live accounts among ``usernames`` (compared case-insensitively), by
+    username, in one statement."""
+    if not usernames:
+        return []
+    names = sorted({_key(name) for name in usernames})
+    param: Any = names if db.dialect == "postgresql" else orjson.dumps(names).decode()
+    async with db.reader() as conn:
+        rows = await conn.fetchall(_named(db.dialect), {"tenant": tenant_id, "names": param})
+    return [_account(row) for row in rows]
+
+
+@lru_cache(maxsize=2)
+def _named(dialect: Dialect) -> Statement:
+    columns = ", ".join(column.name for column in _ACCOUNT_COLUMNS)
+    names = (
+        "username_ci = ANY(CAST(:names AS text[]))"
+        if dialect == "postgresql"
+        else "username_ci IN (SELECT value FROM json_each(:names))"
+    )
+    return compile_text(
+        f"SELECT {columns} FROM print_accounts WHERE tenant_id = :tenant"
+        f" AND deleted_at IS NULL AND {names} ORDER BY username_ci",
+        dialect,
+    )
 
 
 async def list_groups(db: Database, tenant_id: int) -> list[str]:

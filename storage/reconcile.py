@@ -9,9 +9,15 @@ reconcile falls due.
 - **Periodic reconcile**: :func:`schedule_due` records one ``tenant.reconcile`` effect per tenant
   per interval. The key holds the interval's number (``tenant.reconcile:{tenant}:t{n}``), so any
   number of processes calling it at any time record each one once.
-- **Repairs**: a ``tenant.reconcile`` effect records an ``account.repair`` effect per account
-  that drifted, keyed ``account.repair:{user}:r{reconcile effect id}``, and a ``group.sync`` per
-  skipped group (``group.sync:{group}:r{id}``); :func:`repairs_of` finds them again.
+- **Pages**: a reconcile compares the tenant's users a page at a time, in the order of their
+  rows (:func:`user_page`: keyset on ``users.pk``, never OFFSET). Each page is its own
+  ``tenant.reconcile`` effect; the one that completes a page records the next
+  (``tenant.reconcile:{tenant}:r{first page's id}:p{n}``, :func:`page_key`) in the same
+  transaction, with the cursor in its payload, until the last page.
+- **Repairs**: each page records an ``account.repair`` effect per account that drifted, keyed
+  ``account.repair:{user}:r{that page's effect id}``, and the first page a ``group.sync`` per
+  skipped group (``group.sync:{group}:r{id}``); :func:`repairs_of` finds them again over all
+  pages of a reconcile.
 """
 
 from __future__ import annotations
@@ -24,10 +30,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from storage import clock, outbox
+from storage import clock, counts, outbox
 from storage.database import Connection, Database
 from storage.outbox.effects import COLUMNS, effect_of
 from storage.records import groups, memberships, skipped_groups, tenants, users
+from storage.scim.schema import USER_TYPE
 from storage.sql import Dialect, Statement, compile_core, compile_text
 
 
@@ -76,10 +83,9 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             .order_by(skipped_groups.c.display_name),
             dialect,
         ),
-        "user_names": compile_core(
-            sa.select(users.c.id, users.c.user_name)
-            .where(users.c.tenant_id == p("tenant"))
-            .order_by(users.c.user_name_ci),
+        "user_page": compile_text(
+            "SELECT pk, id, user_name FROM users WHERE tenant_id = :tenant AND pk > :after"
+            " ORDER BY pk LIMIT :limit",
             dialect,
         ),
         "member_names": compile_core(
@@ -98,9 +104,17 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             dialect,
         ),
         "by_key": compile_text(f"SELECT {COLUMNS} FROM outbox WHERE effect_key = :key", dialect),
+        "by_id": compile_text(f"SELECT {COLUMNS} FROM outbox WHERE id = :id", dialect),
         "repairs": compile_text(
             f"SELECT {COLUMNS} FROM outbox WHERE tenant_id = :tenant AND kind = :kind"
             " AND effect_key LIKE :pattern ORDER BY id",
+            dialect,
+        ),
+        # Effects of a kind recorded since a moment: the repairs of a reconcile's pages are
+        # among them (each page records its own when it completes, after the first began).
+        "recorded_since": compile_text(
+            f"SELECT {COLUMNS} FROM outbox WHERE tenant_id = :tenant AND kind = :kind"
+            " AND created_at >= :since ORDER BY id",
             dialect,
         ),
     }
@@ -140,12 +154,31 @@ async def skipped(db: Database, tenant_id: int) -> list[SkippedGroup]:
 # Whom printsync manages -------------------------------------------------------------------------
 
 
-async def user_names(db: Database, tenant_id: int) -> list[tuple[str, str]]:
-    """The id and userName of every user of the tenant (active or not): the accounts
-    printsync manages are theirs."""
+@dataclass(frozen=True, slots=True)
+class PageUser:
+    """A user of one page of a reconcile: its row (the page's cursor), id and userName."""
+
+    pk: int
+    user_id: str
+    user_name: str
+
+
+async def user_page(db: Database, tenant_id: int, after: int, limit: int) -> list[PageUser]:
+    """Up to ``limit`` users of the tenant (active or not) whose rows come after ``after`` (0:
+    from the first), in the order of their rows: the accounts printsync manages are theirs.
+    A user renamed meanwhile keeps its place, so a walk meets each user once."""
     async with db.reader() as conn:
-        rows = await conn.fetchall(_statements(db.dialect)["user_names"], {"tenant": tenant_id})
-    return [(row[0], row[1]) for row in rows]
+        rows = await conn.fetchall(
+            _statements(db.dialect)["user_page"],
+            {"tenant": tenant_id, "after": after, "limit": limit},
+        )
+    return [PageUser(row[0], row[1], row[2]) for row in rows]
+
+
+async def user_count(db: Database, tenant_id: int) -> int:
+    """How many users the tenant has (from the per-tenant counts, no scan)."""
+    async with db.reader() as conn:
+        return await counts.total(conn, db.dialect, tenant_id, USER_TYPE.name)
 
 
 async def member_names(db: Database, tenant_id: int, group_id: str) -> list[str]:
@@ -198,17 +231,47 @@ async def record_reconcile(
     return key
 
 
+def page_key(tenant_id: int, reconcile_id: int, page: int) -> str:
+    """The key of page ``page`` (2 and on) of the reconcile whose first page is the effect
+    ``reconcile_id``."""
+    return reconcile_key(tenant_id, f"r{reconcile_id}:p{page}")
+
+
+async def effect_by_key(db: Database, key: str) -> outbox.Effect | None:
+    """The effect recorded under ``key``, if any (the next page of a reconcile)."""
+    async with db.reader() as conn:
+        row = await conn.fetchone(_statements(db.dialect)["by_key"], {"key": key})
+    return None if row is None else effect_of(row)
+
+
 async def repairs_of(
     db: Database, tenant_id: int, reconcile_id: int, kind: str = outbox.ACCOUNT_REPAIR
 ) -> list[outbox.Effect]:
-    """The effects of ``kind`` a ``tenant.reconcile`` effect recorded: its ``account.repair``
-    effects, or (``group.sync``) the new tries of skipped groups."""
+    """The effects of ``kind`` a reconcile recorded, ``reconcile_id`` being its first page:
+    the ``account.repair`` effects of all its pages, or (``group.sync``) the new tries of
+    skipped groups, which the first page records."""
+    statements = _statements(db.dialect)
     async with db.reader() as conn:
-        rows = await conn.fetchall(
-            _statements(db.dialect)["repairs"],
-            {"tenant": tenant_id, "kind": kind, "pattern": f"{kind}:%:r{reconcile_id}"},
+        first = await conn.fetchone(statements["by_id"], {"id": reconcile_id})
+        if first is None:
+            return []
+        pages = await conn.fetchall(
+            statements["repairs"],
+            {
+                "tenant": tenant_id,
+                "kind": outbox.TENANT_RECONCILE,
+                "pattern": reconcile_key(tenant_id, f"r{reconcile_id}:p%"),
+            },
         )
-    return [effect_of(row) for row in rows]
+        ids = {reconcile_id, *(effect_of(row).id for row in pages)}
+        rows = await conn.fetchall(
+            statements["recorded_since"],
+            {"tenant": tenant_id, "kind": kind, "since": effect_of(first).created_at},
+        )
+    # Their keys end in ``:r{page's id}``.
+    suffixes = {f":r{page}" for page in ids}
+    found = (effect_of(row) for row in rows)
+    return [item for item in found if item.effect_key[item.effect_key.rfind(":r") :] in suffixes]
 
 
 async def record_now(db: Database, tenant_id: int, tag: str) -> outbox.Effect:
@@ -226,10 +289,13 @@ def repair_key(user_id: str, reconcile_id: int) -> str:
 
 
 __all__ = [
+    "PageUser",
     "SkippedGroup",
+    "effect_by_key",
     "forget_skipped",
     "mark_skipped",
     "member_names",
+    "page_key",
     "reconcile_key",
     "record_now",
     "record_reconcile",
@@ -237,5 +303,6 @@ __all__ = [
     "repairs_of",
     "schedule_due",
     "skipped",
-    "user_names",
+    "user_count",
+    "user_page",
 ]

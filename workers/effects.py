@@ -122,7 +122,8 @@ class Effects:
         self.store = store
         self.connectors = connectors
         self.settings = settings
-        #: Told how far a reconcile's comparison got (``printsync reconcile`` on a terminal).
+        #: Told how far a reconcile page's comparison got (``printsync reconcile`` on a
+        #: terminal).
         self.reconcile_progress: reconcile.Progress | None = None
         # Effects an attempt of this process is applying now. A second message for one of them
         # (the broker redelivering a dead worker's message, the sweeper resending after a lease)
@@ -378,10 +379,10 @@ class Effects:
             self._delete_group(effect, connector)
             return Converged()
         if effect.kind == outbox.TENANT_RECONCILE:
-            found = reconcile.scan(self, effect.tenant_id, connector, self.reconcile_progress)
-            more = reconcile.repairs(found, effect) + reconcile.skipped_again(self, effect)
+            # One page of the tenant; the next page is among ``more``, recorded with the outcome.
+            more, details = reconcile.compare_page(self, effect, connector)
             tenant = self.store.run(accounts.tenant_connector, effect.tenant_id)
-            return Converged(subject=tenant.name, more=more, details=found.details())
+            return Converged(subject=tenant.name, more=more, details=details)
         if effect.kind == outbox.ACCOUNT_REPAIR:
             repaired = self._sync_account(effect, connector)
             return Converged(

@@ -98,6 +98,9 @@ class WorkerSettings(BaseModel):
     # How often every tenant's print system is compared with printsync's records and what
     # drifted is repaired (``tenant.reconcile`` effects).
     reconcile_interval_seconds: float = 3600
+    # The users one ``tenant.reconcile`` effect compares (one page of the tenant); the next page
+    # is its own effect, recorded when this one completes.
+    reconcile_page_size: int = 1000
 
     # The ``/metrics`` endpoint of the worker side (no port: none).
     worker_metrics_host: str = "127.0.0.1"

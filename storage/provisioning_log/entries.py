@@ -158,8 +158,9 @@ def effect_entry(
     the effect's tenant and subject. ``account`` says what a successful ``account.sync`` did to
     the print account (``ensured``, ``revoked`` or ``skipped``); ``subject`` names the user or
     group when the effect's payload does not; ``details`` adds what else the worker found
-    (``skipped``: why a group was skipped; ``waiting``; ``drift``; a reconcile's ``managed``
-    and ``drifted`` counts)."""
+    (``skipped``: why a group was skipped; ``waiting``; ``drift``; a reconcile page's
+    ``managed`` and ``drifted`` counts of the reconcile so far, with its ``page`` number and
+    ``continued`` when the reconcile has several pages)."""
     changes = effect_changes(effect.effect_key, account)
     if details:
         changes = {**(changes or {}), **details}

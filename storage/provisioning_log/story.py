@@ -165,9 +165,18 @@ def _effect_success(kind: str, changes: dict[str, Any]) -> Event:
         return Event("print group requested from the directory source, looking again", tone="info")
     if kind == outbox.TENANT_RECONCILE:
         managed, drifted = changes.get("managed", 0), changes.get("drifted", 0)
+        tone: Tone = "warning" if drifted else "info"
+        page = changes.get("page")
+        if changes.get("continued"):  # a page of several: the counts so far
+            return Event(
+                f"print system compared up to page {page}: {_plural(managed, 'account')} so far,"
+                f" {drifted} drifted; the next page follows",
+                tone=tone,
+            )
+        pages = "" if page is None else f" in {page} pages"
         return Event(
-            f"print system compared: {_plural(managed, 'account')}, {drifted} drifted",
-            tone="warning" if drifted else "info",
+            f"print system compared{pages}: {_plural(managed, 'account')}, {drifted} drifted",
+            tone=tone,
         )
     if kind == outbox.ACCOUNT_REPAIR:
         drift = changes.get("drift") or []

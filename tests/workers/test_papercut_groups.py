@@ -115,13 +115,13 @@ def test_ensure_account_joins_only_groups_papercut_has(
 # Drift -----------------------------------------------------------------------------------------
 
 
-def test_find_drift_reads_only_managed_accounts_and_pages_through_all(
+def test_find_drift_looks_up_only_the_desired_accounts_by_name_and_lists_none(
     papercut_server: FakePaperCutServer,
 ) -> None:
     papercut_server.add_group("Staff", ("ann",))
     papercut_server.add_user("ann", full_name="Ann Example", email="ann@example.com")
     papercut_server.users["ann"]["primary-card-number"] = "100"
-    for index in range(2100):  # three pages of 1000
+    for index in range(2100):  # accounts printsync does not manage
         papercut_server.add_user(f"other{index:04}", full_name="Someone")
     papercut_server.users["bob"] = dict(papercut_server.users["other0000"])
     papercut_server.users["bob"]["disabled-print"] = "false"
@@ -135,8 +135,9 @@ def test_find_drift_reads_only_managed_accounts_and_pages_through_all(
         Drift("cy", ("account missing",)),
     ]
     read = {params[0] for method, params in papercut_server.params if "getUserProp" in method}
-    assert read == {"ann", "bob"}
-    assert papercut_server.calls["api.listUserAccounts"] == 3
+    assert read == {"ann", "bob", "cy"}  # cy's lookup finds no account
+    assert papercut_server.calls["api.listUserAccounts"] == 0
+    assert not any("other" in str(params) for _, params in papercut_server.params)
 
 
 def test_account_drift_groups_only_those_held_and_managed() -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -16,8 +17,12 @@ from starlette.testclient import TestClient
 
 from api.app import create_app
 from printsync.cli import cli
-from storage import ledger, outbox
+from storage import ledger, outbox, provisioning_log
+from storage import reconcile as records
+from storage.database import Connection
+from storage.provisioning_log import story
 from storage.settings import DatabaseSettings
+from storage.sql import Dialect, compile_text
 from tests.builders import print_user
 from tests.conftest import TenantClient, make_app_settings
 from tests.fakes.papercut import (
@@ -26,6 +31,7 @@ from tests.fakes.papercut import (
     papercut_server_fixture,  # noqa: F401
 )
 from tests.harness import eventually
+from tests.workers import test_effects as effects_tests
 from tests.workers.test_pipeline import (
     GROUP,
     TOKEN_ENV,
@@ -37,9 +43,15 @@ from tests.workers.test_pipeline import (
     settings,
 )
 from workers import operations, reconcile
+from workers.connectors.interface import Drift
+from workers.connectors.ledger import LedgerConnector
 from workers.effects import Effects
+from workers.errors import TransientError
 from workers.pipeline import Pipeline
 from workers.settings import WorkerSettings
+
+# The effect tests' harness, under its own name here.
+make_harness = effects_tests.make_harness
 
 
 @pytest.fixture
@@ -358,3 +370,268 @@ def test_scan_tells_progress_once_per_managed_account_compared(
     assert [(item.drift.username, item.drift.problems) for item in found.found] == [
         ("cy", ("account missing",))
     ]
+
+
+# A tenant larger than a page --------------------------------------------------------------------
+
+#: Created in this order, so the pages (in the order of the users' rows) are not by name.
+PAGED = ("eve", "dan", "cy", "bob", "ann")
+
+
+def paged_harness(make_harness: Callable[..., effects_tests.Harness]) -> effects_tests.Harness:
+    """A ledger tenant of five users, in line, compared two users a page."""
+    harness = make_harness(reconcile_page_size=2)
+    for name in PAGED:
+        harness.create_user(effects_tests.user_body(f"{name}@example.com"))
+    run_all(harness)
+    return harness
+
+
+def drift_across_pages(harness: effects_tests.Harness) -> None:
+    """Drift behind printsync's back on each side of both page boundaries and in the last
+    page: dan (end of page 1), cy (start of page 2), ann (page 3)."""
+    tenant_id = harness.tenant_id
+    harness.db(lambda db: ledger.revoke(db, tenant_id, "dan@example.com"))
+    harness.db(lambda db: ledger.delete(db, tenant_id, "cy@example.com"))
+    harness.db(lambda db: ledger.revoke(db, tenant_id, "ann@example.com"))
+
+
+def run_all(harness: effects_tests.Harness) -> None:
+    """Run due effects until none is pending (effects recorded meanwhile included), waiting
+    out the short backoff of a retried one."""
+    for _ in range(50):
+        if not harness.db(lambda db: outbox.list_effects(db, harness.tenant_id, state="pending")):
+            return
+        if harness.run_pending():
+            time.sleep(0.5)
+    raise AssertionError("effects kept pending")
+
+
+def asked_for(monkeypatch: pytest.MonkeyPatch) -> list[set[str]]:
+    """The accounts the ledger connector is asked to compare, one set per call."""
+    asked: list[set[str]] = []
+    compare = LedgerConnector.find_drift
+
+    def recording(self: LedgerConnector, desired: Mapping[str, Any]) -> Iterator[Drift]:
+        asked.append({key for key, _ in desired.items()})
+        return compare(self, desired)
+
+    monkeypatch.setattr(LedgerConnector, "find_drift", recording)
+    return asked
+
+
+def pages_of(harness: effects_tests.Harness) -> list[outbox.Effect]:
+    found = harness.db(lambda db: outbox.list_effects(db, harness.tenant_id))
+    return sorted((e for e in found if e.kind == outbox.TENANT_RECONCILE), key=lambda e: e.id)
+
+
+def emails(*names: str) -> set[str]:
+    return {f"{name}@example.com" for name in names}
+
+
+def test_reconcile_in_pages_repairs_every_drifted_account_across_page_boundaries(
+    make_harness: Callable[..., effects_tests.Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness = paged_harness(make_harness)
+    tenant_id = harness.tenant_id
+    group_id = harness.create_group("Entra Only")
+    run_all(harness)
+    harness.db(lambda db: records.mark_skipped(db, tenant_id, group_id, "Entra Only", "absent"))
+    drift_across_pages(harness)
+    asked = asked_for(monkeypatch)
+
+    first = harness.db(lambda db: records.record_now(db, tenant_id, "paged"))
+    run_all(harness)
+
+    # Two users a page, in the order of their rows; never more than a page at once.
+    assert asked == [emails("eve", "dan"), emails("cy", "bob"), emails("ann")]
+    pages = pages_of(harness)
+    assert [(e.effect_key, e.state, e.attempts) for e in pages] == [
+        (first.effect_key, "done", 0),
+        (records.page_key(tenant_id, first.id, 2), "done", 0),
+        (records.page_key(tenant_id, first.id, 3), "done", 0),
+    ]
+    assert [e.payload.get("page") for e in pages] == [None, 2, 3]
+    repairs = harness.db(lambda db: records.repairs_of(db, tenant_id, first.id))
+    assert {(r.payload["userName"], tuple(r.payload["drift"])) for r in repairs} == {
+        ("dan@example.com", ("printing disabled", "card number", "secondary card number")),
+        ("cy@example.com", ("account missing",)),
+        ("ann@example.com", ("printing disabled", "card number", "secondary card number")),
+    }
+    assert {r.state for r in repairs} == {"done"}
+    for name in PAGED:
+        account = harness.account(f"{name}@example.com")
+        assert account is not None and account.enabled and account.card_number == "100200"
+    # The skipped group is tried once for the whole reconcile, with the first page.
+    tries = harness.db(lambda db: records.repairs_of(db, tenant_id, first.id, outbox.GROUP_SYNC))
+    assert [(t.subject_id, t.effect_key) for t in tries] == [
+        (group_id, f"{outbox.GROUP_SYNC}:{group_id}:r{first.id}")
+    ]
+    query = provisioning_log.LogQuery(tenant_id=tenant_id, target=str(tenant_id))
+    entries = harness.db(lambda db: provisioning_log.search(db, query))
+    compared = [e for e in reversed(entries) if e.operation == outbox.TENANT_RECONCILE]
+    assert [e.changes for e in compared] == [
+        {"managed": 2, "drifted": 1, "page": 1, "continued": True},
+        {"managed": 4, "drifted": 2, "page": 2, "continued": True},
+        {"managed": 5, "drifted": 3, "page": 3},
+    ]
+    assert [story.describe(e).what for e in compared] == [
+        "print system compared up to page 1: 2 accounts so far, 1 drifted; the next page follows",
+        "print system compared up to page 2: 4 accounts so far, 2 drifted; the next page follows",
+        "print system compared in 3 pages: 5 accounts, 3 drifted",
+    ]
+
+
+def test_next_page_is_recorded_in_the_transaction_of_the_pages_outcome(
+    make_harness: Callable[..., effects_tests.Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness = paged_harness(make_harness)
+    tenant_id = harness.tenant_id
+    drift_across_pages(harness)
+    first = harness.db(lambda db: records.record_now(db, tenant_id, "paged"))
+    following = records.page_key(tenant_id, first.id, 2)
+    repair = records.repair_key(user_id("dan", harness), first.id)
+    seen: list[tuple[str, int]] = []
+
+    async def insert(conn: Connection, dialect: Dialect, entries: Sequence[Any]) -> None:
+        # The outcome's log entry, written last: the next page and the repairs are there.
+        statement = compile_text("SELECT count(*) FROM outbox WHERE effect_key = :key", dialect)
+        for key in (following, repair):
+            row = await conn.fetchone(statement, {"key": key})
+            assert row is not None
+            seen.append((key, row[0]))
+        raise effects_tests.InjectedFault
+
+    with monkeypatch.context() as patched:
+        patched.setattr(provisioning_log, "insert", insert)
+        with pytest.raises(effects_tests.InjectedFault):
+            harness.effects.run(first.id)
+
+    # In the outcome's transaction, with the page marked done, both are there; in the failed
+    # attempt's that followed, neither.
+    assert seen == [(following, 1), (repair, 1), (following, 0), (repair, 0)]
+    # The outcome did not commit: neither did the next page nor the repairs.
+    assert [e.id for e in pages_of(harness)] == [first.id]
+    assert harness.db(lambda db: records.repairs_of(db, tenant_id, first.id)) == []
+    assert harness.effect(first.id).state == "pending"
+
+    harness.effects.run(first.id)
+
+    assert [e.effect_key for e in pages_of(harness)] == [first.effect_key, following]
+    repairs = harness.db(lambda db: records.repairs_of(db, tenant_id, first.id))
+    assert [r.payload["userName"] for r in repairs] == ["dan@example.com"]
+
+
+def user_id(name: str, harness: effects_tests.Harness) -> str:
+    found = harness.db(lambda db: records.user_page(db, harness.tenant_id, 0, 100))
+    [user] = [u for u in found if u.user_name == f"{name}@example.com"]
+    return user.user_id
+
+
+def test_a_failing_page_is_retried_alone(
+    make_harness: Callable[..., effects_tests.Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness = paged_harness(make_harness)
+    tenant_id = harness.tenant_id
+    drift_across_pages(harness)
+    asked = asked_for(monkeypatch)
+    compare = LedgerConnector.find_drift
+    failures = [TransientError("the print system is away", operation="find_drift")]
+
+    def second_page_fails_once(
+        self: LedgerConnector, desired: Mapping[str, Any]
+    ) -> Iterator[Drift]:
+        if "cy@example.com" in desired and failures:
+            compare(self, desired)  # asked, then fails
+            raise failures.pop()
+        return compare(self, desired)
+
+    monkeypatch.setattr(LedgerConnector, "find_drift", second_page_fails_once)
+    first = harness.db(lambda db: records.record_now(db, tenant_id, "paged"))
+
+    run_all(harness)
+
+    # Page 2 was compared twice, pages 1 and 3 once: the retry did not start over.
+    assert asked == [
+        emails("eve", "dan"),
+        emails("cy", "bob"),
+        emails("cy", "bob"),
+        emails("ann"),
+    ]
+    assert [(e.state, e.attempts) for e in pages_of(harness)] == [
+        ("done", 0),
+        ("done", 1),
+        ("done", 0),
+    ]
+    repairs = harness.db(lambda db: records.repairs_of(db, tenant_id, first.id))
+    assert sorted(r.payload["userName"] for r in repairs) == sorted(emails("dan", "cy", "ann"))
+    for name in PAGED:
+        account = harness.account(f"{name}@example.com")
+        assert account is not None and account.enabled
+
+
+def test_reconcile_command_reports_every_page_of_the_tenant(
+    site_factory: Callable[..., Site], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PRINTSYNC_RECONCILE_PAGE_SIZE", "2")
+    site = site_factory(settings(reconcile_page_size=2))
+    client, tenant_id = site.tenant()
+    create_users(client, *PAGED)
+    site.wait_settled(tenant_id)
+    store = site.probe.store
+    store.run(ledger.revoke, tenant_id, "dan")
+    store.run(ledger.delete, tenant_id, "cy")
+    store.run(ledger.revoke, tenant_id, "ann")
+    expected = {
+        "dan": ["printing disabled", "card number"],
+        "cy": ["account missing"],
+        "ann": ["printing disabled", "card number"],
+    }
+
+    dry = report_of(invoke("reconcile", "--tenant", client.name, "--dry-run", "--json"))
+    repaired = report_of(invoke("reconcile", "--tenant", client.name, "--json"))
+
+    assert (found_of(dry), dry["managed"], dry["drifted"]) == (expected, 5, 3)
+    assert (found_of(repaired), repaired["managed"], repaired["drifted"]) == (expected, 5, 3)
+    assert {row["result"] for row in repaired["found"]} == {"repaired"}
+    accounts = site.probe.accounts(tenant_id)
+    assert all(accounts[name].enabled for name in PAGED)
+    assert accounts["cy"].card_number == "102"
+    clean = invoke("reconcile", "--tenant", client.name)
+    assert clean.stdout.splitlines()[0] == f"Tenant {client.name}: 5 accounts managed, 0 drifted"
+
+
+def test_papercut_tenant_in_pages_is_compared_by_name_without_listing_accounts(
+    make_harness: Callable[..., effects_tests.Harness], papercut_server: FakePaperCutServer
+) -> None:
+    config = {"url": papercut_server.base_url, "token_env": effects_tests.TOKEN_ENV}
+    harness = make_harness("papercut", config, reconcile_page_size=2)
+    for name in PAGED:
+        work = [{"value": f"{name}@example.com", "type": "work", "primary": True}]
+        harness.create_user(effects_tests.user_body(f"{name}@example.com", emails=work))
+    run_all(harness)
+    papercut_server.add_user("zed", full_name="Not Managed")
+    with papercut_server.lock:  # drift behind printsync's back, in each page
+        papercut_server.users["dan"]["disabled-print"] = "true"
+        del papercut_server.users["cy"]
+        # ann's account under the whole UPN, as a directory sync makes it: adopted there
+        papercut_server.users["ann@example.com"] = papercut_server.users.pop("ann")
+        papercut_server.users["ann@example.com"]["office"] = "Elsewhere"
+    papercut_server.reset_calls()
+    first = harness.db(lambda db: records.record_now(db, harness.tenant_id, "paged"))
+
+    run_all(harness)
+
+    assert len(pages_of(harness)) == 3
+    repairs = harness.db(lambda db: records.repairs_of(db, harness.tenant_id, first.id))
+    assert {r.payload["userName"]: r.payload["drift"] for r in repairs} == {
+        "dan@example.com": ["printing disabled"],
+        "cy@example.com": ["account missing"],
+        "ann@example.com": ["office"],
+    }
+    assert papercut_server.calls["api.listUserAccounts"] == 0
+    assert [params for _, params in papercut_server.params if "zed" in params] == []
+    assert papercut_server.users["dan"]["disabled-print"] == "false"
+    assert papercut_server.users["cy"]["primary-card-number"] == "100200"
+    assert papercut_server.users["ann@example.com"]["office"] == "Berlin"
+    assert "ann" not in papercut_server.users

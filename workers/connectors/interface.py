@@ -178,11 +178,14 @@ class Connector(Protocol):
     def find_drift(self, desired: Mapping[str, PrintAccount | None]) -> Iterator[Drift]:
         """Compare the print system with ``desired`` and yield each account that drifted.
 
-        ``desired`` maps the casefolded username of every account printsync manages to the
-        account as it should be, or to ``None`` when its access is revoked (no printing, no
-        cards, no managed groups). The connector pages through its accounts; accounts not in
-        ``desired`` are never read in detail nor changed. An account that should exist and
-        does not is reported as ``account missing``. Nothing is changed.
+        ``desired`` holds one page of the accounts printsync manages (a reconcile calls this
+        once per page of the tenant's users, ``PRINTSYNC_RECONCILE_PAGE_SIZE`` at most): it
+        maps the casefolded username of each to the account as it should be, or to ``None``
+        when its access is revoked (no printing, no cards, no managed groups). The connector
+        reads only the accounts of ``desired`` (by name), never every account of the print
+        system for each page; accounts not in ``desired`` are never read in detail nor changed.
+        An account that should exist and does not is reported as ``account missing``. Nothing
+        is changed.
         """
         ...
 

@@ -117,8 +117,12 @@ class LedgerConnector:
         )
 
     def find_drift(self, desired: Mapping[str, PrintAccount | None]) -> Iterator[Drift]:
+        # Only the accounts of ``desired`` (one page of the tenant's users), in one statement.
+        names = {key for key, _ in desired.items()}
+        names.update(account.username for _, account in desired.items() if account is not None)
         accounts = self._call(
-            "find_drift", lambda: self._store.run(ledger.list_accounts, self._tenant_id)
+            "find_drift",
+            lambda: self._store.run(ledger.accounts_named, self._tenant_id, sorted(names)),
         )
         found = (_print_account(account) for account in accounts)
         return compare_accounts(desired, found, holds=_every, manages=_every)

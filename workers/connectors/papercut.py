@@ -428,24 +428,33 @@ class PaperCutConnector:
         def holds(group: str) -> bool:
             return group.casefold() in existing
 
-        # ``desired`` is keyed by userName; PaperCut's accounts are under mapped names (or, when
-        # adopted, the whole UPN). Accounts printsync does not manage are listed, never read in
-        # detail nor touched.
+        # ``desired`` (one page of the tenant's users) is keyed by userName; PaperCut's accounts
+        # are under mapped names (or, when adopted, the whole UPN). Each desired account is
+        # looked up by those names: PaperCut's other accounts are never listed, read nor touched.
+        # A name two userNames lead to belongs to the first that maps to it.
         keys: dict[str, str] = {}
         for key in desired:
             keys.setdefault(self.account_name(key), key)
         for key in desired:
             keys.setdefault(key.strip().lower(), key)
-        listed = {name.casefold() for name in self.iter_usernames() if name.casefold() in keys}
-        chosen: dict[str, str] = {}
-        for name in sorted(listed, key=lambda name: name != self.account_name(keys[name])):
-            chosen.setdefault(keys[name], name)  # the mapped name first, else the UPN
-        found = (
-            dataclasses.replace(account, username=key)
-            for key, name in chosen.items()
-            if (account := self.fetch_account(name)) is not None
+        return compare_accounts(
+            desired, self._accounts_of(desired, keys), holds=holds, manages=self._manages
         )
-        return compare_accounts(desired, found, holds=holds, manages=self._manages)
+
+    def _accounts_of(
+        self, desired: Mapping[str, PrintAccount | None], keys: Mapping[str, str]
+    ) -> Iterator[PrintAccount]:
+        """The account of each desired userName that PaperCut has, under the userName: the
+        mapped name's account first, else the whole UPN's (the adoption rule of
+        :meth:`_resolve`)."""
+        for key in desired:
+            for name in dict.fromkeys((self.account_name(key), key.strip().lower())):
+                if keys.get(name) != key:
+                    continue  # another userName's account
+                account = self.fetch_account(name)
+                if account is not None:
+                    yield dataclasses.replace(account, username=key)
+                    break
 
     def _all_groups(self) -> Iterator[str]:
         return self._pages("listUserGroups", _PAGE_SIZE)
