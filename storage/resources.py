@@ -4,7 +4,9 @@ Each write is one short transaction that changes the resource's row (its SCIM do
 text, its version and the indexed columns of ``storage.indexed``) and records the effects the
 change implies in the outbox, all in one COMMIT. The row is locked (``FOR UPDATE`` on
 PostgreSQL; SQLite writes are serialised) for the read-modify-write of a replace, patch or
-delete.
+delete; on PostgreSQL a replace or patch that touches neither memberships nor ``active`` is
+instead one statement that writes only if the version read is still the row's (see
+:func:`rewrite`).
 
 What differs between users and groups is a ``Spec``, kept by ``storage.users`` and
 ``storage.groups``: the resource type and its table, the effects a write records, what a delete
