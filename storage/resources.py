@@ -4,7 +4,9 @@ Each write is one short transaction that changes the resource's row (its SCIM do
 text, its version and the indexed columns of ``storage.indexed``) and records the effects the
 change implies in the outbox, all in one COMMIT. The row is locked (``FOR UPDATE`` on
 PostgreSQL; SQLite writes are serialised) for the read-modify-write of a replace, patch or
-delete.
+delete; on PostgreSQL a replace or patch that touches neither memberships nor ``active`` is
+instead one statement that writes only if the version read is still the row's (see
+:func:`rewrite`).
 
 What differs between users and groups is a ``Spec``, kept by ``storage.users`` and
 ``storage.groups``: the resource type and its table, the effects a write records, what a delete
@@ -212,16 +214,36 @@ def _statements(spec: Spec, dialect: Dialect) -> dict[str, Statement]:
         # A write with its effect (and a create or delete with its count change): one round
         # trip (the insert last, for the key it returns).
         effect, count = recording.insert_statement(dialect), counts.add_statement(dialect)
+        # A PATCH or PUT read without a lock: the update only if the row still has the
+        # version read, its effect only if the update happened, and how many rows it updated.
+        updated = compile_core(
+            sa.update(table)
+            .where(table.c.pk == p("pk"), table.c.version == p("expected"))
+            .values(version=p("version"), last_modified=p("now"), doc=p("doc"), **derived)
+            .returning(table.c.pk),
+            dialect,
+        )
         chains = {
             "create_recorded": chained([effect, count, compiled_insert]),
             "update_recorded": chained([effect, update]),
             "delete_recorded": chained([effect, count, delete]),
+            "update_if_version": chained(
+                [
+                    updated,
+                    recording.insert_if_statement(dialect, "step_0"),
+                    Statement("SELECT count(*) FROM step_0", (), {}),
+                ]
+            ),
         }
     return {
         **chains,
         "insert": compiled_insert,
         "get": compile_core(
             sa.select(table.c.pk, table.c.version, table.c.doc).where(by_id), dialect
+        ),
+        "read": compile_core(
+            sa.select(table.c.pk, table.c.version, table.c.doc, table.c.created_at).where(by_id),
+            dialect,
         ),
         "lock": compile_core(
             sa.select(table.c.pk, table.c.version, table.c.doc, table.c.created_at)
@@ -430,8 +452,18 @@ async def rewrite(
     base: str,
     if_match: str | None = None,
 ) -> Stored:
-    """The read-modify-write of a PUT or PATCH; an unchanged resource keeps its version."""
+    """The read-modify-write of a PUT or PATCH; an unchanged resource keeps its version.
+
+    On PostgreSQL a change that touches neither memberships nor ``active`` is read without a
+    lock and written by one statement that checks the version read (two round trips instead
+    of five: BEGIN, the locking read, the write, COMMIT); a write that lost the race reads and
+    applies the edit again. Everything else takes the row's lock in a transaction."""
     statements = _statements(spec, db.dialect)
+    unlocked = statements.get("update_if_version")
+    for _ in range(_UNLOCKED_TRIES if unlocked is not None else 0):
+        stored = await _rewrite_unlocked(db, spec, tenant_id, resource_id, edit, base, if_match)
+        if stored is not None:
+            return stored
     async with db.transaction() as conn:
         row = await _row(conn, statements["lock"], spec, tenant_id, resource_id)
         pk, version, old_text, created = row[0], row[1], row[2], row[3]
@@ -495,6 +527,74 @@ async def rewrite(
         rewrite=True,
     )
     return Stored(resource_id, version, text, changes, pk)
+
+
+#: How often a PostgreSQL PUT or PATCH tries the write without a lock before it takes one.
+_UNLOCKED_TRIES = 2
+
+
+async def _rewrite_unlocked(
+    db: Database,
+    spec: Spec,
+    tenant_id: int,
+    resource_id: str,
+    edit: Edit,
+    base: str,
+    if_match: str | None,
+) -> Stored | None:
+    """PostgreSQL: :func:`rewrite` without a lock, for a change that touches neither
+    memberships nor ``active`` (those need the transaction: member rows and counts, the
+    deprovisioning guard); ``None`` when the locking path must do the write, either because
+    of what the change is or because another write changed the row since it was read."""
+    statements = _statements(spec, db.dialect)
+    async with db.reader() as conn:
+        row = await _row(conn, statements["read"], spec, tenant_id, resource_id)
+    pk, version, old_text, created = row[0], row[1], row[2], row[3]
+    check_version(if_match, version)
+    attrs, member_changes = edit(old_text)
+    if member_changes:
+        return None
+    old = orjson.loads(old_text)
+    before = client_attributes(old)
+    if before == attrs:
+        unchanged = Changes(name=_name(spec, attrs), rewrite=True)
+        return Stored(resource_id, version, old_text, unchanged, pk)
+    active = active_change(before, attrs)
+    if spec.effects.guarded and active is not None:
+        return None
+    now = clock.stamp()
+    doc = assemble(
+        attrs,
+        resource_type=spec.type.name,
+        resource_id=resource_id,
+        created=created,
+        modified=now,
+        version=version + 1,
+        location=spec.location(base, resource_id),
+    )
+    text = dump(doc)
+    previous = {"previous": old.get(spec.name_attribute)} if spec.effects.previous_name else None
+    params = {
+        "pk": pk,
+        "expected": version,
+        "version": version + 1,
+        "now": now,
+        "doc": text,
+        **indexed.columns(spec.type.name, doc),
+        **_effect_params(tenant_id, spec.effects.sync, resource_id, version + 1, previous, now),
+    }
+    async with db.single() as conn:
+        written = await conn.fetchone(statements["update_if_version"], params)
+    if written is None or written[0] != 1:
+        return None  # another write came first: read it and apply the edit again
+    db.effects_committed()
+    changes = Changes(
+        name=_name(spec, attrs),
+        attributes=diff(before, attrs),
+        active=active,
+        rewrite=True,
+    )
+    return Stored(resource_id, version + 1, text, changes, pk)
 
 
 async def delete(

@@ -15,12 +15,15 @@ from storage.database import Connection
 from storage.outbox.effects import HELD, MAX_KEY_LENGTH, PENDING, Scheduled
 from storage.sql import Dialect, Statement, compile_text
 
-_INSERT: Final = (
+_COLUMNS: Final = (
     "INSERT INTO outbox (tenant_id, kind, subject_id, effect_key, payload, state, attempts,"
-    " next_attempt_at, created_at, updated_at) VALUES (:tenant_id, :kind, :subject_id,"
-    " :effect_key, :payload, :state, 0, :due, :due, :now)"
-    " ON CONFLICT (effect_key) DO NOTHING"
+    " next_attempt_at, created_at, updated_at)"
 )
+_VALUES: Final = (
+    ":tenant_id, :kind, :subject_id, :effect_key, :payload, :state, 0, :due, :due, :now"
+)
+_ON_CONFLICT: Final = " ON CONFLICT (effect_key) DO NOTHING"
+_INSERT: Final = f"{_COLUMNS} VALUES ({_VALUES}){_ON_CONFLICT}"
 
 
 async def record(
@@ -63,6 +66,13 @@ def insert_statement(dialect: Dialect) -> Statement:
     """The statement :func:`schedule` runs, for a caller that runs it as part of one of its own
     (``storage.sql.chained``), with :func:`insert_params`."""
     return compile_text(_INSERT, dialect)
+
+
+def insert_if_statement(dialect: Dialect, source: str) -> Statement:
+    """:func:`insert_statement` recording the effect only if the query ``source`` (a CTE of
+    the caller's statement, e.g. an ``UPDATE ... RETURNING``) has a row: a write and its
+    effect, all or nothing, in one statement. Same parameters."""
+    return compile_text(f"{_COLUMNS} SELECT {_VALUES} FROM {source}{_ON_CONFLICT}", dialect)
 
 
 def insert_params(
