@@ -466,67 +466,38 @@ async def rewrite(
             return stored
     async with db.transaction() as conn:
         row = await _row(conn, statements["lock"], spec, tenant_id, resource_id)
-        pk, version, old_text, created = row[0], row[1], row[2], row[3]
-        check_version(if_match, version)
-        old = orjson.loads(old_text)
-        attrs, member_changes = edit(old_text)
-        before = client_attributes(old)
-        changed = before != attrs
+        edited = _Edited.of(row, edit, if_match)
         now = clock.stamp()
         membership = MembershipChange()
-        if member_changes and spec.members is not None:
+        if edited.member_changes and spec.members is not None:
             membership = await spec.members.change(
-                conn, db.dialect, tenant_id, pk, resource_id, version + 1, member_changes, now
+                conn,
+                db.dialect,
+                tenant_id,
+                edited.pk,
+                resource_id,
+                edited.version + 1,
+                edited.member_changes,
+                now,
             )
-        if not changed and not membership.touched:
-            unchanged = Changes(name=_name(spec, attrs), rewrite=True)
-            return Stored(resource_id, version, old_text, unchanged, pk)
-        version += 1
-        doc = assemble(
-            attrs,
-            resource_type=spec.type.name,
-            resource_id=resource_id,
-            created=created,
-            modified=now,
-            version=version,
-            location=spec.location(base, resource_id),
-        )
-        text = dump(doc)
-        params = {
-            "pk": pk,
-            "version": version,
-            "now": now,
-            "doc": text,
-            "delta": membership.delta,
-            **indexed.columns(spec.type.name, doc),
-        }
-        recorded = statements.get("update_recorded") if changed else None
+        if not edited.changed and not membership.touched:
+            return edited.unchanged(spec, resource_id)
+        text, params = edited.new_row(spec, resource_id, base, now)
+        params["delta"] = membership.delta
+        recorded = statements.get("update_recorded") if edited.changed else None
         if recorded is None:
             await conn.execute(statements["update"], params)
-        if changed:
-            previous = None
-            if spec.effects.previous_name:
-                previous = {"previous": old.get(spec.name_attribute)}
-            kind = spec.effects.sync
+        if edited.changed:
             held = False
             if spec.effects.guarded:
-                active = active_change(before, attrs)
-                held = await _guard(conn, db, tenant_id, resource_id, active, now)
-            effect = _effect_params(tenant_id, kind, resource_id, version, previous, now, held)
+                held = await _guard(conn, db, tenant_id, resource_id, edited.active, now)
+            effect = edited.effect(spec, tenant_id, resource_id, now, held)
             if recorded is not None:  # PostgreSQL: the row and its effect in one statement
                 await conn.execute(recorded, {**params, **effect})
             else:
                 await _record(conn, db.dialect, effect)
     db.effects_committed()
-    changes = Changes(
-        name=_name(spec, attrs),
-        attributes=diff(before, attrs) if changed else (),
-        active=active_change(before, attrs) if changed else None,
-        added=membership.added,
-        removed=membership.removed,
-        rewrite=True,
-    )
-    return Stored(resource_id, version, text, changes, pk)
+    return edited.stored(spec, resource_id, text, membership)
 
 
 #: How often a PostgreSQL PUT or PATCH tries the write without a lock before it takes one.
@@ -549,52 +520,108 @@ async def _rewrite_unlocked(
     statements = _statements(spec, db.dialect)
     async with db.reader() as conn:
         row = await _row(conn, statements["read"], spec, tenant_id, resource_id)
-    pk, version, old_text, created = row[0], row[1], row[2], row[3]
-    check_version(if_match, version)
-    attrs, member_changes = edit(old_text)
-    if member_changes:
+    edited = _Edited.of(row, edit, if_match)
+    if edited.member_changes:
         return None
-    old = orjson.loads(old_text)
-    before = client_attributes(old)
-    if before == attrs:
-        unchanged = Changes(name=_name(spec, attrs), rewrite=True)
-        return Stored(resource_id, version, old_text, unchanged, pk)
-    active = active_change(before, attrs)
-    if spec.effects.guarded and active is not None:
+    if not edited.changed:
+        return edited.unchanged(spec, resource_id)
+    if spec.effects.guarded and edited.active is not None:
         return None
     now = clock.stamp()
-    doc = assemble(
-        attrs,
-        resource_type=spec.type.name,
-        resource_id=resource_id,
-        created=created,
-        modified=now,
-        version=version + 1,
-        location=spec.location(base, resource_id),
-    )
-    text = dump(doc)
-    previous = {"previous": old.get(spec.name_attribute)} if spec.effects.previous_name else None
-    params = {
-        "pk": pk,
-        "expected": version,
-        "version": version + 1,
-        "now": now,
-        "doc": text,
-        **indexed.columns(spec.type.name, doc),
-        **_effect_params(tenant_id, spec.effects.sync, resource_id, version + 1, previous, now),
-    }
+    text, params = edited.new_row(spec, resource_id, base, now)
+    params["expected"] = edited.version
+    params.update(edited.effect(spec, tenant_id, resource_id, now))
     async with db.single() as conn:
         written = await conn.fetchone(statements["update_if_version"], params)
     if written is None or written[0] != 1:
         return None  # another write came first: read it and apply the edit again
     db.effects_committed()
-    changes = Changes(
-        name=_name(spec, attrs),
-        attributes=diff(before, attrs),
-        active=active,
-        rewrite=True,
-    )
-    return Stored(resource_id, version + 1, text, changes, pk)
+    return edited.stored(spec, resource_id, text, MembershipChange())
+
+
+@dataclass(frozen=True, slots=True)
+class _Edited:
+    """A PUT's or PATCH's edit applied to the row read: the row's key, version, text and
+    creation time, the client attributes before and after, and the member changes asked."""
+
+    pk: int
+    version: int
+    old_text: str
+    created: str
+    old: dict[str, Any]
+    before: dict[str, Any]
+    attrs: dict[str, Any]
+    member_changes: Sequence[MemberChange]
+
+    @classmethod
+    def of(cls, row: Row, edit: Edit, if_match: str | None) -> _Edited:
+        """Check ``If-Match`` against the row's version, then apply ``edit`` to its text."""
+        pk, version, old_text, created = row[0], row[1], row[2], row[3]
+        check_version(if_match, version)
+        old = orjson.loads(old_text)
+        attrs, member_changes = edit(old_text)
+        return cls(
+            pk, version, old_text, created, old, client_attributes(old), attrs, member_changes
+        )
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.attrs
+
+    @property
+    def active(self) -> tuple[bool | None, bool | None] | None:
+        return active_change(self.before, self.attrs)
+
+    def unchanged(self, spec: Spec, resource_id: str) -> Stored:
+        """Nothing to write: the resource as it is, at its version."""
+        changes = Changes(name=_name(spec, self.attrs), rewrite=True)
+        return Stored(resource_id, self.version, self.old_text, changes, self.pk)
+
+    def new_row(
+        self, spec: Spec, resource_id: str, base: str, now: str
+    ) -> tuple[str, dict[str, Any]]:
+        """The next version's document (JSON text) and the parameters of its row's update."""
+        version = self.version + 1
+        doc = assemble(
+            self.attrs,
+            resource_type=spec.type.name,
+            resource_id=resource_id,
+            created=self.created,
+            modified=now,
+            version=version,
+            location=spec.location(base, resource_id),
+        )
+        text = dump(doc)
+        params = {"pk": self.pk, "version": version, "now": now, "doc": text}
+        params.update(indexed.columns(spec.type.name, doc))
+        return text, params
+
+    def effect(
+        self, spec: Spec, tenant_id: int, resource_id: str, now: str, held: bool = False
+    ) -> dict[str, Any]:
+        """The parameters of the next version's effect (with the name it had, for a
+        resource whose effect needs it)."""
+        previous = None
+        if spec.effects.previous_name:
+            previous = {"previous": self.old.get(spec.name_attribute)}
+        return _effect_params(
+            tenant_id, spec.effects.sync, resource_id, self.version + 1, previous, now, held
+        )
+
+    def stored(
+        self, spec: Spec, resource_id: str, text: str, membership: MembershipChange
+    ) -> Stored:
+        """The resource as written at the next version, with what the write changed."""
+        changed = self.changed
+        changes = Changes(
+            name=_name(spec, self.attrs),
+            attributes=diff(self.before, self.attrs) if changed else (),
+            active=self.active if changed else None,
+            added=membership.added,
+            removed=membership.removed,
+            rewrite=True,
+        )
+        return Stored(resource_id, self.version + 1, text, changes, self.pk)
 
 
 async def delete(
