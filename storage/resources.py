@@ -456,7 +456,7 @@ async def rewrite(
 
     On PostgreSQL a change that touches neither memberships nor ``active`` is read without a
     lock and written by one statement that checks the version read (two round trips instead
-    of five: BEGIN, the locking read, the write, COMMIT); a write that lost the race reads and
+    of four: BEGIN, the locking read, the write, COMMIT); a write that lost the race reads and
     applies the edit again. Everything else takes the row's lock in a transaction."""
     statements = _statements(spec, db.dialect)
     unlocked = statements.get("update_if_version")
