@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,27 +18,14 @@ from printsync.cli import cli
 from storage import tenants
 from storage.database import Database
 from tests.conftest import POSTGRES_ADMIN_URL, _admin_engine, reachable, require
+from tests.harness import clean_environ, python
 from tests.harness import run as run_on
 from tests.workers.test_notify import dead_effects
 
 
 def printsync(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """The installed command's entry point, in a process of its own."""
-    environ = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("PRINTSYNC_") and key != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    environ.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "printsync", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return python(["-m", "printsync", *args], cwd=cwd, env={**clean_environ(), **env})
 
 
 def test_tenant_commands_on_a_fresh_embedded_database_migrate_it_first(tmp_path: Path) -> None:
