@@ -11,13 +11,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from printsync.cli import cli
 from storage import tenants
 from storage.database import Database
-from tests.conftest import POSTGRES_ADMIN_URL, _admin_engine, reachable, require
+from tests.conftest import scratch_postgres
 from tests.harness import clean_environ, python
 from tests.harness import run as run_on
 from tests.workers.test_notify import dead_effects
@@ -42,17 +41,8 @@ def test_tenant_commands_on_a_fresh_embedded_database_migrate_it_first(tmp_path:
 @pytest.fixture
 def empty_postgres() -> Iterator[str]:
     """A PostgreSQL database that exists but has never been migrated."""
-    url = sa.make_url(POSTGRES_ADMIN_URL)
-    require("PostgreSQL", reachable(url.host or "127.0.0.1", url.port or 5432))
-    name = f"printsync_empty_{os.getpid()}"
-    engine = _admin_engine()
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield url.set(database=name).render_as_string(hide_password=False)
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+    with scratch_postgres(f"printsync_empty_{os.getpid()}") as url:
+        yield url
 
 
 @pytest.mark.parametrize(
