@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from printsync.cli import cli
 from storage import downstream, migrate, tenants
 from storage.blocking import BlockingDatabase
+from tests.builders import papercut_tenant
 from tests.fakes.papercut import (
     DEFAULT_TOKEN,
     FakePaperCutServer,
@@ -39,18 +40,7 @@ def invoke(*args: str) -> Result:
 
 
 def create_papercut(url: str, *extra: str) -> Result:
-    return invoke(
-        "tenant",
-        "create",
-        "acme",
-        "--connector",
-        "papercut",
-        "--papercut-url",
-        url,
-        "--papercut-token-env",
-        TOKEN_ENV,
-        *extra,
-    )
+    return invoke(*papercut_tenant("acme", url, TOKEN_ENV, *extra))
 
 
 def test_tenant_create_papercut_username_is_stored_and_update_changes_it(
