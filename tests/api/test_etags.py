@@ -48,6 +48,16 @@ def setup(client: TenantClient) -> tuple[dict[str, Any], dict[str, Any], dict[st
     return first, second, group
 
 
+Resources = tuple[TenantClient, dict[str, Any], dict[str, Any], dict[str, Any]]
+
+
+@pytest.fixture
+def resources(service: Service) -> Resources:
+    """A new tenant's client, and in it a user, a second user and a group holding the first."""
+    acme = service.tenant()
+    return (acme, *setup(acme))
+
+
 def stale_precondition(response: httpx2.Response, current: str) -> None:
     assert response.status_code == 412, response.text
     assert response.headers["content-type"].startswith("application/scim+json")
@@ -75,9 +85,8 @@ def stale_update_changes_nothing(
     assert rows(service) == counts
 
 
-def test_every_resource_response_has_meta_version_equal_to_etag(service: Service) -> None:
-    acme = service.tenant()
-    first, _, group = setup(acme)
+def test_every_resource_response_has_meta_version_equal_to_etag(resources: Resources) -> None:
+    acme, first, _, group = resources
     assert first["meta"]["version"] == 'W/"1"'
     plain = acme.get(f"/Users/{first['id']}")
     versioned(plain)
@@ -102,10 +111,9 @@ def test_every_resource_response_has_meta_version_equal_to_etag(service: Service
 
 @pytest.mark.parametrize("method", ["PATCH", "PUT"])
 def test_update_user_with_stale_if_match_is_412_and_changes_nothing(
-    service: Service, method: str
+    service: Service, resources: Resources, method: str
 ) -> None:
-    acme = service.tenant()
-    first, _, _ = setup(acme)
+    acme, first, _, _ = resources
     current = versioned(
         acme.patch(
             f"/Users/{first['id']}", json=patch({"op": "replace", "path": "title", "value": "v2"})
@@ -128,10 +136,9 @@ def test_update_user_with_stale_if_match_is_412_and_changes_nothing(
 
 @pytest.mark.parametrize("method", ["PATCH", "PUT"])
 def test_update_group_with_stale_if_match_is_412_and_changes_nothing(
-    service: Service, method: str
+    service: Service, resources: Resources, method: str
 ) -> None:
-    acme = service.tenant()
-    _, second, group = setup(acme)
+    acme, _, second, group = resources
     if method == "PATCH":
         body = patch(
             {"op": "add", "path": "members", "value": [{"value": second["id"]}]},
@@ -147,10 +154,9 @@ def test_update_group_with_stale_if_match_is_412_and_changes_nothing(
 
 @pytest.mark.parametrize("kind", ["Users", "Groups"])
 def test_delete_with_stale_if_match_is_412_and_keeps_the_resource(
-    service: Service, kind: str
+    service: Service, resources: Resources, kind: str
 ) -> None:
-    acme = service.tenant()
-    first, _, group = setup(acme)
+    acme, first, _, group = resources
     target = first if kind == "Users" else group
     acme.patch(
         f"/{kind}/{target['id']}",
@@ -171,10 +177,9 @@ def test_delete_with_stale_if_match_is_412_and_keeps_the_resource(
 
 @pytest.mark.parametrize("if_match", ['W/"{n}"', '"{n}"', "*", 'W/"99", W/"{n}"'])
 def test_update_with_current_if_match_succeeds_and_bumps_version(
-    service: Service, if_match: str
+    resources: Resources, if_match: str
 ) -> None:
-    acme = service.tenant()
-    first, second, group = setup(acme)
+    acme, first, second, group = resources
     header = {"If-Match": if_match.format(n=1)}
     patched = versioned(
         acme.patch(
@@ -205,9 +210,10 @@ def test_update_with_current_if_match_succeeds_and_bumps_version(
 
 
 @pytest.mark.parametrize("kind", ["Users", "Groups"])
-def test_get_with_current_if_none_match_is_304_without_body(service: Service, kind: str) -> None:
-    acme = service.tenant()
-    first, _, group = setup(acme)
+def test_get_with_current_if_none_match_is_304_without_body(
+    resources: Resources, kind: str
+) -> None:
+    acme, first, _, group = resources
     target = first if kind == "Users" else group
     etag = acme.get(f"/{kind}/{target['id']}").headers["ETag"]
     response = acme.get(f"/{kind}/{target['id']}", headers={"If-None-Match": etag})
@@ -219,9 +225,8 @@ def test_get_with_current_if_none_match_is_304_without_body(service: Service, ki
     assert fresh.json()["id"] == target["id"]
 
 
-def test_version_changes_after_each_patch_and_put(service: Service) -> None:
-    acme = service.tenant()
-    first, second, group = setup(acme)
+def test_version_changes_after_each_patch_and_put(resources: Resources) -> None:
+    acme, first, second, group = resources
     seen = {first["meta"]["version"]}
     for title in ("a", "b", "c"):
         patched = versioned(
@@ -251,9 +256,10 @@ def test_version_changes_after_each_patch_and_put(service: Service) -> None:
     assert stale.status_code == 200
 
 
-def test_noop_patch_keeps_version_and_records_nothing(service: Service) -> None:
-    acme = service.tenant()
-    first, second, group = setup(acme)
+def test_noop_patch_keeps_version_and_records_nothing(
+    service: Service, resources: Resources
+) -> None:
+    acme, first, second, group = resources
     counts = rows(service)
     user = versioned(
         acme.patch(
