@@ -1,4 +1,4 @@
-"""Request bodies and messages that many tests build: one builder per concept.
+"""Request bodies, messages and command lines that many tests build: one builder per concept.
 
 A test that needs a body of its own (Entra's exact payloads, a user carrying secrets) keeps
 it beside its assertions; what several modules build alike lives here.
@@ -47,6 +47,23 @@ def print_user(
     }
     body.update(extra)
     return body
+
+
+def papercut_tenant(name: str, url: str, token_env: str, *extra: str) -> list[str]:
+    """The arguments of ``printsync tenant create`` for a PaperCut tenant ``name`` at ``url``
+    whose auth token is in the variable ``token_env``; ``extra`` options follow them."""
+    return [
+        "tenant",
+        "create",
+        name,
+        "--connector",
+        "papercut",
+        "--papercut-url",
+        url,
+        "--papercut-token-env",
+        token_env,
+        *extra,
+    ]
 
 
 def mail_text(message: EmailMessage) -> str:

@@ -98,22 +98,30 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_server_url(worker_id: str) -> Iterator[str]:
-    """A migrated database of this test process's own on the real PostgreSQL server."""
+@contextmanager
+def scratch_postgres(name: str) -> Iterator[str]:
+    """The URL of a new, empty database ``name`` on the real PostgreSQL server (made afresh if
+    it was left behind), dropped when the block ends."""
     url = sa.make_url(POSTGRES_ADMIN_URL)
     require("PostgreSQL", reachable(url.host or "127.0.0.1", url.port or 5432))
-    name = f"printsync_test_{worker_id}_{os.getpid()}"
     engine = _admin_engine()
     with engine.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    test_url = url.set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(test_url)
-    yield test_url
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(worker_id: str) -> Iterator[str]:
+    """A migrated database of this test process's own on the real PostgreSQL server."""
+    with scratch_postgres(f"printsync_test_{worker_id}_{os.getpid()}") as test_url:
+        migrate.upgrade(test_url)
+        yield test_url
 
 
 @pytest.fixture(scope="session")

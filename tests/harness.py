@@ -80,6 +80,37 @@ def eventually(
         time.sleep(interval)
 
 
+def clean_environ() -> dict[str, str]:
+    """This process's environment without printsync's settings (``PRINTSYNC_*``) and the
+    Prometheus multiprocess directory: what a child process starts from that must see only the
+    settings its test gives it."""
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("PRINTSYNC_") and key != "PROMETHEUS_MULTIPROC_DIR"
+    }
+
+
+def python(
+    args: list[str],
+    *,
+    env: dict[str, str],
+    cwd: Path = ROOT,
+    timeout: float = 60,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in a process of its own, run to its end, its output captured as text."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
+    )
+
+
 def printsync(database_url: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> Result:
     """``printsync ARGS`` through its entry point, in this process, on ``database_url``."""
     from printsync.cli import cli

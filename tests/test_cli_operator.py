@@ -7,39 +7,24 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from printsync.cli import cli
 from storage import tenants
 from storage.database import Database
-from tests.conftest import POSTGRES_ADMIN_URL, _admin_engine, reachable, require
+from tests.conftest import scratch_postgres
+from tests.harness import clean_environ, python
 from tests.harness import run as run_on
 from tests.workers.test_notify import dead_effects
 
 
 def printsync(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """The installed command's entry point, in a process of its own."""
-    environ = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("PRINTSYNC_") and key != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    environ.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "printsync", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return python(["-m", "printsync", *args], cwd=cwd, env={**clean_environ(), **env})
 
 
 def test_tenant_commands_on_a_fresh_embedded_database_migrate_it_first(tmp_path: Path) -> None:
@@ -56,17 +41,8 @@ def test_tenant_commands_on_a_fresh_embedded_database_migrate_it_first(tmp_path:
 @pytest.fixture
 def empty_postgres() -> Iterator[str]:
     """A PostgreSQL database that exists but has never been migrated."""
-    url = sa.make_url(POSTGRES_ADMIN_URL)
-    require("PostgreSQL", reachable(url.host or "127.0.0.1", url.port or 5432))
-    name = f"printsync_empty_{os.getpid()}"
-    engine = _admin_engine()
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    yield url.set(database=name).render_as_string(hide_password=False)
-    with engine.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
+    with scratch_postgres(f"printsync_empty_{os.getpid()}") as url:
+        yield url
 
 
 @pytest.mark.parametrize(

@@ -9,22 +9,12 @@ from click.testing import CliRunner
 
 from printsync import connector_options
 from printsync.cli import cli
+from tests.builders import papercut_tenant
 
 
 def test_tenant_create_bad_papercut_url_prints_one_line_naming_option() -> None:
     result = CliRunner().invoke(
-        cli,
-        [
-            "tenant",
-            "create",
-            "acme",
-            "--connector",
-            "papercut",
-            "--papercut-url",
-            "ftp://papercut:9191",
-            "--papercut-token-env",
-            "PAPERCUT_TOKEN",
-        ],
+        cli, papercut_tenant("acme", "ftp://papercut:9191", "PAPERCUT_TOKEN")
     )
 
     assert result.exit_code == 1

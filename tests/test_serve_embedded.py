@@ -5,11 +5,8 @@ applied and the database's gauges included."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.test_users import entra_user
 from tests.fakes.smtp import free_port
-from tests.harness import launch
+from tests.harness import clean_environ, launch, python
 
 #: How every log line of both processes starts in development: an ISO 8601 UTC time.
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z \[")
@@ -45,11 +42,7 @@ class Served:
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     folder = tmp_path_factory.mktemp("embedded")
     port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("PRINTSYNC_") and key != "PROMETHEUS_MULTIPROC_DIR"
-    }
+    env = clean_environ()
     log = folder / "serve.log"
     process = launch(["serve", "--port", str(port)], env, log=log, cwd=folder)
     try:
@@ -87,13 +80,10 @@ def samples(served: Served) -> dict[str, list[tuple[dict[str, str], float]]]:
 
 
 def test_one_metrics_endpoint_carries_every_family_with_samples(served: Served) -> None:
-    created = subprocess.run(
-        [sys.executable, "-m", "printsync", "tenant", "create", "acme", "--json"],
+    created = python(
+        ["-m", "printsync", "tenant", "create", "acme", "--json"],
         env=served.env,
         cwd=served.folder,
-        capture_output=True,
-        text=True,
-        timeout=60,
         check=True,
     )
     token = created.stdout.split('"token":"')[1].split('"')[0]
@@ -139,23 +129,12 @@ def test_one_metrics_endpoint_carries_every_family_with_samples(served: Served) 
 
 
 def test_serve_on_a_port_in_use_says_so_in_the_same_format(tmp_path: Path) -> None:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("PRINTSYNC_") and key != "PROMETHEUS_MULTIPROC_DIR"
-    }
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "printsync", "serve", "--port", str(port)],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        done = python(
+            ["-m", "printsync", "serve", "--port", str(port)], env=clean_environ(), cwd=tmp_path
         )
     assert done.returncode != 0
     lines = done.stderr.splitlines()

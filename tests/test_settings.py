@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from storage.guard import GuardPolicy
 from storage.health import HealthPolicy
 from storage.provisioning_log import LogSettings
 from storage.settings import DatabaseSettings
+from tests.harness import clean_environ, python
 from workers.settings import NotifySettings, PaperCutSettings, WorkerSettings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -331,19 +331,10 @@ def test_placeholders_are_words_ellipses_and_repeats_not_random_text() -> None:
 def run_printsync(
     tmp_path: Path, args: list[str], timeout: float = 60, **values: str
 ) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PRINTSYNC_")}
-    env.pop(MULTIPROC_VARIABLE, None)
+    env = clean_environ()
     env["PRINTSYNC_DATABASE_URL"] = f"sqlite:///{tmp_path / 'printsync.sqlite3'}"
     env.update(values)
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return python(args, cwd=ROOT, env=env, timeout=timeout)
 
 
 @pytest.mark.parametrize(

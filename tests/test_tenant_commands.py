@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 from printsync.cli import cli
 from storage import downstream, migrate, tenants
 from storage.blocking import BlockingDatabase
+from tests.builders import papercut_tenant
 from tests.fakes.papercut import (
     DEFAULT_TOKEN,
     FakePaperCutServer,
@@ -39,18 +40,20 @@ def invoke(*args: str) -> Result:
 
 
 def create_papercut(url: str, *extra: str) -> Result:
-    return invoke(
-        "tenant",
-        "create",
-        "acme",
-        "--connector",
-        "papercut",
-        "--papercut-url",
-        url,
-        "--papercut-token-env",
-        TOKEN_ENV,
-        *extra,
-    )
+    return invoke(*papercut_tenant("acme", url, TOKEN_ENV, *extra))
+
+
+@pytest.fixture
+def papercut_acme(
+    database: BlockingDatabase,
+    papercut_server: FakePaperCutServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> FakePaperCutServer:
+    """The fake PaperCut server, with the tenant acme on it and the right token in its
+    variable."""
+    create_papercut(papercut_server.base_url)
+    monkeypatch.setenv(TOKEN_ENV, DEFAULT_TOKEN)
+    return papercut_server
 
 
 def test_tenant_create_papercut_username_is_stored_and_update_changes_it(
@@ -92,12 +95,8 @@ def test_tenant_update_bad_url_prints_one_line_and_keeps_the_configuration(
 
 
 def test_tenant_test_right_token_passes_and_wrong_token_names_the_token(
-    database: BlockingDatabase,
-    papercut_server: FakePaperCutServer,
-    monkeypatch: pytest.MonkeyPatch,
+    papercut_acme: FakePaperCutServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    create_papercut(papercut_server.base_url)
-    monkeypatch.setenv(TOKEN_ENV, DEFAULT_TOKEN)
     passed = invoke("tenant", "test", "acme")
     monkeypatch.setenv(TOKEN_ENV, "a-wrong-token")
     refused = invoke("tenant", "test", "acme")
@@ -129,14 +128,8 @@ def test_tenant_test_nothing_listening_names_the_url(
     ]
 
 
-def test_tenant_test_slow_server_names_the_timeout(
-    database: BlockingDatabase,
-    papercut_server: FakePaperCutServer,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    create_papercut(papercut_server.base_url)
-    monkeypatch.setenv(TOKEN_ENV, DEFAULT_TOKEN)
-    papercut_server.set_hang(2)
+def test_tenant_test_slow_server_names_the_timeout(papercut_acme: FakePaperCutServer) -> None:
+    papercut_acme.set_hang(2)
 
     result = invoke("tenant", "test", "acme")
 

@@ -48,6 +48,16 @@ def setup(client: TenantClient) -> tuple[dict[str, Any], dict[str, Any], dict[st
     return first, second, group
 
 
+Resources = tuple[TenantClient, dict[str, Any], dict[str, Any], dict[str, Any]]
+
+
+@pytest.fixture
+def resources(service: Service) -> Resources:
+    """A new tenant's client, and in it a user, a second user and a group holding the first."""
+    acme = service.tenant()
+    return (acme, *setup(acme))
+
+
 def stale_precondition(response: httpx2.Response, current: str) -> None:
     assert response.status_code == 412, response.text
     assert response.headers["content-type"].startswith("application/scim+json")
@@ -57,9 +67,26 @@ def stale_precondition(response: httpx2.Response, current: str) -> None:
     assert response.headers["ETag"] == current
 
 
-def test_every_resource_response_has_meta_version_equal_to_etag(service: Service) -> None:
-    acme = service.tenant()
-    first, _, group = setup(acme)
+def stale_update_changes_nothing(
+    service: Service,
+    client: TenantClient,
+    method: str,
+    path: str,
+    stale: str,
+    current: str,
+    body: Any,
+) -> None:
+    """``method`` on ``path`` with ``If-Match: stale`` is refused with 412 naming the
+    ``current`` version, and leaves the resource and every table as they were."""
+    before, counts = client.get(path).json(), rows(service)
+    response = client.request(method, path, headers={"If-Match": stale}, json=body)
+    stale_precondition(response, current)
+    assert client.get(path).json() == before
+    assert rows(service) == counts
+
+
+def test_every_resource_response_has_meta_version_equal_to_etag(resources: Resources) -> None:
+    acme, first, _, group = resources
     assert first["meta"]["version"] == 'W/"1"'
     plain = acme.get(f"/Users/{first['id']}")
     versioned(plain)
@@ -84,66 +111,52 @@ def test_every_resource_response_has_meta_version_equal_to_etag(service: Service
 
 @pytest.mark.parametrize("method", ["PATCH", "PUT"])
 def test_update_user_with_stale_if_match_is_412_and_changes_nothing(
-    service: Service, method: str
+    service: Service, resources: Resources, method: str
 ) -> None:
-    acme = service.tenant()
-    first, _, _ = setup(acme)
+    acme, first, _, _ = resources
     current = versioned(
         acme.patch(
             f"/Users/{first['id']}", json=patch({"op": "replace", "path": "title", "value": "v2"})
         )
     )
-    before, counts = acme.get(f"/Users/{first['id']}").json(), rows(service)
-    stale = {"If-Match": first["meta"]["version"]}
     if method == "PATCH":
-        response = acme.patch(
-            f"/Users/{first['id']}",
-            headers=stale,
-            json=patch({"op": "replace", "path": "title", "value": "lost"}),
-        )
+        body = patch({"op": "replace", "path": "title", "value": "lost"})
     else:
-        response = acme.put(
-            f"/Users/{first['id']}",
-            headers=stale,
-            json=entra_user("first@contoso.com", title="lost"),
-        )
-    stale_precondition(response, current["meta"]["version"])
-    assert acme.get(f"/Users/{first['id']}").json() == before
-    assert rows(service) == counts
+        body = entra_user("first@contoso.com", title="lost")
+    stale_update_changes_nothing(
+        service,
+        acme,
+        method,
+        f"/Users/{first['id']}",
+        first["meta"]["version"],
+        current["meta"]["version"],
+        body,
+    )
 
 
 @pytest.mark.parametrize("method", ["PATCH", "PUT"])
 def test_update_group_with_stale_if_match_is_412_and_changes_nothing(
-    service: Service, method: str
+    service: Service, resources: Resources, method: str
 ) -> None:
-    acme = service.tenant()
-    _, second, group = setup(acme)
-    before, counts = acme.get(f"/Groups/{group['id']}").json(), rows(service)
-    stale = {"If-Match": 'W/"1"'}
+    acme, _, second, group = resources
     if method == "PATCH":
-        response = acme.patch(
-            f"/Groups/{group['id']}",
-            headers=stale,
-            json=patch(
-                {"op": "add", "path": "members", "value": [{"value": second["id"]}]},
-                {"op": "replace", "path": "displayName", "value": "Lost"},
-            ),
+        body = patch(
+            {"op": "add", "path": "members", "value": [{"value": second["id"]}]},
+            {"op": "replace", "path": "displayName", "value": "Lost"},
         )
     else:
         body = entra_group("Lost")
         body["members"] = [{"value": second["id"]}]
-        response = acme.put(f"/Groups/{group['id']}", headers=stale, json=body)
-    stale_precondition(response, group["meta"]["version"])
-    assert acme.get(f"/Groups/{group['id']}").json() == before
-    assert rows(service) == counts
+    stale_update_changes_nothing(
+        service, acme, method, f"/Groups/{group['id']}", 'W/"1"', group["meta"]["version"], body
+    )
 
 
 @pytest.mark.parametrize("kind", ["Users", "Groups"])
 def test_delete_with_stale_if_match_is_412_and_keeps_the_resource(
-    service: Service, kind: str
+    service: Service, resources: Resources, kind: str
 ) -> None:
-    acme = service.tenant()
-    first, _, group = setup(acme)
+    acme, first, _, group = resources
     target = first if kind == "Users" else group
     acme.patch(
         f"/{kind}/{target['id']}",
@@ -164,10 +177,9 @@ def test_delete_with_stale_if_match_is_412_and_keeps_the_resource(
 
 @pytest.mark.parametrize("if_match", ['W/"{n}"', '"{n}"', "*", 'W/"99", W/"{n}"'])
 def test_update_with_current_if_match_succeeds_and_bumps_version(
-    service: Service, if_match: str
+    resources: Resources, if_match: str
 ) -> None:
-    acme = service.tenant()
-    first, second, group = setup(acme)
+    acme, first, second, group = resources
     header = {"If-Match": if_match.format(n=1)}
     patched = versioned(
         acme.patch(
@@ -198,9 +210,10 @@ def test_update_with_current_if_match_succeeds_and_bumps_version(
 
 
 @pytest.mark.parametrize("kind", ["Users", "Groups"])
-def test_get_with_current_if_none_match_is_304_without_body(service: Service, kind: str) -> None:
-    acme = service.tenant()
-    first, _, group = setup(acme)
+def test_get_with_current_if_none_match_is_304_without_body(
+    resources: Resources, kind: str
+) -> None:
+    acme, first, _, group = resources
     target = first if kind == "Users" else group
     etag = acme.get(f"/{kind}/{target['id']}").headers["ETag"]
     response = acme.get(f"/{kind}/{target['id']}", headers={"If-None-Match": etag})
@@ -212,9 +225,8 @@ def test_get_with_current_if_none_match_is_304_without_body(service: Service, ki
     assert fresh.json()["id"] == target["id"]
 
 
-def test_version_changes_after_each_patch_and_put(service: Service) -> None:
-    acme = service.tenant()
-    first, second, group = setup(acme)
+def test_version_changes_after_each_patch_and_put(resources: Resources) -> None:
+    acme, first, second, group = resources
     seen = {first["meta"]["version"]}
     for title in ("a", "b", "c"):
         patched = versioned(
@@ -244,9 +256,10 @@ def test_version_changes_after_each_patch_and_put(service: Service) -> None:
     assert stale.status_code == 200
 
 
-def test_noop_patch_keeps_version_and_records_nothing(service: Service) -> None:
-    acme = service.tenant()
-    first, second, group = setup(acme)
+def test_noop_patch_keeps_version_and_records_nothing(
+    service: Service, resources: Resources
+) -> None:
+    acme, first, second, group = resources
     counts = rows(service)
     user = versioned(
         acme.patch(

@@ -27,6 +27,14 @@ def _user(client: TenantClient, name: str) -> str:
     return str(client.post("/Users", json=entra_user(name)).json()["id"])
 
 
+def _group_with_member(client: TenantClient, group: str, user: str) -> tuple[str, str]:
+    """A group named ``group`` holding a new user ``user``: the group's id and the user's."""
+    group_id = str(client.post("/Groups", json=entra_group(group)).json()["id"])
+    user_id = _user(client, user)
+    client.patch(f"/Groups/{group_id}", json=members("Add", user_id))
+    return group_id, user_id
+
+
 def test_create_group_entra_body_returns_201_without_members(service: Service) -> None:
     acme = service.tenant()
     response = acme.post("/Groups", json=entra_group("Printers-Floor-1"))
@@ -50,18 +58,13 @@ def test_create_group_duplicate_display_name_in_other_case_is_409(service: Servi
 
 def test_list_groups_display_name_filter_excluding_members(service: Service) -> None:
     acme = service.tenant()
-    created = acme.post("/Groups", json=entra_group("Finance")).json()
-    user_id = _user(acme, "f@contoso.com")
-    acme.patch(
-        f"/Groups/{created['id']}",
-        json=members("Add", user_id),
-    )
+    group_id, user_id = _group_with_member(acme, "Finance", "f@contoso.com")
     body = acme.get(
         "/Groups", params={"filter": 'displayName eq "finance"', "excludedAttributes": "members"}
     ).json()
     assert body["totalResults"] == 1
     assert "members" not in body["Resources"][0]
-    full = acme.get(f"/Groups/{created['id']}").json()
+    full = acme.get(f"/Groups/{group_id}").json()
     assert [m["value"] for m in full["members"]] == [user_id]
 
 
@@ -79,29 +82,19 @@ def test_replace_group_put_sets_members_and_name(service: Service) -> None:
 
 def test_delete_group_returns_204_then_404_and_drops_memberships(service: Service) -> None:
     acme = service.tenant()
-    created = acme.post("/Groups", json=entra_group("Temp")).json()
-    user_id = _user(acme, "t@contoso.com")
-    acme.patch(
-        f"/Groups/{created['id']}",
-        json=members("Add", user_id),
-    )
+    group_id, _ = _group_with_member(acme, "Temp", "t@contoso.com")
     assert count_rows(service.database_url, "memberships") == 1
-    assert acme.delete(f"/Groups/{created['id']}").status_code == 204
-    assert acme.get(f"/Groups/{created['id']}").status_code == 404
-    assert acme.delete(f"/Groups/{created['id']}").status_code == 404
+    assert acme.delete(f"/Groups/{group_id}").status_code == 204
+    assert acme.get(f"/Groups/{group_id}").status_code == 404
+    assert acme.delete(f"/Groups/{group_id}").status_code == 404
     assert count_rows(service.database_url, "memberships") == 0
 
 
 def test_delete_user_drops_its_memberships(service: Service) -> None:
     acme = service.tenant()
-    created = acme.post("/Groups", json=entra_group("Team")).json()
-    user_id = _user(acme, "leaver@contoso.com")
-    acme.patch(
-        f"/Groups/{created['id']}",
-        json=members("Add", user_id),
-    )
+    group_id, user_id = _group_with_member(acme, "Team", "leaver@contoso.com")
     assert acme.delete(f"/Users/{user_id}").status_code == 204
-    assert "members" not in acme.get(f"/Groups/{created['id']}").json()
+    assert "members" not in acme.get(f"/Groups/{group_id}").json()
 
 
 def test_groups_of_other_tenant_are_invisible(service: Service) -> None:

@@ -4,14 +4,13 @@ its best round, and printsync served from another source tree."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.loadgen import PHASE_NAMES
 from bench.run import REPO_ROOT, child_env
+from tests.harness import python
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -20,19 +19,11 @@ def test_rounds_alternate_and_each_phase_reports_its_best_round(tmp_path: Path) 
     markdown, raw = tmp_path / "out.md", tmp_path / "out.json"
     target = "printsync-sqlite@here"
     command = [
-        sys.executable, "-m", "bench.run", "--users", "20", "--duration", "0.3",
+        "-m", "bench.run", "--users", "20", "--duration", "0.3",
         "--rounds", "2", "--targets", f"{target},ceiling", "--tree", f"here={REPO_ROOT}",
         "--markdown", str(markdown), "--json", str(raw),
     ]  # fmt: skip
-    result = subprocess.run(
-        command,
-        cwd=REPO_ROOT,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=220,
-        check=False,
-    )
+    result = python(command, cwd=REPO_ROOT, env=child_env(), timeout=220)
     assert result.returncode == 0, result.stderr[-2000:]
     order = [line for line in result.stderr.splitlines() if ": starting" in line]
     assert [line.split()[2].rstrip(":") for line in order] == [target, "ceiling"] * 2
@@ -51,14 +42,8 @@ def test_rounds_alternate_and_each_phase_reports_its_best_round(tmp_path: Path) 
 
 
 def test_a_tree_without_printsync_is_refused(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--tree", f"old={tmp_path}"],
-        cwd=REPO_ROOT,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = python(
+        ["-m", "bench.run", "--tree", f"old={tmp_path}"], cwd=REPO_ROOT, env=child_env()
     )
     assert result.returncode == 2
     assert "expected LABEL=DIR with a printsync tree in DIR" in result.stderr

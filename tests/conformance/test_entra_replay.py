@@ -224,19 +224,25 @@ def test_create_user_with_nulls_meta_and_empty_roles_treats_them_as_absent(
 # Users: the Validator's "Replace Attributes Verbose" -----------------------------------------
 
 
+#: The top-level attributes the verbose PATCH replaces, with their new values.
+VERBOSE_TOP_LEVEL = {
+    "userName": "grace.b.hopper@contoso.com",
+    "displayName": "Grace Brewster Hopper",
+    "nickName": "Amazing Grace",
+    "title": "Commodore",
+    "userType": "Contractor",
+    "preferredLanguage": "en-GB",
+    "locale": "en-GB",
+    "timezone": "America/New_York",
+    "externalId": "7d1c9a0b-8e4e-4f8e-8d2a-0a21f0f23f7d",
+}
+
+
 def _verbose_operations(dialect: str, manager_id: str) -> list[dict[str, Any]]:
     replace = op_name(dialect, "replace")
     add = op_name(dialect, "add")
     plain = {
-        "userName": "grace.b.hopper@contoso.com",
-        "displayName": "Grace Brewster Hopper",
-        "nickName": "Amazing Grace",
-        "title": "Commodore",
-        "userType": "Contractor",
-        "preferredLanguage": "en-GB",
-        "locale": "en-GB",
-        "timezone": "America/New_York",
-        "externalId": "7d1c9a0b-8e4e-4f8e-8d2a-0a21f0f23f7d",
+        **VERBOSE_TOP_LEVEL,
         "name.givenName": "Grace B.",
         "name.familyName": "Hopper-Murray",
         "name.formatted": "Grace B. Hopper-Murray",
@@ -290,18 +296,7 @@ def test_patch_user_replace_attributes_verbose_applies_every_operation(
     patched = patch_user(acme, created["id"], *operations)
 
     expected = copy.deepcopy(attributes(sent))
-    expected.update(
-        userName="grace.b.hopper@contoso.com",
-        displayName="Grace Brewster Hopper",
-        nickName="Amazing Grace",
-        title="Commodore",
-        userType="Contractor",
-        preferredLanguage="en-GB",
-        locale="en-GB",
-        timezone="America/New_York",
-        externalId="7d1c9a0b-8e4e-4f8e-8d2a-0a21f0f23f7d",
-        active=False,
-    )
+    expected.update(VERBOSE_TOP_LEVEL, active=False)
     expected["name"] = {
         "givenName": "Grace B.",
         "familyName": "Hopper-Murray",

@@ -50,10 +50,11 @@ import time
 import xmlrpc.client
 import xmlrpc.server
 from collections.abc import Callable, Iterator
-from types import TracebackType
 from typing import Any, Self
 
 import pytest
+
+from tests.fakes import FakeServer
 
 __all__ = [
     "DEFAULT_TOKEN",
@@ -453,7 +454,7 @@ class _HttpServer(socketserver.ThreadingMixIn, xmlrpc.server.SimpleXMLRPCServer)
         """Clients that gave up (timeouts) close their sockets; that is expected here."""
 
 
-class FakePaperCutServer:
+class FakePaperCutServer(FakeServer):
     """An in-process PaperCut stand-in; start it, point a connector at ``url``.
 
     State, for assertions and seeding (guard changes made while a client is
@@ -529,17 +530,6 @@ class FakePaperCutServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     @property
     def port(self) -> int:

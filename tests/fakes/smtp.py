@@ -18,12 +18,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
-from types import TracebackType
 from typing import Any, Self
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests.fakes import FakeServer
 
 __all__ = [
     "FakeSmtpServer",
@@ -92,7 +93,7 @@ class _Handler:
         return "250 Message accepted for delivery"
 
 
-class FakeSmtpServer:
+class FakeSmtpServer(FakeServer):
     """An SMTP server on ``127.0.0.1:port`` that keeps what it receives.
 
     ``messages`` lists accepted messages in order. Switches:
@@ -141,17 +142,6 @@ class FakeSmtpServer:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def refuse_recipient(self, address: str, reply: str = "550 5.1.1 Mailbox unavailable") -> None:
         with self._lock:

@@ -84,6 +84,16 @@ def test_apply_worker_sigkilled_mid_effect_completes_each_effect_once(
     env = fault_env(postgres_url, PRINTSYNC_BROKER_URL=private_redis.url)
     worker = start_worker(processes, env)
     api, base = start_api(processes, env)
+
+    def replace_killed_worker() -> None:
+        """SIGKILL the worker caught halfway, stop holding PaperCut's calls, start a new worker
+        and wait until it has applied every effect."""
+        nonlocal worker
+        worker.kill_worker_process()
+        switchboard.release()
+        worker = start_worker(processes, env)
+        probe.wait_settled([ref], worker, api)
+
     with scim_client(base, ref) as client:
         alice = client.post("/Users", json=print_user("alice@example.com", "1001")).json()["id"]
         group = client.post(
@@ -105,10 +115,7 @@ def test_apply_worker_sigkilled_mid_effect_completes_each_effect_once(
         with papercut_server.lock:
             halfway = dict(papercut_server.users["bob"])
         assert halfway["office"] == ""  # created, not yet updated
-        worker.kill_worker_process()
-        switchboard.release()
-        worker = start_worker(processes, env)
-        probe.wait_settled([ref], worker, api)
+        replace_killed_worker()
 
         bob_account = dict(papercut_server.users["bob"])
         assert (
@@ -137,10 +144,7 @@ def test_apply_worker_sigkilled_mid_effect_completes_each_effect_once(
             )
         )
         assert papercut_server.user_groups("alice") == {"Staff"}  # half revoked
-        worker.kill_worker_process()
-        switchboard.release()
-        worker = start_worker(processes, env)
-        probe.wait_settled([ref], worker, api)
+        replace_killed_worker()
 
     alice_account = dict(papercut_server.users["alice"])
     assert (

@@ -125,230 +125,141 @@ def series(name: str, **labels: str) -> str:
     return name + "{" + ",".join(f'{key}="{value}"' for key, value in labels.items()) + "}"
 
 
-RULE_TESTS: list[dict[str, Any]] = [
-    {
-        "interval": "1m",
-        "input_series": [
-            {
-                "series": series("printsync_outbox_oldest_pending_age_seconds", job="worker"),
-                "values": "0+60x15",
-            }
-        ],
-        "alert_rule_test": [
-            {"eval_time": "5m", "alertname": "PrintsyncOutboxStalled", "exp_alerts": []},
-            {
-                "eval_time": "10m",
-                "alertname": "PrintsyncOutboxStalled",
-                "exp_alerts": [{"exp_labels": {"severity": "critical"}}],
-            },
-        ],
-    },
-    {
-        "interval": "1m",
-        "input_series": [
-            {
-                "series": series(
-                    "printsync_scim_requests_total", resource="Users", method="GET", status="200"
-                ),
-                "values": "0+100x30",
-            },
-            {
-                "series": series(
-                    "printsync_scim_requests_total", resource="Users", method="POST", status="500"
-                ),
-                "values": "0+2x30",
-            },
-        ],
-        "alert_rule_test": [
-            {
-                "eval_time": "25m",
-                "alertname": "PrintsyncScim5xxRatioHigh",
-                "exp_alerts": [{"exp_labels": {"severity": "critical"}}],
-            },
-        ],
-    },
-    {
-        "interval": "1m",
-        "input_series": [
-            {
-                "series": series(
-                    "printsync_scim_requests_total", resource="Users", method="GET", status="200"
-                ),
-                "values": "0+1000x30",
-            },
-            {
-                "series": series(
-                    "printsync_scim_requests_total", resource="Users", method="POST", status="500"
-                ),
-                "values": "0+1x30",
-            },
-        ],
-        "alert_rule_test": [
-            {"eval_time": "25m", "alertname": "PrintsyncScim5xxRatioHigh", "exp_alerts": []},
-        ],
-    },
-    {
-        "interval": "1m",
-        "input_series": [
-            {
-                "series": series("printsync_tenant_last_success_timestamp_seconds", tenant="acme"),
-                "values": "0x200",
-            },
-            {
-                "series": series("printsync_tenant_last_success_timestamp_seconds", tenant="beta"),
-                "values": "0+60x200",
-            },
-        ],
-        "alert_rule_test": [
-            {"eval_time": "110m", "alertname": "PrintsyncTenantNoRecentSync", "exp_alerts": []},
-            {
-                "eval_time": "130m",
-                "alertname": "PrintsyncTenantNoRecentSync",
-                "exp_alerts": [{"exp_labels": {"severity": "critical", "tenant": "acme"}}],
-            },
-        ],
-    },
-    {
-        "interval": "1m",
-        "input_series": [
-            {
-                "series": series("printsync_tenant_health", tenant="acme", state="healthy"),
-                "values": "0x180",
-            },
-            {
-                "series": series("printsync_tenant_health", tenant="acme", state="failing"),
-                "values": "1x180",
-            },
-            {
-                "series": series("printsync_tenant_health", tenant="beta", state="healthy"),
-                "values": "1x180",
-            },
-            {
-                "series": series("printsync_tenant_last_success_timestamp_seconds", tenant="beta"),
-                "values": "0+60x180",
-            },
-        ],
-        "alert_rule_test": [
-            {
-                "eval_time": "20m",
-                "alertname": "PrintsyncTenantFailing",
-                "exp_alerts": [{"exp_labels": {"severity": "critical", "tenant": "acme"}}],
-            },
-            {
-                "eval_time": "150m",
-                "alertname": "PrintsyncTenantNeverSynced",
-                "exp_alerts": [{"exp_labels": {"severity": "warning", "tenant": "acme"}}],
-            },
-        ],
-    },
-    {
-        "interval": "1m",
-        "input_series": [
-            {
-                "series": series(
-                    "printsync_effects_dead", job="worker", kind="print-account:revoke"
-                ),
-                "values": "0x60 1x90",
-            },
-        ],
-        "alert_rule_test": [
-            {
-                "eval_time": "70m",
-                "alertname": "PrintsyncDeadEffectsIncreasing",
-                "exp_alerts": [
-                    {"exp_labels": {"severity": "critical", "kind": "print-account:revoke"}}
-                ],
-            },
-            {"eval_time": "140m", "alertname": "PrintsyncDeadEffectsIncreasing", "exp_alerts": []},
-            {
-                "eval_time": "80m",
-                "alertname": "PrintsyncDeadEffectsPresent",
-                "exp_alerts": [
-                    {"exp_labels": {"severity": "warning", "kind": "print-account:revoke"}}
-                ],
-            },
-        ],
-    },
-    {
-        "interval": "1m",
-        "input_series": [
-            {
-                "series": series(
-                    "printsync_effects_total",
-                    kind="print-account:ensure",
-                    connector="papercut",
-                    outcome="succeeded",
-                ),
-                "values": "0+10x60",
-            },
-            {
-                "series": series(
-                    "printsync_effects_total",
-                    kind="print-account:ensure",
-                    connector="papercut",
-                    outcome="retried",
-                ),
-                "values": "0+2x60",
-            },
-            {
-                "series": series(
-                    "printsync_effects_total",
-                    kind="print-account:revoke",
-                    connector="papercut",
-                    outcome="succeeded",
-                ),
-                "values": "0+10x60",
-            },
-        ],
-        "alert_rule_test": [
-            {
-                "eval_time": "45m",
-                "alertname": "PrintsyncEffectFailureRatioHigh",
-                "exp_alerts": [
-                    {
-                        "exp_labels": {
-                            "severity": "warning",
-                            "kind": "print-account:ensure",
-                            "connector": "papercut",
-                        }
-                    }
-                ],
-            },
-        ],
-    },
-]
+def sampled(selector: str, values: str) -> dict[str, str]:
+    """An input series: ``selector`` taking ``values`` (promtool's expanding notation)."""
+    return {"series": selector, "values": values}
 
-RULE_TESTS += [
-    {
-        "interval": "1m",
-        "input_series": [
+
+def silent(alertname: str, at: str) -> dict[str, Any]:
+    """``alertname`` is not firing at ``at``."""
+    return {"eval_time": at, "alertname": alertname, "exp_alerts": []}
+
+
+def fires(alertname: str, at: str, **labels: str) -> dict[str, Any]:
+    """``alertname`` fires once at ``at``, with ``labels``."""
+    return {"eval_time": at, "alertname": alertname, "exp_alerts": [{"exp_labels": labels}]}
+
+
+def rule_test(inputs: list[dict[str, str]], alerts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One promtool rule test: ``inputs`` sampled every minute, and the ``alerts`` expected."""
+    return {"interval": "1m", "input_series": inputs, "alert_rule_test": alerts}
+
+
+def scim_answers(ok: str, failed: str) -> list[dict[str, str]]:
+    """User reads answered 200 taking the values ``ok``, user creates answered 500 ``failed``."""
+    requests = "printsync_scim_requests_total"
+    return [
+        sampled(series(requests, resource="Users", method="GET", status="200"), ok),
+        sampled(series(requests, resource="Users", method="POST", status="500"), failed),
+    ]
+
+
+def acme_stopped(timestamp: str, minutes: int) -> list[dict[str, str]]:
+    """The ``timestamp`` gauge of acme stuck at 0 (nothing happened since), while beta's keeps
+    up with the clock, for ``minutes``."""
+    return [
+        sampled(series(timestamp, tenant="acme"), f"0x{minutes}"),
+        sampled(series(timestamp, tenant="beta"), f"0+60x{minutes}"),
+    ]
+
+
+def effects(kind: str, outcome: str, values: str) -> dict[str, str]:
+    """Effects of ``kind`` on PaperCut ending in ``outcome``, taking ``values``."""
+    selector = series("printsync_effects_total", kind=kind, connector="papercut", outcome=outcome)
+    return sampled(selector, values)
+
+
+RULE_TESTS: list[dict[str, Any]] = [
+    rule_test(
+        [sampled(series("printsync_outbox_oldest_pending_age_seconds", job="worker"), "0+60x15")],
+        [
+            silent("PrintsyncOutboxStalled", "5m"),
+            fires("PrintsyncOutboxStalled", "10m", severity="critical"),
+        ],
+    ),
+    rule_test(
+        scim_answers(ok="0+100x30", failed="0+2x30"),
+        [fires("PrintsyncScim5xxRatioHigh", "25m", severity="critical")],
+    ),
+    rule_test(
+        scim_answers(ok="0+1000x30", failed="0+1x30"),
+        [silent("PrintsyncScim5xxRatioHigh", "25m")],
+    ),
+    rule_test(
+        acme_stopped("printsync_tenant_last_success_timestamp_seconds", 200),
+        [
+            silent("PrintsyncTenantNoRecentSync", "110m"),
+            fires("PrintsyncTenantNoRecentSync", "130m", severity="critical", tenant="acme"),
+        ],
+    ),
+    rule_test(
+        [
+            sampled(series("printsync_tenant_health", tenant="acme", state="healthy"), "0x180"),
+            sampled(series("printsync_tenant_health", tenant="acme", state="failing"), "1x180"),
+            sampled(series("printsync_tenant_health", tenant="beta", state="healthy"), "1x180"),
+            sampled(
+                series("printsync_tenant_last_success_timestamp_seconds", tenant="beta"),
+                "0+60x180",
+            ),
+        ],
+        [
+            fires("PrintsyncTenantFailing", "20m", severity="critical", tenant="acme"),
+            fires("PrintsyncTenantNeverSynced", "150m", severity="warning", tenant="acme"),
+        ],
+    ),
+    rule_test(
+        [
+            sampled(
+                series("printsync_effects_dead", job="worker", kind="print-account:revoke"),
+                "0x60 1x90",
+            )
+        ],
+        [
+            fires(
+                "PrintsyncDeadEffectsIncreasing",
+                "70m",
+                severity="critical",
+                kind="print-account:revoke",
+            ),
+            silent("PrintsyncDeadEffectsIncreasing", "140m"),
+            fires(
+                "PrintsyncDeadEffectsPresent",
+                "80m",
+                severity="warning",
+                kind="print-account:revoke",
+            ),
+        ],
+    ),
+    rule_test(
+        [
+            effects("print-account:ensure", "succeeded", "0+10x60"),
+            effects("print-account:ensure", "retried", "0+2x60"),
+            effects("print-account:revoke", "succeeded", "0+10x60"),
+        ],
+        [
+            fires(
+                "PrintsyncEffectFailureRatioHigh",
+                "45m",
+                severity="warning",
+                kind="print-account:ensure",
+                connector="papercut",
+            )
+        ],
+    ),
+    rule_test(
+        [
             # acme's last cycle ended at 0 and none followed; beta's cycles keep coming.
-            {
-                "series": series("printsync_cycle_last_request_timestamp_seconds", tenant="acme"),
-                "values": "0x200",
-            },
-            {
-                "series": series("printsync_cycle_last_request_timestamp_seconds", tenant="beta"),
-                "values": "0+60x200",
-            },
-            {"series": series("printsync_effects_held", tenant="acme"), "values": "0x10 12x20"},
-            {"series": series("printsync_effects_held", tenant="beta"), "values": "0x30"},
+            *acme_stopped("printsync_cycle_last_request_timestamp_seconds", 200),
+            sampled(series("printsync_effects_held", tenant="acme"), "0x10 12x20"),
+            sampled(series("printsync_effects_held", tenant="beta"), "0x30"),
         ],
-        "alert_rule_test": [
-            {"eval_time": "110m", "alertname": "PrintsyncTenantCyclesStopped", "exp_alerts": []},
-            {
-                "eval_time": "130m",
-                "alertname": "PrintsyncTenantCyclesStopped",
-                "exp_alerts": [{"exp_labels": {"severity": "warning", "tenant": "acme"}}],
-            },
-            {"eval_time": "5m", "alertname": "PrintsyncDeprovisioningHeld", "exp_alerts": []},
-            {
-                "eval_time": "20m",
-                "alertname": "PrintsyncDeprovisioningHeld",
-                "exp_alerts": [{"exp_labels": {"severity": "warning", "tenant": "acme"}}],
-            },
+        [
+            silent("PrintsyncTenantCyclesStopped", "110m"),
+            fires("PrintsyncTenantCyclesStopped", "130m", severity="warning", tenant="acme"),
+            silent("PrintsyncDeprovisioningHeld", "5m"),
+            fires("PrintsyncDeprovisioningHeld", "20m", severity="warning", tenant="acme"),
         ],
-    },
+    ),
 ]
 
 

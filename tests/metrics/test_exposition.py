@@ -9,8 +9,6 @@ import json
 import logging
 import os
 import re
-import subprocess
-import sys
 import textwrap
 import urllib.request
 from collections.abc import Iterator, MutableMapping
@@ -28,6 +26,7 @@ from api.context import request_context
 from api.middleware import RequestMiddleware
 from metrics import catalog, collectors, exposition, logs, redaction
 from metrics.http import resource_of
+from tests.harness import python
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,15 +52,7 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 def run_child(directory: Path, requests: int) -> int:
     """Write metrics from a separate Python process in multiprocess mode; return its pid."""
     env = {**os.environ, exposition.ENV_VAR: str(directory), "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(
-        [sys.executable, "-c", CHILD, str(requests)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = python(["-c", CHILD, str(requests)], cwd=ROOT, env=env)
     assert done.returncode == 0, done.stderr
     return int(done.stdout.strip())
 
