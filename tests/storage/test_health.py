@@ -15,6 +15,7 @@ from storage.database import Database, in_transaction
 from storage.health import Health, HealthBoard, HealthPolicy, Numbers, assess
 from storage.provisioning_log import Entry
 from tests.harness import run
+from tests.support_a import record_effects
 
 T = TypeVar("T")
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -252,17 +253,8 @@ def test_read_counts_effects_and_pending_age_from_outbox(database_url: str) -> N
         acme, _ = await tenants.create(db, "acme", connector="ledger")
         quiet, _ = await tenants.create(db, "quiet", connector="ledger")
         created = clock.now() - timedelta(minutes=7)
-        async with db.transaction() as conn:
-            for number in range(4):
-                await outbox.record(
-                    conn,
-                    db.dialect,
-                    tenant_id=acme.id,
-                    kind=outbox.ACCOUNT_SYNC,
-                    subject_id=f"u{number}",
-                    key=f"account.sync:u{number}:v1",
-                    now=clock.stamp(created),
-                )
+        subjects = [f"u{number}" for number in range(4)]
+        await record_effects(db, acme.id, outbox.ACCOUNT_SYNC, *subjects, now=clock.stamp(created))
         effects = sorted(await outbox.list_effects(db, acme.id), key=lambda e: e.id)
         await in_transaction(db, outbox.complete, effects[0].id)
         await in_transaction(

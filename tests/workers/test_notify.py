@@ -18,6 +18,7 @@ from storage.tenants import Tenant
 from tests.builders import mail_text
 from tests.fakes.smtp import FakeSmtpServer, smtp_server_fixture  # noqa: F401
 from tests.harness import run
+from tests.support_a import record_effects
 from workers.mail import SmtpSender
 from workers.notify import NotifySettings, RunReport, notify_loop, run_once
 
@@ -38,17 +39,9 @@ async def dead_effects(
     error: str = "PaperCut refused the call (invalid email)",
 ) -> None:
     """Record one account.delete effect per userName and let it die."""
-    async with db.transaction() as conn:
-        for name in names:
-            await outbox.record(
-                conn,
-                db.dialect,
-                tenant_id=tenant.id,
-                kind=outbox.ACCOUNT_DELETE,
-                subject_id=f"id-{name}",
-                key=f"account.delete:id-{name}:v1",
-                payload={"userName": name, "groups": []},
-            )
+    for name in names:
+        payload = {"userName": name, "groups": []}
+        await record_effects(db, tenant.id, outbox.ACCOUNT_DELETE, f"id-{name}", payload=payload)
     for effect in await outbox.list_effects(db, tenant.id, state=outbox.PENDING):
         await in_transaction(db, outbox.give_up, effect.id, error=error)
 
@@ -271,16 +264,8 @@ def test_retry_dead_while_print_system_is_down_sends_no_recovery_and_no_second_d
     async def partly_healed(db: Database) -> RunReport:
         acme = await tenants.get(db, "acme")
         await dead_effects(db, acme, "bob@acme.com", error="invalid email")
-        async with db.transaction() as conn:
-            await outbox.record(
-                conn,
-                db.dialect,
-                tenant_id=acme.id,
-                kind=outbox.ACCOUNT_SYNC,
-                subject_id="id-cyd",
-                key="account.sync:id-cyd:v1",
-                payload={"userName": "cyd@acme.com"},
-            )
+        cyd = {"userName": "cyd@acme.com"}
+        await record_effects(db, acme.id, outbox.ACCOUNT_SYNC, "id-cyd", payload=cyd)
         await once(db, smtp_server, now + timedelta(minutes=61))  # the second digest (bob)
         monkeypatch.setattr(clock, "now", lambda: now + timedelta(minutes=62))
         await apply_pending(db, acme)  # cyd's change is applied after that digest
