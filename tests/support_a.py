@@ -1,10 +1,10 @@
-"""Outbox effects as the storage and worker tests set them up."""
+"""Outbox effects and ledger accounts as the storage and worker tests set them up and check them."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from storage import outbox
+from storage import ledger, outbox
 from storage.database import Database
 
 
@@ -32,3 +32,13 @@ async def record_effects(
                 now=now,
             )
 
+
+def assert_access_revoked(account: ledger.Account) -> None:
+    """A revoked ledger account: printing disabled, cards, PIN and group memberships cleared."""
+    assert (
+        account.enabled,
+        account.card_number,
+        account.secondary_card_number,
+        account.pin,
+        account.groups,
+    ) == (False, "", "", "", ())

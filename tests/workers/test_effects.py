@@ -28,6 +28,7 @@ from tests.fakes.papercut import (
     papercut_server_fixture,  # noqa: F401
 )
 from tests.harness import run
+from tests.support_a import assert_access_revoked
 from workers import effects as effects_module
 from workers.broker import build_broker
 from workers.connectors.registry import ConnectorRegistry
@@ -278,13 +279,7 @@ def test_run_sync_disabled_user_revokes_cards_pin_and_groups(harness: Harness) -
 
     account = harness.account()
     assert account is not None
-    assert (
-        account.enabled,
-        account.card_number,
-        account.secondary_card_number,
-        account.pin,
-        account.groups,
-    ) == (False, "", "", "", ())
+    assert_access_revoked(account)
 
 
 def test_run_sync_reactivated_user_restores_access(harness: Harness) -> None:
