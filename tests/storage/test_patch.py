@@ -460,7 +460,24 @@ def test_apply_manager_in_each_entra_shape_is_stored_as_object(
     assert doc["schemas"] == [USER, ENTERPRISE]
 
 
-def test_apply_manager_change_replaces_previous_reference() -> None:
+@pytest.mark.parametrize(
+    ("operation", "stored"),
+    [
+        pytest.param(
+            {"op": "Replace", "path": f"{ENTERPRISE}:manager", "value": "m-2"},
+            {"value": "m-2"},
+            id="change-replaces-previous-reference",
+        ),
+        pytest.param(
+            {"op": "replace", "path": f"{ENTERPRISE}:manager.value", "value": "m-5"},
+            {"value": "m-5"},
+            id="value-sub-path-drops-stale-reference",
+        ),
+    ],
+)
+def test_apply_manager_after_a_reference_keeps_only_the_new_value(
+    operation: dict[str, Any], stored: dict[str, str]
+) -> None:
     start = patched(
         user_doc(),
         {
@@ -469,21 +486,8 @@ def test_apply_manager_change_replaces_previous_reference() -> None:
             "value": [{"$ref": "https://h/Users/m-1", "value": "m-1"}],
         },
     )
-    doc = patched(start, {"op": "Replace", "path": f"{ENTERPRISE}:manager", "value": "m-2"})
-    assert doc[ENTERPRISE]["manager"] == {"value": "m-2"}
-
-
-def test_apply_manager_value_sub_path_drops_stale_reference() -> None:
-    start = patched(
-        user_doc(),
-        {
-            "op": "Add",
-            "path": "manager",
-            "value": [{"$ref": "https://h/Users/m-1", "value": "m-1"}],
-        },
-    )
-    doc = patched(start, {"op": "replace", "path": f"{ENTERPRISE}:manager.value", "value": "m-5"})
-    assert doc[ENTERPRISE]["manager"] == {"value": "m-5"}
+    doc = patched(start, operation)
+    assert doc[ENTERPRISE]["manager"] == stored
 
 
 @pytest.mark.parametrize(
