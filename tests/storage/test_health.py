@@ -12,9 +12,10 @@ from metrics.collectors import TenantHealth
 from printsync.settings import load
 from storage import clock, health, outbox, provisioning_log, tenants
 from storage.database import Database, in_transaction
-from storage.health import Health, HealthBoard, HealthPolicy, Numbers, assess
+from storage.health import Health, HealthBoard, HealthPolicy, Numbers, Verdict, assess
 from storage.provisioning_log import Entry
 from tests.harness import run
+from tests.support_a import record_effects
 
 T = TypeVar("T")
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -29,6 +30,15 @@ def ago(minutes: float, moment: datetime = NOW) -> str:
     return clock.stamp(moment - timedelta(minutes=minutes))
 
 
+def scim_traffic(requests: int, succeeded: int, **others: int) -> Verdict:
+    """The verdict on an hour of ``requests`` SCIM requests, ``succeeded`` of them (the last a
+    minute ago), with the ``others`` numbers (errors, effects)."""
+    values = numbers(
+        scim_requests=requests, scim_succeeded=succeeded, last_success_at=ago(1), **others
+    )
+    return assess(values, POLICY, NOW)
+
+
 # The decision -------------------------------------------------------------------------------------
 
 
@@ -39,33 +49,19 @@ def test_assess_without_traffic_is_healthy() -> None:
 
 
 def test_assess_all_succeeded_is_healthy_and_says_so() -> None:
-    verdict = assess(
-        numbers(scim_requests=40, scim_succeeded=40, effects_succeeded=12, last_success_at=ago(1)),
-        POLICY,
-        NOW,
-    )
+    verdict = scim_traffic(40, 40, effects_succeeded=12)
     assert verdict.state == "healthy"
     assert verdict.reason == "All 40 SCIM requests and 12 effects in the last hour succeeded."
 
 
 def test_assess_few_failures_within_threshold_is_healthy() -> None:
-    verdict = assess(
-        numbers(scim_requests=100, scim_succeeded=96, scim_client_errors=4, last_success_at=ago(1)),
-        POLICY,
-        NOW,
-    )
+    verdict = scim_traffic(100, 96, scim_client_errors=4)
     assert verdict.state == "healthy"
     assert "within the thresholds" in verdict.reason
 
 
 def test_assess_more_than_five_percent_failed_is_degraded() -> None:
-    verdict = assess(
-        numbers(
-            scim_requests=100, scim_succeeded=90, scim_client_errors=10, last_success_at=ago(1)
-        ),
-        POLICY,
-        NOW,
-    )
+    verdict = scim_traffic(100, 90, scim_client_errors=10)
     assert verdict.state == "degraded"
     assert verdict.reason == (
         "10% of SCIM requests in the last hour failed (10 of 100; 0 server errors)."
@@ -73,51 +69,25 @@ def test_assess_more_than_five_percent_failed_is_degraded() -> None:
 
 
 def test_assess_more_than_forty_percent_failed_is_failing() -> None:
-    verdict = assess(
-        numbers(scim_requests=50, scim_succeeded=24, scim_client_errors=26, last_success_at=ago(1)),
-        POLICY,
-        NOW,
-    )
+    verdict = scim_traffic(50, 24, scim_client_errors=26)
     assert verdict.state == "failing"
     assert verdict.reason.startswith("52% of SCIM requests in the last hour failed (26 of 50")
 
 
 def test_assess_exactly_forty_percent_is_only_degraded() -> None:
-    verdict = assess(
-        numbers(scim_requests=50, scim_succeeded=30, scim_client_errors=20, last_success_at=ago(1)),
-        POLICY,
-        NOW,
-    )
+    verdict = scim_traffic(50, 30, scim_client_errors=20)
     assert verdict.state == "degraded"
 
 
 def test_assess_below_minimum_requests_ignores_ratio() -> None:
-    verdict = assess(
-        numbers(scim_requests=9, scim_succeeded=1, scim_client_errors=8, last_success_at=ago(1)),
-        POLICY,
-        NOW,
-    )
+    verdict = scim_traffic(9, 1, scim_client_errors=8)
     assert verdict.state == "healthy"
 
 
 def test_assess_server_errors_weigh_more_than_client_errors() -> None:
-    client = assess(
-        numbers(scim_requests=100, scim_succeeded=97, scim_client_errors=3, last_success_at=ago(1)),
-        POLICY,
-        NOW,
-    )
-    server = assess(
-        numbers(scim_requests=100, scim_succeeded=97, scim_server_errors=3, last_success_at=ago(1)),
-        POLICY,
-        NOW,
-    )
-    many = assess(
-        numbers(
-            scim_requests=100, scim_succeeded=75, scim_server_errors=25, last_success_at=ago(1)
-        ),
-        POLICY,
-        NOW,
-    )
+    client = scim_traffic(100, 97, scim_client_errors=3)
+    server = scim_traffic(100, 97, scim_server_errors=3)
+    many = scim_traffic(100, 75, scim_server_errors=25)
     assert client.state == "healthy"
     assert server.state == "degraded"
     assert "3% of SCIM requests in the last hour ended in a server error" in server.reason
@@ -252,17 +222,8 @@ def test_read_counts_effects_and_pending_age_from_outbox(database_url: str) -> N
         acme, _ = await tenants.create(db, "acme", connector="ledger")
         quiet, _ = await tenants.create(db, "quiet", connector="ledger")
         created = clock.now() - timedelta(minutes=7)
-        async with db.transaction() as conn:
-            for number in range(4):
-                await outbox.record(
-                    conn,
-                    db.dialect,
-                    tenant_id=acme.id,
-                    kind=outbox.ACCOUNT_SYNC,
-                    subject_id=f"u{number}",
-                    key=f"account.sync:u{number}:v1",
-                    now=clock.stamp(created),
-                )
+        subjects = [f"u{number}" for number in range(4)]
+        await record_effects(db, acme.id, outbox.ACCOUNT_SYNC, *subjects, now=clock.stamp(created))
         effects = sorted(await outbox.list_effects(db, acme.id), key=lambda e: e.id)
         await in_transaction(db, outbox.complete, effects[0].id)
         await in_transaction(

@@ -14,37 +14,38 @@ import sqlalchemy as sa
 from storage import migrate
 from tests.conftest import POSTGRES_ADMIN_URL, reachable, require
 
+NOW = "2026-01-01T00:00:00.000000Z"
+# Rows as the schema before the migration under test holds them (``:now`` stamps both times).
+INSERT_TENANT = sa.text(
+    "INSERT INTO tenants (id, name, token_hash, created_at) VALUES (:id, :name, :hash, :now)"
+)
+INSERT_USER = sa.text(
+    "INSERT INTO users (tenant_id, id, user_name, user_name_ci, active, version, created_at,"
+    " last_modified, doc) VALUES (:tenant, :id, :name, :name, true, 1, :now, :now, '{}')"
+)
+
 
 def test_0004_counts_existing_users_and_groups(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
     migrate.upgrade(url, "0003")
     engine = sa.create_engine(url)
-    now = "2026-01-01T00:00:00.000000Z"
     with engine.begin() as conn:
         for tenant in (1, 2):
             conn.execute(
-                sa.text(
-                    "INSERT INTO tenants (id, name, token_hash, created_at)"
-                    " VALUES (:id, :name, :hash, :now)"
-                ),
-                {"id": tenant, "name": f"t{tenant}", "hash": f"{tenant:064d}", "now": now},
+                INSERT_TENANT,
+                {"id": tenant, "name": f"t{tenant}", "hash": f"{tenant:064d}", "now": NOW},
             )
         for n in range(5):
             tenant = 1 if n < 3 else 2
             conn.execute(
-                sa.text(
-                    "INSERT INTO users (tenant_id, id, user_name, user_name_ci, active, version,"
-                    " created_at, last_modified, doc) VALUES (:tenant, :id, :name, :name, 1, 1,"
-                    " :now, :now, '{}')"
-                ),
-                {"tenant": tenant, "id": f"u{n}", "name": f"user{n}", "now": now},
+                INSERT_USER, {"tenant": tenant, "id": f"u{n}", "name": f"user{n}", "now": NOW}
             )
         conn.execute(
             sa.text(
                 "INSERT INTO groups (tenant_id, id, display_name, display_name_ci, version,"
                 " created_at, last_modified, doc) VALUES (2, 'g1', 'G', 'g', 1, :now, :now, '{}')"
             ),
-            {"now": now},
+            {"now": NOW},
         )
     migrate.upgrade(url)
     with engine.connect() as conn:
@@ -87,27 +88,16 @@ def test_0005_drops_connector_default_and_keeps_tenants(kind: str, tmp_path: Pat
         engine = sa.create_engine(
             url if kind == "sqlite" else sa.make_url(url).set(drivername="postgresql+psycopg")
         )
-        now = "2026-01-01T00:00:00.000000Z"
-        insert = sa.text(
-            "INSERT INTO tenants (id, name, token_hash, created_at) VALUES (1, 'old', :hash, :now)"
-        )
         with engine.begin() as conn:
-            conn.execute(insert, {"hash": "1" * 64, "now": now})
+            conn.execute(INSERT_TENANT, {"id": 1, "name": "old", "hash": "1" * 64, "now": NOW})
             conn.execute(
                 sa.text(
                     "INSERT INTO tenants (id, name, token_hash, connector, connector_config,"
                     " created_at) VALUES (2, 'pc', :hash, 'papercut', :config, :now)"
                 ),
-                {"hash": "2" * 64, "config": '{"url": "http://pc:9191"}', "now": now},
+                {"hash": "2" * 64, "config": '{"url": "http://pc:9191"}', "now": NOW},
             )
-            conn.execute(
-                sa.text(
-                    "INSERT INTO users (tenant_id, id, user_name, user_name_ci, active, version,"
-                    " created_at, last_modified, doc) VALUES (1, 'u1', 'a', 'a', true, 1,"
-                    " :now, :now, '{}')"
-                ),
-                {"now": now},
-            )
+            conn.execute(INSERT_USER, {"tenant": 1, "id": "u1", "name": "a", "now": NOW})
         migrate.upgrade(url)
         with engine.connect() as conn:
             kept = conn.execute(
@@ -115,13 +105,7 @@ def test_0005_drops_connector_default_and_keeps_tenants(kind: str, tmp_path: Pat
             ).all()
             users = conn.execute(sa.text("SELECT tenant_id, id FROM users")).all()
         with pytest.raises(sa.exc.IntegrityError), engine.begin() as conn:
-            conn.execute(
-                sa.text(
-                    "INSERT INTO tenants (id, name, token_hash, created_at)"
-                    " VALUES (3, 'new', :hash, :now)"
-                ),
-                {"hash": "3" * 64, "now": now},
-            )
+            conn.execute(INSERT_TENANT, {"id": 3, "name": "new", "hash": "3" * 64, "now": NOW})
         engine.dispose()
     assert [tuple(row) for row in kept] == [
         (1, "old", "ledger", "{}"),

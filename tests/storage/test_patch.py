@@ -274,44 +274,46 @@ def test_apply_roles_as_json_text_are_stored_as_sent() -> None:
 
 
 def test_apply_microsoft_validator_replace_attributes_verbose_sets_everything() -> None:
-    operations = [
-        {"op": "Replace", "path": "userName", "value": "kelsi@contoso.com"},
-        {"op": "Replace", "path": "active", "value": "False"},
-        {"op": "Replace", "path": "displayName", "value": "KELSI"},
-        {"op": "Replace", "path": "title", "value": "ZYFMIXBTRURP"},
-        {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "w@contoso.com"},
-        {"op": "Replace", "path": "preferredLanguage", "value": "tn-ZA"},
-        {"op": "Replace", "path": "name.givenName", "value": "Kelsi"},
-        {"op": "Replace", "path": "name.familyName", "value": "Ward"},
-        {"op": "Replace", "path": "name.formatted", "value": "Kelsi Ward"},
-        {"op": "Replace", "path": 'addresses[type eq "work"].formatted', "value": "AHTLVU"},
-        {"op": "Replace", "path": 'addresses[type eq "work"].streetAddress', "value": "1 Rd"},
-        {"op": "Replace", "path": 'addresses[type eq "work"].locality', "value": "Paris"},
-        {"op": "Replace", "path": 'addresses[type eq "work"].region', "value": "IDF"},
-        {"op": "Replace", "path": 'addresses[type eq "work"].postalCode', "value": "75001"},
-        {"op": "Replace", "path": 'addresses[type eq "work"].country', "value": "France"},
-        {"op": "Replace", "path": 'phoneNumbers[type eq "work"].value', "value": "1"},
-        {"op": "Replace", "path": 'phoneNumbers[type eq "mobile"].value', "value": "2"},
-        {"op": "Replace", "path": 'phoneNumbers[type eq "fax"].value', "value": "3"},
-        {"op": "Replace", "path": "externalId", "value": "ext-2"},
-        {"op": "Replace", "path": f"{ENTERPRISE}:employeeNumber", "value": "77"},
-        {"op": "Replace", "path": f"{ENTERPRISE}:department", "value": "IT"},
-        {"op": "Replace", "path": f"{ENTERPRISE}:costCenter", "value": "CC1"},
-        {"op": "Replace", "path": f"{ENTERPRISE}:organization", "value": "Contoso"},
-        {"op": "Replace", "path": f"{ENTERPRISE}:division", "value": "EMEA"},
-        {"op": "Replace", "path": "nickName", "value": "KW"},
-        {"op": "Replace", "path": "userType", "value": "Employee"},
-        {"op": "Replace", "path": "locale", "value": "fr-FR"},
-        {"op": "Replace", "path": "timezone", "value": "Europe/Paris"},
-        {"op": "Replace", "path": "profileUrl", "value": "https://contoso.com/kw"},
-        {"op": "Replace", "path": "name.middleName", "value": "M"},
-        {"op": "Replace", "path": "name.honorificPrefix", "value": "Dr"},
-        {"op": "Replace", "path": "name.honorificSuffix", "value": "PhD"},
-        {"op": "Replace", "path": f"{PRINTSYNC_USER}:cardNumber", "value": "00123"},
-        {"op": "Replace", "path": f"{PRINTSYNC_USER}:office", "value": "Paris-3"},
-        {"op": "Replace", "path": 'emails[type eq "home"].value', "value": "h@contoso.com"},
-        {"op": "Replace", "path": f"{ENTERPRISE}:manager", "value": {"value": "m-9"}},
-    ]
+    # One Replace operation per attribute, in this order, as the validator sends them.
+    values = {
+        "userName": "kelsi@contoso.com",
+        "active": "False",
+        "displayName": "KELSI",
+        "title": "ZYFMIXBTRURP",
+        'emails[type eq "work"].value': "w@contoso.com",
+        "preferredLanguage": "tn-ZA",
+        "name.givenName": "Kelsi",
+        "name.familyName": "Ward",
+        "name.formatted": "Kelsi Ward",
+        'addresses[type eq "work"].formatted': "AHTLVU",
+        'addresses[type eq "work"].streetAddress': "1 Rd",
+        'addresses[type eq "work"].locality': "Paris",
+        'addresses[type eq "work"].region': "IDF",
+        'addresses[type eq "work"].postalCode': "75001",
+        'addresses[type eq "work"].country': "France",
+        'phoneNumbers[type eq "work"].value': "1",
+        'phoneNumbers[type eq "mobile"].value': "2",
+        'phoneNumbers[type eq "fax"].value': "3",
+        "externalId": "ext-2",
+        f"{ENTERPRISE}:employeeNumber": "77",
+        f"{ENTERPRISE}:department": "IT",
+        f"{ENTERPRISE}:costCenter": "CC1",
+        f"{ENTERPRISE}:organization": "Contoso",
+        f"{ENTERPRISE}:division": "EMEA",
+        "nickName": "KW",
+        "userType": "Employee",
+        "locale": "fr-FR",
+        "timezone": "Europe/Paris",
+        "profileUrl": "https://contoso.com/kw",
+        "name.middleName": "M",
+        "name.honorificPrefix": "Dr",
+        "name.honorificSuffix": "PhD",
+        f"{PRINTSYNC_USER}:cardNumber": "00123",
+        f"{PRINTSYNC_USER}:office": "Paris-3",
+        'emails[type eq "home"].value': "h@contoso.com",
+        f"{ENTERPRISE}:manager": {"value": "m-9"},
+    }
+    operations = [{"op": "Replace", "path": path, "value": value} for path, value in values.items()]
     doc = patched(user_doc(), *operations)
     assert doc["userName"] == "kelsi@contoso.com"
     assert doc["active"] is False
@@ -460,7 +462,24 @@ def test_apply_manager_in_each_entra_shape_is_stored_as_object(
     assert doc["schemas"] == [USER, ENTERPRISE]
 
 
-def test_apply_manager_change_replaces_previous_reference() -> None:
+@pytest.mark.parametrize(
+    ("operation", "stored"),
+    [
+        pytest.param(
+            {"op": "Replace", "path": f"{ENTERPRISE}:manager", "value": "m-2"},
+            {"value": "m-2"},
+            id="change-replaces-previous-reference",
+        ),
+        pytest.param(
+            {"op": "replace", "path": f"{ENTERPRISE}:manager.value", "value": "m-5"},
+            {"value": "m-5"},
+            id="value-sub-path-drops-stale-reference",
+        ),
+    ],
+)
+def test_apply_manager_after_a_reference_keeps_only_the_new_value(
+    operation: dict[str, Any], stored: dict[str, str]
+) -> None:
     start = patched(
         user_doc(),
         {
@@ -469,21 +488,8 @@ def test_apply_manager_change_replaces_previous_reference() -> None:
             "value": [{"$ref": "https://h/Users/m-1", "value": "m-1"}],
         },
     )
-    doc = patched(start, {"op": "Replace", "path": f"{ENTERPRISE}:manager", "value": "m-2"})
-    assert doc[ENTERPRISE]["manager"] == {"value": "m-2"}
-
-
-def test_apply_manager_value_sub_path_drops_stale_reference() -> None:
-    start = patched(
-        user_doc(),
-        {
-            "op": "Add",
-            "path": "manager",
-            "value": [{"$ref": "https://h/Users/m-1", "value": "m-1"}],
-        },
-    )
-    doc = patched(start, {"op": "replace", "path": f"{ENTERPRISE}:manager.value", "value": "m-5"})
-    assert doc[ENTERPRISE]["manager"] == {"value": "m-5"}
+    doc = patched(start, operation)
+    assert doc[ENTERPRISE]["manager"] == stored
 
 
 @pytest.mark.parametrize(
@@ -1372,17 +1378,28 @@ bodies = st.one_of(
 )
 
 
+def apply_leaving_input(
+    resource: ResourceType, doc: dict[str, Any], body: object
+) -> PatchResult | None:
+    """``apply``, checking that ``doc`` is left as it was whether it succeeds or raises a SCIM
+    error; ``None`` for a SCIM error (anything else propagates)."""
+    before = copy.deepcopy(doc)
+    try:
+        result = apply(resource, doc, body)
+    except ScimError:
+        assert doc == before
+        return None
+    assert doc == before
+    return result
+
+
 @settings(max_examples=400, deadline=None)
 @given(body=bodies)
 def test_apply_arbitrary_body_raises_only_scim_errors_and_keeps_input(body: object) -> None:
     for resource, doc in ((USER_TYPE, user_doc()), (GROUP_TYPE, group_doc())):
-        before = copy.deepcopy(doc)
-        try:
-            result = apply(resource, doc, body)
-        except ScimError:
-            assert doc == before
+        result = apply_leaving_input(resource, doc, body)
+        if result is None:
             continue
-        assert doc == before
         client = {key: value for key, value in result.doc.items() if key not in ("id", "meta")}
         assert resources.validate(resource, client) == client
 
@@ -1391,13 +1408,9 @@ def test_apply_arbitrary_body_raises_only_scim_errors_and_keeps_input(body: obje
 @given(body=plausible_bodies)
 def test_apply_plausible_body_yields_valid_document_or_scim_error(body: object) -> None:
     for resource, doc in ((USER_TYPE, user_doc()), (GROUP_TYPE, group_doc())):
-        before = copy.deepcopy(doc)
-        try:
-            result = apply(resource, doc, body)
-        except ScimError:
-            assert doc == before
+        result = apply_leaving_input(resource, doc, body)
+        if result is None:
             continue
-        assert doc == before
         assert result.doc["id"] == doc["id"]
         assert result.doc["meta"] == doc["meta"]
         client = {key: value for key, value in result.doc.items() if key not in ("id", "meta")}

@@ -7,8 +7,7 @@ tests exercise the pool on a real PostgreSQL).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
@@ -53,27 +52,39 @@ class Opener:
         return connection
 
 
-def run(coroutine: Coroutine[Any, Any, None]) -> None:
-    asyncio.run(coroutine)
+Scenario = Callable[[Opener, PostgresPool], Awaitable[None]]
+
+
+def run(scenario: Scenario, max_size: int = 1) -> None:
+    """Await ``scenario`` on a new pool of ``max_size`` over a new :class:`Opener`."""
+
+    async def main() -> None:
+        opener = Opener()
+        await scenario(opener, PostgresPool(opener, max_size=max_size))
+
+    asyncio.run(main())
+
+
+async def raise_inside_lease(pool: PostgresPool, error: BaseException) -> None:
+    """Lease a connection and leave the lease by raising ``error``."""
+    with pytest.raises(type(error)):
+        async with pool.acquire():
+            raise error
 
 
 def test_lease_reuses_idle_connection() -> None:
-    async def scenario() -> None:
-        opener = Opener()
-        pool = PostgresPool(opener, max_size=4)
+    async def scenario(opener: Opener, pool: PostgresPool) -> None:
         await pool.start()
         for _ in range(3):
             async with pool.acquire() as connection:
                 assert connection is opener.opened[0]
         assert len(opener.opened) == 1
 
-    run(scenario())
+    run(scenario, max_size=4)
 
 
 def test_request_beyond_max_size_waits_for_a_release() -> None:
-    async def scenario() -> None:
-        opener = Opener()
-        pool = PostgresPool(opener, max_size=2)
+    async def scenario(opener: Opener, pool: PostgresPool) -> None:
         first, second = pool.acquire(), pool.acquire()
         a, b = await first.__aenter__(), await second.__aenter__()
         third = asyncio.ensure_future(pool.take())
@@ -85,19 +96,17 @@ def test_request_beyond_max_size_waits_for_a_release() -> None:
         await first.__aexit__(None, None, None)
         assert await pool.take() is a
 
-    run(scenario())
+    run(scenario, max_size=2)
 
 
 def test_connection_closed_while_idle_is_replaced() -> None:
-    async def scenario() -> None:
-        opener = Opener()
-        pool = PostgresPool(opener, max_size=1)
+    async def scenario(opener: Opener, pool: PostgresPool) -> None:
         await pool.start()
         opener.opened[0].closed = True  # the server restarted
         async with pool.acquire() as connection:
             assert connection is opener.opened[1]
 
-    run(scenario())
+    run(scenario)
 
 
 @pytest.mark.parametrize(
@@ -109,16 +118,12 @@ def test_connection_closed_while_idle_is_replaced() -> None:
     ids=lambda error: type(error).__name__,
 )
 def test_connection_is_kept_after_errors_that_leave_it_in_sync(error: Exception) -> None:
-    async def scenario() -> None:
-        opener = Opener()
-        pool = PostgresPool(opener, max_size=1)
-        with pytest.raises(type(error)):
-            async with pool.acquire():
-                raise error
+    async def scenario(opener: Opener, pool: PostgresPool) -> None:
+        await raise_inside_lease(pool, error)
         async with pool.acquire() as connection:
             assert connection is opener.opened[0]
 
-    run(scenario())
+    run(scenario)
 
 
 @pytest.mark.parametrize(
@@ -134,34 +139,26 @@ def test_connection_is_kept_after_errors_that_leave_it_in_sync(error: Exception)
 def test_connection_is_dropped_after_errors_that_may_leave_it_out_of_sync(
     error: BaseException,
 ) -> None:
-    async def scenario() -> None:
-        opener = Opener()
-        pool = PostgresPool(opener, max_size=1)
-        with pytest.raises(type(error)):
-            async with pool.acquire():
-                raise error
+    async def scenario(opener: Opener, pool: PostgresPool) -> None:
+        await raise_inside_lease(pool, error)
         assert opener.opened[0].terminated
         async with pool.acquire() as connection:
             assert connection is opener.opened[1]
 
-    run(scenario())
+    run(scenario)
 
 
 def test_connection_left_in_a_transaction_is_dropped() -> None:
-    async def scenario() -> None:
-        opener = Opener()
-        pool = PostgresPool(opener, max_size=1)
+    async def scenario(opener: Opener, pool: PostgresPool) -> None:
         async with pool.acquire() as connection:
             connection.in_transaction = True
         assert opener.opened[0].terminated
 
-    run(scenario())
+    run(scenario)
 
 
 def test_failed_open_frees_its_place_for_a_waiting_request() -> None:
-    async def scenario() -> None:
-        opener = Opener()
-        pool = PostgresPool(opener, max_size=1)
+    async def scenario(opener: Opener, pool: PostgresPool) -> None:
         lease = pool.acquire()
         held = await lease.__aenter__()
         waiting = asyncio.ensure_future(pool.take())
@@ -177,13 +174,11 @@ def test_failed_open_frees_its_place_for_a_waiting_request() -> None:
         opener.failure = None
         assert await pool.take() is opener.opened[2]
 
-    run(scenario())
+    run(scenario)
 
 
 def test_cancelled_waiter_passes_on_the_connection_handed_to_it() -> None:
-    async def scenario() -> None:
-        opener = Opener()
-        pool = PostgresPool(opener, max_size=1)
+    async def scenario(opener: Opener, pool: PostgresPool) -> None:
         held = await pool.take()
         cancelled = asyncio.ensure_future(pool.take())
         patient = asyncio.ensure_future(pool.take())
@@ -193,13 +188,11 @@ def test_cancelled_waiter_passes_on_the_connection_handed_to_it() -> None:
         assert await patient is held
         assert cancelled.cancelled()
 
-    run(scenario())
+    run(scenario)
 
 
 def test_closed_pool_refuses_leases_and_closes_connections() -> None:
-    async def scenario() -> None:
-        opener = Opener()
-        pool = PostgresPool(opener, max_size=2)
+    async def scenario(opener: Opener, pool: PostgresPool) -> None:
         lent = await pool.take()
         await pool.start()
         idle = opener.opened[1]
@@ -210,4 +203,4 @@ def test_closed_pool_refuses_leases_and_closes_connections() -> None:
         pool.give(lent, None)
         assert lent.terminated
 
-    run(scenario())
+    run(scenario, max_size=2)

@@ -15,6 +15,7 @@ from storage.errors import DatabaseUnavailable
 from storage.provisioning_log import Entry, LogBuffer, LogQuery, LogSettings
 from tests.conftest import count_rows
 from tests.harness import run
+from tests.support_a import record_effects
 
 T = TypeVar("T")
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -437,16 +438,14 @@ def test_parse_time_accepts_iso_and_durations() -> None:
 def test_effect_entry_logs_outcome_under_effect_subject(database_url: str) -> None:
     async def work(db: Database) -> list[Entry]:
         acme, _ = await tenants.create(db, "acme", connector="ledger")
-        async with db.transaction() as conn:
-            await outbox.record(
-                conn,
-                db.dialect,
-                tenant_id=acme.id,
-                kind=outbox.ACCOUNT_DELETE,
-                subject_id="u-7",
-                key="account.delete:u-7:v3",
-                payload={"userName": "Eve@Acme.com", "groups": []},
-            )
+        await record_effects(
+            db,
+            acme.id,
+            outbox.ACCOUNT_DELETE,
+            "u-7",
+            version=3,
+            payload={"userName": "Eve@Acme.com", "groups": []},
+        )
         (effect,) = await outbox.list_effects(db, acme.id)
         retried = provisioning_log.effect_entry(effect, "retried", error="connection refused")
         await provisioning_log.write(db, [retried])

@@ -28,6 +28,7 @@ from tests.fakes.papercut import (
     papercut_server_fixture,  # noqa: F401
 )
 from tests.harness import run
+from tests.support_a import assert_access_revoked
 from workers import effects as effects_module
 from workers.broker import build_broker
 from workers.connectors.registry import ConnectorRegistry
@@ -149,6 +150,18 @@ class Harness:
     def account(self, username: str = "jdoe@example.com") -> ledger.Account | None:
         return self.db(lambda db: ledger.get_account(db, self.tenant_id, username))
 
+    def staff_member(self) -> tuple[str, str]:
+        """Create the user of :func:`user_body` in a new group Staff: the user's and the group's
+        ids."""
+        user_id = self.create_user(user_body())
+        return user_id, self.create_group("Staff", [user_id])
+
+    def new_user_sync(self) -> outbox.Effect:
+        """Create the user of :func:`user_body`: the one pending effect that records."""
+        self.create_user(user_body())
+        [effect] = self.pending()
+        return effect
+
 
 @pytest.fixture
 def make_harness(database_url: str) -> Iterator[Callable[..., Harness]]:
@@ -195,10 +208,12 @@ def harness(make_harness: Callable[..., Harness]) -> Harness:
     return make_harness()
 
 
+PaperCut = tuple[Harness, FakePaperCutServer]
+"""A harness on a PaperCut tenant, and the fake PaperCut server behind it."""
+
+
 @pytest.fixture
-def papercut(
-    make_harness: Callable[..., Harness], papercut_server: FakePaperCutServer
-) -> tuple[Harness, FakePaperCutServer]:
+def papercut(make_harness: Callable[..., Harness], papercut_server: FakePaperCutServer) -> PaperCut:
     config = {"url": papercut_server.base_url, "token_env": TOKEN_ENV}
     return make_harness("papercut", config), papercut_server
 
@@ -211,8 +226,7 @@ def sample(name: str, **labels: str) -> float:
 
 
 def test_run_sync_active_user_ledger_account_has_current_data(harness: Harness) -> None:
-    user_id = harness.create_user(user_body())
-    harness.create_group("Staff", [user_id])
+    harness.staff_member()
     succeeded = sample(
         "printsync_effects_total", kind="account.sync", connector="ledger", outcome="succeeded"
     )
@@ -268,8 +282,7 @@ def test_run_sync_update_changes_account_to_current_values(harness: Harness) -> 
 
 
 def test_run_sync_disabled_user_revokes_cards_pin_and_groups(harness: Harness) -> None:
-    user_id = harness.create_user(user_body())
-    harness.create_group("Staff", [user_id])
+    user_id, _ = harness.staff_member()
     harness.run_pending()
     harness.db(lambda db: ledger.set_pin(db, harness.tenant_id, "jdoe@example.com", "4711"))
 
@@ -278,18 +291,11 @@ def test_run_sync_disabled_user_revokes_cards_pin_and_groups(harness: Harness) -
 
     account = harness.account()
     assert account is not None
-    assert (
-        account.enabled,
-        account.card_number,
-        account.secondary_card_number,
-        account.pin,
-        account.groups,
-    ) == (False, "", "", "", ())
+    assert_access_revoked(account)
 
 
 def test_run_sync_reactivated_user_restores_access(harness: Harness) -> None:
-    user_id = harness.create_user(user_body())
-    harness.create_group("Staff", [user_id])
+    user_id, _ = harness.staff_member()
     harness.set_active(user_id, False)
     harness.run_pending()
 
@@ -397,8 +403,7 @@ def test_run_delete_after_user_came_back_keeps_new_users_access(harness: Harness
 
 
 def test_run_group_effects_rename_and_delete_reach_ledger(harness: Harness) -> None:
-    user_id = harness.create_user(user_body())
-    group_id = harness.create_group("Staff", [user_id])
+    _, group_id = harness.staff_member()
     harness.run_pending()
 
     harness.patch_group(group_id, {"op": "replace", "path": "displayName", "value": "Crew"})
@@ -416,8 +421,7 @@ def test_run_group_effects_rename_and_delete_reach_ledger(harness: Harness) -> N
 
 
 def test_run_group_membership_removed_reaches_account(harness: Harness) -> None:
-    user_id = harness.create_user(user_body())
-    group_id = harness.create_group("Staff", [user_id])
+    user_id, group_id = harness.staff_member()
     harness.run_pending()
 
     harness.patch_group(group_id, {"op": "remove", "path": f'members[value eq "{user_id}"]'})
@@ -430,12 +434,9 @@ def test_run_group_membership_removed_reaches_account(harness: Harness) -> None:
 # PaperCut --------------------------------------------------------------------------------------
 
 
-def test_run_sync_papercut_creates_user_with_properties_and_groups(
-    papercut: tuple[Harness, FakePaperCutServer],
-) -> None:
+def test_run_sync_papercut_creates_user_with_properties_and_groups(papercut: PaperCut) -> None:
     harness, server = papercut
-    user_id = harness.create_user(user_body())
-    harness.create_group("Staff", [user_id])
+    harness.staff_member()
 
     harness.run_pending()
 
@@ -452,12 +453,9 @@ def test_run_sync_papercut_creates_user_with_properties_and_groups(
     assert server.user_groups("jdoe") == {"Staff"}
 
 
-def test_run_done_effect_again_makes_no_papercut_call(
-    papercut: tuple[Harness, FakePaperCutServer],
-) -> None:
+def test_run_done_effect_again_makes_no_papercut_call(papercut: PaperCut) -> None:
     harness, server = papercut
-    harness.create_user(user_body())
-    [effect] = harness.pending()
+    effect = harness.new_user_sync()
     harness.effects.run(effect.id)
     server.reset_calls()
 
@@ -467,14 +465,11 @@ def test_run_done_effect_again_makes_no_papercut_call(
     assert list(server.users) == ["jdoe"]
 
 
-def test_run_same_effect_twice_at_once_applies_it_once(
-    papercut: tuple[Harness, FakePaperCutServer],
-) -> None:
+def test_run_same_effect_twice_at_once_applies_it_once(papercut: PaperCut) -> None:
     """A second message for an effect this process is applying (a redelivery, a resend after
     the lease) is skipped instead of adding the account a second time."""
     harness, server = papercut
-    harness.create_user(user_body())
-    [effect] = harness.pending()
+    effect = harness.new_user_sync()
     server.set_hang(0.3)
     attempts = [threading.Thread(target=harness.effects.run, args=(effect.id,)) for _ in range(3)]
     for attempt in attempts:
@@ -486,12 +481,9 @@ def test_run_same_effect_twice_at_once_applies_it_once(
     assert harness.effect(effect.id).state == "done"
 
 
-def test_run_papercut_disable_and_delete_revoke_then_purge(
-    papercut: tuple[Harness, FakePaperCutServer],
-) -> None:
+def test_run_papercut_disable_and_delete_revoke_then_purge(papercut: PaperCut) -> None:
     harness, server = papercut
-    user_id = harness.create_user(user_body())
-    harness.create_group("Staff", [user_id])
+    user_id, _ = harness.staff_member()
     harness.run_pending()
 
     harness.set_active(user_id, False)
@@ -511,17 +503,14 @@ def test_run_papercut_disable_and_delete_revoke_then_purge(
     assert "jdoe" not in server.users
 
 
-def test_run_papercut_refusal_is_dead_at_once_and_reported(
-    papercut: tuple[Harness, FakePaperCutServer],
-) -> None:
+def test_run_papercut_refusal_is_dead_at_once_and_reported(papercut: PaperCut) -> None:
     harness, server = papercut
 
     def refuse(params: tuple[Any, ...]) -> None:
         raise xmlrpc.client.Fault(261, "The property is invalid")
 
     server.before["api.setUserProperties"] = refuse
-    harness.create_user(user_body())
-    [effect] = harness.pending()
+    effect = harness.new_user_sync()
     failed = sample(
         "printsync_effects_total", kind="account.sync", connector="papercut", outcome="failed"
     )
@@ -542,12 +531,9 @@ def test_run_papercut_refusal_is_dead_at_once_and_reported(
     )
 
 
-def test_run_papercut_outage_retries_then_dead_after_last_attempt(
-    papercut: tuple[Harness, FakePaperCutServer],
-) -> None:
+def test_run_papercut_outage_retries_then_dead_after_last_attempt(papercut: PaperCut) -> None:
     harness, server = papercut
-    harness.create_user(user_body())
-    [effect] = harness.pending()
+    effect = harness.new_user_sync()
     server.set_outage(503)
 
     delays = []
@@ -564,12 +550,9 @@ def test_run_papercut_outage_retries_then_dead_after_last_attempt(
     assert [e.id for e in harness.dead] == [effect.id]
 
 
-def test_run_papercut_outage_then_recovery_converges(
-    papercut: tuple[Harness, FakePaperCutServer],
-) -> None:
+def test_run_papercut_outage_then_recovery_converges(papercut: PaperCut) -> None:
     harness, server = papercut
-    harness.create_user(user_body())
-    [effect] = harness.pending()
+    effect = harness.new_user_sync()
     server.set_outage(503)
     with pytest.raises(Retry):
         harness.effects.run(effect.id)
@@ -586,8 +569,7 @@ def test_run_papercut_missing_token_variable_is_dead(make_harness: Callable[...,
     harness = make_harness(
         "papercut", {"url": "http://127.0.0.1:9", "token_env": "UNSET_VAR"}, environ={}
     )
-    harness.create_user(user_body())
-    [effect] = harness.pending()
+    effect = harness.new_user_sync()
 
     with pytest.raises(PermanentError):
         harness.effects.run(effect.id)
@@ -597,10 +579,9 @@ def test_run_papercut_missing_token_variable_is_dead(make_harness: Callable[...,
     assert "UNSET_VAR" in (dead.last_error or "")
 
 
-def test_run_papercut_group_rename_and_delete(papercut: tuple[Harness, FakePaperCutServer]) -> None:
+def test_run_papercut_group_rename_and_delete(papercut: PaperCut) -> None:
     harness, server = papercut
-    user_id = harness.create_user(user_body())
-    group_id = harness.create_group("Staff", [user_id])
+    _, group_id = harness.staff_member()
     harness.run_pending()
 
     harness.patch_group(group_id, {"op": "replace", "path": "displayName", "value": "Crew"})
@@ -614,8 +595,7 @@ def test_run_papercut_group_rename_and_delete(papercut: tuple[Harness, FakePaper
 
 
 def test_exhausted_pending_effect_becomes_dead(harness: Harness) -> None:
-    harness.create_user(user_body())
-    [effect] = harness.pending()
+    effect = harness.new_user_sync()
 
     harness.effects.exhausted(effect.id, retries=8)
     harness.effects.exhausted(effect.id, retries=8)
@@ -626,8 +606,7 @@ def test_exhausted_pending_effect_becomes_dead(harness: Harness) -> None:
 
 
 def test_run_leaves_log_context_as_it_was(harness: Harness) -> None:
-    harness.create_user(user_body())
-    [effect] = harness.pending()
+    effect = harness.new_user_sync()
     structlog.contextvars.bind_contextvars(request_id="outer")
     try:
         harness.effects.run(effect.id)
@@ -661,6 +640,18 @@ def fail_log_insert(monkeypatch: pytest.MonkeyPatch, effect_id: int) -> list[tup
     return seen
 
 
+def run_with_log_insert_failing(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, effect_id: int, **options: Any
+) -> list[tuple[str, int]]:
+    """Run the effect while writing its provisioning-log entry fails (the attempt ends in
+    :class:`InjectedFault`); returns what :func:`fail_log_insert` saw."""
+    with monkeypatch.context() as patched:
+        seen = fail_log_insert(patched, effect_id)
+        with pytest.raises(InjectedFault):
+            harness.effects.run(effect_id, **options)
+    return seen
+
+
 def logged(harness: Harness) -> list[tuple[str, str]]:
     query = provisioning_log.LogQuery(tenant_id=harness.tenant_id)
     entries = harness.db(lambda db: provisioning_log.search(db, query))
@@ -670,12 +661,8 @@ def logged(harness: Harness) -> list[tuple[str, str]]:
 def test_run_success_log_write_fails_effect_neither_done_nor_logged(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    harness.create_user(user_body())
-    [effect] = harness.pending()
-    with monkeypatch.context() as patched:
-        seen = fail_log_insert(patched, effect.id)
-        with pytest.raises(InjectedFault):
-            harness.effects.run(effect.id)
+    effect = harness.new_user_sync()
+    seen = run_with_log_insert_failing(harness, monkeypatch, effect.id)
 
     still = harness.effect(effect.id)
     # Marked done in the transaction that then failed; the failed attempt that followed could
@@ -692,12 +679,8 @@ def test_run_success_log_write_fails_effect_neither_done_nor_logged(
 def test_run_give_up_log_write_fails_effect_neither_dead_nor_logged(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    harness.create_user(user_body())
-    [effect] = harness.pending()
-    with monkeypatch.context() as patched:
-        seen = fail_log_insert(patched, effect.id)
-        with pytest.raises(InjectedFault):
-            harness.effects.run(effect.id, kind=outbox.GROUP_SYNC)
+    effect = harness.new_user_sync()
+    seen = run_with_log_insert_failing(harness, monkeypatch, effect.id, kind=outbox.GROUP_SYNC)
 
     still = harness.effect(effect.id)
     assert seen == [("dead", 1)]
@@ -711,16 +694,12 @@ def test_run_give_up_log_write_fails_effect_neither_dead_nor_logged(
 
 
 def test_run_retry_log_write_fails_attempt_neither_counted_nor_logged(
-    papercut: tuple[Harness, FakePaperCutServer], monkeypatch: pytest.MonkeyPatch
+    papercut: PaperCut, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     harness, server = papercut
-    harness.create_user(user_body())
-    [effect] = harness.pending()
+    effect = harness.new_user_sync()
     server.set_outage(503)
-    with monkeypatch.context() as patched:
-        seen = fail_log_insert(patched, effect.id)
-        with pytest.raises(InjectedFault):
-            harness.effects.run(effect.id)
+    seen = run_with_log_insert_failing(harness, monkeypatch, effect.id)
 
     still = harness.effect(effect.id)
     assert seen == [("pending", 1)]
@@ -803,8 +782,7 @@ def test_unrecordable_follow_up_is_a_failed_attempt_with_its_reason(
 
 
 def test_unloadable_effect_is_dead_with_its_reason(harness: Harness) -> None:
-    harness.create_user(user_body())
-    [effect] = harness.pending()
+    effect = harness.new_user_sync()
 
     async def corrupt(db: Database) -> None:
         async with db.transaction() as conn:

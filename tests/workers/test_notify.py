@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -18,6 +19,7 @@ from storage.tenants import Tenant
 from tests.builders import mail_text
 from tests.fakes.smtp import FakeSmtpServer, smtp_server_fixture  # noqa: F401
 from tests.harness import run
+from tests.support_a import record_effects
 from workers.mail import SmtpSender
 from workers.notify import NotifySettings, RunReport, notify_loop, run_once
 
@@ -25,6 +27,7 @@ T = TypeVar("T")
 SENDER = "printsync@example.org"
 RECIPIENTS = ("ops@acme.example", "it@acme.example")
 SETTINGS = NotifySettings(notify_window_seconds=3600, mail_from=SENDER)
+REFUSED = "PaperCut refused the call (invalid email)"
 
 
 def sender_for(server: FakeSmtpServer) -> SmtpSender:
@@ -35,22 +38,21 @@ async def dead_effects(
     db: Database,
     tenant: Tenant,
     *names: str,
-    error: str = "PaperCut refused the call (invalid email)",
+    error: str = REFUSED,
 ) -> None:
     """Record one account.delete effect per userName and let it die."""
-    async with db.transaction() as conn:
-        for name in names:
-            await outbox.record(
-                conn,
-                db.dialect,
-                tenant_id=tenant.id,
-                kind=outbox.ACCOUNT_DELETE,
-                subject_id=f"id-{name}",
-                key=f"account.delete:id-{name}:v1",
-                payload={"userName": name, "groups": []},
-            )
+    for name in names:
+        payload = {"userName": name, "groups": []}
+        await record_effects(db, tenant.id, outbox.ACCOUNT_DELETE, f"id-{name}", payload=payload)
     for effect in await outbox.list_effects(db, tenant.id, state=outbox.PENDING):
         await in_transaction(db, outbox.give_up, effect.id, error=error)
+
+
+async def acme_with_dead_effects(db: Database, *names: str, error: str = REFUSED) -> Tenant:
+    """The tenant acme, notifying ``RECIPIENTS``, with a dead effect for each userName."""
+    acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
+    await dead_effects(db, acme, *names, error=error)
+    return acme
 
 
 async def once(
@@ -63,9 +65,8 @@ def test_run_once_dead_effects_send_one_digest_to_tenant_recipients(
     database_url: str, smtp_server: FakeSmtpServer
 ) -> None:
     async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
-        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
+        await acme_with_dead_effects(db, "ada@acme.com", "bob@acme.com")
         await tenants.create(db, "globex", connector="ledger", notify=("ops@globex.example",))
-        await dead_effects(db, acme, "ada@acme.com", "bob@acme.com")
         now = clock.now()
         first = await once(db, smtp_server, now)
         again = await once(db, smtp_server, now + timedelta(seconds=30))
@@ -93,8 +94,7 @@ def test_run_once_smtp_down_then_up_delivers_digest_once(
     sqlite_url: str, smtp_server: FakeSmtpServer
 ) -> None:
     async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
-        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
-        await dead_effects(db, acme, "ada@acme.com")
+        await acme_with_dead_effects(db, "ada@acme.com")
         now = clock.now()
         smtp_server.stop()
         down = await once(db, smtp_server, now)
@@ -116,8 +116,7 @@ def test_run_once_smtp_down_then_up_delivers_digest_once(
 
 def test_run_once_same_message_id_on_retry(sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
     async def work(db: Database) -> list[notifications.Notification]:
-        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
-        await dead_effects(db, acme, "ada@acme.com")
+        acme = await acme_with_dead_effects(db, "ada@acme.com")
         now = clock.now()
         smtp_server.data_reply = "451 4.3.0 try again later"
         await once(db, smtp_server, now)
@@ -131,17 +130,38 @@ def test_run_once_same_message_id_on_retry(sqlite_url: str, smtp_server: FakeSmt
     assert smtp_server.messages[0].message["Message-ID"].endswith("@example.org>")
 
 
+def hour_boundary_after_next() -> datetime:
+    hour = 3600
+    return datetime.fromtimestamp((clock.now().timestamp() // hour + 2) * hour, tz=UTC)
+
+
+@pytest.mark.parametrize(
+    ("start", "minutes"),
+    [
+        pytest.param(clock.now, (0, 10, 61), id="within-the-hour"),
+        # Still one digest per window length when the clock hour turns in between.
+        pytest.param(hour_boundary_after_next, (-1, 1, 60), id="across-window-boundary"),
+    ],
+)
 def test_run_once_new_failures_wait_for_next_window_and_old_ones_are_not_repeated(
-    sqlite_url: str, smtp_server: FakeSmtpServer
+    sqlite_url: str,
+    smtp_server: FakeSmtpServer,
+    start: Callable[[], datetime],
+    minutes: tuple[int, int, int],
 ) -> None:
+    """A digest, a new failure, a run within the window length of that digest (nothing sent)
+    and one after it (a digest of the new failure only), at ``minutes`` from ``start()``."""
+
     async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
-        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
-        await dead_effects(db, acme, "ada@acme.com")
-        now = clock.now()
-        first = await once(db, smtp_server, now)
+        acme = await acme_with_dead_effects(db, "ada@acme.com")
+        moment = start()
+        first_at, same_window_at, next_window_at = (
+            moment + timedelta(minutes=offset) for offset in minutes
+        )
+        first = await once(db, smtp_server, first_at)
         await dead_effects(db, acme, "carol@acme.com")
-        same_window = await once(db, smtp_server, now + timedelta(minutes=10))
-        next_window = await once(db, smtp_server, now + timedelta(minutes=61))
+        same_window = await once(db, smtp_server, same_window_at)
+        next_window = await once(db, smtp_server, next_window_at)
         return first, same_window, next_window
 
     first, same_window, next_window = run(sqlite_url, work)
@@ -152,27 +172,6 @@ def test_run_once_new_failures_wait_for_next_window_and_old_ones_are_not_repeate
     second = mail_text(smtp_server.messages[1].message)
     assert '"carol@acme.com"' in second
     assert "ada@acme.com" not in second
-
-
-def test_run_once_across_window_boundary_still_one_digest_per_window_length(
-    sqlite_url: str, smtp_server: FakeSmtpServer
-) -> None:
-    async def work(db: Database) -> tuple[RunReport, RunReport, RunReport]:
-        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
-        await dead_effects(db, acme, "ada@acme.com")
-        hour = 3600
-        boundary = datetime.fromtimestamp((clock.now().timestamp() // hour + 2) * hour, tz=UTC)
-        before = await once(db, smtp_server, boundary - timedelta(minutes=1))
-        await dead_effects(db, acme, "carol@acme.com")
-        after = await once(db, smtp_server, boundary + timedelta(minutes=1))
-        later = await once(db, smtp_server, boundary + timedelta(minutes=60))
-        return before, after, later
-
-    before, after, later = run(sqlite_url, work)
-    assert len(before.sent) == 1
-    assert after.created == []
-    assert len(later.sent) == 1
-    assert len(smtp_server.messages) == 2
 
 
 def retry_dead_by_hand(database_url: str, tenant: str, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -198,8 +197,7 @@ def test_run_once_tenant_heals_sends_one_recovery_mail(
     now = clock.now()
 
     async def fail(db: Database) -> RunReport:
-        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
-        await dead_effects(db, acme, "ada@acme.com", "bob@acme.com")
+        await acme_with_dead_effects(db, "ada@acme.com", "bob@acme.com")
         await once(db, smtp_server, now)
         return await once(db, smtp_server, now + timedelta(minutes=30))
 
@@ -240,8 +238,7 @@ def test_retry_dead_while_print_system_is_down_sends_no_recovery_and_no_second_d
     down = "connection refused: PaperCut is not answering"
 
     async def fail(db: Database) -> RunReport:
-        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
-        await dead_effects(db, acme, "ada@acme.com", error=down)
+        await acme_with_dead_effects(db, "ada@acme.com", error=down)
         return await once(db, smtp_server, now)
 
     first = run(database_url, fail)
@@ -271,16 +268,8 @@ def test_retry_dead_while_print_system_is_down_sends_no_recovery_and_no_second_d
     async def partly_healed(db: Database) -> RunReport:
         acme = await tenants.get(db, "acme")
         await dead_effects(db, acme, "bob@acme.com", error="invalid email")
-        async with db.transaction() as conn:
-            await outbox.record(
-                conn,
-                db.dialect,
-                tenant_id=acme.id,
-                kind=outbox.ACCOUNT_SYNC,
-                subject_id="id-cyd",
-                key="account.sync:id-cyd:v1",
-                payload={"userName": "cyd@acme.com"},
-            )
+        cyd = {"userName": "cyd@acme.com"}
+        await record_effects(db, acme.id, outbox.ACCOUNT_SYNC, "id-cyd", payload=cyd)
         await once(db, smtp_server, now + timedelta(minutes=61))  # the second digest (bob)
         monkeypatch.setattr(clock, "now", lambda: now + timedelta(minutes=62))
         await apply_pending(db, acme)  # cyd's change is applied after that digest
@@ -336,8 +325,7 @@ def test_run_once_failing_with_dead_effects_lists_both(
     sqlite_url: str, smtp_server: FakeSmtpServer
 ) -> None:
     async def work(db: Database) -> RunReport:
-        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
-        await dead_effects(db, acme, *(f"u{n}@acme.com" for n in range(6)))
+        await acme_with_dead_effects(db, *(f"u{n}@acme.com" for n in range(6)))
         return await once(db, smtp_server, clock.now())
 
     report = run(sqlite_url, work)
@@ -354,8 +342,7 @@ def test_run_once_without_recipients_or_sender_sends_nothing(
     async def work(db: Database) -> tuple[RunReport, RunReport]:
         quiet, _ = await tenants.create(db, "quiet", connector="ledger")
         await dead_effects(db, quiet, "ada@quiet.com")
-        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
-        await dead_effects(db, acme, "ada@acme.com")
+        await acme_with_dead_effects(db, "ada@acme.com")
         without_sender = await run_once(db, None, settings=SETTINGS)
         with_sender = await once(db, smtp_server, clock.now())
         return without_sender, with_sender
@@ -370,8 +357,7 @@ def test_run_once_recipients_refused_marks_failed_and_stops(
     sqlite_url: str, smtp_server: FakeSmtpServer
 ) -> None:
     async def work(db: Database) -> tuple[RunReport, RunReport, list[notifications.Notification]]:
-        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
-        await dead_effects(db, acme, "ada@acme.com")
+        acme = await acme_with_dead_effects(db, "ada@acme.com")
         for address in RECIPIENTS:
             smtp_server.refuse_recipient(address)
         now = clock.now()
@@ -389,8 +375,7 @@ def test_run_once_recipients_refused_marks_failed_and_stops(
 
 def test_notify_loop_sends_then_stops(sqlite_url: str, smtp_server: FakeSmtpServer) -> None:
     async def work(db: Database) -> None:
-        acme, _ = await tenants.create(db, "acme", connector="ledger", notify=RECIPIENTS)
-        await dead_effects(db, acme, "ada@acme.com")
+        await acme_with_dead_effects(db, "ada@acme.com")
         stop = asyncio.Event()
         settings = NotifySettings(notify_interval_seconds=0.05, mail_from=SENDER)
         task = asyncio.create_task(notify_loop(stop, settings, db, sender=sender_for(smtp_server)))

@@ -16,6 +16,7 @@ from storage.database import Database, in_transaction
 from storage.records import print_accounts
 from storage.sql import compile_core
 from tests.harness import run
+from tests.support_a import assert_access_revoked
 from workers.effects import complete_and_log
 
 T = TypeVar("T")
@@ -479,13 +480,7 @@ def test_ledger_revoke_clears_cards_pin_and_groups(database_url: str) -> None:
     account = accounts_of(database_url, tenant_id)["jdoe"]
 
     assert (revoked, missing) == (True, False)
-    assert (
-        account.enabled,
-        account.card_number,
-        account.secondary_card_number,
-        account.pin,
-        account.groups,
-    ) == (False, "", "", "", ())
+    assert_access_revoked(account)
     assert account.full_name == "Jane Doe"
 
 

@@ -259,21 +259,6 @@ def test_revoke_access_missing_user_is_done(
     assert papercut_server.calls["api.setUserProperties"] == 0
 
 
-def test_revoke_access_user_deleted_meanwhile_is_done(
-    papercut_server: FakePaperCutServer, connector: PaperCutConnector
-) -> None:
-    papercut_server.add_user("jdoe")
-    papercut_server.before["api.setUserProperties"] = lambda params: papercut_server.users.pop(
-        "jdoe"
-    )
-
-    connector.revoke_access("jdoe")
-
-    assert papercut_server.calls["api.setUserProperties"] == 1
-    # Fault 262 says the user is gone: no second look is needed.
-    assert papercut_server.calls["api.isUserExists"] == 1
-
-
 def test_delete_account_existing_user_deletes_with_redaction(
     papercut_server: FakePaperCutServer, connector: PaperCutConnector
 ) -> None:
@@ -297,17 +282,27 @@ def test_delete_account_missing_user_is_done(
     assert papercut_server.calls["api.deleteExistingUser"] == 0
 
 
-def test_delete_account_deleted_meanwhile_is_done(
-    papercut_server: FakePaperCutServer, connector: PaperCutConnector
+@pytest.mark.parametrize(
+    ("act", "method"),
+    [
+        pytest.param(PaperCutConnector.revoke_access, "api.setUserProperties", id="revoke"),
+        pytest.param(PaperCutConnector.delete_account, "api.deleteExistingUser", id="delete"),
+    ],
+)
+def test_revoke_or_delete_of_user_deleted_meanwhile_is_done(
+    papercut_server: FakePaperCutServer,
+    connector: PaperCutConnector,
+    act: Callable[[PaperCutConnector, str], None],
+    method: str,
 ) -> None:
     papercut_server.add_user("jdoe")
-    papercut_server.before["api.deleteExistingUser"] = lambda params: papercut_server.users.pop(
-        "jdoe"
-    )
+    papercut_server.before[method] = lambda params: papercut_server.users.pop("jdoe")
 
-    connector.delete_account("jdoe")
+    act(connector, "jdoe")
 
-    assert papercut_server.calls["api.deleteExistingUser"] == 1
+    assert papercut_server.calls[method] == 1
+    # Fault 262 says the user is gone: no second look is needed.
+    assert papercut_server.calls["api.isUserExists"] == 1
     assert papercut_server.deleted == []
 
 

@@ -58,6 +58,19 @@ def papercut_tenant(
     )
 
 
+def papercut_tenant_with_adele(
+    site: Site, server: FakePaperCutServer
+) -> tuple[TenantClient, int, str]:
+    """A PaperCut tenant into which Adele Vance has been provisioned and settled; returns its
+    client, its id and her user id."""
+    client, tenant_id = papercut_tenant(site, server)
+    user_id = client.post(
+        "/Users", json=entra_user("Adele.Vance@contoso.com", "Adele", "Vance")
+    ).json()["id"]
+    site.wait_settled(tenant_id)
+    return client, tenant_id, user_id
+
+
 def rename(user_name: str) -> dict[str, Any]:
     return patch_body({"op": "replace", "path": "userName", "value": user_name})
 
@@ -120,11 +133,7 @@ def test_username_change_renames_the_account_and_keeps_its_balance(
     make_site: Callable[..., Site], papercut_server: FakePaperCutServer, papercut_token: None
 ) -> None:
     site = make_site(settings())
-    client, tenant_id = papercut_tenant(site, papercut_server)
-    user_id = client.post(
-        "/Users", json=entra_user("Adele.Vance@contoso.com", "Adele", "Vance")
-    ).json()["id"]
-    site.wait_settled(tenant_id)
+    client, tenant_id, user_id = papercut_tenant_with_adele(site, papercut_server)
     with papercut_server.lock:
         papercut_server.users["adele.vance"]["balance"] = "12.50"
 
@@ -144,11 +153,7 @@ def test_disable_and_reenable_reach_disabled_print(
     make_site: Callable[..., Site], papercut_server: FakePaperCutServer, papercut_token: None
 ) -> None:
     site = make_site(settings())
-    client, tenant_id = papercut_tenant(site, papercut_server)
-    user_id = client.post(
-        "/Users", json=entra_user("Adele.Vance@contoso.com", "Adele", "Vance")
-    ).json()["id"]
-    site.wait_settled(tenant_id)
+    client, tenant_id, user_id = papercut_tenant_with_adele(site, papercut_server)
 
     client.patch(f"/Users/{user_id}", json=set_active(False))
     site.wait_settled(tenant_id)
@@ -165,11 +170,7 @@ def test_delete_with_zero_retention_deletes_and_redacts(
     make_site: Callable[..., Site], papercut_server: FakePaperCutServer, papercut_token: None
 ) -> None:
     site = make_site(settings(retention_days=0))
-    client, tenant_id = papercut_tenant(site, papercut_server)
-    user_id = client.post(
-        "/Users", json=entra_user("Adele.Vance@contoso.com", "Adele", "Vance")
-    ).json()["id"]
-    site.wait_settled(tenant_id)
+    client, tenant_id, user_id = papercut_tenant_with_adele(site, papercut_server)
 
     assert client.delete(f"/Users/{user_id}").status_code == 204
     eventually(lambda: papercut_server.deleted)
@@ -278,11 +279,7 @@ def test_revoke_blocks_printing_although_the_pin_cannot_be_cleared(
     make_site: Callable[..., Site], papercut_server: FakePaperCutServer, papercut_token: None
 ) -> None:
     site = make_site(settings())
-    client, tenant_id = papercut_tenant(site, papercut_server)
-    user_id = client.post(
-        "/Users", json=entra_user("Adele.Vance@contoso.com", "Adele", "Vance")
-    ).json()["id"]
-    site.wait_settled(tenant_id)
+    client, tenant_id, user_id = papercut_tenant_with_adele(site, papercut_server)
 
     def refuse_pin(params: tuple[Any, ...]) -> None:
         if any(pair[0] == "card-pin" for pair in params[1]):
