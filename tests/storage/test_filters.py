@@ -669,6 +669,7 @@ def test_a_filter_of_a_shape_compiled_before_is_not_parsed_again(
 ) -> None:
     # The cache is keyed by the filter's shape (its tokens, values left out): a second value
     # of the same shape reuses the compiled SQL and only converts its value.
+    monkeypatch.setattr(sql_filters, "_FILTERS", type(sql_filters._FILTERS)(16))  # empty
     warm = compile_filter('userName eq "warm"', USER_TYPE, "postgresql")
     parsed: list[str] = []
     real_parse = sql_filters.parse
