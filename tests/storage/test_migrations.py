@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from storage import migrate
-from tests.conftest import POSTGRES_ADMIN_URL, reachable, require
+from tests.conftest import scratch_postgres
 
 NOW = "2026-01-01T00:00:00.000000Z"
 # Rows as the schema before the migration under test holds them (``:now`` stamps both times).
@@ -65,20 +65,8 @@ def empty_database(kind: str, tmp_path: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'old.sqlite3'}"
         return
-    server = sa.make_url(POSTGRES_ADMIN_URL)
-    require("PostgreSQL", reachable(server.host or "127.0.0.1", server.port or 5432))
-    admin = sa.create_engine(
-        server.set(drivername="postgresql+psycopg"), isolation_level="AUTOCOMMIT"
-    )
-    name = f"printsync_migration_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgres(f"printsync_migration_{uuid.uuid4().hex[:8]}") as url:
+        yield url
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
