@@ -4,8 +4,8 @@ Each write is one short transaction that changes the resource's row (its SCIM do
 text, its version and the indexed columns of ``storage.indexed``) and records the effects the
 change implies in the outbox, all in one COMMIT. The row is locked (``FOR UPDATE`` on
 PostgreSQL; SQLite writes are serialised) for the read-modify-write of a replace, patch or
-delete; on PostgreSQL a replace or patch that touches neither memberships nor ``active`` is
-instead one statement that writes only if the version read is still the row's (see
+delete; on PostgreSQL a user's replace or patch that leaves ``active`` as it was is instead
+one statement that writes only if the version read is still the row's (see
 :func:`rewrite`).
 
 What differs between users and groups is a ``Spec``, kept by ``storage.users`` and
@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import orjson
 import sqlalchemy as sa
@@ -454,16 +454,21 @@ async def rewrite(
 ) -> Stored:
     """The read-modify-write of a PUT or PATCH; an unchanged resource keeps its version.
 
-    On PostgreSQL a change that touches neither memberships nor ``active`` is read without a
-    lock and written by one statement that checks the version read (two round trips instead
-    of four: BEGIN, the locking read, the write, COMMIT); a write that lost the race reads and
-    applies the edit again. Everything else takes the row's lock in a transaction."""
+    On PostgreSQL a change of a resource without members that leaves ``active`` as it was is
+    read without a lock and written by one statement that checks the version read (two round
+    trips instead of four: BEGIN, the locking read, the write, COMMIT); a write that lost the
+    race reads and applies the edit again. Everything else takes the row's lock in a
+    transaction (a group's changes are mostly member changes: it takes the lock at once)."""
     statements = _statements(spec, db.dialect)
-    unlocked = statements.get("update_if_version")
-    for _ in range(_UNLOCKED_TRIES if unlocked is not None else 0):
-        stored = await _rewrite_unlocked(db, spec, tenant_id, resource_id, edit, base, if_match)
-        if stored is not None:
-            return stored
+    if "update_if_version" in statements and spec.members is None:
+        for _ in range(_UNLOCKED_TRIES):
+            outcome = await _rewrite_unlocked(
+                db, spec, tenant_id, resource_id, edit, base, if_match
+            )
+            if isinstance(outcome, Stored):
+                return outcome
+            if outcome == "lock":
+                break
     async with db.transaction() as conn:
         row = await _row(conn, statements["lock"], spec, tenant_id, resource_id)
         edited = _Edited.of(row, edit, if_match)
@@ -503,6 +508,10 @@ async def rewrite(
 #: How often a PostgreSQL PUT or PATCH tries the write without a lock before it takes one.
 _UNLOCKED_TRIES = 2
 
+#: Why :func:`_rewrite_unlocked` did not write: another write came first (read and try again),
+#: or the change needs the row's lock (member rows, the deprovisioning guard).
+_NotWritten = Literal["lost", "lock"]
+
 
 async def _rewrite_unlocked(
     db: Database,
@@ -512,21 +521,21 @@ async def _rewrite_unlocked(
     edit: Edit,
     base: str,
     if_match: str | None,
-) -> Stored | None:
+) -> Stored | _NotWritten:
     """PostgreSQL: :func:`rewrite` without a lock, for a change that touches neither
     memberships nor ``active`` (those need the transaction: member rows and counts, the
-    deprovisioning guard); ``None`` when the locking path must do the write, either because
-    of what the change is or because another write changed the row since it was read."""
+    deprovisioning guard); ``"lock"`` when the change needs the locking path, ``"lost"`` when
+    another write changed the row since it was read."""
     statements = _statements(spec, db.dialect)
     async with db.reader() as conn:
         row = await _row(conn, statements["read"], spec, tenant_id, resource_id)
     edited = _Edited.of(row, edit, if_match)
     if edited.member_changes:
-        return None
+        return "lock"
     if not edited.changed:
         return edited.unchanged(spec, resource_id)
     if spec.effects.guarded and edited.active is not None:
-        return None
+        return "lock"
     now = clock.stamp()
     text, params = edited.new_row(spec, resource_id, base, now)
     params["expected"] = edited.version
@@ -534,7 +543,7 @@ async def _rewrite_unlocked(
     async with db.single() as conn:
         written = await conn.fetchone(statements["update_if_version"], params)
     if written is None or written[0] != 1:
-        return None  # another write came first: read it and apply the edit again
+        return "lost"  # another write came first: read it and apply the edit again
     db.effects_committed()
     return edited.stored(spec, resource_id, text, MembershipChange())
 
