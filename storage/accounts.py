@@ -23,6 +23,8 @@ from storage.memberships import group_names
 from storage.records import connector_pauses, groups, tenants, users
 from storage.scim.schema import ENTERPRISE_USER, PRINTSYNC_USER
 from storage.sql import Dialect, Statement, compile_core
+from storage.tenants import COLUMNS as tenant_columns
+from storage.tenants import Tenant, tenant_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,16 +96,6 @@ class GroupState:
     display_name: str
 
 
-@dataclass(frozen=True, slots=True)
-class TenantConnector:
-    """Which print system a tenant's effects go to, and its configuration."""
-
-    id: int
-    name: str
-    connector: str
-    config: dict[str, Any]
-
-
 def _text(extension: object, key: str) -> str:
     if not isinstance(extension, dict):
         return ""
@@ -156,17 +148,12 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
             dialect,
         ),
         "tenant": compile_core(
-            sa.select(
-                tenants.c.id, tenants.c.name, tenants.c.connector, tenants.c.connector_config
-            ).where(tenants.c.id == p("id")),
+            sa.select(*tenant_columns).where(tenants.c.id == p("id")),
             dialect,
         ),
         "tenant_paused": compile_core(
             sa.select(
-                tenants.c.id,
-                tenants.c.name,
-                tenants.c.connector,
-                tenants.c.connector_config,
+                *tenant_columns,
                 connector_pauses.c.reason,
                 connector_pauses.c.since,
                 connector_pauses.c.checked_at,
@@ -247,25 +234,20 @@ async def group_by_name(db: Database, tenant_id: int, name: str) -> GroupState |
     return None if row is None else GroupState(row[0], row[1])
 
 
-def _tenant(row: Row) -> TenantConnector:
-    return TenantConnector(
-        id=row[0], name=row[1], connector=row[2], config=orjson.loads(row[3]) if row[3] else {}
-    )
-
-
-async def tenant_connector(db: Database, tenant_id: int) -> TenantConnector:
+async def tenant_connector(db: Database, tenant_id: int) -> Tenant:
     async with db.reader() as conn:
         row = await conn.fetchone(_statements(db.dialect)["tenant"], {"id": tenant_id})
     if row is None:
         raise TenantNotFound(str(tenant_id))
-    return _tenant(row)
+    return tenant_of(row)
 
 
-async def tenant_and_pause(db: Database, tenant_id: int) -> tuple[TenantConnector, Pause | None]:
+async def tenant_and_pause(db: Database, tenant_id: int) -> tuple[Tenant, Pause | None]:
     """:func:`tenant_connector` and :func:`storage.downstream.pause_of` in one read."""
     async with db.reader() as conn:
         row = await conn.fetchone(_statements(db.dialect)["tenant_paused"], {"id": tenant_id})
     if row is None:
         raise TenantNotFound(str(tenant_id))
-    paused = None if row[4] is None else Pause(row[4], row[5], row[6], row[7])
-    return _tenant(row), paused
+    pause = row[len(tenant_columns) :]
+    paused = None if pause[0] is None else Pause(*pause)
+    return tenant_of(row), paused

@@ -64,7 +64,8 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-_COLUMNS = (
+#: The columns :func:`tenant_of` reads a :class:`Tenant` from, then the token columns.
+COLUMNS = (
     tenants.c.id,
     tenants.c.name,
     tenants.c.disabled,
@@ -90,15 +91,15 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
 
     return {
         "by_hash": compile_core(
-            sa.select(*_COLUMNS).where(
+            sa.select(*COLUMNS).where(
                 sa.or_(
                     tenants.c.token_hash == p("hash"), tenants.c.previous_token_hash == p("hash")
                 )
             ),
             dialect,
         ),
-        "by_name": compile_core(sa.select(*_COLUMNS).where(tenants.c.name == p("name")), dialect),
-        "all": compile_core(sa.select(*_COLUMNS).order_by(tenants.c.name), dialect),
+        "by_name": compile_core(sa.select(*COLUMNS).where(tenants.c.name == p("name")), dialect),
+        "all": compile_core(sa.select(*COLUMNS).order_by(tenants.c.name), dialect),
         "insert": compile_core(
             sa.insert(tenants)
             .values(
@@ -126,7 +127,8 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
     }
 
 
-def _tenant(row: Row) -> Tenant:
+def tenant_of(row: Row) -> Tenant:
+    """The tenant in a row that starts with :data:`COLUMNS`."""
     return Tenant(
         id=row[0],
         name=row[1],
@@ -192,13 +194,13 @@ async def get(db: Database, name: str) -> Tenant:
         row = await conn.fetchone(_statements(db.dialect)["by_name"], {"name": name})
     if row is None:
         raise TenantNotFound(name)
-    return _tenant(row)
+    return tenant_of(row)
 
 
 async def list_all(db: Database) -> list[Tenant]:
     async with db.reader() as conn:
         rows = await conn.fetchall(_statements(db.dialect)["all"], {})
-    return [_tenant(row) for row in rows]
+    return [tenant_of(row) for row in rows]
 
 
 async def authenticate(db: Database, token: str) -> Tenant | None:
@@ -211,14 +213,14 @@ async def authenticate(db: Database, token: str) -> Tenant | None:
         return None
     current, previous, expires = row[7], row[8], row[9]
     if hmac.compare_digest(current, digest):
-        return _tenant(row)
+        return tenant_of(row)
     if (
         previous is not None
         and hmac.compare_digest(previous, digest)
         and expires is not None
         and expires > clock.stamp()
     ):
-        return _tenant(row)
+        return tenant_of(row)
     return None
 
 

@@ -25,6 +25,7 @@ import orjson
 
 from storage import accounts
 from storage.blocking import BlockingDatabase
+from storage.tenants import Tenant
 from workers.connectors import ledger, papercut
 from workers.connectors.interface import BuildContext, Connector, ConnectorPlugin, InvalidConfig
 from workers.errors import PermanentError
@@ -78,10 +79,14 @@ class ConnectorRegistry:
         unusable (unknown connector, a configuration its model refuses, a missing secret)."""
         return self.connector_of(self._store.run(accounts.tenant_connector, tenant_id))
 
-    def connector_of(self, tenant: accounts.TenantConnector) -> Connector:
+    def connector_of(self, tenant: Tenant) -> Connector:
         """:meth:`connector_for` with the tenant's configuration as just read."""
         fingerprint = orjson.dumps(
-            [tenant.connector, tenant.config, self._secrets_named(tenant.config)],
+            [
+                tenant.connector,
+                tenant.connector_config,
+                self._secrets_named(tenant.connector_config),
+            ],
             option=orjson.OPT_SORT_KEYS,
         )
         with self._lock:
@@ -100,7 +105,7 @@ class ConnectorRegistry:
             if isinstance(value, str) and value in self._environ
         }
 
-    def _build(self, tenant: accounts.TenantConnector) -> Connector:
+    def _build(self, tenant: Tenant) -> Connector:
         plugin = self._plugins.get(tenant.connector)
         if plugin is None:
             raise PermanentError(
@@ -116,7 +121,7 @@ class ConnectorRegistry:
             secrets=self._environ,
         )
         try:
-            return plugin.connect(tenant.config, context)
+            return plugin.connect(tenant.connector_config, context)
         except InvalidConfig as error:
             raise PermanentError(
                 f"invalid {plugin.name} configuration of tenant {tenant.name}: {error}",
