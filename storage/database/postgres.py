@@ -69,15 +69,14 @@ class _Reading:
             raise_translated(error)
 
 
-class _Transaction:
+class _Transaction(_Reading):
     """``PostgresDatabase.transaction()``: a pooled connection inside one transaction, committed
     when the block ends normally and rolled back otherwise; errors translated."""
 
-    __slots__ = ("_pool", "_raw", "_transaction")
+    __slots__ = ("_transaction",)
 
     def __init__(self, pool: Any) -> None:
-        self._pool = pool
-        self._raw: Any = None
+        super().__init__(pool)
         self._transaction: Any = None
 
     async def __aenter__(self) -> PostgresConnection:
@@ -92,23 +91,17 @@ class _Transaction:
         self._raw, self._transaction = raw, transaction
         return PostgresConnection(raw)
 
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        raw, transaction = self._raw, self._transaction
-        self._raw = self._transaction = None
+    async def __aexit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
+        """Commit or roll back, then give the connection back as :class:`_Reading` does."""
+        transaction, self._transaction = self._transaction, None
         try:
             await transaction.__aexit__(kind, error, traceback)
         except BaseException as ending:
+            raw, self._raw = self._raw, None
             self._pool.give(raw, ending)
             raise_translated(ending)
             raise
-        self._pool.give(raw, error)
-        if error is not None:
-            raise_translated(error)
+        await super().__aexit__(kind, error, traceback)
 
 
 class PostgresDatabase(CommitListeners):
