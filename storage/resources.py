@@ -459,93 +459,104 @@ async def rewrite(
     trips instead of four: BEGIN, the locking read, the write, COMMIT); a write that lost the
     race reads and applies the edit again. Everything else takes the row's lock in a
     transaction (a group's changes are mostly member changes: it takes the lock at once)."""
-    statements = _statements(spec, db.dialect)
-    if "update_if_version" in statements and spec.members is None:
+    job = _Rewrite(db, spec, tenant_id, resource_id, edit, base, if_match)
+    if spec.members is None and "update_if_version" in _statements(spec, db.dialect):
         for _ in range(_UNLOCKED_TRIES):
-            outcome = await _rewrite_unlocked(
-                db, spec, tenant_id, resource_id, edit, base, if_match
-            )
+            outcome = await job.without_lock()
             if isinstance(outcome, Stored):
                 return outcome
             if outcome == "lock":
                 break
-    async with db.transaction() as conn:
-        row = await _row(conn, statements["lock"], spec, tenant_id, resource_id)
-        edited = _Edited.of(row, edit, if_match)
-        now = clock.stamp()
-        membership = MembershipChange()
-        if edited.member_changes and spec.members is not None:
-            membership = await spec.members.change(
-                conn,
-                db.dialect,
-                tenant_id,
-                edited.pk,
-                resource_id,
-                edited.version + 1,
-                edited.member_changes,
-                now,
-            )
-        if not edited.changed and not membership.touched:
-            return edited.unchanged(spec, resource_id)
-        text, params = edited.new_row(spec, resource_id, base, now)
-        params["delta"] = membership.delta
-        recorded = statements.get("update_recorded") if edited.changed else None
-        if recorded is None:
-            await conn.execute(statements["update"], params)
-        if edited.changed:
-            held = False
-            if spec.effects.guarded:
-                held = await _guard(conn, db, tenant_id, resource_id, edited.active, now)
-            effect = edited.effect(spec, tenant_id, resource_id, now, held)
-            if recorded is not None:  # PostgreSQL: the row and its effect in one statement
-                await conn.execute(recorded, {**params, **effect})
-            else:
-                await _record(conn, db.dialect, effect)
-    db.effects_committed()
-    return edited.stored(spec, resource_id, text, membership)
+    return await job.with_lock()
 
 
 #: How often a PostgreSQL PUT or PATCH tries the write without a lock before it takes one.
 _UNLOCKED_TRIES = 2
 
-#: Why :func:`_rewrite_unlocked` did not write: another write came first (read and try again),
-#: or the change needs the row's lock (member rows, the deprovisioning guard).
+#: Why :meth:`_Rewrite.without_lock` did not write: another write came first (read and try
+#: again), or the change needs the row's lock (member rows, the deprovisioning guard).
 _NotWritten = Literal["lost", "lock"]
 
 
-async def _rewrite_unlocked(
-    db: Database,
-    spec: Spec,
-    tenant_id: int,
-    resource_id: str,
-    edit: Edit,
-    base: str,
-    if_match: str | None,
-) -> Stored | _NotWritten:
-    """PostgreSQL: :func:`rewrite` without a lock, for a change that touches neither
-    memberships nor ``active`` (those need the transaction: member rows and counts, the
-    deprovisioning guard); ``"lock"`` when the change needs the locking path, ``"lost"`` when
-    another write changed the row since it was read."""
-    statements = _statements(spec, db.dialect)
-    async with db.reader() as conn:
-        row = await _row(conn, statements["read"], spec, tenant_id, resource_id)
-    edited = _Edited.of(row, edit, if_match)
-    if edited.member_changes:
-        return "lock"
-    if not edited.changed:
-        return edited.unchanged(spec, resource_id)
-    if spec.effects.guarded and edited.active is not None:
-        return "lock"
-    now = clock.stamp()
-    text, params = edited.new_row(spec, resource_id, base, now)
-    params["expected"] = edited.version
-    params.update(edited.effect(spec, tenant_id, resource_id, now))
-    async with db.single() as conn:
-        written = await conn.fetchone(statements["update_if_version"], params)
-    if written is None or written[0] != 1:
-        return "lost"  # another write came first: read it and apply the edit again
-    db.effects_committed()
-    return edited.stored(spec, resource_id, text, MembershipChange())
+@dataclass(frozen=True, slots=True)
+class _Rewrite:
+    """What :func:`rewrite` was asked: the resource, the edit, the base URL of its location
+    and the client's ``If-Match``."""
+
+    db: Database
+    spec: Spec
+    tenant_id: int
+    resource_id: str
+    edit: Edit
+    base: str
+    if_match: str | None
+
+    async def with_lock(self) -> Stored:
+        """Read the row under its lock, apply the edit, write the row, its member changes and
+        its effect (held by the deprovisioning guard when it says so) in one transaction."""
+        db, spec, tenant_id, resource_id = self.db, self.spec, self.tenant_id, self.resource_id
+        statements = _statements(spec, db.dialect)
+        async with db.transaction() as conn:
+            row = await _row(conn, statements["lock"], spec, tenant_id, resource_id)
+            edited = _Edited.of(row, self.edit, self.if_match)
+            now = clock.stamp()
+            membership = MembershipChange()
+            if edited.member_changes and spec.members is not None:
+                membership = await spec.members.change(
+                    conn,
+                    db.dialect,
+                    tenant_id,
+                    edited.pk,
+                    resource_id,
+                    edited.version + 1,
+                    edited.member_changes,
+                    now,
+                )
+            if not edited.changed and not membership.touched:
+                return edited.unchanged(spec, resource_id)
+            text, params = edited.new_row(spec, resource_id, self.base, now)
+            params["delta"] = membership.delta
+            recorded = statements.get("update_recorded") if edited.changed else None
+            if recorded is None:
+                await conn.execute(statements["update"], params)
+            if edited.changed:
+                held = False
+                if spec.effects.guarded:
+                    held = await _guard(conn, db, tenant_id, resource_id, edited.active, now)
+                effect = edited.effect(spec, tenant_id, resource_id, now, held)
+                if recorded is not None:  # PostgreSQL: the row and its effect in one statement
+                    await conn.execute(recorded, {**params, **effect})
+                else:
+                    await _record(conn, db.dialect, effect)
+        db.effects_committed()
+        return edited.stored(spec, resource_id, text, membership)
+
+    async def without_lock(self) -> Stored | _NotWritten:
+        """PostgreSQL: :meth:`with_lock` without a lock, for a change that touches neither
+        memberships nor ``active`` (those need the transaction: member rows and counts, the
+        deprovisioning guard); ``"lock"`` when the change needs the locking path, ``"lost"``
+        when another write changed the row since it was read."""
+        db, spec, tenant_id, resource_id = self.db, self.spec, self.tenant_id, self.resource_id
+        statements = _statements(spec, db.dialect)
+        async with db.reader() as conn:
+            row = await _row(conn, statements["read"], spec, tenant_id, resource_id)
+        edited = _Edited.of(row, self.edit, self.if_match)
+        if edited.member_changes:
+            return "lock"
+        if not edited.changed:
+            return edited.unchanged(spec, resource_id)
+        if spec.effects.guarded and edited.active is not None:
+            return "lock"
+        now = clock.stamp()
+        text, params = edited.new_row(spec, resource_id, self.base, now)
+        params["expected"] = edited.version
+        params.update(edited.effect(spec, tenant_id, resource_id, now))
+        async with db.single() as conn:
+            written = await conn.fetchone(statements["update_if_version"], params)
+        if written is None or written[0] != 1:
+            return "lost"  # another write came first: read it and apply the edit again
+        db.effects_committed()
+        return edited.stored(spec, resource_id, text, MembershipChange())
 
 
 @dataclass(frozen=True, slots=True)
