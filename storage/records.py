@@ -33,6 +33,22 @@ def _partial_index(name: str, *columns: str, where: str) -> sa.Index:
     return sa.Index(name, *columns, sqlite_where=sa.text(where), postgresql_where=sa.text(where))
 
 
+def _tenant_rows(name: str, *items: sa.schema.SchemaItem, keyed: bool = False) -> sa.Table:
+    """A table whose rows each belong to one tenant. ``tenant_id`` comes first: with ``keyed`` it
+    starts the primary key (the ``items`` marked ``primary_key`` complete it, if any); otherwise
+    each row has its own ``id``, numbered by the database, before it."""
+    if keyed:
+        tenant = sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True)
+        return sa.Table(name, metadata, tenant, *items)
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
+        *items,
+    )
+
+
 tenants = sa.Table(
     "tenants",
     metadata,
@@ -100,13 +116,12 @@ users = _resource_table(
 #: so that a list's totalResults never counts the table. Each count is spread over a few slots
 #: (picked from the resource id) so that concurrent creates on PostgreSQL do not all queue on one
 #: row's lock; the count is the sum of the slots.
-resource_counts = sa.Table(
+resource_counts = _tenant_rows(
     "resource_counts",
-    metadata,
-    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
     sa.Column("resource", sa.String(8), primary_key=True),
     sa.Column("slot", sa.SmallInteger, primary_key=True),
     sa.Column("n", sa.BigInteger, nullable=False),
+    keyed=True,
 )
 
 groups = _resource_table(
@@ -124,11 +139,8 @@ memberships = sa.Table(
     sa.Index("ix_memberships_user_pk", "user_pk"),
 )
 
-outbox = sa.Table(
+outbox = _tenant_rows(
     "outbox",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("subject_id", sa.String(36), nullable=False),
     sa.Column("effect_key", sa.String(200), nullable=False, unique=True),
@@ -172,22 +184,18 @@ server_keys = sa.Table(
 # The deprovisioning guard's window per tenant (storage.guard): when it started, how many
 # revocations it lets through, how many it let through so far. Its row is what concurrent
 # transactions lock to decide, one at a time, whether a revocation applies or is held.
-deprovision_guards = sa.Table(
+deprovision_guards = _tenant_rows(
     "deprovision_guards",
-    metadata,
-    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
     sa.Column("window_started_at", Timestamp, nullable=True),
     sa.Column("threshold", sa.Integer, nullable=False, server_default="0"),
     sa.Column("admitted", sa.Integer, nullable=False, server_default="0"),
+    keyed=True,
 )
 
 # Entra's provisioning cycles as seen from here (storage.cycles): one row per burst of SCIM
 # requests, merged from every API process's provisioning-log flushes.
-sync_cycles = sa.Table(
+sync_cycles = _tenant_rows(
     "sync_cycles",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
     sa.Column("started_at", Timestamp, nullable=False),
     sa.Column("ended_at", Timestamp, nullable=False),
     # No cycle of the tenant came before it.
@@ -234,11 +242,8 @@ provisioning_log = sa.Table(
     sa.Index("ix_provisioning_log_tenant_id_target_name_ci", "tenant_id", "target_name_ci"),
 )
 
-notifications = sa.Table(
+notifications = _tenant_rows(
     "notifications",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
     sa.Column("key", sa.String(200), nullable=False, unique=True),
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("state", sa.String(16), nullable=False, server_default="pending"),
@@ -281,11 +286,8 @@ console_sessions = sa.Table(
 
 # The built-in print-account ledger (one connector's system of record) -----------------------------
 
-print_accounts = sa.Table(
+print_accounts = _tenant_rows(
     "print_accounts",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
     sa.Column("username", sa.Text, nullable=False),
     sa.Column("username_ci", sa.Text, nullable=False),
     sa.Column("full_name", sa.Text, nullable=False, server_default=""),
@@ -304,11 +306,8 @@ print_accounts = sa.Table(
     sa.UniqueConstraint("tenant_id", "username_ci"),
 )
 
-ledger_groups = sa.Table(
+ledger_groups = _tenant_rows(
     "ledger_groups",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), nullable=False),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("name_ci", sa.Text, nullable=False),
     sa.Column("created_at", Timestamp, nullable=False),
@@ -317,14 +316,13 @@ ledger_groups = sa.Table(
 
 # Groups the print system cannot hold (not in its user directory source), per tenant ----------
 
-skipped_groups = sa.Table(
+skipped_groups = _tenant_rows(
     "skipped_groups",
-    metadata,
-    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
     sa.Column("group_id", sa.String(36), primary_key=True),
     sa.Column("display_name", sa.Text, nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("skipped_at", Timestamp, nullable=False),
+    keyed=True,
 )
 
 # What printsync knows about a tenant's print system ------------------------------------------
@@ -332,38 +330,35 @@ skipped_groups = sa.Table(
 # Which user owns each print-system username: a connector may map several userNames to one print
 # name (PaperCut's local part), and the first user to hold a name keeps it; another user mapping
 # to it is refused, never merged.
-print_names = sa.Table(
+print_names = _tenant_rows(
     "print_names",
-    metadata,
-    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
     sa.Column("connector", sa.String(32), primary_key=True),
     sa.Column("name_ci", sa.Text, primary_key=True),
     sa.Column("user_id", sa.String(36), nullable=False),
     sa.Column("user_name", sa.Text, nullable=False),
     sa.Column("updated_at", Timestamp, nullable=False),
     sa.Index("ix_print_names_tenant_id_user_id", "tenant_id", "user_id"),
+    keyed=True,
 )
 
 # A tenant whose print system refuses printsync's credentials (token or address): its effects
 # wait, and one attempt at a time probes again once ``retry_at`` has passed.
-connector_pauses = sa.Table(
+connector_pauses = _tenant_rows(
     "connector_pauses",
-    metadata,
-    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("since", Timestamp, nullable=False),
     sa.Column("checked_at", Timestamp, nullable=False),
     sa.Column("retry_at", Timestamp, nullable=False),
+    keyed=True,
 )
 
 # The connection test an operator asked for from the console: the request, and what the worker
 # that ran it found (``ok`` and ``message`` stay null until it has run).
-connector_checks = sa.Table(
+connector_checks = _tenant_rows(
     "connector_checks",
-    metadata,
-    sa.Column("tenant_id", sa.Integer, sa.ForeignKey("tenants.id"), primary_key=True),
     sa.Column("requested_at", Timestamp, nullable=False),
     sa.Column("checked_at", Timestamp, nullable=True),
     sa.Column("ok", sa.Boolean, nullable=True),
     sa.Column("message", sa.Text, nullable=True),
+    keyed=True,
 )
