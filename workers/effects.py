@@ -451,17 +451,7 @@ class Effects:
         if not user.active:
             return Desired(user.user_name, None, revoke=True, user_id=user.id)
         try:
-            account = PrintAccount(
-                username=user.user_name,
-                full_name=user.full_name,
-                email=user.email,
-                department=user.department,
-                office=user.office,
-                card_number=user.card_number,
-                secondary_card_number=user.secondary_card_number,
-                groups=user.groups,
-                enabled=True,
-            )
+            account = PrintAccount.of(user.user_name, user, enabled=True)
         except (ValueError, TypeError) as error:
             raise PermanentError(f"invalid user data: {error}", operation="build_account") from None
         return Desired(user.user_name, account, user_id=user.id)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
+from typing import Any, Final, Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -26,6 +26,7 @@ from storage.blocking import BlockingDatabase
 from workers.settings import WorkerSettings
 
 __all__ = [
+    "PROFILE",
     "BuildContext",
     "ConfigT",
     "Connector",
@@ -38,6 +39,18 @@ __all__ = [
     "account_drift",
     "compare_accounts",
 ]
+
+
+#: The text fields of a :class:`PrintAccount` besides its username: a user's profile as the print
+#: system shows it (an empty string clears the property downstream).
+PROFILE: Final = (
+    "full_name",
+    "email",
+    "department",
+    "office",
+    "card_number",
+    "secondary_card_number",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +76,7 @@ class PrintAccount:
     def __post_init__(self) -> None:
         if not self.username or self.username != self.username.strip():
             raise ValueError("username must be non-empty without surrounding whitespace")
-        for name in (
-            "full_name",
-            "email",
-            "department",
-            "office",
-            "card_number",
-            "secondary_card_number",
-        ):
+        for name in PROFILE:
             if not isinstance(getattr(self, name), str):
                 raise TypeError(f"{name} must be a string")
         groups = tuple(self.groups)
@@ -80,6 +86,14 @@ class PrintAccount:
         for group in groups:
             unique.setdefault(group.casefold(), group)
         object.__setattr__(self, "groups", tuple(unique.values()))
+
+    @classmethod
+    def of(cls, username: str, source: object, *, enabled: bool) -> PrintAccount:
+        """The account named ``username`` with the :data:`PROFILE` fields and the ``groups`` of
+        ``source`` (a user as the account should reflect it, an account read back); a value of
+        the wrong type raises :class:`TypeError`."""
+        copied = {name: getattr(source, name) for name in (*PROFILE, "groups")}
+        return cls(username, **copied, enabled=enabled)
 
 
 @runtime_checkable

@@ -107,7 +107,7 @@ class LedgerConnector:
         for username in usernames:
             found = self._account(username)
             if found is not None and key not in {group.casefold() for group in found.groups}:
-                account = _print_account(found)
+                account = _account_of(found)
                 self.ensure_account(replace(account, groups=(*account.groups, name)))
 
     def _account(self, username: str) -> ledger.Account | None:
@@ -124,7 +124,7 @@ class LedgerConnector:
             "find_drift",
             lambda: self._store.run(ledger.accounts_named, self._tenant_id, sorted(names)),
         )
-        found = (_print_account(account) for account in accounts)
+        found = (_account_of(account) for account in accounts)
         return compare_accounts(desired, found, holds=_every, manages=_every)
 
     @staticmethod
@@ -142,18 +142,8 @@ def _every(group: str) -> bool:
     return True
 
 
-def _print_account(found: ledger.Account) -> PrintAccount:
-    return PrintAccount(
-        username=found.username,
-        full_name=found.full_name,
-        email=found.email,
-        department=found.department,
-        office=found.office,
-        card_number=found.card_number,
-        secondary_card_number=found.secondary_card_number,
-        groups=found.groups,
-        enabled=found.enabled,
-    )
+def _account_of(found: ledger.Account) -> PrintAccount:
+    return PrintAccount.of(found.username, found, enabled=found.enabled)
 
 
 def build(config: LedgerConfig, context: BuildContext) -> LedgerConnector:
