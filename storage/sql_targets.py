@@ -88,11 +88,17 @@ class JsonRef:
 
 
 @dataclass(frozen=True, slots=True)
-class Scalar:
-    """A single value: a column (``sql``), a constant, or a JSON value (``ref``)."""
+class Defined:
+    """A path to an attribute the resource type defines: the attribute, and the path's name."""
 
     attribute: Attribute
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Scalar(Defined):
+    """A single value: a column (``sql``), a constant, or a JSON value (``ref``)."""
+
     sql: str | None = None
     ref: JsonRef | None = None
     constant: str | None = None
@@ -101,30 +107,24 @@ class Scalar:
 
 
 @dataclass(frozen=True, slots=True)
-class Array:
+class Array(Defined):
     """A multi-valued attribute stored as a JSON array; ``sub`` when the path names one."""
 
-    attribute: Attribute
-    name: str
     ref: JsonRef
     sub: Attribute | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Object:
+class Object(Defined):
     """A single-valued complex attribute stored as a JSON object."""
 
-    attribute: Attribute
-    name: str
     ref: JsonRef
 
 
 @dataclass(frozen=True, slots=True)
-class Relation:
+class Relation(Defined):
     """Group ``members`` or user ``groups``: rows of ``memberships``, not part of the document."""
 
-    attribute: Attribute
-    name: str
     kind: Literal["members", "groups"]
     sub: Attribute | None = None
 
