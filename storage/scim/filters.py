@@ -81,26 +81,29 @@ class Value:
 
 
 @dataclass(frozen=True, slots=True)
-class Comparison:
-    """``path op value``; ``op`` is lower-case and never ``pr``."""
+class AttributeTest:
+    """A test of the attribute at ``path``."""
 
     path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison(AttributeTest):
+    """``path op value``; ``op`` is lower-case and never ``pr``."""
+
     op: str
     value: Value
 
 
 @dataclass(frozen=True, slots=True)
-class Present:
+class Present(AttributeTest):
     """``path pr``."""
-
-    path: str
 
 
 @dataclass(frozen=True, slots=True)
-class ValuePath:
+class ValuePath(AttributeTest):
     """``path[filter]``; ``path[f].sub op value`` is parsed as ``path[f and sub op value]``."""
 
-    path: str
     filter: Node
 
 
@@ -110,13 +113,20 @@ class Not:
 
 
 @dataclass(frozen=True, slots=True)
-class And:
+class Junction:
+    """Operands joined by ``and`` or ``or``."""
+
     operands: tuple[Node, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Or:
-    operands: tuple[Node, ...]
+class And(Junction):
+    """Every operand holds."""
+
+
+@dataclass(frozen=True, slots=True)
+class Or(Junction):
+    """At least one operand holds."""
 
 
 Node: TypeAlias = Comparison | Present | ValuePath | Not | And | Or
