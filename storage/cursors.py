@@ -199,12 +199,11 @@ def _decode_value(item: list[Any]) -> Any:
 @lru_cache(maxsize=2)
 def _statements(dialect: Dialect) -> dict[str, Statement]:
     p = sa.bindparam
-    upsert = insert(server_keys, dialect)
     return {
         "make": compile_core(
-            upsert.values(
-                name=p("name"), value=p("value"), created_at=p("now")
-            ).on_conflict_do_nothing(index_elements=["name"]),
+            insert(server_keys, dialect)
+            .values(name=p("name"), value=p("value"), created_at=p("now"))
+            .on_conflict_do_nothing(index_elements=["name"]),
             dialect,
         ),
         "read": compile_core(
