@@ -64,7 +64,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-#: The columns :func:`tenant_of` reads a :class:`Tenant` from, then the token columns.
+#: The columns :func:`tenant_of` reads a :class:`Tenant` from.
 COLUMNS = (
     tenants.c.id,
     tenants.c.name,
@@ -73,6 +73,10 @@ COLUMNS = (
     tenants.c.connector,
     tenants.c.connector_config,
     tenants.c.created_at,
+)
+#: A tenant with the hashes of its tokens (:func:`authenticate`).
+_WITH_TOKENS = (
+    *COLUMNS,
     tenants.c.token_hash,
     tenants.c.previous_token_hash,
     tenants.c.previous_token_expires_at,
@@ -91,14 +95,16 @@ def _statements(dialect: Dialect) -> dict[str, Statement]:
 
     return {
         "by_hash": compile_core(
-            sa.select(*COLUMNS).where(
+            sa.select(*_WITH_TOKENS).where(
                 sa.or_(
                     tenants.c.token_hash == p("hash"), tenants.c.previous_token_hash == p("hash")
                 )
             ),
             dialect,
         ),
-        "by_name": compile_core(sa.select(*COLUMNS).where(tenants.c.name == p("name")), dialect),
+        "by_name": compile_core(
+            sa.select(*_WITH_TOKENS).where(tenants.c.name == p("name")), dialect
+        ),
         "all": compile_core(sa.select(*COLUMNS).order_by(tenants.c.name), dialect),
         "insert": compile_core(
             sa.insert(tenants)
