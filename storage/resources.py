@@ -474,7 +474,7 @@ async def rewrite(
 _UNLOCKED_TRIES = 2
 
 #: Why :meth:`_Rewrite.without_lock` did not write: another write came first (read and try
-#: again), or the change needs the row's lock (member rows, the deprovisioning guard).
+#: again), or the change needs the row's lock (the deprovisioning guard).
 _NotWritten = Literal["lost", "lock"]
 
 
@@ -532,17 +532,16 @@ class _Rewrite:
         return edited.stored(spec, resource_id, text, membership)
 
     async def without_lock(self) -> Stored | _NotWritten:
-        """PostgreSQL: :meth:`with_lock` without a lock, for a change that touches neither
-        memberships nor ``active`` (those need the transaction: member rows and counts, the
-        deprovisioning guard); ``"lock"`` when the change needs the locking path, ``"lost"``
-        when another write changed the row since it was read."""
+        """PostgreSQL: :meth:`with_lock` without a lock, for a resource without members
+        (:func:`rewrite` calls it for those only) and a change that leaves ``active`` as it was
+        (a change of ``active`` needs the transaction: the deprovisioning guard); ``"lock"``
+        when the change needs the locking path, ``"lost"`` when another write changed the row
+        since it was read."""
         db, spec, tenant_id, resource_id = self.db, self.spec, self.tenant_id, self.resource_id
         statements = _statements(spec, db.dialect)
         async with db.reader() as conn:
             row = await _row(conn, statements["read"], spec, tenant_id, resource_id)
         edited = _Edited.of(row, self.edit, self.if_match)
-        if edited.member_changes:
-            return "lock"
         if not edited.changed:
             return edited.unchanged(spec, resource_id)
         if spec.effects.guarded and edited.active is not None:
